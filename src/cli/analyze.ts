@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { analyze } from '../config/analyze.js';
+import { DESCRIPTORS } from '../config/descriptors.js';
+import { loadConfig } from '../config/load.js';
+import { formatConfigError, type ConfigError } from '../config/types.js';
+import type { CliIO } from './main.js';
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function kindsTable(): string {
+  const rows = [
+    ['KIND', 'API VERSIONS', 'SCOPE', 'TO PEERS', 'WHAT'],
+    ...DESCRIPTORS.map((d) => [
+      d.kind,
+      (d.group ? `${d.group}/` : '') + d.versions.join('|'),
+      d.namespaced ? 'namespaced' : 'cluster',
+      d.exportToPeers ? 'yes' : 'no',
+      d.summary,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => `  ${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`).join('\n');
+}
+
+function byPosition(a: ConfigError, b: ConfigError): number {
+  if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+  return (a.line ?? 0) - (b.line ?? 0);
+}
+
+export function registerAnalyze(program: Command, io: CliIO): void {
+  program
+    .command('analyze')
+    .description('Validate mesh config files and check them against each other')
+    .argument('[paths...]', 'files or directories (searched recursively for .yaml, .yml, .json)')
+    .option('--json', 'print the result as JSON')
+    .option('--list-kinds', 'list the kinds Isle reads and exit')
+    .addHelpText(
+      'after',
+      `\nOther kinds (Deployment, ConfigMap, ...) are skipped with a warning.\nExit status: 0 clean or warnings only, 1 errors found, 2 a path does not exist.\n\nKinds:\n${kindsTable()}\n`,
+    )
+    .action(async (paths: string[], opts: { json?: boolean; listKinds?: boolean }) => {
+      if (opts.listKinds) {
+        io.out(`${kindsTable()}\n`);
+        return;
+      }
+      if (paths.length === 0) {
+        program.commands.find((c) => c.name() === 'analyze')?.outputHelp({ error: true });
+        process.exitCode = 2;
+        return;
+      }
+      const loaded = await loadConfig(paths);
+      // Parse problems first in file order, then what the analyzers found, each sorted by position.
+      const problems = [...loaded.errors.sort(byPosition), ...analyze(loaded.resources).sort(byPosition)];
+      const errors = problems.filter((p) => p.severity === 'error').length;
+      const warnings = problems.length - errors;
+      if (opts.json) {
+        io.out(`${JSON.stringify({ files: loaded.files.length, resources: loaded.resources.length, errors, warnings, problems }, null, 2)}\n`);
+      } else {
+        for (const p of problems) io.out(`${formatConfigError(p)}\n`);
+        io.out(`${plural(errors, 'error')}, ${plural(warnings, 'warning')} in ${plural(loaded.files.length, 'file')} (${plural(loaded.resources.length, 'resource')})\n`);
+      }
+      process.exitCode = errors > 0 ? 1 : 0;
+    });
+}

@@ -1,0 +1,50 @@
+import { Command, CommanderError } from 'commander';
+import { isIsleError } from '../errors.js';
+import { registerCa } from './ca.js';
+import { registerAnalyze } from './analyze.js';
+
+/** Output sinks, injectable so commands can be tested in-process. */
+export interface CliIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const defaultIO: CliIO = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+};
+
+export function buildProgram(io: CliIO = defaultIO): Command {
+  const program = new Command('isle')
+    .description('Isle: a multi-cluster service mesh — control planes per cluster, one shared root of trust')
+    .version('0.1.0')
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride();
+  registerCa(program, io);
+  registerAnalyze(program, io);
+  return program;
+}
+
+/**
+ * Runs the CLI and returns the exit code: 0 ok, 1 failure found (e.g. `analyze` found errors),
+ * 2 bad input (usage, unreadable or invalid files).
+ */
+export async function run(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (isIsleError(e)) {
+      io.err(`isle: ${e.message}\n`);
+      return 2;
+    }
+    io.err(`isle: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

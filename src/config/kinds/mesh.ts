@@ -1,0 +1,129 @@
+/** Isle's own kinds, group mesh.isle.dev: the settings of one cluster's control plane and its peers. */
+import { bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
+import type { KindDescriptor } from './common.js';
+
+export interface Locality {
+  region: string;
+  zone?: string;
+  subZone?: string;
+}
+
+export interface MeshConfigSpec {
+  /** SPIFFE trust domain. Default `cluster.local`. */
+  trustDomain: string;
+  clusterName?: string;
+  network?: string;
+  /** Where workloads are when they do not say; always the object form after parsing. */
+  defaultLocality?: Locality;
+  /** Namespace of mesh-wide policy (PeerAuthentication, ...). Default `istio-system`. */
+  rootNamespace: string;
+  /** Push debounce as Istio durations. Default `{ quiet: '100ms', max: '10s' }`. */
+  debounce: { quiet: string; max: string };
+}
+
+export interface RemoteClusterSpec {
+  /** `host:port` of the peer control plane's export feed. */
+  address: string;
+  network?: string;
+  /** Only discovery is supported: the peer's services and endpoints, never its config. */
+  discoveryOnly: true;
+}
+
+/** `region/zone/subzone` → `{ region, zone, subZone }`. */
+export function parseLocality(s: string): Locality {
+  const [region = '', zone, subZone] = s.split('/');
+  return { region, ...(zone ? { zone } : {}), ...(subZone ? { subZone } : {}) };
+}
+
+const localityPart = str({ check: (s) => (s !== '' && !s.includes('/') ? undefined : `invalid locality part ${JSON.stringify(s)}`) });
+
+const defaultLocality: Check = (c, v, p) => {
+  if (typeof v === 'string') {
+    if (!isLocality(v)) {
+      c.error(p, `invalid locality ${JSON.stringify(v)} (use region/zone/subzone)`);
+      return false;
+    }
+    return true;
+  }
+  return obj({ region: localityPart, zone: localityPart, subZone: localityPart }, {
+    required: ['region'],
+    check: (c2, o, p2) => {
+      if (isSet(o.subZone) && !isSet(o.zone)) c2.error([...p2, 'subZone'], 'requires zone');
+    },
+  })(c, v, p);
+};
+
+const trustDomain = str({
+  check: (s) => (/^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/.test(s) ? undefined : `invalid trust domain ${JSON.stringify(s)} (lowercase letters, digits, '-', '.', '_')`),
+});
+
+const meshConfigSpec = obj(
+  {
+    trustDomain,
+    clusterName: dnsLabel,
+    network: str({ nonEmpty: true }),
+    defaultLocality,
+    rootNamespace: dnsLabel,
+    debounce: obj(
+      { quiet: duration(), max: duration() },
+      {
+        check: (c, v, p) => {
+          const q = typeof v.quiet === 'string' ? parseDuration(v.quiet) : undefined;
+          const m = typeof v.max === 'string' ? parseDuration(v.max) : undefined;
+          if (q !== undefined && m !== undefined && q > m) c.error([...p, 'quiet'], `must not be longer than max (${String(v.max)})`);
+        },
+      },
+    ),
+  },
+);
+
+const hostPort = str({
+  check: (s) => {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):(\d{1,5})$/.exec(s);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return `invalid address ${JSON.stringify(s)} (use host:port)`;
+    return undefined;
+  },
+});
+
+const remoteClusterSpec = obj(
+  { address: hostPort, network: str({ nonEmpty: true }), discoveryOnly: bool },
+  {
+    required: ['address'],
+    check: (c, v, p) => {
+      if (v.discoveryOnly === false) c.error([...p, 'discoveryOnly'], 'only discoveryOnly: true is supported (a peer is added for service discovery only)');
+    },
+  },
+);
+
+const base = { group: 'mesh.isle.dev', versions: ['v1alpha1'], namespaced: false, exportToPeers: false } as const;
+
+export const meshConfigKind: KindDescriptor<MeshConfigSpec> = {
+  ...base,
+  kind: 'MeshConfig',
+  summary: 'this cluster: trust domain, name, network, default locality, debounce',
+  spec: meshConfigSpec,
+  specRequired: false,
+  normalize: (s) => {
+    const debounce = isObject(s.debounce) ? s.debounce : {};
+    const out: MeshConfigSpec = {
+      ...(s as Partial<MeshConfigSpec>),
+      trustDomain: typeof s.trustDomain === 'string' ? s.trustDomain : 'cluster.local',
+      rootNamespace: typeof s.rootNamespace === 'string' ? s.rootNamespace : 'istio-system',
+      debounce: {
+        quiet: typeof debounce.quiet === 'string' ? debounce.quiet : '100ms',
+        max: typeof debounce.max === 'string' ? debounce.max : '10s',
+      },
+    };
+    if (typeof s.defaultLocality === 'string') out.defaultLocality = parseLocality(s.defaultLocality);
+    return out;
+  },
+};
+
+export const remoteClusterKind: KindDescriptor<RemoteClusterSpec> = {
+  ...base,
+  kind: 'RemoteCluster',
+  summary: 'a peer cluster added for service discovery only (metadata.name = its cluster name)',
+  spec: remoteClusterSpec,
+  specRequired: true,
+  normalize: (s) => ({ ...(s as Omit<RemoteClusterSpec, 'discoveryOnly'>), discoveryOnly: true }),
+};

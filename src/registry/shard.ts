@@ -1,0 +1,448 @@
+/**
+ * One cluster's slice of the registry, computed from that cluster's resources alone. `buildShard` is
+ * pure: the same input always gives the same shard (sorted, deterministic), which is what lets the
+ * aggregate diff two shards to classify a change.
+ */
+import { DEFAULT_DOMAIN_SUFFIX, fqdn, serviceHost } from '../config/hosts.js';
+import type { ServicePort as KubeServicePort, ServiceSpec } from '../config/kinds/core.js';
+import type { Locality as ConfigLocality, MeshConfigSpec } from '../config/kinds/mesh.js';
+import type { ServiceEntrySpec, ServicePortIstio, WorkloadEntrySpec } from '../config/kinds/networking.js';
+import type { Resource } from '../config/types.js';
+import {
+  EMPTY_LOCALITY,
+  LABEL_CLUSTER,
+  LABEL_NETWORK,
+  deriveProtocol,
+  fillLocality,
+  fromConfigLocality,
+  labelsMatch,
+  localityFromLabels,
+  parseLocalityString,
+  parseProtocol,
+  topologyLabels,
+  type Endpoint,
+  type EndpointSource,
+  type Health,
+  type Labels,
+  type Locality,
+  type RegistryProblem,
+  type Service,
+  type ServicePort,
+  type Workload,
+} from './model.js';
+
+/** What a cluster's MeshConfig says about workloads that do not say it themselves. */
+export interface MeshDefaults {
+  network?: string;
+  locality?: Locality;
+  /** Suffix of Kubernetes Service host names. Default `cluster.local`. */
+  domainSuffix?: string;
+}
+
+export function meshDefaultsFrom(spec: Pick<MeshConfigSpec, 'network' | 'defaultLocality'> | undefined): MeshDefaults {
+  if (!spec) return {};
+  return {
+    ...(spec.network ? { network: spec.network } : {}),
+    ...(spec.defaultLocality ? { locality: fromConfigLocality(spec.defaultLocality as ConfigLocality) } : {}),
+  };
+}
+
+/**
+ * A workload as its source describes it, before defaults: a WorkloadEntry, or the metadata of an
+ * auto-registered proxy. Unset fields fall back to topology labels, then to the MeshDefaults.
+ */
+export interface WorkloadSpec {
+  name: string;
+  namespace: string;
+  address?: string;
+  labels?: Labels;
+  serviceAccount?: string;
+  /** `region/zone/subzone`. */
+  locality?: string;
+  network?: string;
+  cluster?: string;
+  ports?: Readonly<Record<string, number>>;
+  health?: Health;
+  weight?: number;
+}
+
+export interface ShardInput {
+  /** Services, ServiceEntries and WorkloadEntries; other kinds are ignored. */
+  resources: Iterable<Resource>;
+  /** Auto-registered workloads (see autoregister.ts). */
+  workloads?: Iterable<WorkloadSpec>;
+}
+
+export interface ShardOptions {
+  /** A peer's shard: its endpoints are tagged `source: 'peer'`. Default 'local'. */
+  origin?: 'local' | 'peer';
+}
+
+export interface Shard {
+  readonly cluster: string;
+  readonly origin: 'local' | 'peer';
+  /** By hostname, sorted. */
+  readonly services: ReadonlyMap<string, Service>;
+  /** By hostname; every service has an entry, possibly empty. */
+  readonly endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Sorted by namespace/name. */
+  readonly workloads: readonly Workload[];
+  readonly problems: readonly RegistryProblem[];
+}
+
+const DEFAULT_SA = 'default';
+const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+
+export function emptyShard(cluster: string, origin: 'local' | 'peer' = 'local'): Shard {
+  return { cluster, origin, services: new Map(), endpoints: new Map(), workloads: [], problems: [] };
+}
+
+export function buildShard(cluster: string, defaults: MeshDefaults, input: ShardInput, opts: ShardOptions = {}): Shard {
+  const origin = opts.origin ?? 'local';
+  const problems: RegistryProblem[] = [];
+  const kube: Resource<ServiceSpec>[] = [];
+  const entries: Resource<ServiceEntrySpec>[] = [];
+  const wles: Resource<WorkloadEntrySpec>[] = [];
+  for (const r of input.resources) {
+    if (r.kind === 'Service') kube.push(r as Resource<ServiceSpec>);
+    else if (r.kind === 'ServiceEntry') entries.push(r as Resource<ServiceEntrySpec>);
+    else if (r.kind === 'WorkloadEntry') wles.push(r as Resource<WorkloadEntrySpec>);
+  }
+  kube.sort(byNamespacedName);
+  entries.sort(byNamespacedName);
+
+  const workloads = collectWorkloads(cluster, defaults, wles, input.workloads ?? [], problems);
+  const selectWorkloads = workloadIndex(workloads);
+  const workloadSource = (w: Workload): EndpointSource => (origin === 'peer' ? 'peer' : w.source);
+
+  const services = new Map<string, Service>();
+  const endpoints = new Map<string, Endpoint[]>();
+  const definedBy = new Map<string, string>();
+  const claim = (hostname: string, what: string): boolean => {
+    const first = definedBy.get(hostname);
+    if (first !== undefined) {
+      problems.push({ cluster, hostname, resource: what, message: `host ${hostname} is already defined by ${first}; ${what} ignored for it` });
+      return false;
+    }
+    definedBy.set(hostname, what);
+    return true;
+  };
+
+  // Services before ServiceEntries: a Kubernetes Service is the authoritative definition of its
+  // own host, a ServiceEntry for the same host is the odd one out.
+  for (const r of kube) {
+    const ns = r.metadata.namespace ?? 'default';
+    const what = `Service ${ns}/${r.metadata.name}`;
+    const svc = kubeService(r, cluster, defaults.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX);
+    if (!claim(svc.hostname, what)) continue;
+    services.set(svc.hostname, svc);
+    const eps: Endpoint[] = [];
+    // Kubernetes gives a Service without a selector no managed endpoints; so does Isle.
+    if (svc.selector && Object.keys(svc.selector).length > 0 && svc.resolution !== 'DNS') {
+      for (const w of selectWorkloads(ns, svc.selector)) {
+        for (const p of svc.ports) {
+          const target = resolveTargetPort(p.targetPort, w.ports);
+          if (target === undefined) {
+            problems.push({
+              cluster,
+              hostname: svc.hostname,
+              resource: `${w.namespace}/${w.name}`,
+              message: `${what} port ${p.name || p.port}: workload ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; endpoint skipped`,
+            });
+            continue;
+          }
+          eps.push(workloadEndpoint(svc.hostname, p, target, w, workloadSource(w)));
+        }
+      }
+    }
+    endpoints.set(svc.hostname, eps);
+  }
+
+  for (const r of entries) {
+    const ns = r.metadata.namespace ?? 'default';
+    const what = `ServiceEntry ${ns}/${r.metadata.name}`;
+    const spec = r.spec;
+    const ports = (spec.ports ?? []).map(sePort).sort((a, b) => a.port - b.port);
+    const selector = spec.workloadSelector?.labels;
+    const exportTo = spec.exportTo ?? exportToAnnotation(r);
+    for (const host of spec.hosts) {
+      const hostname = fqdn(host, ns);
+      if (!claim(hostname, what)) continue;
+      const svc: Service = {
+        hostname,
+        name: hostname,
+        namespace: ns,
+        ports,
+        ...(selector ? { selector } : {}),
+        addresses: spec.addresses ?? [],
+        clusterAddresses: { [cluster]: spec.addresses ?? [] },
+        resolution: spec.resolution ?? 'NONE',
+        location: spec.location ?? 'MESH_EXTERNAL',
+        kind: 'ServiceEntry',
+        clusters: [cluster],
+        ...(exportTo ? { exportTo } : {}),
+      };
+      services.set(hostname, svc);
+      endpoints.set(hostname, serviceEntryEndpoints(svc, r, cluster, defaults, origin, selector ? selectWorkloads(ns, selector) : undefined, workloadSource));
+    }
+  }
+
+  return {
+    cluster,
+    origin,
+    services: new Map([...services].sort(([a], [b]) => cmp(a, b))),
+    endpoints,
+    workloads,
+    problems,
+  };
+}
+
+/**
+ * Selection through an index of `namespace` + `key=value`: scanning every workload for every
+ * service is quadratic, and at a couple of thousand workloads it dominated the rebuild.
+ */
+function workloadIndex(workloads: readonly Workload[]): (namespace: string, selector: Labels) => Workload[] {
+  const byNamespace = new Map<string, Workload[]>();
+  const byLabel = new Map<string, Workload[]>();
+  const push = (m: Map<string, Workload[]>, k: string, w: Workload) => {
+    const list = m.get(k);
+    if (list) list.push(w);
+    else m.set(k, [w]);
+  };
+  for (const w of workloads) {
+    push(byNamespace, w.namespace, w);
+    for (const k in w.labels) push(byLabel, JSON.stringify([w.namespace, k, w.labels[k]]), w);
+  }
+  return (namespace, selector) => {
+    let candidates = byNamespace.get(namespace) ?? [];
+    for (const k in selector) {
+      const list = byLabel.get(JSON.stringify([namespace, k, selector[k]])) ?? [];
+      if (list.length < candidates.length) candidates = list;
+    }
+    // Posting lists keep the sorted order of `workloads`, so the result stays deterministic.
+    return candidates.filter((w) => labelsMatch(selector, w.labels));
+  };
+}
+
+const endpointLabels = new WeakMap<Workload, Labels>();
+
+function kubeService(r: Resource<ServiceSpec>, cluster: string, domainSuffix: string): Service {
+  const ns = r.metadata.namespace ?? 'default';
+  const spec = r.spec;
+  const ports: ServicePort[] = (spec.ports ?? []).map((p: KubeServicePort) => ({
+    name: p.name ?? '',
+    port: p.port,
+    targetPort: p.targetPort ?? p.port,
+    protocol: deriveProtocol(p),
+  }));
+  ports.sort((a, b) => a.port - b.port);
+  const external = spec.type === 'ExternalName';
+  const headless = spec.clusterIP === 'None';
+  const addresses = (spec.clusterIPs ?? (spec.clusterIP ? [spec.clusterIP] : [])).filter((a) => a !== 'None' && a !== '');
+  const exportTo = exportToAnnotation(r);
+  return {
+    hostname: serviceHost(r.metadata.name, ns, domainSuffix).toLowerCase(),
+    name: r.metadata.name,
+    namespace: ns,
+    ports,
+    ...(spec.selector ? { selector: spec.selector } : {}),
+    addresses,
+    clusterAddresses: { [cluster]: addresses },
+    resolution: external ? 'DNS' : headless ? 'NONE' : 'STATIC',
+    location: external ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
+    kind: 'Service',
+    clusters: [cluster],
+    ...(exportTo ? { exportTo } : {}),
+  };
+}
+
+function sePort(p: ServicePortIstio): ServicePort {
+  return {
+    name: p.name,
+    port: p.number,
+    targetPort: p.targetPort ?? p.number,
+    protocol: parseProtocol(p.protocol) ?? deriveProtocol({ name: p.name }),
+  };
+}
+
+function exportToAnnotation(r: Resource): string[] | undefined {
+  const a = r.metadata.annotations?.[EXPORT_TO_ANNOTATION];
+  if (!a) return undefined;
+  const list = a.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return list.length > 0 ? list : undefined;
+}
+
+function resolveTargetPort(target: number | string, ports: Readonly<Record<string, number>>): number | undefined {
+  if (typeof target === 'number') return target;
+  // A numeric string is how some tools write a number; Kubernetes' IntOrString accepts it.
+  if (/^\d+$/.test(target)) return Number(target);
+  return ports[target];
+}
+
+/** Endpoints by workload, reused while the workload is: keeps diffing and fingerprinting cheap. */
+const endpointCache = new WeakMap<Workload, Map<string, Endpoint>>();
+
+function workloadEndpoint(hostname: string, p: ServicePort, target: number, w: Workload, source: EndpointSource): Endpoint {
+  let byKey = endpointCache.get(w);
+  if (!byKey) endpointCache.set(w, (byKey = new Map()));
+  const key = `${hostname}|${p.name}|${p.port}|${target}|${source}`;
+  let ep = byKey.get(key);
+  if (!ep) byKey.set(key, (ep = makeEndpoint(hostname, p, target, w, source)));
+  return ep;
+}
+
+function makeEndpoint(hostname: string, p: ServicePort, target: number, w: Workload, source: EndpointSource): Endpoint {
+  return {
+    hostname,
+    portName: p.name,
+    servicePort: p.port,
+    ...(w.address !== undefined ? { address: w.address } : {}),
+    port: target,
+    cluster: w.cluster,
+    network: w.network,
+    locality: w.locality,
+    serviceAccount: { namespace: w.namespace, name: w.serviceAccount },
+    labels: labelsOf(w),
+    health: w.health,
+    ...(w.weight !== undefined ? { weight: w.weight } : {}),
+    workload: w.name,
+    source,
+  };
+}
+
+/** One labels object per workload, shared by all its endpoints. */
+function labelsOf(w: Workload): Labels {
+  let l = endpointLabels.get(w);
+  if (!l) endpointLabels.set(w, (l = topologyLabels(w.labels, w)));
+  return l;
+}
+
+function serviceEntryEndpoints(
+  svc: Service,
+  r: Resource<ServiceEntrySpec>,
+  cluster: string,
+  defaults: MeshDefaults,
+  origin: 'local' | 'peer',
+  selected: Workload[] | undefined,
+  workloadSource: (w: Workload) => EndpointSource,
+): Endpoint[] {
+  const spec = r.spec;
+  const ns = svc.namespace;
+  const source: EndpointSource = origin === 'peer' ? 'peer' : 'ServiceEntry';
+  const out: Endpoint[] = [];
+  // Istio's order for a ServiceEntry port: the endpoint's own port map, then targetPort, then the number.
+  const target = (p: ServicePort, ports: Readonly<Record<string, number>> | undefined) =>
+    ports?.[p.name] ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port);
+
+  if (selected) {
+    for (const w of selected) for (const p of svc.ports) out.push(workloadEndpoint(svc.hostname, p, target(p, w.ports), w, workloadSource(w)));
+    return out;
+  }
+  if (spec.resolution === undefined || spec.resolution === 'NONE') return out;
+
+  const inline = spec.endpoints ?? [];
+  if (inline.length > 0) {
+    inline.forEach((ep, i) => {
+      const w = normalizeWorkload(
+        { ...ep, name: `${r.metadata.name}-${i}`, namespace: ns, labels: ep.labels ?? {} },
+        cluster,
+        defaults,
+        'WorkloadEntry',
+        [],
+      );
+      for (const p of svc.ports) out.push(workloadEndpoint(svc.hostname, p, target(p, ep.ports), w, source));
+    });
+    return out;
+  }
+  // Istio resolves a DNS ServiceEntry without endpoints by its host name; a wildcard has nothing to resolve.
+  if ((spec.resolution === 'DNS' || spec.resolution === 'DNS_ROUND_ROBIN') && !svc.hostname.includes('*')) {
+    const w = normalizeWorkload({ name: svc.hostname, namespace: ns, address: svc.hostname }, cluster, defaults, 'WorkloadEntry', []);
+    for (const p of svc.ports) out.push(workloadEndpoint(svc.hostname, p, target(p, undefined), w, source));
+  }
+  return out;
+}
+
+/**
+ * Normalized workloads by input object. Store resources and AutoRegistry specs keep their identity
+ * while unchanged (and are never mutated), so a rebuild after one change re-normalizes one
+ * workload, and the endpoint label objects (keyed by workload) are reused too.
+ */
+const workloadCache = new WeakMap<object, { context: string; workload: Workload; problems: RegistryProblem[] }>();
+
+function collectWorkloads(
+  cluster: string,
+  defaults: MeshDefaults,
+  wles: Resource<WorkloadEntrySpec>[],
+  auto: Iterable<WorkloadSpec>,
+  problems: RegistryProblem[],
+): Workload[] {
+  const context = `${cluster} ${JSON.stringify(defaults)}`;
+  const cached = (from: object, make: (problems: RegistryProblem[]) => Workload): Workload => {
+    let c = workloadCache.get(from);
+    if (!c || c.context !== context) {
+      const own: RegistryProblem[] = [];
+      c = { context, workload: make(own), problems: own };
+      workloadCache.set(from, c);
+    }
+    problems.push(...c.problems);
+    return c.workload;
+  };
+  const byKey = new Map<string, Workload>();
+  for (const r of wles) {
+    const ns = r.metadata.namespace ?? 'default';
+    const w = cached(r, (ps) => normalizeWorkload({ ...r.spec, name: r.metadata.name, namespace: ns }, cluster, defaults, 'WorkloadEntry', ps));
+    byKey.set(`${ns}/${r.metadata.name}`, w);
+  }
+  for (const spec of auto) {
+    const key = `${spec.namespace}/${spec.name}`;
+    if (byKey.has(key)) {
+      problems.push({ cluster, resource: key, message: `auto-registered workload ${key} has the name of a WorkloadEntry, which takes precedence` });
+      continue;
+    }
+    byKey.set(key, cached(spec, (ps) => normalizeWorkload(spec, cluster, defaults, 'auto', ps)));
+  }
+  return [...byKey].sort(([a], [b]) => cmp(a, b)).map(([, w]) => w);
+}
+
+/** Fills a workload's topology: its own fields, then its topology labels, then the MeshDefaults. */
+export function normalizeWorkload(
+  spec: WorkloadSpec,
+  cluster: string,
+  defaults: MeshDefaults,
+  source: Workload['source'],
+  problems: RegistryProblem[],
+): Workload {
+  const labels = spec.labels ?? {};
+  const locality = fillLocality(parseLocalityString(spec.locality), localityFromLabels(labels), defaults.locality ?? EMPTY_LOCALITY);
+  const network = spec.network || labels[LABEL_NETWORK] || defaults.network || '';
+  const wcluster = spec.cluster || labels[LABEL_CLUSTER] || cluster;
+  if (wcluster !== cluster) {
+    problems.push({
+      cluster,
+      resource: `${spec.namespace}/${spec.name}`,
+      message: `workload ${spec.namespace}/${spec.name} says it is in cluster ${wcluster} but is registered in cluster ${cluster}`,
+    });
+  }
+  return {
+    name: spec.name,
+    namespace: spec.namespace,
+    ...(spec.address ? { address: spec.address } : {}),
+    labels,
+    serviceAccount: spec.serviceAccount || DEFAULT_SA,
+    locality,
+    network,
+    cluster: wcluster,
+    ports: spec.ports ?? {},
+    health: spec.health ?? 'HEALTHY',
+    ...(spec.weight !== undefined ? { weight: spec.weight } : {}),
+    source,
+  };
+}
+
+function byNamespacedName(a: Resource, b: Resource): number {
+  return cmp(`${a.metadata.namespace ?? ''}/${a.metadata.name}`, `${b.metadata.namespace ?? ''}/${b.metadata.name}`);
+}
+
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

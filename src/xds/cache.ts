@@ -1,0 +1,210 @@
+/**
+ * What the xDS server serves, kept apart from how it is served (go-control-plane's split): the
+ * push pipeline writes per-node snapshots here; the server only reads them and opens watches.
+ * The cache knows nothing about streams, nonces or ACKs, and the server nothing about how
+ * resources are generated.
+ *
+ * Resources are serialized once when they are made (makeResource) and the same `Any` object, and
+ * so the same bytes, is shared by every snapshot and every response that carries it.
+ */
+import { createHash } from 'node:crypto';
+import { toAny } from './codec.js';
+import type { AnyMsg } from './protos.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from './typeurls.js';
+
+/** One named resource, serialized. Immutable: build a new one to change it. */
+export interface XdsResource {
+  readonly name: string;
+  /** Version of this resource alone (delta xDS); a hash of its bytes unless given. */
+  readonly version: string;
+  readonly any: AnyMsg;
+}
+
+/** All resources of one type for one node, at one version (the SotW `version_info`). */
+export interface TypeSnapshot {
+  readonly version: string;
+  readonly resources: ReadonlyMap<string, XdsResource>;
+}
+
+/** typeUrl → TypeSnapshot. The same Snapshot object may be given to many nodes. */
+export type Snapshot = ReadonlyMap<string, TypeSnapshot>;
+
+/** What the server needs from a cache; SnapshotCache is the implementation. */
+export interface ConfigWatcher {
+  /** The current resources of a type for a node, if any were set. */
+  get(nodeId: string, typeUrl: string): TypeSnapshot | undefined;
+  /**
+   * Calls `listener` (synchronously, inside the setter) each time the node's snapshot of this
+   * type gets a new version. It does not fire for what is already there: read it with get().
+   * Returns the cancel function; calling it more than once is harmless.
+   */
+  watch(nodeId: string, typeUrl: string, listener: (snapshot: TypeSnapshot) => void): () => void;
+}
+
+const NAME_FIELD: Record<string, string> = {
+  [CLUSTER_TYPE]: 'name',
+  [ENDPOINT_TYPE]: 'cluster_name',
+  [LISTENER_TYPE]: 'name',
+  [ROUTE_TYPE]: 'name',
+  [SECRET_TYPE]: 'name',
+};
+
+/** The xDS resource name of a plain Envoy object (`cluster_name` for EDS, `name` otherwise). */
+export function resourceName(typeUrl: string, obj: Record<string, unknown>): string {
+  const v = obj[NAME_FIELD[typeUrl] ?? 'name'];
+  if (typeof v !== 'string' || v === '') {
+    throw new TypeError(`${typeUrl}: resource has no ${NAME_FIELD[typeUrl] ?? 'name'}`);
+  }
+  return v;
+}
+
+export function hashVersion(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+}
+
+/** Validates and serializes `obj` once; throws XdsCodecError for anything Envoy would reject. */
+export function makeResource(typeUrl: string, obj: Record<string, unknown>, name?: string): XdsResource {
+  const any = toAny(typeUrl, obj);
+  return Object.freeze({ name: name ?? resourceName(typeUrl, obj), version: hashVersion(any.value), any });
+}
+
+/** For bytes encoded elsewhere (a peer's feed, another cache). */
+export function resourceFromAny(name: string, any: AnyMsg, version?: string): XdsResource {
+  return Object.freeze({ name, version: version ?? hashVersion(any.value), any });
+}
+
+export function typeSnapshot(version: string, resources: Iterable<XdsResource>): TypeSnapshot {
+  const map = new Map<string, XdsResource>();
+  for (const r of resources) {
+    if (map.has(r.name)) throw new TypeError(`duplicate resource name ${JSON.stringify(r.name)} in version ${version}`);
+    map.set(r.name, r);
+  }
+  return Object.freeze({ version, resources: map });
+}
+
+/** Builds a Snapshot from `{ [typeUrl]: { version, resources } }`. */
+export function makeSnapshot(
+  types: Record<string, { version: string; resources: Iterable<XdsResource> } | TypeSnapshot>,
+): Snapshot {
+  const m = new Map<string, TypeSnapshot>();
+  for (const [typeUrl, t] of Object.entries(types)) {
+    m.set(typeUrl, isTypeSnapshot(t) ? t : typeSnapshot(t.version, t.resources as Iterable<XdsResource>));
+  }
+  return m;
+}
+
+type Listener = (snapshot: TypeSnapshot) => void;
+
+/**
+ * Per-node snapshots plus the watches of open streams. Versions are trusted: a type whose version
+ * string did not change is considered unchanged and wakes nobody.
+ */
+export class SnapshotCache implements ConfigWatcher {
+  private readonly nodes = new Map<string, Map<string, TypeSnapshot>>();
+  /** nodeId → typeUrl → listeners. Emptied eagerly so a reconnect storm leaves nothing behind. */
+  private readonly watches = new Map<string, Map<string, Set<Listener>>>();
+  private watchTotal = 0;
+
+  /**
+   * Replaces everything the node gets. A type left out is forgotten without a push (SotW cannot
+   * say "this type is gone"; proxies keep what they had); to empty a type, set it with no resources.
+   * Listeners that throw do not stop the others; their errors are rethrown together afterwards.
+   */
+  setSnapshot(nodeId: string, snapshot: Snapshot): void {
+    const prev = this.nodes.get(nodeId);
+    this.nodes.set(nodeId, new Map(snapshot));
+    const changed: [string, TypeSnapshot][] = [];
+    for (const [typeUrl, ts] of snapshot) {
+      if (prev?.get(typeUrl)?.version !== ts.version) changed.push([typeUrl, ts]);
+    }
+    this.notify(nodeId, changed);
+  }
+
+  /** Sets one type of one node, keeping the others. */
+  setResources(
+    nodeId: string,
+    typeUrl: string,
+    version: string,
+    resources: Iterable<XdsResource> | TypeSnapshot,
+  ): void {
+    const ts = isTypeSnapshot(resources) ? resources : typeSnapshot(version, resources);
+    if (ts.version !== version) throw new TypeError(`version ${version} does not match its snapshot's ${ts.version}`);
+    let types = this.nodes.get(nodeId);
+    if (!types) this.nodes.set(nodeId, (types = new Map()));
+    const before = types.get(typeUrl)?.version;
+    types.set(typeUrl, ts);
+    if (before !== version) this.notify(nodeId, [[typeUrl, ts]]);
+  }
+
+  /** Forgets a node (e.g. its proxy is gone for good). Open watches stay and see later sets. */
+  clearSnapshot(nodeId: string): void {
+    this.nodes.delete(nodeId);
+  }
+
+  getSnapshot(nodeId: string): Snapshot | undefined {
+    return this.nodes.get(nodeId);
+  }
+
+  get(nodeId: string, typeUrl: string): TypeSnapshot | undefined {
+    return this.nodes.get(nodeId)?.get(typeUrl);
+  }
+
+  nodeIds(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  watch(nodeId: string, typeUrl: string, listener: Listener): () => void {
+    let byType = this.watches.get(nodeId);
+    if (!byType) this.watches.set(nodeId, (byType = new Map()));
+    let set = byType.get(typeUrl);
+    if (!set) byType.set(typeUrl, (set = new Set()));
+    let live = true;
+    // A wrapper, so the same function can watch twice and each cancel removes only its own; the
+    // flag stops a watch cancelled during a notification from still being called in that round.
+    const entry: Listener = (s) => {
+      if (live) listener(s);
+    };
+    set.add(entry);
+    this.watchTotal++;
+    return () => {
+      if (!live) return;
+      live = false;
+      this.watchTotal--;
+      set.delete(entry);
+      if (set.size === 0) {
+        byType.delete(typeUrl);
+        if (byType.size === 0 && this.watches.get(nodeId) === byType) this.watches.delete(nodeId);
+      }
+    };
+  }
+
+  /** Open watches, for one node or all; leak checks and metrics. */
+  watchCount(nodeId?: string): number {
+    if (nodeId === undefined) return this.watchTotal;
+    let n = 0;
+    for (const set of this.watches.get(nodeId)?.values() ?? []) n += set.size;
+    return n;
+  }
+
+  private notify(nodeId: string, changed: [string, TypeSnapshot][]): void {
+    const byType = this.watches.get(nodeId);
+    if (!byType || changed.length === 0) return;
+    const errors: unknown[] = [];
+    for (const [typeUrl, ts] of changed) {
+      // Copy: a listener may cancel its own or another watch while we iterate.
+      for (const l of [...(byType.get(typeUrl) ?? [])]) {
+        try {
+          l(ts);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} xDS watch listeners failed`);
+  }
+}
+
+function isTypeSnapshot(v: unknown): v is TypeSnapshot {
+  return typeof v === 'object' && v !== null && 'version' in v && (v as TypeSnapshot).resources instanceof Map;
+}

@@ -1,0 +1,672 @@
+/**
+ * Envoy's Aggregated Discovery Service (envoy.service.discovery.v3.AggregatedDiscoveryService),
+ * state of the world (StreamAggregatedResources) and delta (DeltaAggregatedResources), as a thin
+ * protocol layer over a ConfigWatcher (cache.ts): the cache says what a node should have, this
+ * file decides what each stream still needs and keeps the per-type nonce/ACK/NACK bookkeeping.
+ *
+ * Protocol choices (see docs/decisions/0005-xds-server.md):
+ * - Each type has its own nonce. A request quoting the last nonce sent is an ACK, or a NACK when
+ *   it carries error_detail. A request quoting any other nonce is stale: SotW ignores it entirely
+ *   (the client will send a current one); delta still applies its subscription changes, which are
+ *   incremental and would otherwise be lost, but never counts it as an ACK/NACK. Before anything of
+ *   a type was sent on the stream, any nonce is accepted as an initial request (a client coming
+ *   back from another server instance quotes that server's nonce).
+ * - After a NACK nothing is resent: a type is pushed only when the cache holds a version other than
+ *   the one last sent (or, SotW, the subscribed names select other resources). The proxy keeps its
+ *   last ACKed config; a newer version is sent as soon as it exists. Delta records what it sent as
+ *   the proxy's state even before the ACK, for the same reason.
+ * - Types the server does not serve are ignored: no response, no watch, a warning once per stream
+ *   (what go-control-plane and istiod do), so a newer Envoy asking for an extra type keeps working.
+ * - Types pending together are sent in PUSH_ORDER (CDS, EDS, LDS, RDS, SDS): changes arriving in
+ *   the same tick are collected and flushed in a microtask.
+ */
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { adsServiceDefinition } from './ads.js';
+import type { ConfigWatcher } from './cache.js';
+import type {
+  AnyMsg,
+  DeltaDiscoveryRequestMsg,
+  DeltaDiscoveryResponseMsg,
+  DeltaResourceMsg,
+  DiscoveryRequestMsg,
+  DiscoveryResponseMsg,
+  NodeMsg,
+  StatusMsg,
+} from './protos.js';
+import { PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from './typeurls.js';
+
+/** pino-compatible subset, so a pino logger can be passed as is. */
+export interface XdsLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const silent: XdsLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface NodeInfo {
+  id: string;
+  cluster: string;
+  /** node.metadata as plain JSON (Istio puts NAMESPACE, LABELS, NETWORK… here). */
+  metadata: Record<string, unknown>;
+  locality?: { region?: string; zone?: string; sub_zone?: string };
+  userAgent?: string;
+}
+
+export interface NackInfo {
+  version: string;
+  nonce: string;
+  code: number;
+  message: string;
+  at: number;
+}
+
+export interface TypeStatus {
+  typeUrl: string;
+  wildcard: boolean;
+  names: string[];
+  versionSent?: string;
+  nonce?: string;
+  sentAt?: number;
+  versionAcked?: string;
+  ackedAt?: number;
+  lastNack?: NackInfo;
+}
+
+export type XdsProtocol = 'sotw' | 'delta';
+
+export interface ProxyStatus {
+  streamId: string;
+  protocol: XdsProtocol;
+  node: NodeInfo;
+  /** The cache key this stream watches (node id unless `nodeKey` says otherwise). */
+  key: string;
+  peer: string;
+  connectedSince: number;
+  /** In push order. */
+  types: TypeStatus[];
+  /** Type URLs the proxy asked for that this server does not serve. */
+  ignoredTypes: string[];
+}
+
+interface StreamRef {
+  streamId: string;
+  protocol: XdsProtocol;
+  nodeId: string;
+}
+
+export interface SendEvent extends StreamRef {
+  typeUrl: string;
+  version: string;
+  nonce: string;
+  resources: number;
+  removed: number;
+  /** The response object as written (its Any values are the cache's shared buffers). */
+  response: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg;
+}
+
+export interface AckEvent extends StreamRef {
+  typeUrl: string;
+  version: string;
+  nonce: string;
+  sentAt: number;
+  ackedAt: number;
+}
+
+export interface NackEvent extends StreamRef, NackInfo {
+  typeUrl: string;
+  /** What the proxy still runs, if it ever ACKed this type on this stream. */
+  versionAcked?: string;
+}
+
+export interface XdsServerEvents {
+  connect: (e: { proxy: ProxyStatus }) => void;
+  disconnect: (e: { proxy: ProxyStatus; reason: string }) => void;
+  send: (e: SendEvent) => void;
+  ack: (e: AckEvent) => void;
+  nack: (e: NackEvent) => void;
+}
+
+export interface XdsServerOptions {
+  cache: ConfigWatcher;
+  /** Types served, in push order. Default PUSH_ORDER; peering adds its own. */
+  typeUrls?: readonly string[];
+  /** Types where an empty first subscription means all. Default CDS and LDS. */
+  wildcardTypes?: ReadonlySet<string>;
+  /** Cache key of a stream; default the node id. */
+  nodeKey?: (node: NodeInfo) => string;
+  logger?: XdsLogger;
+  /** Clock for status and event timestamps (ms). */
+  now?: () => number;
+}
+
+/** Server options worth setting on the grpc.Server the ADS service is added to. */
+export const RECOMMENDED_GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  // A DiscoveryRequest is small (names and a node); large ones are abuse or bugs.
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  // Responses with thousands of endpoints can be big.
+  'grpc.max_send_message_length': 64 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+};
+
+type Listeners = { [K in keyof XdsServerEvents]: Set<XdsServerEvents[K]> };
+
+export class XdsServer {
+  readonly cache: ConfigWatcher;
+  readonly typeUrls: readonly string[];
+  private readonly served: ReadonlySet<string>;
+  private readonly wildcardTypes: ReadonlySet<string>;
+  private readonly nodeKey: (node: NodeInfo) => string;
+  readonly logger: XdsLogger;
+  readonly now: () => number;
+  private readonly streams = new Map<string, AdsStream>();
+  private readonly listeners: Listeners = {
+    connect: new Set(),
+    disconnect: new Set(),
+    send: new Set(),
+    ack: new Set(),
+    nack: new Set(),
+  };
+  private streamSeq = 0;
+  private nonceSeq = 0;
+  /** Nonces from another server instance never match ours. */
+  private readonly noncePrefix = randomBytes(4).toString('hex') + '-';
+
+  constructor(options: XdsServerOptions) {
+    this.cache = options.cache;
+    this.typeUrls = options.typeUrls ?? PUSH_ORDER;
+    this.served = new Set(this.typeUrls);
+    this.wildcardTypes = options.wildcardTypes ?? WILDCARD_TYPES;
+    this.nodeKey = options.nodeKey ?? ((n) => n.id);
+    this.logger = options.logger ?? silent;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Registers the ADS service; the caller owns the server (credentials, bind, shutdown). */
+  addToServer(server: grpc.Server): void {
+    server.addService(adsServiceDefinition(), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg>) =>
+        this.open('sotw', call),
+      DeltaAggregatedResources: (
+        call: grpc.ServerDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>,
+      ) => this.open('delta', call),
+    } as grpc.UntypedServiceImplementation);
+  }
+
+  /** Subscribes to an event; returns the unsubscribe function. Listener errors are logged, never thrown. */
+  on<K extends keyof XdsServerEvents>(event: K, listener: XdsServerEvents[K]): () => void {
+    const set = this.listeners[event] as Set<XdsServerEvents[K]>;
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** One entry per open stream that has identified its node. */
+  status(): ProxyStatus[] {
+    const out: ProxyStatus[] = [];
+    for (const s of this.streams.values()) {
+      const st = s.status();
+      if (st) out.push(st);
+    }
+    return out;
+  }
+
+  /** Open streams, including ones that have not sent their first request yet. */
+  streamCount(): number {
+    return this.streams.size;
+  }
+
+  /** Ends every stream with OK (proxies reconnect elsewhere) and drops their watches. */
+  close(): void {
+    for (const s of [...this.streams.values()]) s.shutdown('server closing');
+  }
+
+  // --- internals used by AdsStream -------------------------------------------------------------
+
+  /** @internal */
+  emit<K extends keyof XdsServerEvents>(event: K, arg: Parameters<XdsServerEvents[K]>[0]): void {
+    for (const l of this.listeners[event]) {
+      try {
+        (l as (a: typeof arg) => void)(arg);
+      } catch (e) {
+        this.logger.error({ err: e, event }, 'xDS event listener threw');
+      }
+    }
+  }
+
+  /** @internal */
+  nextNonce(): string {
+    return this.noncePrefix + (++this.nonceSeq).toString(36);
+  }
+
+  /** @internal */
+  serves(typeUrl: string): boolean {
+    return this.served.has(typeUrl);
+  }
+
+  /** @internal */
+  isWildcardType(typeUrl: string): boolean {
+    return this.wildcardTypes.has(typeUrl);
+  }
+
+  /** @internal */
+  keyOf(node: NodeInfo): string {
+    return this.nodeKey(node);
+  }
+
+  /** @internal */
+  forget(id: string): void {
+    this.streams.delete(id);
+  }
+
+  private open(protocol: XdsProtocol, call: AnyCall): void {
+    const id = `${protocol}-${++this.streamSeq}`;
+    this.streams.set(id, new AdsStream(this, id, protocol, call));
+  }
+}
+
+type AnyCall =
+  | grpc.ServerDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg>
+  | grpc.ServerDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>;
+
+interface TypeState {
+  readonly typeUrl: string;
+  wildcard: boolean;
+  names: Set<string>;
+  /** A request of this type has been received (delta: the first one carries initial versions). */
+  subscribed: boolean;
+  unwatch: () => void;
+  nonce?: string;
+  /** Version carried by the response with `nonce`. */
+  nonceVersion?: string;
+  sentAt?: number;
+  /** The response with `nonce` got its ACK or NACK already. */
+  answered: boolean;
+  versionAcked?: string;
+  ackedAt?: number;
+  lastNack?: NackInfo;
+  /** SotW: which names the last response carried (`*` for wildcard), to resend on resubscription. */
+  sentSelection?: string;
+  /** Delta: what the proxy has, name → resource version. */
+  clientVersions: Map<string, string>;
+}
+
+class AdsStream {
+  private node: NodeInfo | undefined;
+  private key = '';
+  private connectedSince = 0;
+  private readonly peer: string;
+  private readonly types = new Map<string, TypeState>();
+  private readonly ignored = new Set<string>();
+  private readonly pending = new Set<string>();
+  private flushQueued = false;
+  private closed = false;
+
+  constructor(
+    private readonly server: XdsServer,
+    private readonly id: string,
+    private readonly protocol: XdsProtocol,
+    private readonly call: AnyCall,
+  ) {
+    let peer = 'unknown';
+    try {
+      peer = call.getPeer();
+    } catch {
+      // the peer is only for logs
+    }
+    this.peer = peer;
+    call.on('data', (req: DiscoveryRequestMsg | DeltaDiscoveryRequestMsg) => {
+      try {
+        if (protocol === 'sotw') this.onSotw(req as DiscoveryRequestMsg);
+        else this.onDelta(req as DeltaDiscoveryRequestMsg);
+      } catch (e) {
+        this.server.logger.error({ err: e, stream: id, node: this.node?.id }, 'xDS request handling failed');
+        this.reject(grpc.status.INTERNAL, 'internal error handling the request');
+      }
+    });
+    call.on('end', () => {
+      // The proxy half-closed: finish our side too, with OK.
+      this.shutdown('client ended the stream');
+    });
+    call.on('cancelled', () => this.cleanup('cancelled'));
+    call.on('error', (e: Error) => this.cleanup(`error: ${e.message}`));
+    call.on('close', () => this.cleanup('closed'));
+  }
+
+  status(): ProxyStatus | undefined {
+    if (!this.node) return undefined;
+    const types: TypeStatus[] = [];
+    for (const typeUrl of this.server.typeUrls) {
+      const ts = this.types.get(typeUrl);
+      if (!ts) continue;
+      const t: TypeStatus = { typeUrl, wildcard: ts.wildcard, names: [...ts.names] };
+      if (ts.nonceVersion !== undefined) t.versionSent = ts.nonceVersion;
+      if (ts.nonce !== undefined) t.nonce = ts.nonce;
+      if (ts.sentAt !== undefined) t.sentAt = ts.sentAt;
+      if (ts.versionAcked !== undefined) t.versionAcked = ts.versionAcked;
+      if (ts.ackedAt !== undefined) t.ackedAt = ts.ackedAt;
+      if (ts.lastNack) t.lastNack = { ...ts.lastNack };
+      types.push(t);
+    }
+    return {
+      streamId: this.id,
+      protocol: this.protocol,
+      node: { ...this.node },
+      key: this.key,
+      peer: this.peer,
+      connectedSince: this.connectedSince,
+      types,
+      ignoredTypes: [...this.ignored],
+    };
+  }
+
+  shutdown(reason: string): void {
+    if (this.closed) return;
+    this.cleanup(reason);
+    try {
+      this.call.end();
+    } catch {
+      // already torn down by the transport
+    }
+  }
+
+  // --- requests ----------------------------------------------------------------------------------
+
+  private onSotw(req: DiscoveryRequestMsg): void {
+    if (this.closed || !this.identify(req.node)) return;
+    const ts = this.typeState(req.type_url ?? '');
+    if (!ts) return;
+    const nonce = req.response_nonce ?? '';
+    if (nonce !== '' && ts.nonce !== undefined) {
+      if (nonce !== ts.nonce) {
+        this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS ignoring request with a stale nonce');
+        return;
+      }
+      this.answer(ts, req.error_detail);
+    }
+    const names = req.resource_names ?? [];
+    ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
+    ts.names = new Set(names.filter((n) => n !== '*'));
+    ts.subscribed = true;
+    this.schedule(ts.typeUrl);
+  }
+
+  private onDelta(req: DeltaDiscoveryRequestMsg): void {
+    if (this.closed || !this.identify(req.node)) return;
+    const ts = this.typeState(req.type_url ?? '');
+    if (!ts) return;
+    const nonce = req.response_nonce ?? '';
+    if (nonce !== '' && ts.nonce !== undefined) {
+      if (nonce === ts.nonce) this.answer(ts, req.error_detail);
+      else this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS stale nonce: not an ACK/NACK');
+    }
+    const subscribe = req.resource_names_subscribe ?? [];
+    const unsubscribe = req.resource_names_unsubscribe ?? [];
+    const first = !ts.subscribed;
+    if (first) {
+      for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) {
+        ts.clientVersions.set(name, version);
+      }
+      if (subscribe.length === 0 && this.server.isWildcardType(ts.typeUrl)) ts.wildcard = true;
+      ts.subscribed = true;
+    }
+    for (const n of subscribe) {
+      if (n === '*') ts.wildcard = true;
+      else ts.names.add(n);
+    }
+    for (const n of unsubscribe) {
+      if (n === '*') {
+        ts.wildcard = false;
+      } else {
+        ts.names.delete(n);
+        // The proxy drops it itself; forgetting it means a later subscribe sends it again.
+        ts.clientVersions.delete(n);
+      }
+    }
+    if (first || subscribe.length > 0 || unsubscribe.length > 0) this.schedule(ts.typeUrl);
+  }
+
+  /** Binds the stream to its node on the first request; false (stream rejected) without one. */
+  private identify(node: NodeMsg | undefined): boolean {
+    if (this.node) return true;
+    if (!node || typeof node.id !== 'string' || node.id === '') {
+      this.reject(
+        grpc.status.INVALID_ARGUMENT,
+        node
+          ? 'the first request on an xDS stream must carry node.id (it is empty)'
+          : 'the first request on an xDS stream must carry node (with node.id)',
+      );
+      return false;
+    }
+    const info: NodeInfo = {
+      id: node.id,
+      cluster: typeof node.cluster === 'string' ? node.cluster : '',
+      metadata: node.metadata && typeof node.metadata === 'object' ? node.metadata : {},
+    };
+    if (node.locality) info.locality = node.locality;
+    if (node.user_agent_name) {
+      info.userAgent = node.user_agent_version ? `${node.user_agent_name}/${node.user_agent_version}` : node.user_agent_name;
+    }
+    this.node = info;
+    this.key = this.server.keyOf(info);
+    this.connectedSince = this.server.now();
+    this.server.logger.info({ stream: this.id, node: info.id, peer: this.peer }, 'xDS proxy connected');
+    this.server.emit('connect', { proxy: this.status()! });
+    return true;
+  }
+
+  private typeState(typeUrl: string): TypeState | undefined {
+    const existing = this.types.get(typeUrl);
+    if (existing) return existing;
+    if (!this.server.serves(typeUrl)) {
+      if (!this.ignored.has(typeUrl)) {
+        this.ignored.add(typeUrl);
+        this.server.logger.warn(
+          { stream: this.id, node: this.node?.id, typeUrl },
+          'xDS ignoring a type this server does not serve',
+        );
+      }
+      return undefined;
+    }
+    const ts: TypeState = {
+      typeUrl,
+      wildcard: false,
+      names: new Set(),
+      subscribed: false,
+      answered: false,
+      clientVersions: new Map(),
+      unwatch: () => {},
+    };
+    ts.unwatch = this.server.cache.watch(this.key, typeUrl, () => this.schedule(typeUrl));
+    this.types.set(typeUrl, ts);
+    return ts;
+  }
+
+  /** ACK or NACK of the response carrying `ts.nonce`; repeats of it (resubscriptions) count once. */
+  private answer(ts: TypeState, error: StatusMsg | undefined): void {
+    if (ts.answered) return;
+    ts.answered = true;
+    const version = ts.nonceVersion ?? '';
+    const ref = { streamId: this.id, protocol: this.protocol, nodeId: this.node!.id, typeUrl: ts.typeUrl };
+    if (error) {
+      const nack: NackInfo = {
+        version,
+        nonce: ts.nonce ?? '',
+        code: error.code ?? 0,
+        message: error.message ?? '',
+        at: this.server.now(),
+      };
+      ts.lastNack = nack;
+      this.server.logger.warn(
+        this.logCtx(ts, { version, error: nack.message, versionAcked: ts.versionAcked }),
+        'xDS NACK: proxy rejected config',
+      );
+      const e: NackEvent = { ...ref, ...nack };
+      if (ts.versionAcked !== undefined) e.versionAcked = ts.versionAcked;
+      this.server.emit('nack', e);
+      return;
+    }
+    ts.versionAcked = version;
+    ts.ackedAt = this.server.now();
+    this.server.logger.debug(this.logCtx(ts, { version }), 'xDS ACK');
+    this.server.emit('ack', { ...ref, version, nonce: ts.nonce ?? '', sentAt: ts.sentAt ?? 0, ackedAt: ts.ackedAt });
+  }
+
+  // --- responses ---------------------------------------------------------------------------------
+
+  private schedule(typeUrl: string): void {
+    if (this.closed) return;
+    this.pending.add(typeUrl);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    for (const typeUrl of this.server.typeUrls) {
+      if (this.closed) return;
+      if (!this.pending.delete(typeUrl)) continue;
+      const ts = this.types.get(typeUrl);
+      if (!ts || !ts.subscribed) continue;
+      try {
+        if (this.protocol === 'sotw') this.respondSotw(ts);
+        else this.respondDelta(ts);
+      } catch (e) {
+        this.server.logger.error({ ...this.logCtx(ts), err: e }, 'xDS response failed');
+      }
+    }
+  }
+
+  private respondSotw(ts: TypeState): void {
+    const snap = this.server.cache.get(this.key, ts.typeUrl);
+    if (!snap) return;
+    const resources: AnyMsg[] = [];
+    let selection = '*';
+    if (ts.wildcard) {
+      for (const r of snap.resources.values()) resources.push(r.any);
+    } else {
+      const picked: string[] = [];
+      for (const n of ts.names) {
+        const r = snap.resources.get(n);
+        if (!r) continue;
+        resources.push(r.any);
+        picked.push(n);
+      }
+      selection = picked.sort().join('\n');
+    }
+    if (ts.nonceVersion === snap.version && ts.sentSelection === selection) return;
+    const nonce = this.server.nextNonce();
+    const response: DiscoveryResponseMsg = { version_info: snap.version, resources, type_url: ts.typeUrl, nonce };
+    if (!this.write(response)) return;
+    ts.sentSelection = selection;
+    this.sent(ts, snap.version, nonce, response, resources.length, 0);
+  }
+
+  private respondDelta(ts: TypeState): void {
+    const snap = this.server.cache.get(this.key, ts.typeUrl);
+    if (!snap) return;
+    const resources: DeltaResourceMsg[] = [];
+    const consider = (name: string): void => {
+      const r = snap.resources.get(name);
+      if (r && ts.clientVersions.get(name) !== r.version) {
+        resources.push({ name: r.name, version: r.version, resource: r.any });
+      }
+    };
+    if (ts.wildcard) for (const name of snap.resources.keys()) consider(name);
+    for (const name of ts.names) if (!(ts.wildcard && snap.resources.has(name))) consider(name);
+    const removed: string[] = [];
+    for (const name of ts.clientVersions.keys()) {
+      if (!snap.resources.has(name) && (ts.wildcard || ts.names.has(name))) removed.push(name);
+    }
+    // The first response is sent even when empty: it completes the proxy's initial fetch.
+    if (resources.length === 0 && removed.length === 0 && ts.nonce !== undefined) return;
+    const nonce = this.server.nextNonce();
+    const response: DeltaDiscoveryResponseMsg = {
+      system_version_info: snap.version,
+      resources,
+      type_url: ts.typeUrl,
+      removed_resources: removed,
+      nonce,
+    };
+    if (!this.write(response)) return;
+    for (const r of resources) ts.clientVersions.set(r.name, r.version);
+    for (const name of removed) ts.clientVersions.delete(name);
+    this.sent(ts, snap.version, nonce, response, resources.length, removed.length);
+  }
+
+  private sent(
+    ts: TypeState,
+    version: string,
+    nonce: string,
+    response: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg,
+    resources: number,
+    removed: number,
+  ): void {
+    ts.nonce = nonce;
+    ts.nonceVersion = version;
+    ts.sentAt = this.server.now();
+    ts.answered = false;
+    this.server.emit('send', {
+      streamId: this.id,
+      protocol: this.protocol,
+      nodeId: this.node!.id,
+      typeUrl: ts.typeUrl,
+      version,
+      nonce,
+      resources,
+      removed,
+      response,
+    });
+  }
+
+  private write(response: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg): boolean {
+    if (this.closed) return false;
+    try {
+      // Backpressure is left to grpc-js' buffering: one response per type is in flight at most
+      // per change, and a slow proxy's buffered responses are superseded, not multiplied.
+      (this.call as grpc.ServerDuplexStream<unknown, unknown>).write(response);
+      return true;
+    } catch (e) {
+      this.server.logger.warn({ stream: this.id, node: this.node?.id, err: e }, 'xDS write failed');
+      this.cleanup('write failed');
+      return false;
+    }
+  }
+
+  // --- teardown ----------------------------------------------------------------------------------
+
+  private reject(code: grpc.status, details: string): void {
+    if (this.closed) return;
+    this.server.logger.warn({ stream: this.id, peer: this.peer, code: grpc.status[code], details }, 'xDS stream rejected');
+    this.cleanup(`rejected: ${details}`);
+    try {
+      // grpc-js turns an 'error' emitted by the handler into the call's status.
+      this.call.emit('error', Object.assign(new Error(details), { code, details }));
+    } catch {
+      // the transport is already gone
+    }
+  }
+
+  private cleanup(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending.clear();
+    for (const ts of this.types.values()) ts.unwatch();
+    const status = this.status();
+    this.types.clear();
+    this.server.forget(this.id);
+    if (status) {
+      this.server.logger.info({ stream: this.id, node: status.node.id, reason }, 'xDS proxy disconnected');
+      this.server.emit('disconnect', { proxy: status, reason });
+    }
+  }
+
+  private logCtx(ts: TypeState, extra: object = {}): object {
+    return { stream: this.id, node: this.node?.id, type: shortTypeName(ts.typeUrl), ...extra };
+  }
+}

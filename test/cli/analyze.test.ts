@@ -1,0 +1,113 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runIsle } from '../helpers/cli.js';
+
+const SVC = `apiVersion: v1
+kind: Service
+metadata:
+  name: helloworld
+spec:
+  ports:
+  - port: 5000
+    name: http
+`;
+
+const VS_BAD = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: helloworld
+spec:
+  hosts: [helloworld]
+  http:
+  - route:
+    - destination: {host: helloworld, subset: v1}
+      weight: 100
+    - destination: {host: helloworld, subset: v2}
+      weight: 30
+`;
+
+describe('isle analyze', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'isle-analyze-'));
+    await mkdir(join(dir, 'clean'));
+    await mkdir(join(dir, 'warn'));
+    await mkdir(join(dir, 'bad', 'cluster-1'), { recursive: true });
+    await writeFile(join(dir, 'clean', 'svc.yaml'), SVC);
+    await writeFile(join(dir, 'warn', 'svc.yaml'), `${SVC}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: helloworld}\n`);
+    await writeFile(join(dir, 'bad', 'cluster-1', 'svc.yaml'), SVC);
+    await writeFile(join(dir, 'bad', 'cluster-1', 'vs.yaml'), VS_BAD);
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  it('exit 0 and a summary on clean config', async () => {
+    const r = await runIsle(['analyze', 'clean'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '0 errors, 0 warnings in 1 file (1 resource)\n');
+  });
+
+  it('exit 0 with only warnings', async () => {
+    const r = await runIsle(['analyze', 'warn/svc.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'warn/svc.yaml:10: warning: kind Deployment (apps/v1) is not used by Isle; ignored\n0 errors, 1 warning in 1 file (1 resource)\n');
+  });
+
+  it('exit 1 and every problem, one per line, on errors', async () => {
+    const r = await runIsle(['analyze', 'bad', 'clean'], { cwd: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        'bad/cluster-1/vs.yaml:8 VirtualService default/helloworld: spec.http[0].route: weights must sum to 100 (got 130)',
+        'clean/svc.yaml:1 Service default/helloworld: defined more than once (also at bad/cluster-1/svc.yaml:1)',
+        '2 errors, 0 warnings in 3 files (2 resources)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('analyzer errors once the files are valid', async () => {
+    await writeFile(join(dir, 'bad', 'cluster-1', 'vs.yaml'), VS_BAD.replace('weight: 100', 'weight: 70'));
+    const r = await runIsle(['analyze', 'bad'], { cwd: dir });
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stdout,
+      [
+        'bad/cluster-1/vs.yaml:9 VirtualService default/helloworld: spec.http[0].route[0].destination.subset: subset "v1" is not defined by any DestinationRule for host helloworld.default.svc.cluster.local',
+        'bad/cluster-1/vs.yaml:11 VirtualService default/helloworld: spec.http[0].route[1].destination.subset: subset "v2" is not defined by any DestinationRule for host helloworld.default.svc.cluster.local',
+        '2 errors, 0 warnings in 2 files (2 resources)',
+        '',
+      ].join('\n'),
+    );
+    await writeFile(join(dir, 'bad', 'cluster-1', 'vs.yaml'), VS_BAD);
+  });
+
+  it('--json gives machine output', async () => {
+    const r = await runIsle(['analyze', '--json', join(dir, 'bad')]);
+    assert.equal(r.code, 1);
+    const j = JSON.parse(r.stdout) as { files: number; resources: number; errors: number; warnings: number; problems: { severity: string; line: number; path: string }[] };
+    assert.equal(j.files, 2);
+    assert.equal(j.errors, 1);
+    assert.equal(j.warnings, 0);
+    assert.deepEqual(j.problems.map((p) => [p.severity, p.line, p.path]), [['error', 8, 'spec.http[0].route']]);
+  });
+
+  it('exit 2 and a one-line error when a path does not exist', async () => {
+    const r = await runIsle(['analyze', 'clean', 'missing-dir'], { cwd: dir });
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'isle: no such file or directory: missing-dir\n');
+  });
+
+  it('lists the kinds from the descriptors', async () => {
+    const r = await runIsle(['analyze', '--list-kinds']);
+    assert.equal(r.code, 0);
+    for (const k of ['VirtualService', 'DestinationRule', 'MeshConfig', 'RemoteCluster', 'networking.istio.io/v1|v1beta1|v1alpha3']) assert.ok(r.stdout.includes(k), k);
+    const help = await runIsle(['analyze', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /PeerAuthentication/);
+  });
+});
