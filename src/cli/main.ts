@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { isIsleError } from '../errors.js';
 import { registerCa } from './ca.js';
 import { registerAnalyze } from './analyze.js';
+import { registerToken } from './token.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export interface CliIO {
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .exitOverride();
   registerCa(program, io);
   registerAnalyze(program, io);
+  registerToken(program, io);
   return program;
 }
 

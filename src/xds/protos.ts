@@ -29,6 +29,8 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // The default route retry policy's retry_host_predicate (src/xds/generators/rds.ts).
+  'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
 ];
 
 const require = createRequire(import.meta.url);

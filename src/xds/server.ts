@@ -140,6 +140,13 @@ export interface XdsServerOptions {
   logger?: XdsLogger;
   /** Clock for status and event timestamps (ms). */
   now?: () => number;
+  /**
+   * Decides, on the first request, whether this stream may speak for `node` (e.g. the SPIFFE id
+   * of the client certificate must match the node's namespace and service account). A string is
+   * the reason for refusing: the stream ends with PERMISSION_DENIED and that message.
+   * Default: every node is accepted.
+   */
+  authenticate?: (node: NodeInfo, call: grpc.ServerDuplexStream<unknown, unknown>) => string | undefined;
 }
 
 /** Server options worth setting on the grpc.Server the ADS service is added to. */
@@ -164,6 +171,7 @@ export class XdsServer {
   private readonly nodeKey: (node: NodeInfo) => string;
   readonly logger: XdsLogger;
   readonly now: () => number;
+  readonly authenticate: XdsServerOptions['authenticate'];
   private readonly streams = new Map<string, AdsStream>();
   private readonly listeners: Listeners = {
     connect: new Set(),
@@ -185,6 +193,7 @@ export class XdsServer {
     this.nodeKey = options.nodeKey ?? ((n) => n.id);
     this.logger = options.logger ?? silent;
     this.now = options.now ?? Date.now;
+    this.authenticate = options.authenticate;
   }
 
   /** Registers the ADS service; the caller owns the server (credentials, bind, shutdown). */
@@ -450,6 +459,16 @@ class AdsStream {
     if (node.locality) info.locality = node.locality;
     if (node.user_agent_name) {
       info.userAgent = node.user_agent_version ? `${node.user_agent_name}/${node.user_agent_version}` : node.user_agent_name;
+    }
+    let refusal: string | undefined;
+    try {
+      refusal = this.server.authenticate?.(info, this.call as grpc.ServerDuplexStream<unknown, unknown>);
+    } catch (e) {
+      refusal = `authentication failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    if (refusal !== undefined) {
+      this.reject(grpc.status.PERMISSION_DENIED, refusal);
+      return false;
     }
     this.node = info;
     this.key = this.server.keyOf(info);

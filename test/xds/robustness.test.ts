@@ -217,3 +217,25 @@ test('event listeners that throw are logged and do not break the stream', async 
   await stillServes(h);
   assert.ok(h.logs.some((l) => l.level === 'error' && /listener threw/.test(l.msg)));
 });
+
+test('authenticate: a refused node ends the stream with PERMISSION_DENIED and leaves no watch; an accepted one is served', async (t) => {
+  const seen: string[] = [];
+  const h = await startServer({
+    xds: {
+      authenticate: (node) => {
+        seen.push(node.id);
+        return node.id.startsWith('evil') ? `node ${node.id} does not match the client certificate` : undefined;
+      },
+    },
+  });
+  t.after(() => h.close());
+  h.cache.setResources('evil-1', CLUSTER_TYPE, 'v1', [cluster('c1')]);
+  const bad = new SotwClient(newChannel(h.address), { id: 'evil-1' });
+  bad.request(CLUSTER_TYPE);
+  const st = await bad.status;
+  assert.equal(st.code, grpc.status.PERMISSION_DENIED);
+  assert.match(st.details, /does not match the client certificate/);
+  assert.equal(h.cache.watchCount(), 0);
+  await stillServes(h, 'good-1');
+  assert.deepEqual(seen, ['evil-1', 'good-1'], 'asked once per stream, on the first request');
+});

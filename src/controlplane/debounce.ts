@@ -1,0 +1,93 @@
+import type { Timers } from './timers.js';
+
+export interface DebounceOptions<T> {
+  /** Flush after this long without a new change (Istio's PILOT_DEBOUNCE_AFTER, 100 ms). */
+  quietMs: number;
+  /** …but never later than this after the first change of a burst (PILOT_DEBOUNCE_MAX, 10 s). */
+  maxMs: number;
+  timers: Timers;
+  /** Folds a new change into what is pending. */
+  merge: (pending: T, next: T) => T;
+  flush: (merged: T, info: FlushInfo) => void;
+}
+
+export interface FlushInfo {
+  /** Changes folded into this flush. */
+  changes: number;
+  /** From the first change of the burst to the flush. */
+  waitedMs: number;
+  /** 'quiet' when the burst went quiet, 'max' when the cap forced it, 'now' when flushed by hand. */
+  cause: 'quiet' | 'max' | 'now';
+}
+
+/**
+ * Coalesces bursts of config changes into one push. A steady trickle of changes cannot starve
+ * pushes forever: the max delay caps the wait from the first change.
+ */
+export class Debouncer<T> {
+  private pending: T | undefined;
+  private changes = 0;
+  private firstAt = 0;
+  private lastAt = 0;
+  private timer: unknown;
+  private stopped = false;
+
+  constructor(private readonly opts: DebounceOptions<T>) {
+    if (!(opts.quietMs >= 0) || !(opts.maxMs >= opts.quietMs)) {
+      throw new RangeError(`debounce: need 0 <= quiet (${opts.quietMs}) <= max (${opts.maxMs})`);
+    }
+  }
+
+  add(change: T): void {
+    if (this.stopped) return;
+    const now = this.opts.timers.now();
+    if (this.pending === undefined) {
+      this.pending = change;
+      this.firstAt = now;
+    } else {
+      this.pending = this.opts.merge(this.pending, change);
+    }
+    this.changes++;
+    this.lastAt = now;
+    this.arm();
+  }
+
+  /** Pushes what is pending at once (e.g. on shutdown or in tests). */
+  flushNow(): void {
+    this.fire('now');
+  }
+
+  get hasPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) this.opts.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = undefined;
+  }
+
+  private arm(): void {
+    if (this.timer !== undefined) this.opts.timers.clearTimeout(this.timer);
+    const now = this.opts.timers.now();
+    const quietDue = this.lastAt + this.opts.quietMs;
+    const maxDue = this.firstAt + this.opts.maxMs;
+    const due = Math.min(quietDue, maxDue);
+    this.timer = this.opts.timers.setTimeout(() => {
+      this.timer = undefined;
+      this.fire(quietDue <= maxDue ? 'quiet' : 'max');
+    }, Math.max(0, due - now));
+  }
+
+  private fire(cause: FlushInfo['cause']): void {
+    if (this.timer !== undefined) this.opts.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending === undefined) return;
+    const merged = this.pending;
+    const info: FlushInfo = { changes: this.changes, waitedMs: this.opts.timers.now() - this.firstAt, cause };
+    this.pending = undefined;
+    this.changes = 0;
+    this.opts.flush(merged, info);
+  }
+}

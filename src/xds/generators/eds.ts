@@ -1,0 +1,112 @@
+/**
+ * EDS: a ClusterLoadAssignment per EDS cluster of cds.ts, endpoints grouped by locality.
+ *
+ * Which endpoints a proxy can dial directly depends only on its network, so assignments are
+ * shared by every proxy of one network (shareKey `net|<network>`). Endpoints on other networks go
+ * through the EndpointResolver seam: issue 5 replaces `sameNetworkOnly` with one that maps them to
+ * their network's east-west gateway (push.networkGateways).
+ */
+import { endpointsFor, type PushContext } from '../../controlplane/pushcontext.js';
+import type { Proxy } from '../../controlplane/proxy.js';
+import { localityString, type Endpoint } from '../../registry/model.js';
+import { cmp, socketAddress, type EnvoyObject, type ResourceGroup } from './common.js';
+import { edsClusterKeys, gatewayClusterKeys, isLocalToGateway } from './cds.js';
+
+/** Where a proxy on `network` sends traffic for `ep`, or undefined to leave `ep` out. */
+export type EndpointResolver = (ep: Endpoint, network: string, push: PushContext) => { address: string; port: number } | undefined;
+
+/** Direct when both sides are on the same network (or either network is unnamed: one flat network). */
+export const sameNetworkOnly: EndpointResolver = (ep, network) => {
+  if (ep.address === undefined) return undefined;
+  if (ep.network !== '' && network !== '' && ep.network !== network) return undefined;
+  return { address: ep.address, port: ep.port };
+};
+
+/** Every endpoint with an address, whatever its network (DNS names, gateway-local sets). */
+export const direct: EndpointResolver = (ep) => (ep.address === undefined ? undefined : { address: ep.address, port: ep.port });
+
+/** Envoy's default: a locality counts as fully healthy until fewer than 1/1.4 of its hosts are. */
+export const OVERPROVISIONING_FACTOR = 140;
+
+function weightOf(ep: Endpoint): number {
+  return ep.weight !== undefined && ep.weight > 0 ? ep.weight : 1;
+}
+
+/**
+ * The `endpoints` of a ClusterLoadAssignment (also the inline `load_assignment` of DNS clusters):
+ * one LocalityLbEndpoints per locality, sorted by `region/zone/subzone`, each weighted by the sum of
+ * its endpoints' weights so locality-weighted balancing matches flat balancing over all endpoints.
+ */
+export function localityLbEndpoints(endpoints: readonly Endpoint[], network: string, push: PushContext, resolve: EndpointResolver): EnvoyObject[] {
+  const groups = new Map<string, { ep: Endpoint; lb: EnvoyObject[]; weight: number; seen: Set<string> }>();
+  for (const ep of endpoints) {
+    const to = resolve(ep, network, push);
+    if (!to) continue;
+    const key = localityString(ep.locality);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { ep, lb: [], weight: 0, seen: new Set() }));
+    // Two workloads cannot share an address and port on one network; after resolution they can
+    // (a gateway), and Envoy then balances on duplicates: keep the first.
+    const at = `${to.address}:${to.port}`;
+    if (g.seen.has(at)) continue;
+    g.seen.add(at);
+    const w = weightOf(ep);
+    g.weight += w;
+    g.lb.push({ endpoint: { address: socketAddress(to.address, to.port) }, health_status: ep.health, load_balancing_weight: w });
+  }
+  return [...groups.keys()].sort(cmp).map((k) => {
+    const g = groups.get(k)!;
+    const l = g.ep.locality;
+    const locality: EnvoyObject = {};
+    if (l.region) locality['region'] = l.region;
+    if (l.zone) locality['zone'] = l.zone;
+    if (l.subzone) locality['sub_zone'] = l.subzone;
+    return {
+      ...(Object.keys(locality).length > 0 ? { locality } : {}),
+      lb_endpoints: g.lb,
+      load_balancing_weight: g.weight,
+    };
+  });
+}
+
+export function loadAssignment(clusterName: string, endpoints: EnvoyObject[]): EnvoyObject {
+  return {
+    cluster_name: clusterName,
+    ...(endpoints.length > 0 ? { endpoints } : {}),
+    policy: { overprovisioning_factor: OVERPROVISIONING_FACTOR },
+  };
+}
+
+/** Assignments for every outbound EDS cluster a sidecar on `network` has. */
+export function outboundLoadAssignments(push: PushContext, network: string, resolve: EndpointResolver = sameNetworkOnly): EnvoyObject[] {
+  return edsClusterKeys(push).map((k) =>
+    loadAssignment(k.name, localityLbEndpoints(endpointsFor(push, k.hostname, k.port, k.subset || undefined), network, push, resolve)),
+  );
+}
+
+/** Assignments of the gateway's passthrough clusters: only endpoints on the gateway's own network. */
+export function gatewayLoadAssignments(push: PushContext, proxy: Proxy): EnvoyObject[] {
+  return gatewayClusterKeys(push, proxy).map((k) =>
+    loadAssignment(
+      k.name,
+      localityLbEndpoints(
+        endpointsFor(push, k.hostname, k.port, k.subset || undefined).filter((e) => isLocalToGateway(e, proxy)),
+        proxy.network,
+        push,
+        direct,
+      ),
+    ),
+  );
+}
+
+export function endpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
+  if (proxy.type === 'gateway') {
+    return [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayLoadAssignments(push, proxy) }];
+  }
+  return [{ shareKey: `net|${proxy.network}`, build: () => outboundLoadAssignments(push, proxy.network) }];
+}
+
+/** EDS for a proxy: ClusterLoadAssignments named by `cluster_name`. */
+export function generateEndpoints(push: PushContext, proxy: Proxy): EnvoyObject[] {
+  return endpointGroups(push, proxy).flatMap((g) => g.build());
+}

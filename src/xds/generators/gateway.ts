@@ -1,0 +1,39 @@
+/**
+ * The east-west gateway (Istio's AUTO_PASSTHROUGH): one listener on 15443 that reads the SNI of
+ * the client's mTLS handshake, without terminating it, and forwards the bytes to a workload of
+ * that service and subset on this network. The SNI is the cluster name
+ * (`outbound_.<port>_.<subset>_.<fqdn>`), so the passthrough clusters and their endpoints come
+ * from cds.ts / eds.ts; the workload's sidecar terminates the mTLS, end to end with the client.
+ */
+import { bindAddress, type Proxy } from '../../controlplane/proxy.js';
+import type { PushContext } from '../../controlplane/pushcontext.js';
+import { TCP_PROXY_TYPE } from '../typeurls.js';
+import { gatewayClusterKeys } from './cds.js';
+import { socketAddress, tlsInspector, type EnvoyObject, type ResourceGroup } from './common.js';
+import { listenerName } from './names.js';
+
+export const EAST_WEST_PORT = 15443;
+
+/** Undefined while no local service exists: Envoy refuses a listener without filter chains. */
+export function eastWestListener(push: PushContext, proxy: Proxy): EnvoyObject | undefined {
+  const bind = bindAddress(proxy);
+  const chains = gatewayClusterKeys(push, proxy).map((k) => ({
+    filter_chain_match: { server_names: [k.name] },
+    filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: k.name, cluster: k.name } }],
+  }));
+  if (chains.length === 0) return undefined;
+  // Unknown SNI: no chain matches and Envoy closes the connection, which is what we want.
+  return {
+    name: listenerName(bind, EAST_WEST_PORT),
+    address: socketAddress(bind, EAST_WEST_PORT),
+    listener_filters: [tlsInspector()],
+    filter_chains: chains,
+  };
+}
+
+export function gatewayListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
+  return [{ build: () => {
+    const l = eastWestListener(push, proxy);
+    return l ? [l] : [];
+  } }];
+}

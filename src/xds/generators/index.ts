@@ -1,0 +1,89 @@
+/**
+ * All xDS types for one proxy, as serialized XdsResources.
+ *
+ * Serialize once: a ResourceGroup with a shareKey (see common.ts) is built and encoded once per
+ * PushContext and the same XdsResource objects (so the same bytes) go to every proxy with that key.
+ * The cache is keyed on the PushContext object itself, which is immutable and built once per push,
+ * so "per push version" comes for free and a push's entries go away with it.
+ *
+ * Shared: outbound CDS (all sidecars), EDS (per network), RDS `15001` (per namespace), SDS ROOTCA
+ * (all sidecars), gateway CDS/EDS (per gateway network). Per proxy: inbound CDS and every listener.
+ */
+import { createHash } from 'node:crypto';
+import type { Proxy } from '../../controlplane/proxy.js';
+import type { PushContext } from '../../controlplane/pushcontext.js';
+import { makeResource, makeSnapshot, type Snapshot, type XdsResource } from '../cache.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, SECRET_TYPE } from '../typeurls.js';
+import { clusterGroups } from './cds.js';
+import type { ResourceGroup } from './common.js';
+import { endpointGroups } from './eds.js';
+import { listenerGroups } from './lds.js';
+import { routeGroups } from './rds.js';
+import { secretGroups } from './sds.js';
+
+export * from './names.js';
+export { flatten, type EnvoyObject, type ResourceGroup } from './common.js';
+export { generateClusters, outboundClusters, inboundClusters, gatewayClusters } from './cds.js';
+export { generateEndpoints, outboundLoadAssignments, gatewayLoadAssignments, sameNetworkOnly, direct, type EndpointResolver } from './eds.js';
+export { generateListeners, outboundListener, inboundListeners } from './lds.js';
+export { generateRoutes, httpProxyRouteConfig, routeConfigForPort, defaultRetryPolicy } from './rds.js';
+export { generateSecrets, secretsFor, rootCaSecret, workloadSecret } from './sds.js';
+export { eastWestListener } from './gateway.js';
+
+type Grouper = (push: PushContext, proxy: Proxy) => ResourceGroup[];
+
+export const GROUPERS: Readonly<Record<string, Grouper>> = Object.freeze({
+  [CLUSTER_TYPE]: clusterGroups,
+  [ENDPOINT_TYPE]: endpointGroups,
+  [LISTENER_TYPE]: listenerGroups,
+  [ROUTE_TYPE]: routeGroups,
+  [SECRET_TYPE]: secretGroups,
+});
+
+const shared = new WeakMap<PushContext, Map<string, readonly XdsResource[]>>();
+
+function serialize(typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
+  return Object.freeze(g.build().map((o) => makeResource(typeUrl, o)));
+}
+
+/** The resources of one type for a proxy; shared groups come from the push's cache. */
+export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string): XdsResource[] {
+  const grouper = GROUPERS[typeUrl];
+  if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
+  let cache = shared.get(push);
+  if (!cache) shared.set(push, (cache = new Map()));
+  const out: XdsResource[] = [];
+  for (const g of grouper(push, proxy)) {
+    if (g.shareKey === undefined) {
+      out.push(...serialize(typeUrl, g));
+      continue;
+    }
+    const key = `${typeUrl}\u0000${g.shareKey}`;
+    let rs = cache.get(key);
+    if (!rs) cache.set(key, (rs = serialize(typeUrl, g)));
+    out.push(...rs);
+  }
+  return out;
+}
+
+/** typeUrl → resources, every type, in PUSH_ORDER. */
+export function generateAll(push: PushContext, proxy: Proxy): Map<string, XdsResource[]> {
+  return new Map(PUSH_ORDER.map((t) => [t, generateResources(push, proxy, t)]));
+}
+
+/**
+ * A version per type from the resources' own versions, so a push that leaves a proxy's resources
+ * of a type unchanged does not wake its watches (the cache trusts version strings).
+ */
+export function typeVersion(resources: readonly XdsResource[]): string {
+  const h = createHash('sha256');
+  for (const r of [...resources].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${r.name}\u0000${r.version}\u0000`);
+  return h.digest('base64url').slice(0, 16);
+}
+
+/** The SnapshotCache snapshot for a proxy. */
+export function generateSnapshot(push: PushContext, proxy: Proxy): Snapshot {
+  const types: Record<string, { version: string; resources: XdsResource[] }> = {};
+  for (const [t, rs] of generateAll(push, proxy)) types[t] = { version: typeVersion(rs), resources: rs };
+  return makeSnapshot(types);
+}
