@@ -3,6 +3,7 @@ import { isIsleError } from '../errors.js';
 import { registerCa } from './ca.js';
 import { registerAnalyze } from './analyze.js';
 import { registerToken } from './token.js';
+import { registerControlPlane } from './controlplane.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export interface CliIO {
@@ -25,6 +26,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerCa(program, io);
   registerAnalyze(program, io);
   registerToken(program, io);
+  registerControlPlane(program, io);
   return program;
 }
 

@@ -238,6 +238,9 @@ export class DirectorySource implements ConfigSource {
   /** Runs pending work, one sync at a time; work that arrives meanwhile is picked up by the same loop. */
   private kick(): Promise<void> {
     if (this.running) return this.running;
+    // With nothing to do the loop below would finish synchronously, its `finally` would run before
+    // the assignment, and `running` would stay set to a settled promise: every later kick a no-op.
+    if (this.stopped || !(this.work.full || this.work.paths.size > 0)) return Promise.resolve();
     this.running = (async () => {
       try {
         while (!this.stopped && (this.work.full || this.work.paths.size > 0)) {

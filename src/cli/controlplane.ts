@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import type { CliIO } from './main.js';
+
+interface ControlPlaneFlags {
+  config: string;
+  ca: string;
+  cluster?: string;
+  network?: string;
+  listen: string;
+  debugListen: string;
+  plaintextListen?: string;
+  logLevel: string;
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/**
+ * `isle control-plane`: runs until SIGINT/SIGTERM, then stops cleanly (exit 0). Prints one line per
+ * bound address on stdout (`<name> <host:port>`); logs (pino JSON) go to stderr. A port in use or a
+ * bad CA/config directory is a one-line error and exit 2.
+ */
+export function registerControlPlane(program: Command, io: CliIO): void {
+  program
+    .command('control-plane')
+    .description("run a cluster's control plane: config dir → registry → xDS (ADS, mTLS) + certificate service, debug/metrics")
+    .requiredOption('--config <dir>', 'config directory (YAML/JSON, watched live)')
+    .requiredOption('--ca <dir>', "the cluster's cacerts directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)")
+    .option('--cluster <name>', "cluster name (default: MeshConfig clusterName, else the CA's cluster)")
+    .option('--network <name>', 'network of this cluster (default: MeshConfig network)')
+    .option('--listen <addr>', 'xDS + certificate service over mTLS (port 0: any free port)', '127.0.0.1:15012')
+    .option('--debug-listen <addr>', 'debug and metrics HTTP server', '127.0.0.1:15014')
+    .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
+    .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
+    .action(async (o: ControlPlaneFlags) => {
+      const { IsleError } = await import('../errors.js');
+      if (!LEVELS.includes(o.logLevel)) throw new IsleError('ERR_USAGE', `--log-level: unknown level ${JSON.stringify(o.logLevel)} (${LEVELS.join(', ')})`);
+      const [{ pino, destination }, { ControlPlane }, grpc] = await Promise.all([import('pino'), import('../controlplane/controlplane.js'), import('@grpc/grpc-js')]);
+      // Logs to stderr, synchronously, so nothing is lost on exit and stdout stays the address list.
+      const logger = pino({ level: o.logLevel }, destination({ fd: 2, sync: true }));
+      // grpc-js prints its own errors to stderr (e.g. a failed bind, which ControlPlane reports in
+      // one line itself); route them through the logger at debug level.
+      const grpcLog = logger.child({ component: 'grpc-js' });
+      grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
+      const cp = await ControlPlane.start({
+        configDir: o.config,
+        caDir: o.ca,
+        ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
+        ...(o.network !== undefined ? { network: o.network } : {}),
+        listen: o.listen,
+        debugListen: o.debugListen,
+        ...(o.plaintextListen !== undefined ? { plaintextListen: o.plaintextListen } : {}),
+        logger,
+      });
+      const a = cp.addresses;
+      io.out(`cluster ${cp.cluster}\n`);
+      io.out(`xds+ca mtls ${a.grpc}\n`);
+      if (a.plaintext) io.out(`xds plaintext ${a.plaintext}\n`);
+      io.out(`debug http://${a.debug}\n`);
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const on = (s: NodeJS.Signals) => {
+          process.off('SIGINT', on);
+          process.off('SIGTERM', on);
+          resolve(s);
+        };
+        process.on('SIGINT', on);
+        process.on('SIGTERM', on);
+      });
+      logger.info({ signal }, 'stopping');
+      await cp.stop();
+      io.out('stopped\n');
+    });
+}

@@ -1,0 +1,340 @@
+/**
+ * The control-plane process: joins the parts of DESIGN §3 into `isle control-plane`.
+ *
+ *   config dir → DirectorySource → ConfigStore ─┬→ local shard (watchLocalShard + AutoRegistry) → Registry
+ *                                               └→ Pusher (debounce → PushContext → queue) ← Registry changes
+ *   Pusher → SnapshotCache → XdsServer (ADS) ─┬→ :15012 gRPC, TLS (server cert from the intermediate),
+ *                                              │   ADS + istio.v1.auth.IstioCertificateService
+ *                                              └→ :15010 plaintext, loopback only, off unless asked
+ *   DebugServer :15014 (syncz, config_dump, registryz, configz, metrics, ready)
+ *
+ * Every port is configurable (`0` = ephemeral) and `addresses` reports what was bound.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import type { MeshConfigSpec } from '../config/kinds/mesh.js';
+import { parseDuration } from '../config/schema.js';
+import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
+import { ConfigStore } from '../config/store.js';
+import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
+import { IsleError, isIsleError } from '../errors.js';
+import { loadCaDir, validateClusterName, type IssuingCa } from '../pki/index.js';
+import { AutoRegistry } from '../registry/autoregister.js';
+import { Registry } from '../registry/aggregate.js';
+import { watchLocalShard, type LocalShardWatch } from '../registry/local.js';
+import { fromConfigLocality, type Locality } from '../registry/model.js';
+import { meshDefaultsFrom } from '../registry/shard.js';
+import { SnapshotCache } from '../xds/cache.js';
+import { RECOMMENDED_GRPC_SERVER_OPTIONS, XdsServer } from '../xds/server.js';
+import { xdsAuthenticator } from './auth.js';
+import { addCertService, createCertService } from './certservice.js';
+import { DebugServer } from './debugserver.js';
+import { ControlPlaneMetrics } from './metrics.js';
+import type { ProxyDefaults } from './proxy.js';
+import type { MeshInfo } from './pushcontext.js';
+import { Pusher } from './pusher.js';
+import { assertPlaintextAddress, grpcServerCredentials, isLoopback, issueServerCert, type ServerCert } from './servercert.js';
+import { realTimers, type Timers } from './timers.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:15012';
+export const DEFAULT_DEBUG_LISTEN = '127.0.0.1:15014';
+
+export interface ControlPlaneOptions {
+  configDir: string;
+  caDir: string;
+  /** Overrides MeshConfig.clusterName; must be the intermediate CA's cluster. */
+  cluster?: string;
+  /** Overrides MeshConfig.network. */
+  network?: string;
+  /** xDS + CA over TLS. Default 127.0.0.1:15012; port 0 = ephemeral. */
+  listen?: string;
+  /** Plaintext xDS (trusts node metadata; tests and benchmarks only). Off unless given; loopback only. */
+  plaintextListen?: string;
+  /** Debug and metrics HTTP. Default 127.0.0.1:15014. */
+  debugListen?: string;
+  logger?: Logger;
+  timers?: Timers;
+  /** Wall clock (ms) for xDS status timestamps. */
+  now?: () => number;
+  /** Auto-registered workloads outlive their last connection by this much (default 10 s). */
+  graceMs?: number;
+  /** Config directory watching (e.g. `rescanIntervalMs`). */
+  directory?: Omit<DirectorySourceOptions, 'name' | 'timers'>;
+  /** Proxies generated per event-loop turn (default 100). */
+  pushChunkSize?: number;
+}
+
+export interface BoundAddresses {
+  /** host:port of the TLS gRPC listener (ADS + certificate service). */
+  grpc: string;
+  /** host:port of the debug HTTP server. */
+  debug: string;
+  /** host:port of the plaintext xDS listener, when enabled. */
+  plaintext?: string;
+}
+
+/** `host:port`, `[v6]:port`; port 0-65535. */
+export function parseListenAddress(addr: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(addr.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(addr)} (use host:port, e.g. 127.0.0.1:15012; port 0 picks a free one)`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function bindGrpc(server: grpc.Server, host: string, port: number, creds: grpc.ServerCredentials, what: string): Promise<string> {
+  const addr = hostPort(host, port);
+  return new Promise((resolve, reject) =>
+    server.bindAsync(addr, creds, (err, bound) => {
+      if (err) {
+        const inUse = /EADDRINUSE/.test(err.message);
+        reject(new IsleError('ERR_USAGE', `cannot listen on ${addr} (${what}): ${inUse ? 'address already in use' : err.message}`));
+      } else {
+        resolve(hostPort(host, bound));
+      }
+    }),
+  );
+}
+
+function durationMs(v: string | undefined, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new IsleError('ERR_CONFIG_INVALID', `MeshConfig ${what}: invalid duration ${JSON.stringify(v)}`);
+  return ms;
+}
+
+/** The cluster's MeshConfig: Isle keeps one per cluster (the first by name is used if there are several). */
+function meshConfigOf(resources: Resource[]): Resource<MeshConfigSpec> | undefined {
+  return [...resources].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0] as Resource<MeshConfigSpec> | undefined;
+}
+
+export class ControlPlane {
+  readonly addresses: BoundAddresses = { grpc: '', debug: '' };
+  readonly metrics = new ControlPlaneMetrics();
+  readonly cache = new SnapshotCache();
+  readonly store = new ConfigStore({ onListenerError: (e) => this.logger.error({ err: e }, 'config listener failed') });
+  readonly logger: Logger;
+  readonly timers: Timers;
+  ca!: IssuingCa;
+  cluster = '';
+  trustDomain = '';
+  registry!: Registry;
+  autoRegistry!: AutoRegistry;
+  pusher!: Pusher;
+  serverCert!: ServerCert;
+  /** [mTLS server, plaintext server if enabled]: they share the cache and the pusher. */
+  readonly xdsServers: XdsServer[] = [];
+  private source: DirectorySource | undefined;
+  private shardWatch: LocalShardWatch | undefined;
+  private readonly grpcServers: grpc.Server[] = [];
+  private debug: DebugServer | undefined;
+  private readonly offs: (() => void)[] = [];
+  private ready = false;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: ControlPlaneOptions) {
+    this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.timers = opts.timers ?? realTimers;
+  }
+
+  /** Starts everything; throws a one-line IsleError (bad CA dir, config dir, cluster, port in use). */
+  static async start(opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const cp = new ControlPlane(opts);
+    try {
+      await cp.init();
+      return cp;
+    } catch (e) {
+      await cp.stop().catch(() => {});
+      throw e;
+    }
+  }
+
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.opts;
+    const listen = parseListenAddress(o.listen ?? DEFAULT_LISTEN, '--listen');
+    const debugListen = parseListenAddress(o.debugListen ?? DEFAULT_DEBUG_LISTEN, '--debug-listen');
+    const plaintext = o.plaintextListen !== undefined ? parseListenAddress(o.plaintextListen, '--plaintext-listen') : undefined;
+    if (plaintext) assertPlaintextAddress(plaintext.host);
+    if (!isLoopback(debugListen.host)) this.logger.warn({ address: debugListen.host }, 'debug server is not on loopback: it exposes config and registry to whoever can reach it');
+
+    // 1. CA (fail fast, one line naming the file).
+    this.ca = await loadCaDir(o.caDir);
+
+    // 2. Config.
+    this.source = new DirectorySource(o.configDir, { ...o.directory, name: `dir:${o.configDir}` });
+    this.store.addSource(this.source);
+    try {
+      await this.store.start();
+    } catch (e) {
+      if (isIsleError(e)) throw e;
+      throw new IsleError('ERR_FILE_MISSING', `${o.configDir}: cannot read config directory: ${e instanceof Error ? e.message : String(e)}`, { file: o.configDir });
+    }
+    this.watchConfigErrors();
+
+    // 3. Mesh settings: MeshConfig, CLI overrides, and what the CA says.
+    const meshes = this.store.list('MeshConfig');
+    if (meshes.length > 1) {
+      this.logger.warn({ meshConfigs: meshes.map((m) => `${m.metadata.name} (${m.source.file}:${m.source.line})`) }, `several MeshConfigs; using ${meshConfigOf(meshes)!.metadata.name}`);
+    }
+    const mesh = meshConfigOf(meshes)?.spec;
+    const cluster = o.cluster ?? mesh?.clusterName ?? this.ca.cluster;
+    if (!cluster) throw new IsleError('ERR_USAGE', `no cluster name: pass --cluster or set clusterName in the MeshConfig (${o.caDir} does not name one)`);
+    validateClusterName(cluster);
+    if (this.ca.cluster !== undefined && this.ca.cluster !== cluster) {
+      const from = o.cluster !== undefined ? '--cluster' : 'MeshConfig clusterName';
+      throw new IsleError('ERR_USAGE', `${from} ${cluster} does not match ${o.caDir}, which is the intermediate CA of cluster ${this.ca.cluster}`);
+    }
+    const trustDomain = mesh?.trustDomain ?? this.ca.trustDomain;
+    if (trustDomain !== this.ca.trustDomain) {
+      throw new IsleError('ERR_CONFIG_INVALID', `MeshConfig trustDomain ${trustDomain} differs from the CA's (${this.ca.trustDomain}) in ${o.caDir}`);
+    }
+    this.cluster = cluster;
+    this.trustDomain = trustDomain;
+    const quietMs = durationMs(mesh?.debounce?.quiet, 100, 'debounce.quiet');
+    const maxMs = durationMs(mesh?.debounce?.max, 10_000, 'debounce.max');
+
+    // 4. Registry: the local shard from the store plus auto-registered proxies.
+    this.registry = new Registry({ localCluster: cluster, log: (line) => this.logger.warn(line) });
+    this.autoRegistry = new AutoRegistry({
+      ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}),
+      timers: this.timers,
+      onListenerError: (e) => this.logger.error({ err: e }, 'auto-registration listener failed'),
+    });
+    this.shardWatch = watchLocalShard({
+      cluster,
+      store: this.store,
+      registry: this.registry,
+      autoRegistry: this.autoRegistry,
+      // --network overrides the MeshConfig's network (the rest of its defaults still apply, read at start).
+      ...(o.network !== undefined ? { defaults: { ...meshDefaultsFrom(mesh), network: o.network } } : {}),
+    });
+
+    // 5. Push pipeline.
+    const currentMesh = (): MeshConfigSpec | undefined => meshConfigOf(this.store.list('MeshConfig'))?.spec;
+    const meshInfo = (): Partial<MeshInfo> & Pick<MeshInfo, 'trustDomain' | 'clusterName'> => {
+      const m = currentMesh();
+      // Cluster and trust domain are fixed for the life of the process (they are the CA's).
+      return { trustDomain, clusterName: cluster, network: o.network ?? m?.network ?? '', rootNamespace: m?.rootNamespace ?? 'istio-system' };
+    };
+    const proxyDefaults = (): ProxyDefaults => {
+      const m = currentMesh();
+      const network = o.network ?? m?.network;
+      const locality: Locality | undefined = m?.defaultLocality ? fromConfigLocality(m.defaultLocality) : undefined;
+      return { cluster, ...(network ? { network } : {}), ...(locality ? { locality } : {}) };
+    };
+    this.pusher = new Pusher({
+      registry: this.registry,
+      store: this.store,
+      cache: this.cache,
+      autoRegistry: this.autoRegistry,
+      mesh: meshInfo,
+      trustBundlePem: this.ca.rootBundlePem,
+      proxyDefaults,
+      debounce: { quietMs, maxMs },
+      timers: this.timers,
+      metrics: this.metrics,
+      logger: this.logger.child({ component: 'push' }),
+      ...(o.pushChunkSize !== undefined ? { chunkSize: o.pushChunkSize } : {}),
+    });
+
+    // 6. gRPC: ADS + CA on TLS; ADS alone on the plaintext loopback port.
+    this.serverCert = await issueServerCert({ ca: this.ca, cluster, listenAddresses: [listen.host] });
+    const xdsLogger = this.logger.child({ component: 'xds' });
+    const now = o.now ?? Date.now;
+    const tls = new XdsServer({ cache: this.cache, logger: xdsLogger, now, authenticate: xdsAuthenticator({ trustDomain, defaults: proxyDefaults(), mode: 'mtls' }) });
+    this.xdsServers.push(tls);
+    this.pusher.attach(tls);
+    const main = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
+    this.grpcServers.push(main);
+    tls.addToServer(main);
+    const caLog = this.logger.child({ component: 'ca' });
+    addCertService(
+      main,
+      createCertService({
+        ca: this.ca,
+        cluster,
+        trustDomain,
+        onIssued: (e) => caLog.info({ spiffeId: e.spiffeId, serial: e.serialNumber, notAfter: e.notAfter.toISOString(), via: e.via, jti: e.jti, peer: e.peer }, 'certificate issued'),
+        onRefused: (e) => caLog.warn({ code: grpc.status[e.code], reason: e.reason, message: e.message, peer: e.peer }, 'certificate refused'),
+      }),
+    );
+    const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
+    this.addresses.grpc = await bindGrpc(main, listen.host, listen.port, creds, 'xDS + CA, mTLS');
+
+    if (plaintext) {
+      const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now, authenticate: xdsAuthenticator({ trustDomain, defaults: proxyDefaults(), mode: 'trust-metadata' }) });
+      this.xdsServers.push(plain);
+      this.pusher.attach(plain);
+      const ps = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
+      this.grpcServers.push(ps);
+      plain.addToServer(ps);
+      this.addresses.plaintext = await bindGrpc(ps, plaintext.host, plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
+      this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');
+    }
+
+    // 7. Debug server.
+    this.debug = new DebugServer({
+      xdsServers: this.xdsServers,
+      cache: this.cache,
+      registry: this.registry,
+      configErrors: () => this.store.errors(),
+      configVersion: () => this.store.version,
+      pusher: this.pusher,
+      metrics: this.metrics,
+      ready: () => this.ready,
+      info: () => ({ cluster, trustDomain, addresses: this.addresses }),
+    });
+    try {
+      this.addresses.debug = await this.debug.listen(debugListen.host, debugListen.port);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const addr = hostPort(debugListen.host, debugListen.port);
+      throw new IsleError('ERR_USAGE', `cannot listen on ${addr} (debug): ${code === 'EADDRINUSE' ? 'address already in use' : e instanceof Error ? e.message : String(e)}`);
+    }
+    this.ready = true;
+    this.logger.info({ cluster, trustDomain, ...this.addresses, debounceMs: { quiet: quietMs, max: maxMs } }, 'control plane ready');
+  }
+
+  /** Logs config problems as they appear and go (with file:line) and keeps the gauge current. */
+  private watchConfigErrors(): void {
+    let shown = new Set<string>();
+    const update = (errors: readonly ConfigError[]) => {
+      const now = new Set(errors.map(formatConfigError));
+      for (const e of errors) {
+        const text = formatConfigError(e);
+        if (!shown.has(text)) this.logger[e.severity === 'error' ? 'error' : 'warn']({ file: e.file, line: e.line }, `config rejected: ${text}`);
+      }
+      for (const text of shown) if (!now.has(text)) this.logger.info(`config problem resolved: ${text}`);
+      shown = now;
+      this.metrics.configErrors.set(errors.filter((e) => e.severity === 'error').length);
+    };
+    update(this.store.errors());
+    this.offs.push(this.store.subscribeErrors(update));
+  }
+
+  /** Closes every listener, stream, watcher and timer. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const wasReady = this.ready;
+      this.ready = false;
+      for (const off of this.offs.splice(0)) off();
+      this.pusher?.stop();
+      for (const x of this.xdsServers) x.close();
+      for (const s of this.grpcServers) s.forceShutdown();
+      await this.debug?.close();
+      this.shardWatch?.stop();
+      this.autoRegistry?.close();
+      await this.store.stop();
+      // A start that failed has already said why; "stopped" would only bury that line.
+      if (wasReady) this.logger.info('control plane stopped');
+    })();
+    return this.stopping;
+  }
+}

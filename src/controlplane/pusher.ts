@@ -1,0 +1,400 @@
+/**
+ * The push pipeline (DESIGN §3), Istio-pilot style:
+ *
+ *   ConfigStore events ─┐
+ *   Registry changes ───┴→ Debouncer (quiet / max) → PushContext (immutable) → push queue
+ *                                                    → per-proxy generation → SnapshotCache → ADS
+ *
+ * - A proxy that connects gets its snapshot synchronously, inside the server's `connect` event,
+ *   from the current PushContext; a sidecar is also auto-registered from its node metadata and
+ *   unregistered (after the AutoRegistry's grace period) when its last stream closes.
+ * - Endpoint-only changes take the fast path: the PushContext is rebuilt (cheap: indexes only,
+ *   nothing serialized) and only EDS is regenerated per proxy; CDS/LDS/RDS keep their version and
+ *   are not resent. CDS embeds the expected SPIFFE ids of each service's endpoints, so when an
+ *   endpoint change alters a host's identity set CDS is regenerated too. A proxy whose own inbound
+ *   ports changed (an endpoint at its address appeared or went) gets a full regeneration.
+ * - Only kinds the generators read trigger config pushes (VirtualService, DestinationRule,
+ *   MeshConfig); Service / ServiceEntry / WorkloadEntry changes arrive as registry changes.
+ *   Per proxy, a type whose resources did not change keeps its version, so the cache wakes nobody
+ *   and nothing is sent: unaffected proxies are not pushed.
+ * - Serialize once: generateResources caches shared groups per PushContext, so each shared
+ *   resource is encoded once per push and the same bytes go to every proxy.
+ * - The push queue is per proxy with merged scopes (a newer push folds into a proxy still waiting
+ *   for an older one) and is drained in chunks, yielding to the event loop between them, so ACKs
+ *   and new connections are served while thousands of proxies are regenerated.
+ */
+import type { Logger } from 'pino';
+import type { ConfigStore } from '../config/store.js';
+import type { ConfigEvent, Kind, Resource } from '../config/types.js';
+import type { DestinationRuleSpec, VirtualServiceSpec } from '../config/kinds/networking.js';
+import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
+import type { Registry, RegistryChange } from '../registry/aggregate.js';
+import { localityString } from '../registry/model.js';
+import type { SnapshotCache } from '../xds/cache.js';
+import { generateResources, typeVersion } from '../xds/generators/index.js';
+import type { AckEvent, NackEvent, ProxyStatus, XdsServer } from '../xds/server.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../xds/typeurls.js';
+import { proxyFromNodeInfo } from './auth.js';
+import { Debouncer, type FlushInfo } from './debounce.js';
+import type { ControlPlaneMetrics, PushReason } from './metrics.js';
+import { withInbound, type Proxy, type ProxyDefaults } from './proxy.js';
+import { pushContextFromRegistry, type MeshInfo, type PushContext } from './pushcontext.js';
+import type { Timers } from './timers.js';
+
+/** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig']);
+
+/** A batch of changes waiting in the debouncer. */
+export interface PendingChange {
+  /** Config or service definitions changed: every type of every proxy is regenerated. */
+  full: boolean;
+  reasons: Set<PushReason>;
+  /** Hostnames whose endpoints (only) changed. */
+  hosts: Set<string>;
+  /** When the earliest change of the batch was seen (timers.now()). */
+  seenAt: number;
+}
+
+interface Scope {
+  full: boolean;
+  cds: boolean;
+  reason: PushReason;
+  /** Earliest change this proxy waits for; undefined for a connect. */
+  seenAt: number | undefined;
+}
+
+interface ProxyEntry {
+  readonly key: string;
+  readonly base: Proxy;
+  readonly streams: Set<string>;
+  registration?: RegistrationHandle;
+  /** JSON of the inbound ports of the last generation: when it moves, the fast path is not enough. */
+  inboundFp?: string;
+  /** typeUrl → the version carrying a change the proxy has not ACKed yet. */
+  readonly awaiting: Map<string, { version: string; seenAt: number }>;
+}
+
+export interface PushRecord {
+  /** PushContext version. */
+  version: string;
+  kind: 'full' | 'eds';
+  reasons: PushReason[];
+  /** Changes folded by the debouncer. */
+  changes: number;
+  debounceMs: number;
+  cause: FlushInfo['cause'];
+  /** Proxies queued by this push. */
+  proxies: number;
+}
+
+export interface PusherOptions {
+  registry: Registry;
+  store: Pick<ConfigStore, 'subscribe' | 'list'>;
+  cache: SnapshotCache;
+  autoRegistry?: AutoRegistry;
+  /** Read at every push (MeshConfig may change at run time). */
+  mesh: () => Partial<MeshInfo> & Pick<MeshInfo, 'trustDomain' | 'clusterName'>;
+  trustBundlePem: string;
+  proxyDefaults: () => ProxyDefaults;
+  debounce: { quietMs: number; maxMs: number };
+  timers: Timers;
+  metrics: ControlPlaneMetrics;
+  logger: Logger;
+  /** Proxies generated per event-loop turn. Default 100; Infinity drains synchronously. */
+  chunkSize?: number;
+}
+
+const CONNECT: Scope = Object.freeze({ full: true, cds: true, reason: 'connect', seenAt: undefined });
+
+export class Pusher {
+  private readonly o: PusherOptions;
+  private readonly debouncer: Debouncer<PendingChange>;
+  private readonly proxies = new Map<string, ProxyEntry>();
+  /** The push queue: proxy key → merged scope, in arrival order. */
+  private readonly queue = new Map<string, Scope>();
+  private current: PushContext;
+  private seq = 0;
+  private drainHandle: NodeJS.Immediate | undefined;
+  private drainStartedAt: number | undefined;
+  private drainFull = false;
+  private readonly offs: (() => void)[] = [];
+  private readonly history: PushRecord[] = [];
+  private stopped = false;
+  private readonly chunkSize: number;
+  /** Pushes built so far (PushContexts after the initial one). */
+  pushCount = 0;
+
+  constructor(opts: PusherOptions) {
+    this.o = opts;
+    this.chunkSize = opts.chunkSize ?? 100;
+    this.debouncer = new Debouncer<PendingChange>({
+      quietMs: opts.debounce.quietMs,
+      maxMs: opts.debounce.maxMs,
+      timers: opts.timers,
+      merge: (a, b) => ({
+        full: a.full || b.full,
+        reasons: new Set([...a.reasons, ...b.reasons]),
+        hosts: new Set([...a.hosts, ...b.hosts]),
+        seenAt: Math.min(a.seenAt, b.seenAt),
+      }),
+      flush: (change, info) => this.push(change, info),
+    });
+    this.current = this.build();
+    this.offs.push(opts.store.subscribe((events) => this.onConfig(events)));
+    this.offs.push(opts.registry.subscribe((change) => this.onRegistry(change)));
+  }
+
+  /** The PushContext new connections are generated from. */
+  get pushContext(): PushContext {
+    return this.current;
+  }
+
+  /** Connected proxies (cache keys). */
+  proxyKeys(): string[] {
+    return [...this.proxies.keys()];
+  }
+
+  /** The last pushes, newest last (for /debug/push_status). */
+  recentPushes(): readonly PushRecord[] {
+    return this.history;
+  }
+
+  /** Whether a change waits in the debouncer or proxies wait in the queue. */
+  get busy(): boolean {
+    return this.debouncer.hasPending || this.queue.size > 0;
+  }
+
+  /** Subscribes to a server's stream events. Several servers (mTLS and plaintext) may share one pusher. */
+  attach(xds: XdsServer): void {
+    this.offs.push(xds.on('connect', ({ proxy }) => this.onConnect(proxy)));
+    this.offs.push(xds.on('disconnect', ({ proxy }) => this.onDisconnect(proxy)));
+    this.offs.push(xds.on('ack', (e) => this.onAck(e)));
+    this.offs.push(xds.on('nack', (e) => this.onNack(e)));
+  }
+
+  /** Skips the debounce wait (tests, shutdown). */
+  flushNow(): void {
+    this.debouncer.flushNow();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.debouncer.stop();
+    for (const off of this.offs.splice(0)) off();
+    if (this.drainHandle) clearImmediate(this.drainHandle);
+    this.drainHandle = undefined;
+    this.queue.clear();
+    for (const e of this.proxies.values()) if (e.registration) this.o.autoRegistry?.unregister(e.registration);
+    this.proxies.clear();
+  }
+
+  // --- inputs ------------------------------------------------------------------------------------
+
+  private onConfig(events: readonly ConfigEvent[]): void {
+    const kinds = new Set<Kind>();
+    for (const e of events) kinds.add(e.type === 'deleted' ? e.previous.kind : e.resource.kind);
+    const relevant = [...kinds].filter((k) => PUSH_KINDS.has(k));
+    if (relevant.length === 0) return;
+    this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
+    this.debouncer.add({ full: true, reasons: new Set(['config']), hosts: new Set(), seenAt: this.o.timers.now() });
+  }
+
+  private onRegistry(change: RegistryChange): void {
+    const seenAt = this.o.timers.now();
+    if (change.services.size > 0) {
+      this.debouncer.add({ full: true, reasons: new Set(['services']), hosts: new Set(change.endpoints), seenAt });
+    } else if (change.endpoints.size > 0) {
+      this.debouncer.add({ full: false, reasons: new Set(['endpoints']), hosts: new Set(change.endpoints), seenAt });
+    }
+    // Workload-only changes: a proxy's inbound config follows endpoints at its address, which
+    // arrive as endpoint changes; a workload no service selects changes nobody's config.
+  }
+
+  private onConnect(status: ProxyStatus): void {
+    if (this.stopped) return;
+    this.o.metrics.connectedProxies.inc();
+    const key = status.key;
+    const existing = this.proxies.get(key);
+    if (existing) {
+      existing.streams.add(status.streamId);
+      return;
+    }
+    let base: Proxy;
+    try {
+      base = proxyFromNodeInfo(status.node, this.o.proxyDefaults());
+    } catch (e) {
+      // authenticate() parsed the same node already; only a bug gets here.
+      this.o.logger.error({ node: status.node.id, err: e }, 'cannot model proxy; it gets no config');
+      return;
+    }
+    const entry: ProxyEntry = { key, base, streams: new Set([status.streamId]), awaiting: new Map() };
+    this.proxies.set(key, entry);
+    // Synchronously, so the server's first flush reads a complete snapshot.
+    this.generate(entry, CONNECT);
+    if (base.type === 'sidecar' && this.o.autoRegistry) {
+      try {
+        entry.registration = this.o.autoRegistry.register({
+          namespace: base.namespace,
+          serviceAccount: base.serviceAccount,
+          address: base.ip,
+          labels: base.labels,
+          ...(localityString(base.locality) ? { locality: localityString(base.locality) } : {}),
+          ...(base.network ? { network: base.network } : {}),
+          cluster: base.cluster,
+        });
+      } catch (e) {
+        this.o.logger.warn({ node: base.id, err: e instanceof Error ? e.message : String(e) }, 'proxy not auto-registered');
+      }
+    }
+  }
+
+  private onDisconnect(status: ProxyStatus): void {
+    this.o.metrics.connectedProxies.dec();
+    const entry = this.proxies.get(status.key);
+    if (!entry || !entry.streams.delete(status.streamId) || entry.streams.size > 0) return;
+    this.proxies.delete(status.key);
+    this.queue.delete(status.key);
+    this.o.cache.clearSnapshot(status.key);
+    if (entry.registration) this.o.autoRegistry?.unregister(entry.registration);
+  }
+
+  private onAck(e: AckEvent): void {
+    const entry = this.proxies.get(e.nodeId);
+    const w = entry?.awaiting.get(e.typeUrl);
+    if (!entry || !w || w.version !== e.version) return;
+    entry.awaiting.delete(e.typeUrl);
+    this.o.metrics.convergence.observe(Math.max(0, this.o.timers.now() - w.seenAt) / 1000);
+  }
+
+  private onNack(e: NackEvent): void {
+    this.o.metrics.nacks.inc({ type: shortTypeName(e.typeUrl) });
+    const entry = this.proxies.get(e.nodeId);
+    // That version will never be ACKed; the next one that changes this type carries the change.
+    if (entry?.awaiting.get(e.typeUrl)?.version === e.version) entry.awaiting.delete(e.typeUrl);
+  }
+
+  // --- pushes ------------------------------------------------------------------------------------
+
+  private build(): PushContext {
+    return pushContextFromRegistry(this.o.registry, {
+      version: String(++this.seq),
+      mesh: this.o.mesh(),
+      virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
+      destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
+      trustBundlePem: this.o.trustBundlePem,
+    });
+  }
+
+  private push(change: PendingChange, info: FlushInfo): void {
+    if (this.stopped) return;
+    const startedAt = this.o.timers.now();
+    const old = this.current;
+    let next: PushContext;
+    try {
+      next = this.build();
+    } catch (e) {
+      this.o.logger.error({ err: e }, 'building the PushContext failed; keeping the previous one');
+      return;
+    }
+    this.current = next;
+    this.pushCount++;
+    let cds = change.full;
+    if (!change.full) {
+      // CDS carries each service's expected SPIFFE ids: an endpoint-only change that adds or drops
+      // a service account must reach CDS too.
+      for (const h of change.hosts) {
+        if (!sameList(old.identitiesByHost.get(h), next.identitiesByHost.get(h))) {
+          cds = true;
+          break;
+        }
+      }
+    }
+    const reason: PushReason = change.reasons.has('config') ? 'config' : change.reasons.has('services') ? 'services' : 'endpoints';
+    const scope: Scope = { full: change.full, cds, reason, seenAt: change.seenAt };
+    for (const key of this.proxies.keys()) {
+      const prev = this.queue.get(key);
+      this.queue.set(key, prev ? mergeScope(prev, scope) : scope);
+    }
+    const record: PushRecord = {
+      version: next.version,
+      kind: change.full ? 'full' : 'eds',
+      reasons: [...change.reasons].sort(),
+      changes: info.changes,
+      debounceMs: Math.round(info.waitedMs),
+      cause: info.cause,
+      proxies: this.proxies.size,
+    };
+    this.history.push(record);
+    if (this.history.length > 20) this.history.shift();
+    this.o.logger.info({ ...record, cdsToo: !change.full && cds }, 'push');
+    this.drainStartedAt ??= startedAt;
+    this.drainFull ||= change.full;
+    this.drain();
+  }
+
+  private drain(): void {
+    this.drainHandle = undefined;
+    if (this.stopped) return;
+    let n = 0;
+    for (const [key, scope] of this.queue) {
+      this.queue.delete(key);
+      const entry = this.proxies.get(key);
+      if (entry) this.generate(entry, scope);
+      if (++n >= this.chunkSize && this.queue.size > 0) {
+        this.drainHandle = setImmediate(() => this.drain());
+        return;
+      }
+    }
+    if (this.drainStartedAt !== undefined) {
+      this.o.metrics.pushDuration.observe({ kind: this.drainFull ? 'full' : 'eds' }, (this.o.timers.now() - this.drainStartedAt) / 1000);
+    }
+    this.drainStartedAt = undefined;
+    this.drainFull = false;
+  }
+
+  /** Regenerates what `scope` asks for, from the current PushContext, into the cache. */
+  private generate(entry: ProxyEntry, scope: Scope): void {
+    const push = this.current;
+    try {
+      const proxy = withInbound(entry.base, push);
+      const fp = JSON.stringify(proxy.inbound);
+      const full = scope.full || entry.inboundFp !== fp;
+      entry.inboundFp = fp;
+      const types = full ? PUSH_ORDER : scope.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
+      for (const typeUrl of types) {
+        const resources = generateResources(push, proxy, typeUrl);
+        const version = typeVersion(resources);
+        if (this.o.cache.get(entry.key, typeUrl)?.version === version) continue;
+        if (scope.seenAt !== undefined) {
+          const w = entry.awaiting.get(typeUrl);
+          entry.awaiting.set(typeUrl, { version, seenAt: w ? Math.min(w.seenAt, scope.seenAt) : scope.seenAt });
+        }
+        this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl), reason: scope.reason });
+        try {
+          this.o.cache.setResources(entry.key, typeUrl, version, resources);
+        } catch (e) {
+          // A watch listener threw (the server logs its own errors); the cache holds the new version.
+          this.o.logger.error({ node: entry.key, type: shortTypeName(typeUrl), err: e }, 'xDS watch failed');
+        }
+      }
+    } catch (e) {
+      this.o.logger.error({ node: entry.key, err: e }, 'generating config for proxy failed; it keeps its last config');
+    }
+  }
+}
+
+function mergeScope(a: Scope, b: Scope): Scope {
+  const seen = [a.seenAt, b.seenAt].filter((x): x is number => x !== undefined);
+  return {
+    full: a.full || b.full,
+    cds: a.cds || b.cds,
+    reason: a.full || !b.full ? a.reason : b.reason,
+    seenAt: seen.length > 0 ? Math.min(...seen) : undefined,
+  };
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}

@@ -1,0 +1,93 @@
+// The push pipeline's rules, through a real control plane (plaintext loopback listener): the fast
+// path's CDS exception for new service accounts, kinds that push nobody, auto-registration and
+// unregistration, and a NACK that is counted and not resent.
+import assert from 'node:assert/strict';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
+import { channel, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { SotwClient } from '../xds/helpers.js';
+
+const HW = 'outbound|5000||helloworld.default.svc.cluster.local';
+
+describe('push pipeline', () => {
+  let plane: Plane;
+  const proxies: SimProxy[] = [];
+  const open = (i: number, protocol: 'sotw' | 'delta' = 'delta', node = sidecarNode(i)) => {
+    const p = new SimProxy(protocol, channel(plane.cp.addresses.plaintext!), node);
+    proxies.push(p);
+    return p;
+  };
+  before(async () => {
+    plane = await startPlane({ plaintextListen: '127.0.0.1:0', graceMs: 0 });
+  });
+  after(() => {
+    for (const p of proxies) p.close();
+  });
+
+  it('an endpoint change that adds a service account regenerates CDS (expected SANs) and EDS, not LDS/RDS', async () => {
+    const a = open(1, 'sotw');
+    const b = open(2, 'delta');
+    await waitUntil(() => inSync(plane.cp, a.id) && inSync(plane.cp, b.id), 'in sync');
+    const before = new Map([CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE].map((t) => [t, plane.cp.cache.get(a.id, t)!.version]));
+    const marks = [a.received.length, b.received.length];
+    writeFileSync(join(plane.configDir, 'hw-v3.yaml'), workloadEntryYaml('helloworld-v3', '127.1.0.12', 'helloworld-v3'));
+    await waitUntil(() => plane.cp.cache.get(a.id, ENDPOINT_TYPE)!.version !== before.get(ENDPOINT_TYPE) && inSync(plane.cp, a.id) && inSync(plane.cp, b.id), 'EDS pushed');
+    assert.notEqual(plane.cp.cache.get(a.id, CLUSTER_TYPE)!.version, before.get(CLUSTER_TYPE), 'CDS changed: a new SAN');
+    assert.equal(plane.cp.cache.get(a.id, LISTENER_TYPE)!.version, before.get(LISTENER_TYPE));
+    assert.equal(plane.cp.cache.get(a.id, ROUTE_TYPE)!.version, before.get(ROUTE_TYPE));
+    assert.equal(plane.cp.pusher.recentPushes().at(-1)!.kind, 'eds');
+    const cluster = a.sotw!.state.get(CLUSTER_TYPE)!.get(HW)!;
+    assert.match(JSON.stringify(cluster), /spiffe:\/\/cluster\.local\/ns\/default\/sa\/helloworld-v3/);
+    for (const [p, m] of [[a, marks[0]!], [b, marks[1]!]] as const) {
+      assert.deepEqual([...new Set(p.since(m).map((r) => r.type))].sort(), [CLUSTER_TYPE, ENDPOINT_TYPE].sort());
+    }
+    unlinkSync(join(plane.configDir, 'hw-v3.yaml'));
+    await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v3') && !plane.cp.pusher.busy, 'v3 gone');
+  });
+
+  it('kinds no generator reads (PeerAuthentication) push nobody', async () => {
+    const pushes = plane.cp.pusher.pushCount;
+    writeFileSync(
+      join(plane.configDir, 'pa.yaml'),
+      'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: istio-system\nspec:\n  mtls:\n    mode: STRICT\n',
+    );
+    await waitUntil(() => plane.cp.store.get('PeerAuthentication', 'istio-system', 'default') !== undefined, 'PA loaded', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; store errors: ${JSON.stringify(plane.cp.store.errors())}; kinds: ${plane.cp.store.list().map((r) => r.kind).join(',')}; logs: ${JSON.stringify(plane.logs.filter((l) => l.level >= 40).slice(-5))}`);
+    });
+    assert.equal(plane.cp.pusher.busy, false, 'nothing debounced');
+    assert.equal(plane.cp.pusher.pushCount, pushes);
+  });
+
+  it('a sidecar is auto-registered on connect (its endpoint reaches the others) and removed on disconnect', async () => {
+    const watcher = proxies[1]!;
+    await waitUntil(() => inSync(plane.cp, watcher.id), 'watcher in sync');
+    const hw = open(50, 'sotw', sidecarNode(50, { serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'v9' }, ip: '127.1.0.50' }));
+    const has50 = () => plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.address === '127.1.0.50');
+    await waitUntil(() => has50() && inSync(plane.cp, hw.id) && inSync(plane.cp, watcher.id) && !plane.cp.pusher.busy, 'registered and pushed');
+    const ep = plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').find((e) => e.address === '127.1.0.50')!;
+    assert.equal(ep.source, 'auto');
+    assert.equal(ep.labels['version'], 'v9');
+    assert.equal(ep.cluster, 'cluster-1');
+    assert.equal(ep.network, 'network1');
+    // Its own inbound listener follows (a full regeneration for that proxy, fast path for the rest).
+    assert.ok(hw.sotw!.state.get(LISTENER_TYPE)!.has('127.1.0.50_5000'), [...hw.sotw!.state.get(LISTENER_TYPE)!.keys()].join());
+    hw.close();
+    await waitUntil(() => !has50(), 'unregistered (grace 0)');
+    await waitUntil(() => !plane.cp.pusher.busy && inSync(plane.cp, watcher.id), 'pushed');
+    assert.equal(plane.cp.cache.getSnapshot(hw.id), undefined, 'its snapshot is forgotten');
+  });
+
+  it('a NACK is counted, the proxy keeps its config and the same version is not resent', async () => {
+    const c = new SotwClient(channel(plane.cp.addresses.plaintext!), sidecarNode(60));
+    c.request(CLUSTER_TYPE);
+    const r = await c.next(CLUSTER_TYPE);
+    c.nack(r, 'cluster rejected for the test');
+    await waitUntil(() => plane.cp.xdsServers[1]!.status().some((s) => s.node.id === c.node.id && s.types[0]?.lastNack), 'NACK recorded');
+    const metrics = await plane.cp.metrics.text();
+    assert.match(metrics, /^isle_xds_nacks_total\{type="CDS"\} 1$/m);
+    assert.equal(c.pending(), 0, 'not resent');
+    c.close();
+  });
+});
