@@ -9,6 +9,7 @@ interface ControlPlaneFlags {
   listen: string;
   debugListen: string;
   plaintextListen?: string;
+  eastWestGateway: string[];
   logLevel: string;
 }
 
@@ -30,6 +31,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .option('--listen <addr>', 'xDS + certificate service over mTLS (port 0: any free port)', '127.0.0.1:15012')
     .option('--debug-listen <addr>', 'debug and metrics HTTP server', '127.0.0.1:15014')
     .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
+    .option('--east-west-gateway <addr>', "this network's east-west gateway as other networks dial it (host:15443; repeatable); connected gateway proxies are added automatically", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .action(async (o: ControlPlaneFlags) => {
       const { IsleError } = await import('../errors.js');
@@ -49,6 +51,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
         listen: o.listen,
         debugListen: o.debugListen,
         ...(o.plaintextListen !== undefined ? { plaintextListen: o.plaintextListen } : {}),
+        eastWestGateways: o.eastWestGateway,
         logger,
       });
       const a = cp.addresses;

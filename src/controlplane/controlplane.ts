@@ -30,11 +30,14 @@ import { xdsAuthenticator } from './auth.js';
 import { addCertService, createCertService } from './certservice.js';
 import { DebugServer } from './debugserver.js';
 import { ControlPlaneMetrics } from './metrics.js';
-import type { ProxyDefaults } from './proxy.js';
+import { parseProxyId, type ProxyDefaults } from './proxy.js';
 import type { MeshInfo } from './pushcontext.js';
 import { Pusher } from './pusher.js';
 import { assertPlaintextAddress, grpcServerCredentials, isLoopback, issueServerCert, type ServerCert } from './servercert.js';
 import { realTimers, type Timers } from './timers.js';
+import { describeServerTlsFailure, observeTlsFailures, parseGatewayAddresses, PeeringExport, PeeringManager } from '../peering/index.js';
+import type { GatewayAddress } from './pushcontext.js';
+import { EAST_WEST_PORT } from '../xds/generators/network.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
 export const DEFAULT_DEBUG_LISTEN = '127.0.0.1:15014';
@@ -62,6 +65,13 @@ export interface ControlPlaneOptions {
   directory?: Omit<DirectorySourceOptions, 'name' | 'timers'>;
   /** Proxies generated per event-loop turn (default 100). */
   pushChunkSize?: number;
+  /**
+   * This network's east-west gateways as other networks dial them (`host:15443`), advertised to
+   * peers. Gateway-mode proxies that connect to this control plane are added automatically.
+   */
+  eastWestGateways?: readonly string[];
+  /** Reconnect delay to peers after `attempt` failures (default: exponential with jitter). */
+  peerBackoff?: (attempt: number) => number;
 }
 
 export interface BoundAddresses {
@@ -111,6 +121,16 @@ function meshConfigOf(resources: Resource[]): Resource<MeshConfigSpec> | undefin
   return [...resources].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0] as Resource<MeshConfigSpec> | undefined;
 }
 
+/** The IP of a gateway-mode proxy from its node id (`router~<ip>~…`, see proxy.ts), else undefined. */
+function gatewayIp(nodeId: string): string | undefined {
+  try {
+    const p = parseProxyId(nodeId);
+    return p.type === 'gateway' && p.ip ? p.ip : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ControlPlane {
   readonly addresses: BoundAddresses = { grpc: '', debug: '' };
   readonly metrics = new ControlPlaneMetrics();
@@ -131,6 +151,11 @@ export class ControlPlane {
   private shardWatch: LocalShardWatch | undefined;
   private readonly grpcServers: grpc.Server[] = [];
   private debug: DebugServer | undefined;
+  peering: PeeringManager | undefined;
+  peeringExport: PeeringExport | undefined;
+  /** Gateways from --east-west-gateway, and gateway proxies connected now (stream id → address). */
+  private staticGateways: GatewayAddress[] = [];
+  private readonly gatewayStreams = new Map<string, GatewayAddress>();
   private readonly offs: (() => void)[] = [];
   private ready = false;
   private stopping: Promise<void> | undefined;
@@ -242,6 +267,7 @@ export class ControlPlane {
       metrics: this.metrics,
       logger: this.logger.child({ component: 'push' }),
       ...(o.pushChunkSize !== undefined ? { chunkSize: o.pushChunkSize } : {}),
+      networkGateways: () => this.peering?.networkGateways() ?? {},
     });
 
     // 6. gRPC: ADS + CA on TLS; ADS alone on the plaintext loopback port.
@@ -266,7 +292,35 @@ export class ControlPlane {
       }),
     );
     const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
+
+    // Peering, discovery only: our export feed shares the mTLS port (its own service name and
+    // auth: control planes of our root only); our subscriptions follow the RemoteCluster resources.
+    const network = o.network ?? mesh?.network ?? '';
+    const peerLog = this.logger.child({ component: 'peering' });
+    try {
+      this.staticGateways = parseGatewayAddresses(o.eastWestGateways ?? []);
+    } catch (e) {
+      throw new IsleError('ERR_USAGE', `--east-west-gateway: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.peeringExport = new PeeringExport({ registry: this.registry, cluster, network, trustDomain, gateways: this.staticGateways, logger: peerLog, now });
+    this.peeringExport.addToServer(main);
     this.addresses.grpc = await bindGrpc(main, listen.host, listen.port, creds, 'xDS + CA, mTLS');
+    this.offs.push(observeTlsFailures(main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
+    this.peering = new PeeringManager({
+      localCluster: cluster,
+      localNetwork: network,
+      localGateways: this.staticGateways,
+      registry: this.registry,
+      store: this.store,
+      tls: () => ({ rootBundlePem: this.ca.rootBundlePem, certChainPem: this.serverCert.chainPem, keyPem: this.serverCert.keyPem, trustDomain }),
+      timers: this.timers,
+      now,
+      ...(o.peerBackoff ? { backoff: o.peerBackoff } : {}),
+      logger: peerLog,
+    });
+    this.offs.push(this.peering.onGatewaysChange(() => this.pusher.requestFullPush('gateways')));
+    this.watchGatewayProxies(tls, network);
+    this.peering.start();
 
     if (plaintext) {
       const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now, authenticate: xdsAuthenticator({ trustDomain, defaults: proxyDefaults(), mode: 'trust-metadata' }) });
@@ -290,6 +344,14 @@ export class ControlPlane {
       metrics: this.metrics,
       ready: () => this.ready,
       info: () => ({ cluster, trustDomain, addresses: this.addresses }),
+      remoteClusters: () => ({
+        cluster,
+        network,
+        gateways: this.localGateways(),
+        remoteClusters: this.peering?.status() ?? [],
+        subscribers: this.peeringExport?.subscribers() ?? [],
+        networkGateways: this.peering?.networkGateways() ?? {},
+      }),
     });
     try {
       this.addresses.debug = await this.debug.listen(debugListen.host, debugListen.port);
@@ -300,6 +362,41 @@ export class ControlPlane {
     }
     this.ready = true;
     this.logger.info({ cluster, trustDomain, ...this.addresses, debounceMs: { quiet: quietMs, max: maxMs } }, 'control plane ready');
+  }
+
+  /** This network's east-west gateways: the configured ones plus connected gateway proxies. */
+  localGateways(): GatewayAddress[] {
+    const all = [...this.staticGateways, ...this.gatewayStreams.values()];
+    const seen = new Set<string>();
+    return all.filter((g) => {
+      const k = `${g.address}:${g.port}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
+
+  /**
+   * A gateway-mode proxy that connects is this network's east-west gateway on its IP:15443
+   * (Istio finds them by the network label on the gateway Service); peers learn it from our export.
+   */
+  private watchGatewayProxies(xds: XdsServer, network: string): void {
+    const update = () => {
+      const gws = this.localGateways();
+      this.peeringExport?.setGateways(gws, network);
+      this.peering?.setLocal(network, gws);
+    };
+    this.offs.push(
+      xds.on('connect', ({ proxy }) => {
+        const ip = gatewayIp(proxy.node.id);
+        if (ip === undefined) return;
+        this.gatewayStreams.set(proxy.streamId, { address: ip, port: EAST_WEST_PORT, cluster: this.cluster });
+        update();
+      }),
+      xds.on('disconnect', ({ proxy }) => {
+        if (this.gatewayStreams.delete(proxy.streamId)) update();
+      }),
+    );
   }
 
   /** Logs config problems as they appear and go (with file:line) and keeps the gauge current. */
@@ -326,6 +423,8 @@ export class ControlPlane {
       this.ready = false;
       for (const off of this.offs.splice(0)) off();
       this.pusher?.stop();
+      this.peering?.close();
+      this.peeringExport?.close();
       for (const x of this.xdsServers) x.close();
       for (const s of this.grpcServers) s.forceShutdown();
       await this.debug?.close();

@@ -35,6 +35,8 @@ export interface DebugSources {
   ready: () => boolean;
   /** Extra facts for /debug/syncz and the index (cluster, listen addresses). */
   info: () => Record<string, unknown>;
+  /** Remote clusters we subscribe to and peers subscribed to us (`istioctl remote-clusters`). */
+  remoteClusters?: () => unknown;
 }
 
 export interface SynczEntry {
@@ -145,6 +147,8 @@ export class DebugServer {
           pretty,
         );
       }
+      case '/debug/remoteclusterz':
+        return this.send(res, 200, s.remoteClusters?.() ?? { remoteClusters: [], subscribers: [] }, pretty);
       case '/debug/push_status':
         return this.send(res, 200, { pushContext: s.pusher.pushContext.version, busy: s.pusher.busy, recent: s.pusher.recentPushes() }, pretty);
       case '/debug/memory': {
@@ -178,7 +182,7 @@ export class DebugServer {
         return this.send(
           res,
           200,
-          { ...s.info(), endpoints: ['/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/configz', '/debug/push_status', '/debug/memory', '/metrics', '/ready'] },
+          { ...s.info(), endpoints: ['/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/remoteclusterz', '/debug/configz', '/debug/push_status', '/debug/memory', '/metrics', '/ready'] },
           pretty,
         );
       default:

@@ -39,6 +39,7 @@ import { Debouncer, type FlushInfo } from './debounce.js';
 import type { ControlPlaneMetrics, PushReason } from './metrics.js';
 import { withInbound, type Proxy, type ProxyDefaults } from './proxy.js';
 import { pushContextFromRegistry, type MeshInfo, type PushContext } from './pushcontext.js';
+import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from './timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
@@ -102,6 +103,8 @@ export interface PusherOptions {
   logger: Logger;
   /** Proxies generated per event-loop turn. Default 100; Infinity drains synchronously. */
   chunkSize?: number;
+  /** network → its east-west gateways (peering); read at every push. Absent: one flat network. */
+  networkGateways?: () => NetworkGateways;
 }
 
 const CONNECT: Scope = Object.freeze({ full: true, cds: true, reason: 'connect', seenAt: undefined });
@@ -170,6 +173,15 @@ export class Pusher {
     this.offs.push(xds.on('disconnect', ({ proxy }) => this.onDisconnect(proxy)));
     this.offs.push(xds.on('ack', (e) => this.onAck(e)));
     this.offs.push(xds.on('nack', (e) => this.onNack(e)));
+  }
+
+  /**
+   * Schedules a full push for a change the config store and registry do not see (e.g. the
+   * east-west gateways of another network appearing or moving). Debounced like any change.
+   */
+  requestFullPush(reason: PushReason): void {
+    if (this.stopped) return;
+    this.debouncer.add({ full: true, reasons: new Set([reason]), hosts: new Set(), seenAt: this.o.timers.now() });
   }
 
   /** Skips the debounce wait (tests, shutdown). */
@@ -282,6 +294,7 @@ export class Pusher {
       virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
       trustBundlePem: this.o.trustBundlePem,
+      ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),
     });
   }
 

@@ -3,14 +3,15 @@
  *
  * Which endpoints a proxy can dial directly depends only on its network, so assignments are
  * shared by every proxy of one network (shareKey `net|<network>`). Endpoints on other networks go
- * through the EndpointResolver seam: issue 5 replaces `sameNetworkOnly` with one that maps them to
- * their network's east-west gateway (push.networkGateways).
+ * through the multi-network rule of network.ts (their network's east-west gateway) when the push's
+ * networkGateways names the proxy's network, else the `sameNetworkOnly` resolver drops them.
  */
 import { endpointsFor, type PushContext } from '../../controlplane/pushcontext.js';
 import type { Proxy } from '../../controlplane/proxy.js';
 import { localityString, type Endpoint } from '../../registry/model.js';
 import { cmp, socketAddress, type EnvoyObject, type ResourceGroup } from './common.js';
 import { edsClusterKeys, gatewayClusterKeys, isLocalToGateway } from './cds.js';
+import { isNetworkAware, networkLocalityLbEndpoints } from './network.js';
 
 /** Where a proxy on `network` sends traffic for `ep`, or undefined to leave `ep` out. */
 export type EndpointResolver = (ep: Endpoint, network: string, push: PushContext) => { address: string; port: number } | undefined;
@@ -77,11 +78,17 @@ export function loadAssignment(clusterName: string, endpoints: EnvoyObject[]): E
   };
 }
 
-/** Assignments for every outbound EDS cluster a sidecar on `network` has. */
-export function outboundLoadAssignments(push: PushContext, network: string, resolve: EndpointResolver = sameNetworkOnly): EnvoyObject[] {
-  return edsClusterKeys(push).map((k) =>
-    loadAssignment(k.name, localityLbEndpoints(endpointsFor(push, k.hostname, k.port, k.subset || undefined), network, push, resolve)),
-  );
+/**
+ * Assignments for every outbound EDS cluster a sidecar on `network` has. Without an explicit
+ * resolver, a push whose networkGateways names the proxy's network uses the multi-network rule
+ * (network.ts: other networks through their east-west gateways); otherwise `sameNetworkOnly`.
+ */
+export function outboundLoadAssignments(push: PushContext, network: string, resolve?: EndpointResolver): EnvoyObject[] {
+  const lbEndpoints =
+    resolve === undefined && isNetworkAware(push, network)
+      ? (eps: readonly Endpoint[]) => networkLocalityLbEndpoints(eps, network, push)
+      : (eps: readonly Endpoint[]) => localityLbEndpoints(eps, network, push, resolve ?? sameNetworkOnly);
+  return edsClusterKeys(push).map((k) => loadAssignment(k.name, lbEndpoints(endpointsFor(push, k.hostname, k.port, k.subset || undefined))));
 }
 
 /** Assignments of the gateway's passthrough clusters: only endpoints on the gateway's own network. */
