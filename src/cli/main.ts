@@ -4,6 +4,8 @@ import { registerCa } from './ca.js';
 import { registerAnalyze } from './analyze.js';
 import { registerToken } from './token.js';
 import { registerControlPlane } from './controlplane.js';
+import { registerCluster } from './cluster.js';
+import { registerStatus } from './status.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export interface CliIO {
@@ -27,6 +29,8 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerAnalyze(program, io);
   registerToken(program, io);
   registerControlPlane(program, io);
+  registerCluster(program, io);
+  registerStatus(program, io);
   return program;
 }
 
