@@ -4,8 +4,10 @@ import { registerCa } from './ca.js';
 import { registerAnalyze } from './analyze.js';
 import { registerToken } from './token.js';
 import { registerControlPlane } from './controlplane.js';
+import { registerProxy } from './proxy.js';
 import { registerCluster } from './cluster.js';
 import { registerStatus } from './status.js';
+import { registerDemo } from './demo.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export interface CliIO {
@@ -29,8 +31,10 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerAnalyze(program, io);
   registerToken(program, io);
   registerControlPlane(program, io);
+  registerProxy(program, io);
   registerCluster(program, io);
   registerStatus(program, io);
+  registerDemo(program, io);
   return program;
 }
 

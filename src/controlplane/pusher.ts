@@ -371,7 +371,10 @@ export class Pusher {
     try {
       const proxy = withInbound(entry.base, push);
       const fp = JSON.stringify(proxy.inbound);
-      const full = scope.full || entry.inboundFp !== fp;
+      // An east-west gateway's listener and clusters follow which local services have endpoints
+      // (one filter chain per SNI with endpoints behind it), so an endpoint change is a full
+      // change for it; unchanged types keep their version and are not resent.
+      const full = scope.full || entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
       const types = full ? PUSH_ORDER : scope.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
       for (const typeUrl of types) {

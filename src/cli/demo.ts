@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import type { CliIO } from './main.js';
+
+/**
+ * `isle demo`: the seed-000 mesh on loopback (see src/demo). `isle demo-app` is the hidden
+ * command the demo runs its sample applications with.
+ */
+export function registerDemo(program: Command, io: CliIO): void {
+  program
+    .command('demo')
+    .description('run seed 000 on this machine: two clusters, two control planes sharing one root, east-west gateways, helloworld v1/v2, sleep — and verify it')
+    .option('--scenario <name>', 'which scenario (seed-000)', 'seed-000')
+    .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
+    .option('--dir <dir>', 'where certificates, config, tokens and logs go', '.isle/demo')
+    .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
+    .action(async (o: { scenario: string; check?: boolean; dir: string; logLevel: string }) => {
+      const { runDemo } = await import('../demo/demo.js');
+      const untilStopped = () =>
+        new Promise<void>((resolve) => {
+          const on = () => {
+            process.off('SIGINT', on);
+            process.off('SIGTERM', on);
+            resolve();
+          };
+          process.on('SIGINT', on);
+          process.on('SIGTERM', on);
+        });
+      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, dir: o.dir, logLevel: o.logLevel, out: io.out, untilStopped });
+    });
+
+  program
+    .command('demo-app', { hidden: true })
+    .description('a sample application of the demo (helloworld)')
+    .argument('<app>', 'helloworld')
+    .option('--app-version <v>', 'helloworld version', 'v1')
+    .option('--listen <addr>', 'host:port (port 0: any free port)', '127.0.0.1:0')
+    .action(async (app: string, o: { appVersion: string; listen: string }) => {
+      const { IsleError } = await import('../errors.js');
+      if (app !== 'helloworld') throw new IsleError('ERR_USAGE', `unknown demo app ${JSON.stringify(app)} (helloworld)`);
+      const { startHelloworld } = await import('../demo/app.js');
+      const i = o.listen.lastIndexOf(':');
+      const { server, address, instance } = await startHelloworld({ version: o.appVersion, host: o.listen.slice(0, i), port: Number(o.listen.slice(i + 1)) });
+      io.out(`listening ${address} instance ${instance}\n`);
+      await new Promise<void>((resolve) => {
+        const on = () => resolve();
+        process.once('SIGINT', on);
+        process.once('SIGTERM', on);
+      });
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    });
+}

@@ -1,0 +1,185 @@
+import type { Command } from 'commander';
+import type { CliIO } from './main.js';
+
+interface ProxyFlags {
+  mode: string;
+  controlPlane: string;
+  token: string;
+  ip: string;
+  namespace: string;
+  serviceAccount: string;
+  workload?: string;
+  labels?: string;
+  appPort: string[];
+  network?: string;
+  cluster?: string;
+  locality?: string;
+  caBundle?: string;
+  xds: string;
+  admin: string;
+  health?: string;
+  outboundPort?: string;
+  gatewayPort?: string;
+  certTtl?: string;
+  drainTimeout: string;
+  logLevel: string;
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/**
+ * `isle proxy`: the sidecar / east-west gateway. stdout: one line per bound listener
+ * (`listener <name> <role> <host:port>`, plus `admin` and `health`), then `ready` once the first
+ * resolved config is applied, `stopped` after a graceful shutdown (SIGTERM/SIGINT, exit 0).
+ * Logs (pino JSON) go to stderr. Bad flags, an unreadable token or CA bundle and an address in
+ * use are one-line errors with exit code 2.
+ */
+export function registerProxy(program: Command, io: CliIO): void {
+  program
+    .command('proxy')
+    .description('run the data plane: an xDS-driven sidecar (outbound HTTP proxy on 15001, inbound mTLS) or east-west gateway (SNI passthrough on 15443)')
+    .option('--mode <mode>', 'sidecar or gateway', 'sidecar')
+    .requiredOption('--control-plane <addr>', "the control plane's mTLS address (xDS + certificate service), host:port")
+    .requiredOption('--token <file>', 'bootstrap token file (isle token create)')
+    .requiredOption('--ip <addr>', "the workload's IP address (its own 127.x.y.z in universal mode)")
+    .requiredOption('--namespace <ns>', 'namespace of the workload')
+    .requiredOption('--service-account <sa>', 'service account of the workload')
+    .option('--workload <name>', 'workload name (default: label app, else the service account)')
+    .option('--labels <k=v,...>', 'workload labels, comma-separated')
+    .option('--app-port <port=appPort>', 'the app listens on 127.0.0.1:<appPort> for the service target port <port> (repeatable)', collect, [] as string[])
+    .option('--network <name>', 'network of the workload (topology.istio.io/network)')
+    .option('--cluster <name>', 'cluster of the workload (default: the control plane\'s)')
+    .option('--locality <region/zone/subzone>', 'locality of the workload')
+    .option('--ca-bundle <file>', 'root-cert.pem: trust anchors for the control plane on first contact')
+    .option('--xds <protocol>', 'delta or sotw', 'delta')
+    .option('--admin <addr>', 'admin server (config_dump, clusters, stats/prometheus, ready)', '127.0.0.1:15000')
+    .option('--health <addr>', "health server (/healthz/ready); default <ip>:15021, the workload's own address")
+    .option('--outbound-port <port>', 'port of the outbound HTTP proxy listener instead of the one the control plane sends (15001); 0 = any free port')
+    .option('--gateway-port <port>', 'port of the east-west listener instead of 15443; 0 = any free port')
+    .option('--cert-ttl <duration>', 'certificate lifetime to ask for (e.g. 24h, 30m, 20s); the CA may give less')
+    .option('--drain-timeout <duration>', 'longest wait for in-flight requests at shutdown', '5s')
+    .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
+    .action(async (o: ProxyFlags) => {
+      const { IsleError } = await import('../errors.js');
+      const usage = (m: string): never => {
+        throw new IsleError('ERR_USAGE', m);
+      };
+      const { isIP } = await import('node:net');
+      const { readFile } = await import('node:fs/promises');
+      if (o.mode !== 'sidecar' && o.mode !== 'gateway') usage(`--mode: must be sidecar or gateway (got ${JSON.stringify(o.mode)})`);
+      if (o.xds !== 'delta' && o.xds !== 'sotw') usage(`--xds: must be delta or sotw (got ${JSON.stringify(o.xds)})`);
+      if (!LEVELS.includes(o.logLevel)) usage(`--log-level: unknown level ${JSON.stringify(o.logLevel)} (${LEVELS.join(', ')})`);
+      if (!isIP(o.ip)) usage(`--ip: ${JSON.stringify(o.ip)} is not an IP address`);
+      const name = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+      if (!name.test(o.namespace)) usage(`--namespace: invalid name ${JSON.stringify(o.namespace)}`);
+      if (!name.test(o.serviceAccount)) usage(`--service-account: invalid name ${JSON.stringify(o.serviceAccount)}`);
+      if (!/^\S+:\d{1,5}$/.test(o.controlPlane)) usage(`--control-plane: invalid address ${JSON.stringify(o.controlPlane)} (use host:port)`);
+      const port = (v: string, flag: string, allowZero: boolean): number => {
+        const n = /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n > 65535 || n < (allowZero ? 0 : 1)) usage(`${flag}: invalid port ${JSON.stringify(v)}`);
+        return n;
+      };
+      const labels: Record<string, string> = {};
+      for (const kv of (o.labels ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+        const i = kv.indexOf('=');
+        if (i <= 0) usage(`--labels: expected k=v, got ${JSON.stringify(kv)}`);
+        labels[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      const appPorts: Record<number, number> = {};
+      for (const ap of o.appPort) {
+        const m = /^(\d+)=(\d+)$/.exec(ap);
+        if (!m) usage(`--app-port: expected PORT=APP_PORT, got ${JSON.stringify(ap)}`);
+        appPorts[port(m![1]!, '--app-port', false)] = port(m![2]!, '--app-port', false);
+      }
+      let locality: { region: string; zone: string; subzone: string } | undefined;
+      if (o.locality !== undefined) {
+        const parts = o.locality.split('/');
+        if (parts.length > 3 || parts.some((p) => /\s/.test(p))) usage(`--locality: expected region/zone/subzone, got ${JSON.stringify(o.locality)}`);
+        locality = { region: parts[0] ?? '', zone: parts[1] ?? '', subzone: parts[2] ?? '' };
+      }
+      const { parseTtl } = await import('./ca.js');
+      const seconds = (v: string, flag: string): number => {
+        try {
+          return parseTtl(v);
+        } catch {
+          return usage(`${flag}: invalid duration ${JSON.stringify(v)} (e.g. 30s, 10m, 24h)`);
+        }
+      };
+      const certTtl = o.certTtl !== undefined ? seconds(o.certTtl, '--cert-ttl') : undefined;
+      const drainTimeout = seconds(o.drainTimeout, '--drain-timeout');
+      const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
+      const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
+      const health = o.health ?? (o.ip.includes(':') ? `[${o.ip}]:15021` : `${o.ip}:15021`);
+      for (const [flag, v] of [['--admin', o.admin], ['--health', health]] as const) {
+        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.test(v)) usage(`${flag}: invalid address ${JSON.stringify(v)} (use host:port; port 0 picks a free one)`);
+      }
+      const readText = async (file: string, flag: string): Promise<string> => {
+        try {
+          return await readFile(file, 'utf8');
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          return usage(`${flag}: cannot read ${file} (${code ?? String(e)})`);
+        }
+      };
+      const token = (await readText(o.token, '--token')).trim();
+      if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) usage(`--token: ${o.token} does not hold a token (a JWT from isle token create)`);
+      if (o.caBundle === undefined) usage('--ca-bundle: required, to verify the control plane (root-cert.pem of the mesh)');
+      const rootPem = await readText(o.caBundle!, '--ca-bundle');
+      if (!rootPem.includes('-----BEGIN CERTIFICATE-----')) usage(`--ca-bundle: ${o.caBundle} holds no PEM certificate`);
+
+      const [{ pino, destination }, { IsleProxy }, grpc] = await Promise.all([import('pino'), import('../proxy/proxy.js'), import('@grpc/grpc-js')]);
+      const logger = pino({ level: o.logLevel }, destination({ fd: 2, sync: true }));
+      const grpcLog = logger.child({ component: 'grpc-js' });
+      grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
+
+      const proxy = await IsleProxy.start({
+        mode: o.mode as 'sidecar' | 'gateway',
+        controlPlane: o.controlPlane,
+        token,
+        rootPem,
+        ip: o.ip,
+        namespace: o.namespace,
+        serviceAccount: o.serviceAccount,
+        ...(o.workload !== undefined ? { workload: o.workload } : {}),
+        labels,
+        appPorts,
+        ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
+        ...(locality ? { locality } : {}),
+        xds: o.xds as 'delta' | 'sotw',
+        admin: o.admin,
+        health,
+        ...(outboundPort !== undefined ? { outboundPort } : {}),
+        ...(gatewayPort !== undefined ? { gatewayPort } : {}),
+        ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
+        drainTimeoutMs: drainTimeout * 1000,
+        logger,
+        onListener: (n, role, addr) => {
+          if (n === 'admin' || n === 'health') io.out(`${n} ${addr}\n`);
+          else io.out(`listener ${n} ${role} ${addr}\n`);
+        },
+      });
+      const signalled = new Promise<NodeJS.Signals>((resolve) => {
+        const on = (s: NodeJS.Signals) => {
+          process.off('SIGINT', on);
+          process.off('SIGTERM', on);
+          resolve(s);
+        };
+        process.on('SIGINT', on);
+        process.on('SIGTERM', on);
+      });
+      const first = await Promise.race([proxy.ready.then(() => 'ready' as const), signalled]).catch(async (e: unknown) => {
+        await proxy.stop();
+        throw e;
+      });
+      if (first === 'ready') io.out('ready\n');
+      const signal = first === 'ready' ? await signalled : first;
+      logger.info({ signal }, 'stopping: draining listeners');
+      await proxy.stop();
+      io.out('stopped\n');
+    });
+}

@@ -1,0 +1,52 @@
+/**
+ * The demo's applications, as Istio's samples: helloworld answers
+ * `Hello version: v1, instance: helloworld-v1-<id>` on /hello. Each runs as its own process
+ * (`isle demo-app`), listening on 127.0.0.1 on a private port behind its sidecar (DESIGN §5).
+ */
+import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+
+export interface HelloworldOptions {
+  version: string;
+  /** Pod-like instance name; default `helloworld-<version>-<random>`. */
+  instance?: string;
+  host?: string;
+  port?: number;
+}
+
+export function podName(deployment: string): string {
+  // Kubernetes-style: <deployment>-<replicaset hash>-<pod suffix>.
+  return `${deployment}-${randomBytes(5).toString('hex').slice(0, 10)}-${randomBytes(3).toString('hex').slice(0, 5)}`;
+}
+
+/** Starts helloworld; resolves with the server and its bound address. */
+export function startHelloworld(o: HelloworldOptions): Promise<{ server: Server; address: string; instance: string }> {
+  const instance = o.instance ?? podName(`helloworld-${o.version}`);
+  const server = createServer((req, res) => {
+    if (req.url === '/hello' || req.url?.startsWith('/hello?')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`Hello version: ${o.version}, instance: ${instance}\n`);
+      return;
+    }
+    if (req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+      return;
+    }
+    if (req.url === '/headers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(req.headers, null, 2) + '\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {
+      const a = server.address() as AddressInfo;
+      resolve({ server, address: `${a.address}:${a.port}`, instance });
+    });
+  });
+}

@@ -1,0 +1,319 @@
+/**
+ * `isle demo`: seed 000 on one machine, out of real separate processes — a root and two
+ * intermediates, two control planes that add each other for service discovery only, two east-west
+ * gateways, helloworld v1 in cluster-1 and v2 in cluster-2, sleep in each — then seed 000's
+ * verification from both clusters.
+ */
+import { createServer } from 'node:net';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { caFiles, createIntermediate, createRoot, rootFiles, writeFilesAtomic, type IssuingCa } from '../pki/index.js';
+import { createToken } from '../controlplane/token.js';
+import { IsleError } from '../errors.js';
+import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../cli/status.js';
+import { Supervisor, type Managed } from './supervisor.js';
+import { clusterConfig, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
+import { helloLoop, versionsOf, type Answer } from './verify.js';
+
+export interface DemoOptions {
+  /** Where certificates, config directories, tokens and logs go. Default `.isle/demo`. */
+  dir?: string;
+  /** Run the verification, print the result and stop (exit code says whether it passed). */
+  check?: boolean;
+  scenario?: string;
+  out: (s: string) => void;
+  /** Resolves when the user wants to stop (Ctrl-C); not used with `check`. */
+  untilStopped?: () => Promise<unknown>;
+  logLevel?: string;
+}
+
+export const SCENARIOS: Record<string, string> = {
+  'seed-000': 'two clusters on two networks, two control planes sharing one root, east-west gateways (default)',
+};
+
+const EAST_WEST_PORT = 15443;
+const OUTBOUND_PORT = 15001;
+
+export interface Running {
+  topo: DemoTopology;
+  dir: string;
+  sup: Supervisor;
+  appAddress: Map<string, string>;
+  cas: Map<string, IssuingCa>;
+  rootCert: string;
+  logLevel: string;
+}
+
+function clusterOf(topo: DemoTopology, name: string): DemoCluster {
+  const c = topo.clusters.find((x) => x.name === name);
+  if (!c) throw new Error(`unknown cluster ${name}`);
+  return c;
+}
+
+/** Every address the demo binds, checked up front so a taken one is named before anything starts. */
+function addressesToBind(topo: DemoTopology): string[] {
+  const out: string[] = [];
+  for (const c of topo.clusters) out.push(c.controlPlane, c.debug, `${c.gatewayIp}:${EAST_WEST_PORT}`, `${c.gatewayIp}:15000`, `${c.gatewayIp}:15021`);
+  for (const w of topo.workloads) {
+    out.push(`${w.ip}:15000`, `${w.ip}:15021`);
+    out.push(w.port !== undefined ? `${w.ip}:${w.port}` : `${w.ip}:${OUTBOUND_PORT}`);
+  }
+  return out;
+}
+
+function probe(addr: string): Promise<string | undefined> {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i);
+  const port = Number(addr.slice(i + 1));
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => res(e.code === 'EADDRINUSE' ? `${addr} is already in use` : `${addr}: ${e.message}`));
+    s.listen(port, host, () => s.close(() => res(undefined)));
+  });
+}
+
+async function checkAddresses(topo: DemoTopology): Promise<void> {
+  const problems = (await Promise.all(addressesToBind(topo).map(probe))).filter((p): p is string => p !== undefined);
+  if (problems.length > 0) {
+    throw new IsleError('ERR_USAGE', `cannot start the demo: ${problems.join('; ')} (is another \`isle demo\` running? stop it first)`);
+  }
+}
+
+/** A bootstrap token for one identity, as `isle token create --out` writes it (mode 0600). */
+async function writeToken(r: Pick<Running, 'dir' | 'cas'>, key: string, cluster: string, namespace: string, serviceAccount: string): Promise<string> {
+  const { token } = await createToken({ ca: r.cas.get(cluster)!, namespace, serviceAccount, cluster, ttlSeconds: 24 * 3600 });
+  const file = join(r.dir, 'tokens', `${key.replace(/[^a-zA-Z0-9.-]+/g, '_')}.jwt`);
+  await writeFile(file, token, { mode: 0o600 });
+  return file;
+}
+
+function proxyArgs(o: {
+  mode: 'sidecar' | 'gateway';
+  cluster: DemoCluster;
+  rootCert: string;
+  token: string;
+  ip: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  appPort?: [number, string];
+  logLevel: string;
+}): string[] {
+  const labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  return [
+    'proxy',
+    '--mode', o.mode,
+    '--control-plane', o.cluster.controlPlane,
+    '--ca-bundle', o.rootCert,
+    '--token', o.token,
+    '--ip', o.ip,
+    '--namespace', o.namespace,
+    '--service-account', o.serviceAccount,
+    '--cluster', o.cluster.name,
+    '--network', o.cluster.network,
+    '--locality', `${o.cluster.region}/${o.cluster.zone}`,
+    '--admin', `${o.ip}:15000`,
+    '--health', `${o.ip}:15021`,
+    '--log-level', o.logLevel,
+    ...(labels ? ['--labels', labels] : []),
+    ...(o.appPort ? ['--app-port', `${o.appPort[0]}=${o.appPort[1].split(':').pop()}`] : []),
+  ];
+}
+
+/** Sends requests until every version answers (the clusters have converged) or the deadline passes. */
+async function converge(sleepIp: string, want: readonly string[], deadlineMs: number): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  const seen = new Set<string>();
+  while (Date.now() < until) {
+    for (const v of versionsOf(await helloLoop(sleepIp, OUTBOUND_PORT, 4)).keys()) seen.add(v);
+    if (want.every((v) => seen.has(v))) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
+async function gatewayTraffic(topo: DemoTopology): Promise<string[]> {
+  const lines: string[] = [];
+  for (const c of topo.clusters) {
+    let text = '';
+    try {
+      const r = await fetch(`http://${c.gatewayIp}:15000/stats/prometheus`, { signal: AbortSignal.timeout(2000) });
+      text = await r.text();
+    } catch (e) {
+      lines.push(`  ${c.name} east-west gateway ${c.gatewayIp}:${EAST_WEST_PORT}: stats unavailable (${e instanceof Error ? e.message : String(e)})`);
+      continue;
+    }
+    let connections = 0;
+    let bytes = 0;
+    let rejected = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      const m = /^(\S+?)(\{[^}]*\})?\s+([0-9.e+]+)$/.exec(line);
+      if (!m) continue;
+      const [, name, , value] = m;
+      if (/gateway.*connections_total$/.test(name!) || /gateway.*forwarded.*total$/.test(name!)) connections += Number(value);
+      else if (/gateway.*bytes.*total$/.test(name!)) bytes += Number(value);
+      else if (/gateway.*rejected.*total$/.test(name!)) rejected += Number(value);
+    }
+    lines.push(`  ${c.name.padEnd(10)} east-west gateway ${c.gatewayIp}:${EAST_WEST_PORT}   ${connections} connections passed through, ${bytes} bytes, ${rejected} refused`);
+  }
+  return lines;
+}
+
+/** Starts (or restarts) a cluster's control plane process; resolves when it is serving. */
+export async function startControlPlane(r: Running, c: DemoCluster): Promise<Managed> {
+  const { managed } = await r.sup.start({
+    name: `${c.name}-control-plane`,
+    args: ['control-plane', '--config', join(r.dir, c.name), '--ca', join(r.dir, 'certs', c.name), '--listen', c.controlPlane, '--debug-listen', c.debug, '--east-west-gateway', `${c.gatewayIp}:${EAST_WEST_PORT}`, '--log-level', r.logLevel],
+    ready: /^debug (\S+)/,
+  });
+  return managed;
+}
+
+/**
+ * Starts one workload: its app (helloworld) on a private port, then its sidecar, which gets its
+ * certificate with a bootstrap token and its config from its cluster's control plane.
+ */
+export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> {
+  const c = clusterOf(r.topo, w.cluster);
+  let appPort: [number, string] | undefined;
+  if (w.app === 'helloworld') {
+    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', 'helloworld', '--app-version', w.version!], ready: /^listening (\S+) instance (\S+)/ });
+    r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
+    appPort = [w.port!, match[1]!];
+  }
+  const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
+  await r.sup.start({
+    name: `${w.cluster}-${w.name}-sidecar`,
+    args: proxyArgs({ mode: 'sidecar', cluster: c, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    ready: /^ready/,
+  });
+}
+
+export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok: boolean; stop: () => Promise<void> }> {
+  const scenario = o.scenario ?? 'seed-000';
+  if (!(scenario in SCENARIOS)) {
+    throw new IsleError('ERR_USAGE', `unknown scenario ${JSON.stringify(scenario)}; available: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  const topo = SEED_000;
+  const dir = resolve(o.dir ?? '.isle/demo');
+  const say = o.out;
+  const logLevel = o.logLevel ?? 'info';
+  say(`Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
+  await checkAddresses(topo);
+
+  // Fresh state each run; the directory is the user's to edit while the demo runs.
+  await rm(dir, { recursive: true, force: true });
+  for (const d of ['certs', 'tokens', 'logs', ...topo.clusters.map((c) => c.name)]) await mkdir(join(dir, d), { recursive: true });
+
+  // 1. One root, one intermediate per cluster (seed 000 step 1: "reuse the root certificate").
+  const root = await createRoot({ trustDomain: 'cluster.local' });
+  await writeFilesAtomic(join(dir, 'certs', 'root'), rootFiles(root), { force: true });
+  const cas = new Map<string, IssuingCa>();
+  for (const c of topo.clusters) {
+    const ca = await createIntermediate({ root, cluster: c.name });
+    cas.set(c.name, ca);
+    await writeFilesAtomic(join(dir, 'certs', c.name), caFiles(ca), { force: true });
+  }
+  const rootCert = join(dir, 'certs', 'root', 'root-cert.pem');
+  say(`  ✓ shared root and intermediates for ${topo.clusters.map((c) => c.name).join(', ')}   ${join(dir, 'certs')}\n`);
+
+  // 2. Config directories: MeshConfig, RemoteClusters (discovery only), the sample Services.
+  for (const c of topo.clusters) {
+    for (const [file, text] of Object.entries(clusterConfig(topo, c))) await writeFile(join(dir, c.name, file), text);
+  }
+
+  const exits: string[] = [];
+  const sup = new Supervisor(join(dir, 'logs'), (m: Managed, code, signal) => {
+    const msg = `  ! ${m.spec.name} exited unexpectedly (${signal ?? `code ${code}`}); log: ${m.logFile}\n`;
+    exits.push(msg);
+    say(msg);
+  });
+  const running: Running = { topo, dir, sup, appAddress: new Map(), cas, rootCert, logLevel };
+  const stop = async () => {
+    await sup.stopAll();
+    await rm(DEMO_STATE_FILE, { force: true });
+  };
+  try {
+    // 3. Control planes, each with its own CA and config, adding the other for discovery only.
+    for (const c of topo.clusters) {
+      await startControlPlane(running, c);
+      say(`  ✓ ${c.name} control plane   ${c.controlPlane} (mTLS: xDS, CA, peering)   debug http://${c.debug}   network ${c.network}\n`);
+    }
+    // `isle status` (without flags) reads this to find the demo's control planes.
+    await mkdir(dirname(DEMO_STATE_FILE), { recursive: true });
+    await writeFile(DEMO_STATE_FILE, JSON.stringify({ dir, controlPlanes: topo.clusters.map((c) => ({ cluster: c.name, grpc: c.controlPlane, debug: `http://${c.debug}` })) }, null, 2));
+
+    // 4. East-west gateways.
+    for (const c of topo.clusters) {
+      const token = await writeToken(running, `${c.name}/eastwestgateway`, c.name, 'istio-system', 'isle-eastwestgateway');
+      await sup.start({
+        name: `${c.name}-eastwestgateway`,
+        args: proxyArgs({ mode: 'gateway', cluster: c, rootCert, token, ip: c.gatewayIp, namespace: 'istio-system', serviceAccount: 'isle-eastwestgateway', labels: { istio: 'eastwestgateway', 'topology.istio.io/network': c.network }, logLevel }),
+        ready: /^ready/,
+      });
+      say(`  ✓ ${c.name} east-west gateway   ${c.gatewayIp}:${EAST_WEST_PORT} (SNI passthrough)\n`);
+    }
+
+    // 5. Workloads: the app process, then its sidecar.
+    for (const w of topo.workloads) {
+      await startWorkload(running, w);
+      say(`  ✓ ${w.cluster} ${w.name.padEnd(14)} ${w.ip}${w.port ? `:${w.port}` : ''}   sidecar (spiffe://cluster.local/ns/${w.namespace}/sa/${w.serviceAccount})\n`);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  // 6. Seed 000's verification, from both clusters.
+  const versions = [...new Set(topo.workloads.filter((w) => w.version).map((w) => w.version!))].sort();
+  let ok = true;
+  for (const sleep of topo.workloads.filter((w) => w.app === 'sleep')) {
+    await converge(sleep.ip, versions, 20_000);
+    say(`\nFrom ${sleep.cluster}: for i in $(seq 1 10); do curl -x http://${sleep.ip}:${OUTBOUND_PORT} helloworld:5000/hello; done\n`);
+    const answers: Answer[] = await helloLoop(sleep.ip, OUTBOUND_PORT, 10);
+    for (const a of answers) say(`${a.status === 200 ? a.body : `HTTP ${a.status} ${a.body}`}\n`);
+    const seen = versionsOf(answers);
+    const missing = versions.filter((v) => !seen.has(v));
+    if (missing.length === 0) say(`  ✓ ${versions.map((v) => `${v}: ${seen.get(v)}`).join(', ')} — responses alternate between the clusters\n`);
+    else {
+      ok = false;
+      say(`  ✗ no answer from ${missing.join(', ')} within 10 requests\n`);
+    }
+  }
+  if (exits.length > 0) ok = false;
+
+  // 7. Status: clusters, proxies and their sync state, remote clusters, gateway traffic.
+  say('\nClusters\n');
+  for (const c of topo.clusters) say(`  ${c.name.padEnd(10)} network ${c.network}   control plane ${c.controlPlane}   gateway ${c.gatewayIp}:${EAST_WEST_PORT}   config ${join(dir, c.name)}\n`);
+  const planes = await Promise.all(topo.clusters.map((c) => fetchPlane(`http://${c.debug}`)));
+  say('\nProxies and remote clusters (isle status)\n');
+  say(formatStatus(planes).replace(/^/gm, '  ').replace(/ +$/gm, ''));
+  say('\nGateway traffic\n');
+  for (const l of await gatewayTraffic(topo)) say(`${l}\n`);
+  return { running, ok, stop };
+}
+
+/** Runs the demo as the CLI does: verification, then (unless `check`) keeps running until stopped. */
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const { ok, stop, running } = await startDemo(o);
+  if (o.check) {
+    await stop();
+    o.out(ok ? '\ndemo check passed\n' : '\ndemo check FAILED\n');
+    return ok ? 0 : 1;
+  }
+  const sleep = running.topo.workloads.find((w: DemoWorkload) => w.app === 'sleep')!;
+  o.out(
+    `\nThe mesh keeps running. Try:\n` +
+      `  curl -x http://${sleep.ip}:${OUTBOUND_PORT} http://helloworld:5000/hello\n` +
+      `  npx isle status\n` +
+      `  edit ${join(running.dir, 'cluster-1')}/*.yaml or ${join(running.dir, 'cluster-2')}/*.yaml (watched live)\n` +
+      `  logs in ${join(running.dir, 'logs')}\n` +
+      `Press Ctrl-C to stop.\n`,
+  );
+  await (o.untilStopped ?? (() => new Promise(() => {})))();
+  o.out('\nstopping…\n');
+  await stop();
+  o.out('stopped\n');
+  return ok ? 0 : 1;
+}

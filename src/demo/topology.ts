@@ -1,0 +1,104 @@
+/**
+ * The seed-000 topology on loopback, as data: two clusters on two networks, each with its own
+ * control plane and east-west gateway; helloworld v1 in cluster-1, v2 in cluster-2, and sleep in
+ * both. Every workload has its own loopback address (DESIGN §5): cluster-1 is 127.1.x.y and
+ * cluster-2 is 127.2.x.y, so endpoints look as they would in Kubernetes.
+ */
+
+export interface DemoCluster {
+  name: string;
+  network: string;
+  region: string;
+  zone: string;
+  /** The control plane's mTLS port (xDS + CA + peering feed). */
+  controlPlane: string;
+  debug: string;
+  /** The east-west gateway's address; it listens on `<gatewayIp>:15443`. */
+  gatewayIp: string;
+}
+
+export interface DemoWorkload {
+  cluster: string;
+  /** Deployment-like name, e.g. helloworld-v1. */
+  name: string;
+  app: 'helloworld' | 'sleep';
+  version?: string;
+  namespace: string;
+  serviceAccount: string;
+  ip: string;
+  /** The service port the workload serves (its sidecar listens on `<ip>:<port>`). */
+  port?: number;
+}
+
+export interface DemoTopology {
+  clusters: DemoCluster[];
+  workloads: DemoWorkload[];
+}
+
+export const SEED_000: DemoTopology = {
+  clusters: [
+    { name: 'cluster-1', network: 'network1', region: 'region1', zone: 'zone1', controlPlane: '127.1.0.1:15012', debug: '127.1.0.1:15014', gatewayIp: '127.1.255.1' },
+    { name: 'cluster-2', network: 'network2', region: 'region2', zone: 'zone1', controlPlane: '127.2.0.1:15012', debug: '127.2.0.1:15014', gatewayIp: '127.2.255.1' },
+  ],
+  workloads: [
+    { cluster: 'cluster-1', name: 'helloworld-v1', app: 'helloworld', version: 'v1', namespace: 'default', serviceAccount: 'helloworld', ip: '127.1.0.10', port: 5000 },
+    { cluster: 'cluster-2', name: 'helloworld-v2', app: 'helloworld', version: 'v2', namespace: 'default', serviceAccount: 'helloworld', ip: '127.2.0.10', port: 5000 },
+    { cluster: 'cluster-1', name: 'sleep', app: 'sleep', namespace: 'default', serviceAccount: 'sleep', ip: '127.1.0.20' },
+    { cluster: 'cluster-2', name: 'sleep', app: 'sleep', namespace: 'default', serviceAccount: 'sleep', ip: '127.2.0.20' },
+  ],
+};
+
+/** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */
+export function clusterConfig(topo: DemoTopology, cluster: DemoCluster): Record<string, string> {
+  const peers = topo.clusters.filter((c) => c.name !== cluster.name);
+  return {
+    'mesh.yaml': `# This cluster's control plane settings.
+apiVersion: mesh.isle.dev/v1alpha1
+kind: MeshConfig
+metadata:
+  name: mesh
+spec:
+  clusterName: ${cluster.name}
+  network: ${cluster.network}
+  defaultLocality: ${cluster.region}/${cluster.zone}
+`,
+    // Seed 000 step 2: add every other cluster "for service discovery only".
+    'remote-clusters.yaml': peers
+      .map(
+        (p) => `# Added for service discovery only: we read ${p.name}'s services and endpoints, never push to it.
+apiVersion: mesh.isle.dev/v1alpha1
+kind: RemoteCluster
+metadata:
+  name: ${p.name}
+spec:
+  address: "${p.controlPlane}"
+  network: ${p.network}
+  discoveryOnly: true
+`,
+      )
+      .join('---\n'),
+    // Istio's samples/helloworld and samples/sleep Services, in both clusters (namespace sameness).
+    'helloworld.yaml': `apiVersion: v1
+kind: Service
+metadata:
+  name: helloworld
+  namespace: default
+  labels:
+    app: helloworld
+    service: helloworld
+spec:
+  ports:
+  - port: 5000
+    name: http
+  selector:
+    app: helloworld
+`,
+    // sleep is a client only: its identity, no Service (the seed's port-80 Service would need root to bind).
+    'sleep.yaml': `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: sleep
+  namespace: default
+`,
+  };
+}

@@ -1,0 +1,43 @@
+/** Seed 000's verification: `for i in $(seq 1 10); do curl helloworld:5000/hello; done` from a sleep pod. */
+import { request } from 'node:http';
+
+export interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request through a sidecar's outbound HTTP proxy (absolute-form, as `curl -x` sends it). */
+export function viaProxy(proxyHost: string, proxyPort: number, url: string, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Answer> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const req = request(
+      // A new connection per request, like a curl loop: the sidecar balances each one.
+      { host: proxyHost, port: proxyPort, method: 'GET', path: url, headers: { host: u.host, ...headers }, agent: false, timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        res.on('error', (e) => resolve({ status: 0, body: `error: ${e.message}` }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => resolve({ status: 0, body: `error: ${e.message}` }));
+    req.end();
+  });
+}
+
+/** The versions seen in `Hello version: vN, instance: …` answers. */
+export function versionsOf(answers: readonly Answer[]): Map<string, number> {
+  const seen = new Map<string, number>();
+  for (const a of answers) {
+    const m = /^Hello version: (\S+), instance: /.exec(a.body);
+    if (a.status === 200 && m) seen.set(m[1]!, (seen.get(m[1]!) ?? 0) + 1);
+  }
+  return seen;
+}
+
+export async function helloLoop(proxyHost: string, proxyPort: number, n = 10, url = 'http://helloworld:5000/hello'): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (let i = 0; i < n; i++) out.push(await viaProxy(proxyHost, proxyPort, url));
+  return out;
+}

@@ -1,0 +1,51 @@
+/**
+ * What the listeners need from the rest of the proxy. The wiring (`isle proxy`) builds one
+ * ListenerDeps and hands it to every listener; tests build their own. Everything config-shaped
+ * is read through `config()` at the moment it is needed, so a new xDS snapshot applies to the
+ * next request without restarting anything.
+ */
+import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, RouteConfigModel } from '../model.js';
+import type { RouteRequest, RouteResult } from '../routing/index.js';
+import type { ProxyStats } from '../stats.js';
+import type { UpstreamPools } from '../upstream/pool.js';
+
+/**
+ * The router (`../routing`). A field so tests and the wiring can pass a seeded `random` for
+ * weighted clusters; `defaultRouter` is the module's `route`.
+ */
+export type Router = (config: RouteConfigModel, request: RouteRequest) => RouteResult;
+
+export interface PickContext {
+  /** Endpoint keys already tried by this request (for avoid-previous-hosts). */
+  previous: ReadonlySet<string>;
+  avoidPrevious: boolean;
+  attempt: number;
+}
+
+/** The load balancer: an endpoint, or undefined when none is healthy ("no healthy upstream"). */
+export type EndpointPicker = (cluster: ClusterModel, endpoints: EndpointsModel | undefined, ctx: PickContext) => EndpointModel | undefined;
+
+/** Who this proxy is, for the standard metrics' source_* / destination_* labels. */
+export interface LocalIdentity {
+  workload?: string;
+  namespace?: string;
+  /** SPIFFE id; when absent it is read from the `default` certificate. */
+  principal?: string;
+  /** The service this workload serves (destination_service of inbound requests). */
+  service?: string;
+}
+
+export interface ListenerDeps {
+  config: () => ConfigGraph;
+  stats: ProxyStats;
+  pools: UpstreamPools;
+  /** Default: the routing module's `route`, with `random` for weighted clusters. */
+  router?: Router;
+  pick: EndpointPicker;
+  identity?: LocalIdentity;
+  /** Request bodies up to this size are buffered so the request can be retried. Default 64 KiB. */
+  retryBufferBytes?: number;
+  /** For tests: pluggable backoff randomness. */
+  random?: () => number;
+  log?: (msg: string) => void;
+}

@@ -1,0 +1,180 @@
+/**
+ * Inbound listeners (`<workload ip>:<targetPort>`), and any listener whose chains are chosen per
+ * connection: tls_inspector reads the first bytes (the whole ClientHello only when a chain
+ * matches on SNI or ALPN), a filter chain is picked as Envoy does, TLS is terminated with the
+ * chain's certificate and the client certificate verified against the trust bundle, and the
+ * connection goes to the chain's HTTP connection manager or TCP proxy.
+ *
+ * STRICT is simply "only a `tls` chain exists": plaintext matches no chain and is closed.
+ * PERMISSIVE adds a `raw_buffer` chain, so plaintext HTTP is served on the same port.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { FilterChainModel, ListenerModel } from '../model.js';
+import { peekClientHello } from '../net/clienthello.js';
+import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult } from '../net/drain.js';
+import { downstreamTlsSettings, ownSpiffeId, peerSpiffeId, resolveCertificate, sansMatch, TlsMaterialError, type DownstreamTlsSettings } from '../net/tls.js';
+import type { ListenerDeps } from './context.js';
+import { needsClientHello, selectFilterChain, type ConnectionFacts } from './chains.js';
+import { createHcmServer, type ConnInfo } from './http.js';
+import { pickTcpCluster, tcpProxy } from './tcp.js';
+
+export interface InboundListenerOptions {
+  /** Envoy's listener_filters_timeout (15 s); a client that sends nothing is closed after it. */
+  inspectTimeoutMs?: number;
+  /** TLS handshake deadline. */
+  handshakeTimeoutMs?: number;
+}
+
+interface TlsServerEntry {
+  id: string;
+  server: tls.Server;
+  settings: DownstreamTlsSettings;
+  ownId: string | undefined;
+}
+
+export class InboundListener {
+  private model: ListenerModel;
+  private readonly server: net.Server;
+  private readonly http;
+  private readonly sockets = new SocketSet();
+  private readonly inflight = new InflightTracker();
+  private readonly connInfo = new WeakMap<net.Socket, ConnInfo>();
+  private readonly tlsServers = new WeakMap<FilterChainModel, TlsServerEntry>();
+
+  constructor(
+    model: ListenerModel,
+    private readonly deps: ListenerDeps,
+    private readonly opts: InboundListenerOptions = {},
+  ) {
+    this.model = model;
+    this.http = createHcmServer({ deps, connInfo: (s) => this.connInfo.get(s), inflight: this.inflight });
+    this.server = net.createServer((s) => void this.onConnection(s));
+  }
+
+  get name(): string {
+    return this.model.name;
+  }
+
+  /** A new model applies to connections accepted from now on. The address must not change. */
+  update(model: ListenerModel): void {
+    this.model = model;
+  }
+
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.model.port, this.model.address, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  drain(opts?: DrainOptions): Promise<DrainResult> {
+    return drain({ servers: [this.server], http: [this.http], sockets: this.sockets, inflight: this.inflight }, opts);
+  }
+
+  private reject(socket: net.Socket, reason: string): void {
+    this.deps.stats.downstreamCxRejected.inc({ listener: this.model.name, reason });
+    socket.destroy();
+  }
+
+  private async onConnection(socket: net.Socket): Promise<void> {
+    const model = this.model;
+    const stats = this.deps.stats;
+    const label = { listener: model.name };
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    stats.downstreamCxTotal.inc(label);
+    stats.downstreamCxActive.inc(label);
+    socket.once('close', () => stats.downstreamCxActive.dec(label));
+
+    const facts: ConnectionFacts = { destinationPort: model.port, transportProtocol: undefined, serverName: undefined, alpn: [] };
+    if (model.tlsInspector) {
+      const { result, consumed } = await peekClientHello(socket, {
+        timeoutMs: this.opts.inspectTimeoutMs ?? 15_000,
+        firstByteOnly: !needsClientHello(model),
+      });
+      if (result.kind === 'closed') return void socket.destroy();
+      if (result.kind === 'invalid') return this.reject(socket, result.reason === 'timeout' ? 'inspect_timeout' : 'bad_client_hello');
+      if (result.kind === 'tls') {
+        facts.transportProtocol = 'tls';
+        facts.serverName = result.serverName;
+        facts.alpn = result.alpn;
+      } else facts.transportProtocol = 'raw_buffer';
+      if (consumed.length) socket.unshift(consumed);
+    }
+    const chain = selectFilterChain(model, facts);
+    if (!chain) return this.reject(socket, facts.transportProtocol === 'raw_buffer' ? 'plaintext_refused' : 'no_filter_chain');
+    if (!chain.tls) return this.serve(socket, model, chain, { mtls: false, peerId: undefined, peerCertHash: undefined, ownId: undefined });
+
+    let entry: TlsServerEntry;
+    try {
+      entry = this.tlsServer(chain);
+    } catch (e) {
+      this.deps.log?.(`isle proxy: listener ${model.name}: ${e instanceof Error ? e.message : String(e)}`);
+      return this.reject(socket, 'tls_not_ready');
+    }
+    entry.server.emit('connection', socket);
+  }
+
+  /** One tls.Server per chain and certificate version: rotation gives new handshakes the new cert. */
+  private tlsServer(chain: FilterChainModel): TlsServerEntry {
+    const settings = downstreamTlsSettings(chain.tls!, this.deps.config().secrets);
+    const cached = this.tlsServers.get(chain);
+    if (cached && cached.id === settings.id) return cached;
+    const server = tls.createServer({ ...settings.options, handshakeTimeout: this.opts.handshakeTimeoutMs ?? 10_000 });
+    let ownId: string | undefined;
+    try {
+      ownId = ownSpiffeId(resolveCertificate(chain.tls!.certificates[0]!, this.deps.config().secrets));
+    } catch (e) {
+      if (!(e instanceof TlsMaterialError)) throw e;
+    }
+    const entry: TlsServerEntry = { id: settings.id, server, settings, ownId };
+    server.on('secureConnection', (t: tls.TLSSocket) => {
+      const model = this.model;
+      const peerId = peerSpiffeId(t);
+      if (settings.requireClientCert && !t.authorized) return this.reject(t, 'client_cert_invalid');
+      if (t.authorized && !sansMatch(settings.matchSans, t.getPeerCertificate().subjectaltname)) return this.reject(t, 'client_san_mismatch');
+      const fp = t.authorized ? t.getPeerCertificate().fingerprint256 : undefined;
+      this.serve(t, model, chain, {
+        mtls: t.authorized,
+        peerId,
+        peerCertHash: fp ? fp.replace(/:/g, '').toLowerCase() : undefined,
+        ownId: entry.ownId,
+      });
+    });
+    server.on('tlsClientError', (_err: Error, t: tls.TLSSocket) => {
+      this.deps.stats.downstreamCxRejected.inc({ listener: this.model.name, reason: 'tls_handshake_error' });
+      t.destroy();
+    });
+    this.tlsServers.set(chain, entry);
+    return entry;
+  }
+
+  private serve(socket: net.Socket, model: ListenerModel, chain: FilterChainModel, conn: Omit<ConnInfo, 'listener' | 'direction' | 'chain' | 'hcm'>): void {
+    socket.on('error', () => socket.destroy());
+    const filter = chain.filter;
+    if (filter.kind === 'http') {
+      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, ...conn });
+      this.http.emit('connection', socket);
+      // The inspector left the socket paused; the HTTP parser reads only from a flowing one.
+      socket.resume();
+      return;
+    }
+    const name = pickTcpCluster(filter.tcpProxy.cluster, this.deps.random);
+    const cluster = name ? this.deps.config().clusters.get(name) : undefined;
+    if (!cluster) return this.reject(socket, 'no_cluster');
+    const end = this.inflight.begin();
+    socket.once('close', end);
+    void tcpProxy(socket, cluster, this.deps, undefined, {}, filter.tcpProxy.idleTimeoutMs).then((r) => {
+      if (!r.endpoint) this.reject(socket, r.reason ?? 'connect_failure');
+    });
+  }
+}

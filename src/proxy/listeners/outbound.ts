@@ -1,0 +1,66 @@
+/**
+ * The outbound listener on `<bind>:15001`: the app's explicit HTTP proxy (HTTP_PROXY, curl -x).
+ * Plain HTTP/1.1, no inspection: Node's HTTP server listens directly (its fast path), and every
+ * request goes through the listener's one HTTP connection manager, which routes on the
+ * absolute-form authority or the Host header through the RDS config the listener names.
+ */
+import type { AddressInfo, Socket } from 'node:net';
+import type { ListenerModel } from '../model.js';
+import { drain, InflightTracker, type DrainOptions, type DrainResult } from '../net/drain.js';
+import type { ListenerDeps } from './context.js';
+import { createHcmServer, type ConnInfo } from './http.js';
+
+export class OutboundListener {
+  private model: ListenerModel;
+  private info: ConnInfo;
+  private readonly inflight = new InflightTracker();
+  private readonly server;
+
+  constructor(model: ListenerModel, private readonly deps: ListenerDeps) {
+    this.model = model;
+    this.info = OutboundListener.connInfo(model);
+    this.server = createHcmServer({ deps, connInfo: () => this.info, inflight: this.inflight });
+    this.server.on('connection', (s: Socket) => {
+      s.setNoDelay(true);
+      const label = { listener: this.model.name };
+      deps.stats.downstreamCxTotal.inc(label);
+      deps.stats.downstreamCxActive.inc(label);
+      s.once('close', () => deps.stats.downstreamCxActive.dec(label));
+    });
+  }
+
+  private static connInfo(model: ListenerModel): ConnInfo {
+    const chain = model.filterChains.find((c) => c.filter.kind === 'http' && !c.tls) ?? model.defaultFilterChain;
+    if (!chain || chain.filter.kind !== 'http' || chain.tls) {
+      throw new Error(`listener ${model.name}: the outbound proxy listener needs a plaintext HTTP connection manager chain`);
+    }
+    return { listener: model.name, direction: 'OUTBOUND', chain, hcm: chain.filter.hcm, mtls: false, peerId: undefined, peerCertHash: undefined, ownId: undefined };
+  }
+
+  get name(): string {
+    return this.model.name;
+  }
+
+  update(model: ListenerModel): void {
+    this.info = OutboundListener.connInfo(model);
+    this.model = model;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.model.port, this.model.address, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  drain(opts?: DrainOptions): Promise<DrainResult> {
+    return drain({ servers: [this.server], http: [this.server], inflight: this.inflight }, opts);
+  }
+}

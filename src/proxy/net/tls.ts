@@ -1,0 +1,195 @@
+/**
+ * TLS material for both directions, from the validated model plus the SDS secrets of the
+ * current config. Secure contexts are cached by content, so a config push that does not change a
+ * certificate keeps the same context (and the same upstream pool); a rotated certificate gives a
+ * new context, which the pools notice and use for new connections only.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { parseSubjectAltName, spiffeIdFromCert } from '../../pki/index.js';
+import { matchString } from '../routing/index.js';
+import type {
+  DataSourceModel,
+  DownstreamTlsModel,
+  SanMatcherModel,
+  SecretModel,
+  TlsCertificateModel,
+  TlsCertificateRef,
+  UpstreamTlsModel,
+  ValidationContextModel,
+  ValidationContextRef,
+} from '../model.js';
+
+export type Secrets = ReadonlyMap<string, SecretModel>;
+
+export class TlsMaterialError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TlsMaterialError';
+  }
+}
+
+export function readDataSource(ds: DataSourceModel): string {
+  if (ds.kind === 'inline') return ds.data;
+  try {
+    return readFileSync(ds.path, 'utf8');
+  } catch (e) {
+    throw new TlsMaterialError(`cannot read ${ds.path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export function resolveCertificate(ref: TlsCertificateRef, secrets: Secrets): TlsCertificateModel {
+  if (ref.kind === 'inline') return ref.certificate;
+  const s = secrets.get(ref.name);
+  if (!s) throw new TlsMaterialError(`secret ${JSON.stringify(ref.name)} not received (SDS)`);
+  if (s.kind !== 'tls-certificate') throw new TlsMaterialError(`secret ${JSON.stringify(ref.name)} is not a TLS certificate`);
+  return s.certificate;
+}
+
+export function resolveValidation(ref: ValidationContextRef, secrets: Secrets): ValidationContextModel {
+  if (ref.kind === 'inline') return ref.validation;
+  const s = secrets.get(ref.name);
+  if (!s) throw new TlsMaterialError(`secret ${JSON.stringify(ref.name)} not received (SDS)`);
+  if (s.kind !== 'validation-context') throw new TlsMaterialError(`secret ${JSON.stringify(ref.name)} is not a validation context`);
+  return s.validation;
+}
+
+const NODE_SAN_TYPE: Record<string, string> = { URI: 'URI', DNS: 'DNS', EMAIL: 'email', IP_ADDRESS: 'IP Address' };
+
+/** True when `matchers` is empty or one of them matches one of the certificate's SANs. */
+export function sansMatch(matchers: readonly SanMatcherModel[], subjectaltname: string | undefined): boolean {
+  if (matchers.length === 0) return true;
+  const sans = parseSubjectAltName(subjectaltname ?? '');
+  return matchers.some((m) => sans.some((s) => s.type === NODE_SAN_TYPE[m.sanType] && matchString(m.matcher, s.value)));
+}
+
+export function describeMatchers(matchers: readonly SanMatcherModel[]): string {
+  return matchers.map((m) => (m.matcher.kind === 'regex' ? `~${m.matcher.regex.source}` : m.matcher.value)).join(', ');
+}
+
+interface ContextEntry {
+  ctx: tls.SecureContext;
+  /** Content fingerprint: equal material gives an equal id. */
+  id: string;
+  /** The PEMs, because tls.Server takes material, not a SecureContext. */
+  pem: { cert: string | undefined; key: string | undefined; ca: string | undefined };
+}
+
+const contexts = new Map<string, ContextEntry>();
+const MAX_CACHED_CONTEXTS = 256;
+
+function secureContext(kind: string, cert: TlsCertificateModel | undefined, caPem: string | undefined): ContextEntry {
+  const certPem = cert ? readDataSource(cert.certificateChain) : undefined;
+  const keyPem = cert ? readDataSource(cert.privateKey) : undefined;
+  const id = createHash('sha256')
+    .update(`${kind}\0${certPem ?? ''}\0${keyPem ?? ''}\0${caPem ?? ''}`)
+    .digest('hex')
+    .slice(0, 32);
+  const hit = contexts.get(id);
+  if (hit) return hit;
+  let ctx: tls.SecureContext;
+  try {
+    ctx = tls.createSecureContext({ cert: certPem, key: keyPem, ca: caPem, minVersion: 'TLSv1.2' });
+  } catch (e) {
+    throw new TlsMaterialError(`bad TLS material: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  // Old rotations are not needed again; a small bound is enough to avoid churn on pushes.
+  if (contexts.size >= MAX_CACHED_CONTEXTS) contexts.delete(contexts.keys().next().value!);
+  const entry = { ctx, id, pem: { cert: certPem, key: keyPem, ca: caPem } };
+  contexts.set(id, entry);
+  return entry;
+}
+
+export interface UpstreamTlsSettings {
+  /** Changes exactly when the certificate, key, CA or checks change. */
+  id: string;
+  options: tls.ConnectionOptions;
+}
+
+/**
+ * tls.connect options for a cluster: client certificate, trust bundle, SNI, and a
+ * checkServerIdentity that accepts the peer when its SAN (a SPIFFE URI for Isle) matches one of
+ * the expected SANs, or any identity the trust bundle vouches for when none are listed. The
+ * hostname is never checked: the SNI names a cluster, not the server's certificate.
+ */
+export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): UpstreamTlsSettings {
+  const cert = t.certificates[0] ? resolveCertificate(t.certificates[0], secrets) : undefined;
+  const validation = t.validation ? resolveValidation(t.validation, secrets) : undefined;
+  const caPem = validation?.trustedCa ? readDataSource(validation.trustedCa) : undefined;
+  const matchers = [...t.expectedSans, ...(validation?.matchSans ?? [])];
+  const entry = secureContext('client', cert, caPem);
+  const verify = caPem !== undefined;
+  const options: tls.ConnectionOptions = {
+    secureContext: entry.ctx,
+    rejectUnauthorized: verify,
+    // We only speak HTTP/1.1 upstream; offering it lets an Envoy peer pick it over h2.
+    ALPNProtocols: ['http/1.1'],
+    checkServerIdentity: (_host, peer) => {
+      if (!verify || sansMatch(matchers, peer.subjectaltname)) return undefined;
+      const err = new Error(
+        `peer identity ${peer.subjectaltname ?? '(none)'} does not match the expected SANs (${describeMatchers(matchers)})`,
+      ) as Error & { code: string };
+      err.code = 'ISLE_ERR_SAN_MISMATCH';
+      return err;
+    },
+  };
+  if (t.sni) options.servername = t.sni;
+  const id = createHash('sha256').update(`${entry.id}\0${t.sni ?? ''}\0${verify}\0${describeMatchers(matchers)}`).digest('hex').slice(0, 16);
+  return { id, options };
+}
+
+export interface DownstreamTlsSettings {
+  id: string;
+  options: tls.TlsOptions;
+  /** Extra SAN checks to run on the client certificate after the handshake. */
+  matchSans: readonly SanMatcherModel[];
+  /** Whether a verified client certificate is required. */
+  requireClientCert: boolean;
+}
+
+/** Server-side options for a filter chain's DownstreamTlsContext. */
+export function downstreamTlsSettings(t: DownstreamTlsModel, secrets: Secrets): DownstreamTlsSettings {
+  const first = t.certificates[0];
+  if (!first) throw new TlsMaterialError('filter chain TLS has no certificate');
+  const cert = resolveCertificate(first, secrets);
+  const validation = t.validation ? resolveValidation(t.validation, secrets) : undefined;
+  const caPem = validation?.trustedCa ? readDataSource(validation.trustedCa) : undefined;
+  const entry = secureContext('server', cert, caPem);
+  const matchSans = [...t.matchSans, ...(validation?.matchSans ?? [])];
+  const verify = caPem !== undefined;
+  return {
+    id: entry.id,
+    options: {
+      ...entry.pem,
+      minVersion: 'TLSv1.2',
+      // Ask for a certificate whenever we can verify one, so PERMISSIVE-style optional mTLS still
+      // learns the peer identity; refuse unverified ones only when it is required.
+      requestCert: verify || t.requireClientCertificate,
+      rejectUnauthorized: t.requireClientCertificate,
+    },
+    matchSans,
+    requireClientCert: t.requireClientCertificate,
+  };
+}
+
+/** The SPIFFE id of a verified peer certificate on a TLS socket, if any. */
+export function peerSpiffeId(socket: tls.TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || !cert.subjectaltname) return undefined;
+  try {
+    return spiffeIdFromCert({ subjectaltname: cert.subjectaltname });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SPIFFE id of our own certificate (the `By=` of XFCC). */
+export function ownSpiffeId(cert: TlsCertificateModel): string | undefined {
+  try {
+    return spiffeIdFromCert(readDataSource(cert.certificateChain));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,1 @@
+export { OutlierDetector, type OutlierResult, type EjectionReason, type HostOutlierState, type OutlierOptions } from './detector.js';

@@ -1,0 +1,321 @@
+/**
+ * `isle proxy` as a library: identity (CSR → certificate, rotation) → ADS client → runtime
+ * (listeners, clusters), plus the admin (:15000) and health (:15021) servers. `IsleProxy.start`
+ * binds admin and health first (so a port in use fails fast), gets the certificate, then opens
+ * the xDS stream; `ready` resolves when the first resolved graph is applied. `stop()` is the
+ * graceful shutdown: stop accepting, drain in-flight requests (bounded), close everything.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import { formatProxyId, type ProxyType } from '../controlplane/proxy.js';
+import type { Timers } from '../controlplane/timers.js';
+import { IsleError } from '../errors.js';
+import { decodeToken } from '../controlplane/token.js';
+import { parseCertsPem, parseSpiffeId, trustDomainOf } from '../pki/index.js';
+import { shortTypeName, type NodeMsg } from '../xds/index.js';
+import { startAdmin, startHealth, type RunningServer } from './admin.js';
+import { Identity, type CertMaterial } from './identity.js';
+import type { ConfigGraph } from './model.js';
+import { ProxyRuntime, type ApplyReport, type ListenerRole } from './runtime.js';
+import { ProxyStats } from './stats.js';
+import type { Backoff } from './xds/backoff.js';
+import { XdsClient, type XdsProtocol } from './xds/client.js';
+import { XDS_TYPES } from './xds/state.js';
+
+export interface ProxyLocality {
+  region: string;
+  zone: string;
+  subzone: string;
+}
+
+export interface ProxyOptions {
+  mode: ProxyType;
+  /** host:port of the control plane's mTLS port (ADS + certificate service). */
+  controlPlane: string;
+  /** The bootstrap token (JWT text). */
+  token: string;
+  /** Root bundle PEM to trust the control plane with. */
+  rootPem: string;
+  ip: string;
+  namespace: string;
+  serviceAccount: string;
+  /** Trust domain of the identity; default from the root certificate, else cluster.local. */
+  trustDomain?: string;
+  workload?: string;
+  labels?: Record<string, string>;
+  /** targetPort → port the app listens on at 127.0.0.1. */
+  appPorts?: Record<number, number>;
+  network?: string;
+  cluster?: string;
+  locality?: ProxyLocality;
+  xds?: XdsProtocol;
+  /** host:port; default 127.0.0.1:15000. Port 0 = any free port. */
+  admin?: string;
+  /** host:port; default 127.0.0.1:15021. */
+  health?: string;
+  outboundPort?: number;
+  gatewayPort?: number;
+  /** Certificate lifetime to ask for (seconds); default: the CA's. */
+  certTtlSeconds?: number;
+  drainTimeoutMs?: number;
+  initialFetchTimeoutMs?: number;
+  backoff?: Backoff;
+  logger?: Logger;
+  timers?: Timers;
+  now?: () => number;
+  /** Each bound listener (the CLI prints one line per call). */
+  onListener?: (name: string, role: ListenerRole, address: string) => void;
+}
+
+function parseHostPort(v: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(v.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(v)} (use host:port)`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** The token's subject names the identity (read unverified: only to know what to ask for), else the root's trust domain. */
+export function trustDomainFor(token: string, rootPem: string): string {
+  try {
+    const sub = decodeToken(token).payload['sub'];
+    if (typeof sub === 'string') return parseSpiffeId(sub).trustDomain;
+  } catch {
+    // fall through
+  }
+  try {
+    for (const c of parseCertsPem(rootPem, 'CA bundle')) {
+      const td = trustDomainOf(c);
+      if (td) return td;
+    }
+  } catch {
+    // fall through
+  }
+  return 'cluster.local';
+}
+
+function fmt(a: AddressInfo): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+export class IsleProxy {
+  readonly stats = new ProxyStats();
+  readonly logger: Logger;
+  identity!: Identity;
+  runtime!: ProxyRuntime;
+  xds!: XdsClient;
+  admin: RunningServer | undefined;
+  healthServer: RunningServer | undefined;
+  readonly node: NodeMsg;
+  private readyFlag = false;
+  private readyResolve!: () => void;
+  private readyReject!: (e: Error) => void;
+  /** Resolves when the first resolved config is applied; rejects if a listener of it cannot bind. */
+  readonly ready: Promise<void>;
+  private lastApply: { at: number; report: ApplyReport; warnings: readonly string[] } | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: ProxyOptions) {
+    this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.ready = new Promise((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    this.ready.catch(() => {});
+    this.node = IsleProxy.buildNode(opts);
+  }
+
+  static buildNode(o: ProxyOptions): NodeMsg {
+    const workload = o.workload ?? o.labels?.['app'] ?? o.serviceAccount;
+    const metadata: Record<string, unknown> = {
+      NAMESPACE: o.namespace,
+      SERVICE_ACCOUNT: o.serviceAccount,
+      WORKLOAD_NAME: workload,
+      INSTANCE_IPS: o.ip,
+      LABELS: { ...(o.labels ?? {}) },
+      ISLE_VERSION: '0.1.0',
+    };
+    if (o.network) metadata['NETWORK'] = o.network;
+    if (o.cluster) metadata['CLUSTER_ID'] = o.cluster;
+    if (o.appPorts && Object.keys(o.appPorts).length) metadata['APP_PORTS'] = Object.fromEntries(Object.entries(o.appPorts).map(([k, v]) => [k, String(v)]));
+    const node: NodeMsg = {
+      id: formatProxyId(o.mode, o.ip, workload, o.namespace),
+      cluster: o.cluster ?? '',
+      metadata,
+      user_agent_name: 'isle-proxy',
+      user_agent_version: '0.1.0',
+    };
+    if (o.locality) node.locality = { region: o.locality.region, zone: o.locality.zone, sub_zone: o.locality.subzone };
+    return node;
+  }
+
+  get isReady(): boolean {
+    return this.readyFlag;
+  }
+
+  /** Starts everything but does not wait for config (await `proxy.ready` for that). */
+  static async start(opts: ProxyOptions): Promise<IsleProxy> {
+    const p = new IsleProxy(opts);
+    try {
+      await p.init();
+      return p;
+    } catch (e) {
+      await p.stop().catch(() => {});
+      throw e;
+    }
+  }
+
+  private async init(): Promise<void> {
+    const o = this.opts;
+    const adminAddr = parseHostPort(o.admin ?? '127.0.0.1:15000', '--admin');
+    const healthAddr = parseHostPort(o.health ?? '127.0.0.1:15021', '--health');
+    const bind = async (what: string, addr: { host: string; port: number }, f: () => Promise<RunningServer>): Promise<RunningServer> => {
+      try {
+        return await f();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new IsleError('ERR_USAGE', `cannot listen on ${addr.host}:${addr.port} (${what}): ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`);
+      }
+    };
+    this.admin = await bind('--admin', adminAddr, () =>
+      startAdmin({
+        host: adminAddr.host,
+        port: adminAddr.port,
+        stats: this.stats,
+        ready: () => this.readyFlag,
+        clusters: () => this.runtime?.clustersText() ?? '',
+        configDump: () => this.configDump(),
+        drainListeners: () => {
+          this.readyFlag = false;
+          this.xds?.stop();
+          return this.runtime.drain();
+        },
+      }),
+    );
+    o.onListener?.('admin', 'inbound', `http://${fmt(this.admin.address)}`);
+    this.healthServer = await bind('--health', healthAddr, () => startHealth({ host: healthAddr.host, port: healthAddr.port, ready: () => this.readyFlag }));
+    o.onListener?.('health', 'inbound', `http://${fmt(this.healthServer.address)}`);
+
+    this.identity = new Identity({
+      address: o.controlPlane,
+      identity: { trustDomain: o.trustDomain ?? trustDomainFor(o.token, o.rootPem), namespace: o.namespace, serviceAccount: o.serviceAccount },
+      rootPem: o.rootPem,
+      token: o.token,
+      ...(o.certTtlSeconds !== undefined ? { ttlSeconds: o.certTtlSeconds } : {}),
+      ...(o.timers ? { timers: o.timers } : {}),
+      ...(o.now ? { now: o.now } : {}),
+      logger: this.logger.child({ component: 'identity' }),
+    });
+    await this.identity.bootstrap();
+
+    this.runtime = new ProxyRuntime({
+      stats: this.stats,
+      identity: { workload: (this.node.metadata?.['WORKLOAD_NAME'] as string) ?? o.serviceAccount, namespace: o.namespace, principal: this.identity.spiffeId },
+      logger: this.logger.child({ component: 'runtime' }),
+      ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
+      ...(o.gatewayPort !== undefined ? { gatewayPort: o.gatewayPort } : {}),
+      ...(o.drainTimeoutMs !== undefined ? { drainTimeoutMs: o.drainTimeoutMs } : {}),
+      onListener: (name, role, a) => o.onListener?.(name, role, fmt(a)),
+    });
+
+    this.xds = new XdsClient({
+      address: o.controlPlane,
+      credentials: () => this.identity.credentials(),
+      node: this.node,
+      protocol: o.xds ?? 'delta',
+      localSecrets: () => (this.identity.defaultSecret ? [this.identity.defaultSecret] : []),
+      onGraph: (g) => this.applyGraph(g),
+      logger: this.logger.child({ component: 'xds' }),
+      ...(o.backoff ? { backoff: o.backoff } : {}),
+      ...(o.timers ? { timers: o.timers } : {}),
+      ...(o.now ? { now: o.now } : {}),
+      ...(o.initialFetchTimeoutMs !== undefined ? { initialFetchTimeoutMs: o.initialFetchTimeoutMs } : {}),
+    });
+    // A rotated certificate: the graph is re-applied with the new `default` secret; listeners
+    // and pools derive TLS contexts from secrets, so new connections use it, open ones stay.
+    this.identity.on('rotated', () => this.xds.refresh());
+    this.xds.start();
+  }
+
+  private async applyGraph(graph: ConfigGraph): Promise<void> {
+    if (this.runtime.isClosed) return;
+    const report = await this.runtime.apply(graph);
+    this.lastApply = { at: Date.now(), report, warnings: graph.warnings };
+    if (report.failed.length) this.logger.error({ failed: report.failed }, 'some listeners could not start');
+    if (!this.readyFlag) {
+      if (report.failed.length) {
+        const f = report.failed[0]!;
+        this.readyReject(new IsleError('ERR_USAGE', `cannot listen on ${f.address} (listener ${f.name}): ${f.error}`));
+        return;
+      }
+      this.readyFlag = true;
+      this.logger.info({ listeners: this.runtime.listenerInfo() }, 'ready');
+      this.readyResolve();
+    }
+  }
+
+  /** Current certificate facts (never the key). */
+  certificate(): Omit<CertMaterial, 'keyPem'> | undefined {
+    const m = this.identity?.current;
+    if (!m) return undefined;
+    const { keyPem: _k, ...rest } = m;
+    return rest;
+  }
+
+  /** /config_dump: per type the last good resources and the last rejected update with its errors. */
+  configDump(): unknown {
+    const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+    const types: Record<string, unknown> = {};
+    if (this.xds) {
+      for (const t of XDS_TYPES) {
+        const s = this.xds.state.type(t);
+        types[shortTypeName(t)] = {
+          type_url: t,
+          last_good: {
+            version_info: s.version,
+            accepted_at: iso(s.acceptedAt),
+            resources: [...s.accepted.values()].map((r) => ({ name: r.name, version: r.version, resource: r.raw })),
+          },
+          last_rejected: s.lastRejected
+            ? {
+                version_info: s.lastRejected.version,
+                nonce: s.lastRejected.nonce,
+                rejected_at: iso(s.lastRejected.at),
+                errors: s.lastRejected.errors,
+                error: s.lastRejected.errors.join('; '),
+                resources: s.lastRejected.raw,
+              }
+            : null,
+        };
+      }
+    }
+    const cert = this.certificate();
+    return {
+      node: this.node,
+      xds: this.xds?.status(),
+      certificate: cert
+        ? { spiffe_id: cert.spiffeId, serial: cert.serial, not_before: iso(cert.notBefore), not_after: iso(cert.notAfter), renew_at: iso(cert.renewAt), cert_chain: cert.chainPem, private_key: '[redacted]' }
+        : null,
+      applied: this.lastApply
+        ? { at: iso(this.lastApply.at), listeners: this.runtime.listenerInfo(), report: this.lastApply.report, warnings: this.lastApply.warnings }
+        : null,
+      types,
+    };
+  }
+
+  /** Graceful shutdown: stop accepting, drain in-flight requests (bounded), close. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.readyFlag = false;
+      this.xds?.stop();
+      this.identity?.stop();
+      if (this.runtime) {
+        const r = await this.runtime.drain(this.opts.drainTimeoutMs);
+        this.logger.info(r, 'drained');
+      }
+      await this.admin?.close();
+      await this.healthServer?.close();
+    })();
+    return this.stopping;
+  }
+}
