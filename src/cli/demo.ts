@@ -13,7 +13,8 @@ export function registerDemo(program: Command, io: CliIO): void {
     .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
     .option('--dir <dir>', 'where certificates, config, tokens and logs go', '.isle/demo')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
-    .action(async (o: { scenario: string; check?: boolean; dir: string; logLevel: string }) => {
+    .option('--netns', 'put each cluster in its own network namespace, joined only through control planes and east-west gateways (Linux, root)')
+    .action(async (o: { scenario: string; check?: boolean; dir: string; logLevel: string; netns?: boolean }) => {
       const { runDemo } = await import('../demo/demo.js');
       const untilStopped = () =>
         new Promise<void>((resolve) => {
@@ -25,7 +26,19 @@ export function registerDemo(program: Command, io: CliIO): void {
           process.on('SIGINT', on);
           process.on('SIGTERM', on);
         });
-      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, dir: o.dir, logLevel: o.logLevel, out: io.out, untilStopped });
+      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, dir: o.dir, logLevel: o.logLevel, netns: o.netns ?? false, out: io.out, untilStopped });
+    });
+
+  program
+    .command('demo-request', { hidden: true })
+    .description("sleep's curl loop: requests through a sidecar's outbound proxy, one JSON answer per line (used inside network namespaces)")
+    .requiredOption('--proxy <host:port>', 'the sidecar outbound listener')
+    .requiredOption('--url <url>', 'absolute URL')
+    .option('--count <n>', 'requests', '1')
+    .action(async (o: { proxy: string; url: string; count: string }) => {
+      const { viaProxy } = await import('../demo/verify.js');
+      const i = o.proxy.lastIndexOf(':');
+      for (let n = 0; n < Number(o.count); n++) io.out(`${JSON.stringify(await viaProxy(o.proxy.slice(0, i), Number(o.proxy.slice(i + 1)), o.url))}\n`);
     });
 
   program

@@ -11,8 +11,9 @@ import { caFiles, createIntermediate, createRoot, rootFiles, writeFilesAtomic, t
 import { createToken } from '../controlplane/token.js';
 import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../cli/status.js';
-import { Supervisor, type Managed } from './supervisor.js';
-import { clusterConfig, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
+import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
+import { setupNetns, teardownNetns } from './netns.js';
+import { clusterConfig, netnsTopology, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 
 export interface DemoOptions {
@@ -25,6 +26,8 @@ export interface DemoOptions {
   /** Resolves when the user wants to stop (Ctrl-C); not used with `check`. */
   untilStopped?: () => Promise<unknown>;
   logLevel?: string;
+  /** Each cluster in its own network namespace, joined only through control planes and gateways (root). */
+  netns?: boolean;
 }
 
 export const SCENARIOS: Record<string, string> = {
@@ -42,6 +45,19 @@ export interface Running {
   cas: Map<string, IssuingCa>;
   rootCert: string;
   logLevel: string;
+}
+
+/** A sleep pod's `curl` loop: in-process on the host, or `ip netns exec` into its cluster's namespace. */
+export async function sleepRequests(r: Running, sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello'): Promise<Answer[]> {
+  const c = clusterOf(r.topo, sleep.cluster);
+  if (!c.netns) return helloLoop(sleep.ip, OUTBOUND_PORT, n, url);
+  const { execFile } = await import('node:child_process');
+  const out = await new Promise<string>((res) =>
+    execFile('ip', ['netns', 'exec', c.netns!, process.execPath, CLI_ENTRY, 'demo-request', '--proxy', `${sleep.ip}:${OUTBOUND_PORT}`, '--url', url, '--count', String(n)], { timeout: 60_000 }, (err, stdout) =>
+      res(err && !stdout ? JSON.stringify({ status: 0, body: `error: ${err.message}` }) : stdout),
+    ),
+  );
+  return out.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Answer);
 }
 
 function clusterOf(topo: DemoTopology, name: string): DemoCluster {
@@ -121,11 +137,11 @@ function proxyArgs(o: {
 }
 
 /** Sends requests until every version answers (the clusters have converged) or the deadline passes. */
-async function converge(sleepIp: string, want: readonly string[], deadlineMs: number): Promise<boolean> {
+async function converge(r: Running, sleep: DemoWorkload, want: readonly string[], deadlineMs: number): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   const seen = new Set<string>();
   while (Date.now() < until) {
-    for (const v of versionsOf(await helloLoop(sleepIp, OUTBOUND_PORT, 4)).keys()) seen.add(v);
+    for (const v of versionsOf(await sleepRequests(r, sleep, 4)).keys()) seen.add(v);
     if (want.every((v) => seen.has(v))) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -166,6 +182,7 @@ export async function startControlPlane(r: Running, c: DemoCluster): Promise<Man
     name: `${c.name}-control-plane`,
     args: ['control-plane', '--config', join(r.dir, c.name), '--ca', join(r.dir, 'certs', c.name), '--listen', c.controlPlane, '--debug-listen', c.debug, '--east-west-gateway', `${c.gatewayIp}:${EAST_WEST_PORT}`, '--log-level', r.logLevel],
     ready: /^debug (\S+)/,
+    ...(c.netns ? { netns: c.netns } : {}),
   });
   return managed;
 }
@@ -178,7 +195,7 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
   const c = clusterOf(r.topo, w.cluster);
   let appPort: [number, string] | undefined;
   if (w.app === 'helloworld') {
-    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', 'helloworld', '--app-version', w.version!], ready: /^listening (\S+) instance (\S+)/ });
+    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', 'helloworld', '--app-version', w.version!], ready: /^listening (\S+) instance (\S+)/, ...(c.netns ? { netns: c.netns } : {}) });
     r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
     appPort = [w.port!, match[1]!];
   }
@@ -187,6 +204,7 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
     name: `${w.cluster}-${w.name}-sidecar`,
     args: proxyArgs({ mode: 'sidecar', cluster: c, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
     ready: /^ready/,
+    ...(c.netns ? { netns: c.netns } : {}),
   });
 }
 
@@ -195,12 +213,17 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   if (!(scenario in SCENARIOS)) {
     throw new IsleError('ERR_USAGE', `unknown scenario ${JSON.stringify(scenario)}; available: ${Object.keys(SCENARIOS).join(', ')}`);
   }
-  const topo = SEED_000;
+  const topo = o.netns ? netnsTopology(SEED_000) : SEED_000;
   const dir = resolve(o.dir ?? '.isle/demo');
   const say = o.out;
   const logLevel = o.logLevel ?? 'info';
   say(`Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
-  await checkAddresses(topo);
+  if (o.netns) {
+    await setupNetns(topo);
+    say(`  ✓ network namespaces ${topo.clusters.map((c) => c.netns).join(', ')}, joined only by control planes and gateways (${topo.clusters.map((c) => c.gatewayIp).join(', ')})\n`);
+  } else {
+    await checkAddresses(topo);
+  }
 
   // Fresh state each run; the directory is the user's to edit while the demo runs.
   await rm(dir, { recursive: true, force: true });
@@ -233,6 +256,7 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   const stop = async () => {
     await sup.stopAll();
     await rm(DEMO_STATE_FILE, { force: true });
+    if (o.netns) await teardownNetns(topo);
   };
   try {
     // 3. Control planes, each with its own CA and config, adding the other for discovery only.
@@ -251,6 +275,7 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
         name: `${c.name}-eastwestgateway`,
         args: proxyArgs({ mode: 'gateway', cluster: c, rootCert, token, ip: c.gatewayIp, namespace: 'istio-system', serviceAccount: 'isle-eastwestgateway', labels: { istio: 'eastwestgateway', 'topology.istio.io/network': c.network }, logLevel }),
         ready: /^ready/,
+        ...(c.netns ? { netns: c.netns } : {}),
       });
       say(`  ✓ ${c.name} east-west gateway   ${c.gatewayIp}:${EAST_WEST_PORT} (SNI passthrough)\n`);
     }
@@ -269,9 +294,10 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   const versions = [...new Set(topo.workloads.filter((w) => w.version).map((w) => w.version!))].sort();
   let ok = true;
   for (const sleep of topo.workloads.filter((w) => w.app === 'sleep')) {
-    await converge(sleep.ip, versions, 20_000);
-    say(`\nFrom ${sleep.cluster}: for i in $(seq 1 10); do curl -x http://${sleep.ip}:${OUTBOUND_PORT} helloworld:5000/hello; done\n`);
-    const answers: Answer[] = await helloLoop(sleep.ip, OUTBOUND_PORT, 10);
+    await converge(running, sleep, versions, 20_000);
+    const ns = clusterOf(topo, sleep.cluster).netns;
+    say(`\nFrom ${sleep.cluster}: ${ns ? `ip netns exec ${ns} ` : ''}sh -c 'for i in $(seq 1 10); do curl -x http://${sleep.ip}:${OUTBOUND_PORT} helloworld:5000/hello; done'\n`);
+    const answers: Answer[] = await sleepRequests(running, sleep, 10);
     for (const a of answers) say(`${a.status === 200 ? a.body : `HTTP ${a.status} ${a.body}`}\n`);
     const seen = versionsOf(answers);
     const missing = versions.filter((v) => !seen.has(v));

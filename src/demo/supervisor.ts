@@ -20,6 +20,8 @@ export interface ProcessSpec {
   ready: RegExp;
   /** Default 20 s. */
   readyTimeoutMs?: number;
+  /** Runs the process inside this network namespace (`ip netns exec NS …`). */
+  netns?: string;
 }
 
 export interface Managed {
@@ -48,7 +50,12 @@ export class Supervisor {
   start(spec: ProcessSpec): Promise<{ managed: Managed; match: RegExpMatchArray }> {
     const logFile = join(this.logDir, `${spec.name.replace(/[^a-zA-Z0-9.-]+/g, '_')}.log`);
     const log: WriteStream = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [CLI_ENTRY, ...spec.args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    // `ip netns exec` execs the command after entering the namespace, so the child pid (and the
+    // signals sent to it) is the node process's own.
+    const [cmd, argv] = spec.netns
+      ? ['ip', ['netns', 'exec', spec.netns, process.execPath, CLI_ENTRY, ...spec.args]]
+      : [process.execPath, [CLI_ENTRY, ...spec.args]];
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
     const m: Managed = { spec, child, logFile, lines: [], exited: false };
     this.procs.push(m);
     let stderrTail = '';

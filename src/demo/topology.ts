@@ -15,6 +15,8 @@ export interface DemoCluster {
   debug: string;
   /** The east-west gateway's address; it listens on `<gatewayIp>:15443`. */
   gatewayIp: string;
+  /** Network namespace the cluster runs in (`isle demo --netns`); absent: the host's loopback. */
+  netns?: string;
 }
 
 export interface DemoWorkload {
@@ -47,6 +49,25 @@ export const SEED_000: DemoTopology = {
     { cluster: 'cluster-2', name: 'sleep', app: 'sleep', namespace: 'default', serviceAccount: 'sleep', ip: '127.2.0.20' },
   ],
 };
+
+/** The bridge that joins the clusters' namespaces in `--netns` mode: only these addresses cross it. */
+export const NETNS_BRIDGE = { name: 'isle-br0', address: '10.250.0.254', prefix: 24 };
+
+/**
+ * The same topology with each cluster in its own network namespace. Workloads keep their 127.x
+ * addresses, which exist only inside their cluster's namespace; the namespaces are joined by one
+ * bridge carrying just each cluster's control plane and east-west gateway (10.250.0.N), so
+ * cross-network traffic can only pass through the gateways.
+ */
+export function netnsTopology(base: DemoTopology): DemoTopology {
+  return {
+    workloads: base.workloads,
+    clusters: base.clusters.map((c, i) => {
+      const ip = `10.250.0.${i + 1}`;
+      return { ...c, controlPlane: `${ip}:15012`, debug: `${ip}:15014`, gatewayIp: ip, netns: `isle-${c.name}` };
+    }),
+  };
+}
 
 /** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */
 export function clusterConfig(topo: DemoTopology, cluster: DemoCluster): Record<string, string> {

@@ -94,3 +94,46 @@ test('fault tolerance (seed 000): cluster-1 control plane down — its proxies s
     return r.remoteClusters.some((x) => x.name === 'cluster-1' && x.state === 'synced');
   });
 });
+
+test('seed 000 with each cluster in its own network namespace: cross-network traffic only through the gateways', { timeout: 120_000 }, async (t) => {
+  const { netnsSupported } = await import('../../src/demo/netns.js');
+  const why = await netnsSupported();
+  if (why) {
+    t.skip(why);
+    return;
+  }
+  const { startDemo, sleepRequests } = await import('../../src/demo/demo.js');
+  const { versionsOf } = await import('../../src/demo/verify.js');
+  const { execFile } = await import('node:child_process');
+  const cwd = mkdtempSync(join(tmpdir(), 'isle-demo-ns-'));
+  const log: string[] = [];
+  const prevCwd = process.cwd();
+  process.chdir(cwd);
+  const { running, ok, stop } = await startDemo({ dir: join(cwd, 'demo'), netns: true, out: (s) => void log.push(s) });
+  t.after(async () => {
+    await stop();
+    process.chdir(prevCwd);
+    rmSync(cwd, { recursive: true, force: true });
+  });
+  assert.ok(ok, log.join(''));
+  const [sleep1, sleep2] = running.topo.workloads.filter((w) => w.app === 'sleep') as [typeof running.topo.workloads[0], typeof running.topo.workloads[0]];
+  for (const s of [sleep1, sleep2]) {
+    const seen = versionsOf(await sleepRequests(running, s, 10));
+    assert.ok(seen.has('v1') && seen.has('v2'), `${s.cluster} reaches v1 and v2: ${[...seen.keys()]}`);
+  }
+  // Isolation: from cluster-1's namespace, cluster-2's helloworld sidecar (127.2.0.10:5000) does
+  // not exist, and cluster-2's gateway address answers only on the gateway and control plane ports.
+  const connect = (ns: string, host: string, port: number) =>
+    new Promise<boolean>((res) =>
+      execFile('ip', ['netns', 'exec', ns, process.execPath, '-e', `const s=require('net').connect(${port},'${host}');s.on('connect',()=>{process.exit(0)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`], (err) => res(!err)),
+    );
+  assert.equal(await connect('isle-cluster-1', '127.2.0.10', 5000), false, 'no direct path to a workload of the other network');
+  assert.equal(await connect('isle-cluster-1', '10.250.0.2', 15443), true, "the other network's gateway is reachable");
+  assert.equal(await connect('isle-cluster-1', '10.250.0.2', 15000 + 1), false, 'nothing else of cluster-2 is exposed');
+  // And the requests really went through both gateways.
+  for (const c of running.topo.clusters) {
+    const text = await fetch(`http://${c.gatewayIp}:15000/stats/prometheus`).then((r) => r.text());
+    const forwarded = text.split('\n').filter((l) => !l.startsWith('#') && /gateway/.test(l) && /(connections|forwarded)_total/.test(l)).reduce((n, l) => n + Number(l.split(/\s+/).pop()), 0);
+    assert.ok(forwarded > 0, `${c.name}'s gateway forwarded connections:\n${text}`);
+  }
+});
