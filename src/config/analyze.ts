@@ -6,7 +6,16 @@ import { fieldLine } from './parse.js';
 import { fqdn, hostMatches, serviceHost, DEFAULT_DOMAIN_SUFFIX } from './hosts.js';
 import { formatPath, type Path } from './schema.js';
 import { resourceKey, type ConfigError, type Kind, type Resource, type Severity } from './types.js';
-import type { Destination, DestinationRuleSpec, HTTPRoute, ServiceEntrySpec, VirtualServiceSpec } from './kinds/networking.js';
+import type {
+  Destination,
+  DestinationRuleSpec,
+  HTTPRoute,
+  LocalityLbSetting,
+  ServiceEntrySpec,
+  TrafficPolicy,
+  VirtualServiceSpec,
+  WorkloadEntrySpec,
+} from './kinds/networking.js';
 import type { ServiceSpec } from './kinds/core.js';
 import type { MeshConfigSpec, RemoteClusterSpec } from './kinds/mesh.js';
 import type { PeerAuthenticationSpec } from './kinds/security.js';
@@ -188,22 +197,159 @@ const unknownPorts: Analyzer = {
   },
 };
 
-/** Istio picks one VirtualService per host for sidecars and ignores the rest (IST0109). */
+/** A route that matches every request: no match, or a match entry with no condition. */
+function isCatchAll(h: HTTPRoute): boolean {
+  return !h.match || h.match.length === 0 || h.match.some((m) => Object.keys(m).filter((k) => k !== 'name').length === 0);
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).filter((k) => k !== 'name').sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function routeTarget(h: HTTPRoute, vs: Resource<VirtualServiceSpec>, ctx: AnalyzeContext): string {
+  if (h.redirect) return `redirect ${canonicalJson(h.redirect)}`;
+  if (h.directResponse) return `direct response ${h.directResponse.status}`;
+  if (h.delegate) return `delegate ${h.delegate.namespace ?? ''}/${h.delegate.name}`;
+  return (h.route ?? [])
+    .map((r) => `${ctx.fqdn(r.destination.host, vs)}${r.destination.subset ? `/${r.destination.subset}` : ''}${r.destination.port?.number ? `:${r.destination.port.number}` : ''}${r.weight !== undefined ? ` ${r.weight}%` : ''}`)
+    .sort()
+    .join(', ');
+}
+
+/**
+ * Several VirtualServices for one host are merged (their http routes in order, first match wins).
+ * Two of them conflict when both have a catch-all route (the later one's catch-all, and any route
+ * after it, can never match) or when they have the same match with different destinations (the
+ * later one is dead). Reported on the later resource (namespace/name order, the merge order).
+ */
 const conflictingVirtualServices: Analyzer = {
   name: 'conflicting-virtual-services',
   run: (ctx) => {
-    const owner = new Map<string, Resource<VirtualServiceSpec>>();
-    const out: ConfigError[] = [];
-    for (const vs of ctx.of<VirtualServiceSpec>('VirtualService')) {
-      if (!boundToMesh(vs)) continue;
+    const byHost = new Map<string, { vs: Resource<VirtualServiceSpec>; i: number }[]>();
+    const sorted = [...ctx.of<VirtualServiceSpec>('VirtualService')].filter(boundToMesh).sort(
+      (a, b) => (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') || a.metadata.name.localeCompare(b.metadata.name),
+    );
+    for (const vs of sorted) {
       (vs.spec.hosts ?? []).forEach((h, i) => {
         const f = ctx.fqdn(h, vs);
-        const o = owner.get(f);
-        if (!o) owner.set(f, vs);
-        else if (resourceKey(o) !== resourceKey(vs)) {
-          out.push(ctx.problem('warning', vs, ['spec', 'hosts', i], `host ${f} is also routed by VirtualService ${o.metadata.namespace}/${o.metadata.name} (${o.source.file}:${o.source.line}); only one applies`));
-        }
+        const l = byHost.get(f) ?? [];
+        if (!l.some((x) => resourceKey(x.vs) === resourceKey(vs))) l.push({ vs, i });
+        byHost.set(f, l);
       });
+    }
+    const out: ConfigError[] = [];
+    for (const [host, list] of byHost) {
+      for (let b = 1; b < list.length; b++) {
+        const later = list[b]!.vs;
+        const where = (o: Resource) => `VirtualService ${o.metadata.namespace}/${o.metadata.name} (${o.source.file}:${o.source.line})`;
+        (later.spec.http ?? []).forEach((h, j) => {
+          for (let a = 0; a < b; a++) {
+            const earlier = list[a]!.vs;
+            const routes = earlier.spec.http ?? [];
+            if (isCatchAll(h) && routes.some(isCatchAll)) {
+              out.push(ctx.problem('warning', later, ['spec', 'http', j], `host ${host}: ${where(earlier)} also has a catch-all route, which comes first when they are merged; this route never matches`));
+              return;
+            }
+            const key = h.match ? canonicalJson(h.match) : undefined;
+            const same = key === undefined ? undefined : routes.find((r) => r.match && canonicalJson(r.match) === key);
+            if (same && routeTarget(same, earlier, ctx) !== routeTarget(h, later, ctx)) {
+              out.push(ctx.problem('warning', later, ['spec', 'http', j, 'match'], `host ${host}: ${where(earlier)} has the same match with other destinations (${routeTarget(same, earlier, ctx)}); it comes first when they are merged, so this route never matches`));
+              return;
+            }
+          }
+        });
+      }
+    }
+    return out;
+  },
+};
+
+interface LocalityPolicy {
+  lls: LocalityLbSetting;
+  path: Path;
+  outlier: boolean;
+}
+
+/** Every localityLbSetting of a DestinationRule, with whether outlier detection applies there. */
+function localityPolicies(dr: Resource<DestinationRuleSpec>): LocalityPolicy[] {
+  const out: LocalityPolicy[] = [];
+  const walk = (tp: TrafficPolicy | undefined, path: Path, inherited: boolean) => {
+    if (!tp) return;
+    const od = tp.outlierDetection !== undefined || inherited;
+    if (tp.loadBalancer?.localityLbSetting) out.push({ lls: tp.loadBalancer.localityLbSetting, path: [...path, 'loadBalancer', 'localityLbSetting'], outlier: od });
+    (tp.portLevelSettings ?? []).forEach((pl, i) => {
+      // Port-level settings do not inherit (Istio).
+      if (pl.loadBalancer?.localityLbSetting) out.push({ lls: pl.loadBalancer.localityLbSetting, path: [...path, 'portLevelSettings', i, 'loadBalancer', 'localityLbSetting'], outlier: pl.outlierDetection !== undefined });
+    });
+  };
+  walk(dr.spec.trafficPolicy, ['spec', 'trafficPolicy'], false);
+  (dr.spec.subsets ?? []).forEach((s, i) => walk(s.trafficPolicy, ['spec', 'subsets', i, 'trafficPolicy'], dr.spec.trafficPolicy?.outlierDetection !== undefined));
+  return out;
+}
+
+/**
+ * The well-known trap: locality failover without outlierDetection never fails over (the proxy
+ * cannot tell an endpoint is down), and distribute keeps sending its share to dead endpoints.
+ * Failover at a level that has no outlierDetection of its own is already a validation warning;
+ * this covers distribute, and subset-level settings that inherit nothing either.
+ */
+const localityWithoutOutlierDetection: Analyzer = {
+  name: 'locality-without-outlier-detection',
+  run: (ctx) => {
+    const out: ConfigError[] = [];
+    for (const dr of ctx.of<DestinationRuleSpec>('DestinationRule')) {
+      for (const p of localityPolicies(dr)) {
+        if (p.outlier || p.lls.enabled === false) continue;
+        const failover = (p.lls.failover?.length ?? 0) > 0 || (p.lls.failoverPriority?.length ?? 0) > 0;
+        const distribute = (p.lls.distribute?.length ?? 0) > 0;
+        if (distribute) {
+          out.push(ctx.problem('warning', dr, p.path, 'locality distribute without outlierDetection: unhealthy endpoints are never detected, so each locality keeps its share of traffic even when its endpoints fail (add outlierDetection)'));
+        } else if (failover && p.path[1] === 'subsets') {
+          out.push(ctx.problem('warning', dr, p.path, 'locality failover without outlierDetection (neither the subset nor the rule has one): traffic never fails over to another locality'));
+        }
+      }
+    }
+    return out;
+  },
+};
+
+/** Regions workloads are known to be in: WorkloadEntries, ServiceEntry endpoints, MeshConfig defaultLocality. */
+function knownRegions(ctx: AnalyzeContext): Set<string> {
+  const regions = new Set<string>();
+  const add = (locality: string | undefined, labels: Record<string, string> | undefined) => {
+    const r = locality?.split('/')[0] || labels?.['topology.kubernetes.io/region'];
+    if (r) regions.add(r);
+  };
+  for (const w of ctx.of<WorkloadEntrySpec>('WorkloadEntry')) add(w.spec.locality, w.spec.labels);
+  for (const se of ctx.of<ServiceEntrySpec>('ServiceEntry')) for (const e of se.spec.endpoints ?? []) add(e.locality, e.labels);
+  for (const m of ctx.of<MeshConfigSpec>('MeshConfig')) if (m.spec.defaultLocality?.region) regions.add(m.spec.defaultLocality.region);
+  return regions;
+}
+
+/** A failover `from`/`to` naming a region no workload is in is most likely a typo: that step never happens. */
+const failoverUnknownRegion: Analyzer = {
+  name: 'failover-unknown-region',
+  run: (ctx) => {
+    const regions = knownRegions(ctx);
+    // Without any locality in the config (workloads register themselves) there is nothing to compare with.
+    if (regions.size === 0) return [];
+    const known = [...regions].sort().join(', ');
+    const out: ConfigError[] = [];
+    for (const dr of ctx.of<DestinationRuleSpec>('DestinationRule')) {
+      for (const p of localityPolicies(dr)) {
+        (p.lls.failover ?? []).forEach((f, i) => {
+          for (const side of ['from', 'to'] as const) {
+            if (!regions.has(f[side])) {
+              out.push(ctx.problem('warning', dr, [...p.path, 'failover', i, side], `no workload is in region ${JSON.stringify(f[side])} (known regions: ${known})`));
+            }
+          }
+        });
+      }
     }
     return out;
   },
@@ -258,7 +404,17 @@ const meshConfig: Analyzer = {
   },
 };
 
-export const ANALYZERS: Analyzer[] = [duplicates, unknownHosts, unknownSubsets, unknownPorts, conflictingVirtualServices, peerAuthentication, meshConfig];
+export const ANALYZERS: Analyzer[] = [
+  duplicates,
+  unknownHosts,
+  unknownSubsets,
+  unknownPorts,
+  conflictingVirtualServices,
+  peerAuthentication,
+  meshConfig,
+  localityWithoutOutlierDetection,
+  failoverUnknownRegion,
+];
 
 /** Runs every analyzer. Pure: the resources are not changed. */
 export function analyze(resources: readonly Resource[], opts: AnalyzeOptions = {}): ConfigError[] {

@@ -5,12 +5,14 @@
  * and shared (src/xds/generators/index.ts keys its cache on the PushContext object).
  *
  * Deliberately simple for now; the seams for later issues are:
- * - `inboundMtlsMode` stands in for PeerAuthentication (issue 6),
+ * - PeerAuthentications are indexed by namespace; peerauthn.ts computes each port's mode
+ *   (`inboundMtlsMode` is only the fallback when none sets one),
  * - `networkGateways` is carried but only read by the EDS endpoint resolver seam (issue 5),
  * - VirtualServices are indexed but not yet translated into routes (issue 6).
  */
-import { DEFAULT_DOMAIN_SUFFIX, fqdn } from '../config/hosts.js';
+import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches } from '../config/hosts.js';
 import type { DestinationRuleSpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
+import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
 import { spiffeId } from '../xds/generators/names.js';
@@ -35,7 +37,8 @@ export interface GatewayAddress {
   readonly cluster?: string;
 }
 
-export type InboundMtlsMode = 'STRICT' | 'PERMISSIVE';
+/** Inbound mTLS of a workload port (PeerAuthentication after inheritance; UNSET resolved). */
+export type InboundMtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 /** What the registry view must offer; `Registry` from src/registry satisfies it. */
 export interface RegistryView {
@@ -56,8 +59,13 @@ export interface PushContextInput {
   networkGateways?: Readonly<Record<string, readonly GatewayAddress[]>>;
   /** PEM of the root bundle: the SDS `ROOTCA` secret. */
   trustBundlePem?: string;
-  /** Mesh-wide inbound mTLS until PeerAuthentication is translated (issue 6). Default STRICT. */
+  /**
+   * Inbound mTLS when no PeerAuthentication sets a mode (Istio's default: PERMISSIVE). The real
+   * per-workload, per-port mode comes from `peerAuthentications` (src/xds/generators/peerauthn.ts).
+   */
   inboundMtlsMode?: InboundMtlsMode;
+  /** PeerAuthentications of the local config (mesh, namespace and workload scope). */
+  peerAuthentications?: readonly Resource<PeerAuthenticationSpec>[];
 }
 
 export interface PushContext {
@@ -80,7 +88,10 @@ export interface PushContext {
   readonly virtualServicesByHost: ReadonlyMap<string, readonly Resource<VirtualServiceSpec>[]>;
   readonly networkGateways: Readonly<Record<string, readonly GatewayAddress[]>>;
   readonly trustBundlePem: string | undefined;
+  /** Fallback inbound mTLS when no PeerAuthentication sets a mode (default PERMISSIVE). */
   readonly inboundMtlsMode: InboundMtlsMode;
+  /** namespace → its PeerAuthentications, sorted by name (the first stands for Istio's oldest). */
+  readonly peerAuthenticationsByNamespace: ReadonlyMap<string, readonly Resource<PeerAuthenticationSpec>[]>;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -109,6 +120,12 @@ function drRank(dr: Resource<DestinationRuleSpec>, svcNamespace: string | undefi
   if (ns === svcNamespace) return 0;
   if (ns === rootNs) return 1;
   return 2;
+}
+
+/** Exact hosts before wildcards, then the longer (more specific) wildcard first. */
+function hostSpecificity(dr: Resource<DestinationRuleSpec>): number {
+  const h = dr.spec.host;
+  return h.includes('*') ? h.length : Number.MAX_SAFE_INTEGER;
 }
 
 const byNsName = (a: Resource<unknown>, b: Resource<unknown>): number =>
@@ -144,7 +161,8 @@ export function buildPushContext(input: PushContextInput): PushContext {
   const identitiesByHost = new Map<string, readonly string[]>();
   for (const svc of services) {
     const all = [...lookup(svc.hostname)].sort(endpointOrder);
-    const ids = new Set<string>();
+    // A ServiceEntry's subjectAltNames are identities of its endpoints too (Istio adds them).
+    const ids = new Set<string>(svc.subjectAltNames ?? []);
     for (const p of svc.ports) {
       endpointsByHostPort.set(`${svc.hostname}|${p.port}`, Object.freeze(all.filter((e) => e.servicePort === p.port)));
     }
@@ -161,18 +179,33 @@ export function buildPushContext(input: PushContextInput): PushContext {
 
   const destinationRuleByHost = new Map<string, Resource<DestinationRuleSpec>>();
   const drCandidates = new Map<string, Resource<DestinationRuleSpec>[]>();
+  const wildcardDrs: Resource<DestinationRuleSpec>[] = [];
   for (const dr of input.destinationRules ?? []) {
-    // Wildcard hosts are left to issue 6's translation; exact hosts cover subsets today.
-    if (dr.spec.host.includes('*')) continue;
+    if (dr.spec.host.includes('*')) {
+      wildcardDrs.push(dr);
+      continue;
+    }
     const host = fqdn(dr.spec.host, dr.metadata.namespace ?? 'default', mesh.domainSuffix);
     let l = drCandidates.get(host);
     if (!l) drCandidates.set(host, (l = []));
     l.push(dr);
   }
+  // Wildcard hosts (`*.cluster.local` in the root namespace, seed 002) apply to every service they
+  // match unless a closer namespace or a more specific host names it (drRank, hostSpecificity).
+  if (wildcardDrs.length > 0) {
+    for (const svc of services) {
+      for (const dr of wildcardDrs) {
+        if (!hostMatches(dr.spec.host, svc.hostname)) continue;
+        let l = drCandidates.get(svc.hostname);
+        if (!l) drCandidates.set(svc.hostname, (l = []));
+        l.push(dr);
+      }
+    }
+  }
   const subsetsByHost = new Map<string, readonly Subset[]>();
   for (const [host, list] of drCandidates) {
     const svcNs = servicesByHost.get(host)?.namespace;
-    const best = [...list].sort((a, b) => drRank(a, svcNs, mesh.rootNamespace) - drRank(b, svcNs, mesh.rootNamespace) || byNsName(a, b))[0]!;
+    const best = [...list].sort((a, b) => drRank(a, svcNs, mesh.rootNamespace) - drRank(b, svcNs, mesh.rootNamespace) || hostSpecificity(b) - hostSpecificity(a) || byNsName(a, b))[0]!;
     destinationRuleByHost.set(host, best);
     const seen = new Set<string>();
     const subsets: Subset[] = [];
@@ -208,8 +241,21 @@ export function buildPushContext(input: PushContextInput): PushContext {
     virtualServicesByHost: freezeMap(virtualServicesByHost as Map<string, readonly Resource<VirtualServiceSpec>[]>),
     networkGateways: Object.freeze({ ...(input.networkGateways ?? {}) }),
     trustBundlePem: input.trustBundlePem,
-    inboundMtlsMode: input.inboundMtlsMode ?? 'STRICT',
+    inboundMtlsMode: input.inboundMtlsMode ?? 'PERMISSIVE',
+    peerAuthenticationsByNamespace: freezeMap(peerAuthnIndex(input.peerAuthentications ?? [])),
   });
+}
+
+function peerAuthnIndex(list: readonly Resource<PeerAuthenticationSpec>[]): Map<string, readonly Resource<PeerAuthenticationSpec>[]> {
+  const m = new Map<string, Resource<PeerAuthenticationSpec>[]>();
+  for (const pa of [...list].sort(byNsName)) {
+    const ns = pa.metadata.namespace ?? 'default';
+    let l = m.get(ns);
+    if (!l) m.set(ns, (l = []));
+    l.push(pa);
+  }
+  for (const l of m.values()) Object.freeze(l);
+  return m as Map<string, readonly Resource<PeerAuthenticationSpec>[]>;
 }
 
 /** buildPushContext over a registry view (the aggregate `Registry`). */
@@ -229,7 +275,21 @@ export function endpointsFor(push: PushContext, hostname: string, port: number, 
   const labels = subsetLabels(push, hostname, subset);
   // An unknown subset selects nothing rather than everything: a typo must not widen traffic.
   if (labels === undefined) return NONE;
-  return all.filter((e) => labelsMatch(labels, e.labels));
+  const svc = push.servicesByHost.get(hostname);
+  return all.filter((e) => labelsMatch(labels, e.labels) || isGatewayPassthrough(svc, e));
+}
+
+/** The east-west gateway port (DESIGN §4). */
+const EAST_WEST_GATEWAY_PORT = 15443;
+
+/**
+ * An endpoint of a MESH_INTERNAL ServiceEntry on the east-west gateway port stands for every
+ * workload behind that gateway (seed 003's `<name>.<ns>.global` entries): the local control
+ * plane cannot see their labels, and the remote gateway picks the subset from the SNI
+ * (`outbound_.<port>_.<subset>_.<host>`). So such an endpoint belongs to every subset.
+ */
+export function isGatewayPassthrough(svc: Service | undefined, e: Endpoint): boolean {
+  return svc !== undefined && svc.kind === 'ServiceEntry' && svc.location === 'MESH_INTERNAL' && e.port === EAST_WEST_GATEWAY_PORT;
 }
 
 /** The labels of a DestinationRule subset; undefined when the host has no such subset. */

@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
 import type { DestinationRuleSpec, VirtualServiceSpec } from '../config/kinds/networking.js';
+import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { localityString } from '../registry/model.js';
@@ -43,7 +44,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from './timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication']);
 
 /** A batch of changes waiting in the debouncer. */
 export interface PendingChange {
@@ -293,6 +294,7 @@ export class Pusher {
       mesh: this.o.mesh(),
       virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
+      peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),
     });

@@ -15,6 +15,7 @@ import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
 import { setupNetns, teardownNetns } from './netns.js';
 import { clusterConfig, netnsTopology, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
+import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 
 export interface DemoOptions {
   /** Where certificates, config directories, tokens and logs go. Default `.isle/demo`. */
@@ -32,6 +33,7 @@ export interface DemoOptions {
 
 export const SCENARIOS: Record<string, string> = {
   'seed-000': 'two clusters on two networks, two control planes sharing one root, east-west gateways (default)',
+  ...SCENARIO_CATALOG,
 };
 
 const EAST_WEST_PORT = 15443;
@@ -45,6 +47,8 @@ export interface Running {
   cas: Map<string, IssuingCa>;
   rootCert: string;
   logLevel: string;
+  /** Processes a scenario stopped on purpose (not reported as unexpected exits). */
+  expectedExits?: Set<Managed>;
 }
 
 /** A sleep pod's `curl` loop: in-process on the host, or `ip netns exec` into its cluster's namespace. */
@@ -106,6 +110,7 @@ async function writeToken(r: Pick<Running, 'dir' | 'cas'>, key: string, cluster:
 function proxyArgs(o: {
   mode: 'sidecar' | 'gateway';
   cluster: DemoCluster;
+  locality?: string | undefined;
   rootCert: string;
   token: string;
   ip: string;
@@ -127,7 +132,7 @@ function proxyArgs(o: {
     '--service-account', o.serviceAccount,
     '--cluster', o.cluster.name,
     '--network', o.cluster.network,
-    '--locality', `${o.cluster.region}/${o.cluster.zone}`,
+    '--locality', o.locality ?? `${o.cluster.region}/${o.cluster.zone}`,
     '--admin', `${o.ip}:15000`,
     '--health', `${o.ip}:15021`,
     '--log-level', o.logLevel,
@@ -202,7 +207,7 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({
     name: `${w.cluster}-${w.name}-sidecar`,
-    args: proxyArgs({ mode: 'sidecar', cluster: c, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
     ready: /^ready/,
     ...(c.netns ? { netns: c.netns } : {}),
   });
@@ -213,11 +218,14 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   if (!(scenario in SCENARIOS)) {
     throw new IsleError('ERR_USAGE', `unknown scenario ${JSON.stringify(scenario)}; available: ${Object.keys(SCENARIOS).join(', ')}`);
   }
-  const topo = o.netns ? netnsTopology(SEED_000) : SEED_000;
+  // Traffic-policy scenarios (src/demo/scenarios): their own topology, config and verification.
+  const def = scenario === 'seed-000' ? undefined : (await import('./scenarios/index.js')).scenarioByName(scenario);
+  if (def && o.netns) throw new IsleError('ERR_USAGE', `--netns runs seed 000 only, not --scenario ${scenario}`);
+  const topo = def ? def.topology : o.netns ? netnsTopology(SEED_000) : SEED_000;
   const dir = resolve(o.dir ?? '.isle/demo');
   const say = o.out;
   const logLevel = o.logLevel ?? 'info';
-  say(`Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
+  say(def ? `Isle demo — ${def.seed}, scenario ${scenario}: ${SCENARIOS[scenario]}\n` : `Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
   if (o.netns) {
     await setupNetns(topo);
     say(`  ✓ network namespaces ${topo.clusters.map((c) => c.netns).join(', ')}, joined only by control planes and gateways (${topo.clusters.map((c) => c.gatewayIp).join(', ')})\n`);
@@ -243,16 +251,18 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
 
   // 2. Config directories: MeshConfig, RemoteClusters (discovery only), the sample Services.
   for (const c of topo.clusters) {
-    for (const [file, text] of Object.entries(clusterConfig(topo, c))) await writeFile(join(dir, c.name, file), text);
+    const files = { ...clusterConfig(topo, c), ...(def ? def.config(topo, c) : {}) };
+    for (const [file, text] of Object.entries(files)) if (text !== '') await writeFile(join(dir, c.name, file), text);
   }
 
   const exits: string[] = [];
   const sup = new Supervisor(join(dir, 'logs'), (m: Managed, code, signal) => {
+    if (running.expectedExits?.has(m)) return;
     const msg = `  ! ${m.spec.name} exited unexpectedly (${signal ?? `code ${code}`}); log: ${m.logFile}\n`;
     exits.push(msg);
     say(msg);
   });
-  const running: Running = { topo, dir, sup, appAddress: new Map(), cas, rootCert, logLevel };
+  const running: Running = { topo, dir, sup, appAddress: new Map(), cas, rootCert, logLevel, expectedExits: new Set() };
   const stop = async () => {
     await sup.stopAll();
     await rm(DEMO_STATE_FILE, { force: true });
@@ -290,10 +300,18 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
     throw e;
   }
 
-  // 6. Seed 000's verification, from both clusters.
+  // 6. Seed 000's verification, from both clusters (a scenario runs its own instead).
   const versions = [...new Set(topo.workloads.filter((w) => w.version).map((w) => w.version!))].sort();
   let ok = true;
-  for (const sleep of topo.workloads.filter((w) => w.app === 'sleep')) {
+  if (def) {
+    try {
+      ok = await def.verify(running, say);
+    } catch (e) {
+      ok = false;
+      say(`  ✗ scenario ${scenario} failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  }
+  for (const sleep of def ? [] : topo.workloads.filter((w) => w.app === 'sleep')) {
     await converge(running, sleep, versions, 20_000);
     const ns = clusterOf(topo, sleep.cluster).netns;
     say(`\nFrom ${sleep.cluster}: ${ns ? `ip netns exec ${ns} ` : ''}sh -c 'for i in $(seq 1 10); do curl -x http://${sleep.ip}:${OUTBOUND_PORT} helloworld:5000/hello; done'\n`);
@@ -333,7 +351,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     `\nThe mesh keeps running. Try:\n` +
       `  curl -x http://${sleep.ip}:${OUTBOUND_PORT} http://helloworld:5000/hello\n` +
       `  npx isle status\n` +
-      `  edit ${join(running.dir, 'cluster-1')}/*.yaml or ${join(running.dir, 'cluster-2')}/*.yaml (watched live)\n` +
+      `  edit ${running.topo.clusters.map((c) => `${join(running.dir, c.name)}/*.yaml`).join(' or ')} (watched live)\n` +
       `  logs in ${join(running.dir, 'logs')}\n` +
       `Press Ctrl-C to stop.\n`,
   );

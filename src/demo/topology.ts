@@ -30,6 +30,8 @@ export interface DemoWorkload {
   ip: string;
   /** The service port the workload serves (its sidecar listens on `<ip>:<port>`). */
   port?: number;
+  /** `region/zone` of the workload when it differs from its cluster's (locality scenarios). */
+  locality?: string;
 }
 
 export interface DemoTopology {

@@ -291,6 +291,29 @@ export interface ForwardActionModel {
   readonly autoHostRewrite: boolean;
   /** What to answer when the cluster is unknown (Envoy: 503; or 404 if configured). */
   readonly clusterNotFoundResponseCode: 503 | 404 | 500;
+  /** request_mirror_policies: fire-and-forget copies (see routing/mirror.ts). Empty = none. */
+  readonly mirrorPolicies?: readonly MirrorPolicyModel[];
+}
+
+/** A probability as Envoy's FractionalPercent: numerator / denominator (100, 10^4 or 10^6). */
+export interface FractionModel {
+  readonly numerator: number;
+  readonly denominator: 100 | 10_000 | 1_000_000;
+}
+
+/** One entry of a route's request_mirror_policies. */
+export interface MirrorPolicyModel {
+  readonly cluster: string;
+  /** runtime_fraction.default_value; Envoy mirrors everything when unset. */
+  readonly fraction: FractionModel;
+  /** disable_shadow_host_suffix_append: keep Host as is instead of appending `-shadow`. */
+  readonly keepHost: boolean;
+}
+
+/** envoy.extensions.filters.http.fault.v3.HTTPFault, as far as Isle implements it. */
+export interface FaultModel {
+  readonly delay: { readonly fixedDelayMs: number; readonly fraction: FractionModel } | undefined;
+  readonly abort: { readonly httpStatus: number; readonly fraction: FractionModel } | undefined;
 }
 
 export interface RedirectActionModel {
@@ -318,6 +341,8 @@ export interface RouteModel {
   readonly match: RouteMatchModel;
   readonly action: RouteActionModel;
   readonly mutations: HeaderMutationsModel;
+  /** typed_per_filter_config of `envoy.filters.http.fault`; applied only when the HCM has that filter. */
+  readonly fault?: FaultModel;
 }
 
 export interface VirtualHostModel {

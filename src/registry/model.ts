@@ -58,6 +58,8 @@ export interface Service {
   /** Shards that define the service, sorted. */
   readonly clusters: readonly string[];
   readonly exportTo?: readonly string[];
+  /** ServiceEntry `subjectAltNames`: identities its endpoints may present, besides their own. */
+  readonly subjectAltNames?: readonly string[];
 }
 
 export interface ServiceAccountRef {

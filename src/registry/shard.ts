@@ -181,6 +181,7 @@ export function buildShard(cluster: string, defaults: MeshDefaults, input: Shard
         kind: 'ServiceEntry',
         clusters: [cluster],
         ...(exportTo ? { exportTo } : {}),
+        ...(spec.subjectAltNames && spec.subjectAltNames.length > 0 ? { subjectAltNames: [...spec.subjectAltNames].sort(cmp) } : {}),
       };
       services.set(hostname, svc);
       endpoints.set(hostname, serviceEntryEndpoints(svc, r, cluster, defaults, origin, selector ? selectWorkloads(ns, selector) : undefined, workloadSource));
@@ -343,12 +344,10 @@ function serviceEntryEndpoints(
   const inline = spec.endpoints ?? [];
   if (inline.length > 0) {
     inline.forEach((ep, i) => {
-      const w = normalizeWorkload(
+      const w = inlineWorkload(
         { ...ep, name: `${r.metadata.name}-${i}`, namespace: ns, labels: ep.labels ?? {} },
         cluster,
         defaults,
-        'WorkloadEntry',
-        [],
       );
       for (const p of svc.ports) out.push(workloadEndpoint(svc.hostname, p, target(p, ep.ports), w, source));
     });
@@ -356,10 +355,22 @@ function serviceEntryEndpoints(
   }
   // Istio resolves a DNS ServiceEntry without endpoints by its host name; a wildcard has nothing to resolve.
   if ((spec.resolution === 'DNS' || spec.resolution === 'DNS_ROUND_ROBIN') && !svc.hostname.includes('*')) {
-    const w = normalizeWorkload({ name: svc.hostname, namespace: ns, address: svc.hostname }, cluster, defaults, 'WorkloadEntry', []);
+    const w = inlineWorkload({ name: svc.hostname, namespace: ns, address: svc.hostname }, cluster, defaults);
     for (const p of svc.ports) out.push(workloadEndpoint(svc.hostname, p, target(p, undefined), w, source));
   }
   return out;
+}
+
+/**
+ * A ServiceEntry's own endpoint. Unlike a WorkloadEntry it has no identity unless it names a
+ * service account (as in Istio): a MESH_INTERNAL entry pointing at another cluster's east-west
+ * gateway (seed 003) must not pin the `default` account of its namespace, which the workloads
+ * behind the gateway do not run as. Its SANs are then the entry's `subjectAltNames`, or any
+ * certificate from the mesh root.
+ */
+function inlineWorkload(spec: WorkloadSpec, cluster: string, defaults: MeshDefaults): Workload {
+  const w = normalizeWorkload(spec, cluster, defaults, 'WorkloadEntry', []);
+  return spec.serviceAccount ? w : { ...w, serviceAccount: '' };
 }
 
 /**

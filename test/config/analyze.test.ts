@@ -136,14 +136,14 @@ spec:
     ]);
   });
 
-  it('warns about ports a service does not have and hosts claimed by two VirtualServices', () => {
+  it('warns about ports a service does not have and two VirtualServices with catch-all routes for one host', () => {
     const vs = VS(`    - destination: {host: helloworld, port: {number: 8080}}
 `);
     const vs2 = vs.replace('name: helloworld\nspec', 'name: helloworld-2\nspec');
     assert.deepEqual(run({ 'svc.yaml': SVC('helloworld'), 'vs.yaml': vs, 'vs2.yaml': vs2 }), [
       'vs.yaml:10 VirtualService default/helloworld: warning: spec.http[0].route[0].destination.port.number: host helloworld.default.svc.cluster.local has no port 8080 (ports: 5000)',
       'vs2.yaml:10 VirtualService default/helloworld-2: warning: spec.http[0].route[0].destination.port.number: host helloworld.default.svc.cluster.local has no port 8080 (ports: 5000)',
-      'vs2.yaml:7 VirtualService default/helloworld-2: warning: spec.hosts[0]: host helloworld.default.svc.cluster.local is also routed by VirtualService default/helloworld (vs.yaml:1); only one applies',
+      'vs2.yaml:9 VirtualService default/helloworld-2: warning: spec.http[0]: host helloworld.default.svc.cluster.local: VirtualService default/helloworld (vs.yaml:1) also has a catch-all route, which comes first when they are merged; this route never matches',
     ]);
   });
 

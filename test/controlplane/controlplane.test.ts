@@ -147,8 +147,8 @@ spec:
     proxies.forEach((p, i) => assert.equal(p.received.length, marks[i], `${p.id} got nothing`));
     assert.deepEqual(new Set(plane.cp.xdsServers.flatMap((x) => x.status()).map((s) => s.streamId)), streams);
 
-    // Fixing the VirtualService is a config change: a (full) push, which changes no proxy's
-    // resources today (VirtualServices are indexed, not yet translated), so nothing is resent.
+    // Fixing the VirtualService is a config change: a (full) push, whose new routes every proxy
+    // receives and ACKs.
     writeFileSync(join(plane.configDir, 'vs.yaml'), vs(70, 30));
     unlinkSync(join(plane.configDir, 'broken.yaml'));
     await waitUntil(() => plane.cp.pusher.pushCount > pushes && !plane.cp.pusher.busy, 'a push after the fix', 10_000);
@@ -156,6 +156,7 @@ spec:
     assert.equal(plane.cp.pusher.recentPushes().at(-1)?.kind, 'full');
     assert.deepEqual(plane.cp.pusher.recentPushes().at(-1)?.reasons, ['config']);
     assert.ok(plane.cp.store.get('VirtualService', 'default', 'helloworld'));
+    await waitUntil(() => proxies.every((px) => inSync(plane.cp, px.id)), 'every proxy ACKed the new routes', 15_000);
   });
 
   it('debug endpoints: syncz ACKed versions, config_dump decodes, registryz shows the WorkloadEntry, metrics counters > 0, ready', async () => {

@@ -47,17 +47,26 @@ describe('push pipeline', () => {
     await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v3') && !plane.cp.pusher.busy, 'v3 gone');
   });
 
-  it('kinds no generator reads (PeerAuthentication) push nobody', async () => {
+  it('kinds no generator reads (AuthorizationPolicy) push nobody', async () => {
+    const pushes = plane.cp.pusher.pushCount;
+    writeFileSync(
+      join(plane.configDir, 'authz.yaml'),
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: allow\n  namespace: istio-system\nspec:\n  action: ALLOW\n',
+    );
+    await waitUntil(() => plane.cp.store.get('AuthorizationPolicy', 'istio-system', 'allow') !== undefined, 'policy loaded', 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}; store errors: ${JSON.stringify(plane.cp.store.errors())}; kinds: ${plane.cp.store.list().map((r) => r.kind).join(',')}; logs: ${JSON.stringify(plane.logs.filter((l) => l.level >= 40).slice(-5))}`);
+    });
+    assert.equal(plane.cp.pusher.busy, false, 'nothing debounced');
+    assert.equal(plane.cp.pusher.pushCount, pushes);
+  });
+
+  it('a PeerAuthentication change pushes (inbound listeners follow it)', async () => {
     const pushes = plane.cp.pusher.pushCount;
     writeFileSync(
       join(plane.configDir, 'pa.yaml'),
       'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: istio-system\nspec:\n  mtls:\n    mode: STRICT\n',
     );
-    await waitUntil(() => plane.cp.store.get('PeerAuthentication', 'istio-system', 'default') !== undefined, 'PA loaded', 10_000).catch((e: Error) => {
-      throw new Error(`${e.message}; store errors: ${JSON.stringify(plane.cp.store.errors())}; kinds: ${plane.cp.store.list().map((r) => r.kind).join(',')}; logs: ${JSON.stringify(plane.logs.filter((l) => l.level >= 40).slice(-5))}`);
-    });
-    assert.equal(plane.cp.pusher.busy, false, 'nothing debounced');
-    assert.equal(plane.cp.pusher.pushCount, pushes);
+    await waitUntil(() => plane.cp.pusher.pushCount > pushes && !plane.cp.pusher.busy, 'pushed after the PeerAuthentication', 10_000);
   });
 
   it('a sidecar is auto-registered on connect (its endpoint reaches the others) and removed on disconnect', async () => {

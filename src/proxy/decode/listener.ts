@@ -15,7 +15,7 @@ import type {
   TcpProxyModel,
 } from '../model.js';
 import { DOWNSTREAM_TLS_CONTEXT } from './cluster.js';
-import { routeConfigBody } from './route.js';
+import { FAULT_FILTER, HTTP_FAULT_TYPE, httpFault, routeConfigBody } from './route.js';
 import { Errors, Reader, commonTlsContext, describe, isObj } from './util.js';
 
 const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -224,6 +224,12 @@ function hcm(r: Reader): HttpConnectionManagerModel {
     const isRouter = type === ROUTER_TYPE || (type === undefined && name === 'envoy.filters.http.router');
     if (isRouter) {
       if (i !== hf.length - 1) f.errs.add(f.path, 'the router must be the last HTTP filter');
+    } else if (name === FAULT_FILTER && (type === undefined || type === HTTP_FAULT_TYPE)) {
+      // Isle injects faults from per-route config only; a filter-wide fault would be skipped.
+      const c = f.obj_('typed_config');
+      const fault = c ? httpFault(c) : undefined;
+      if (fault?.delay || fault?.abort) f.errs.add(f.p('typed_config'), 'filter-level faults are not supported by isle proxy (use typed_per_filter_config on routes)');
+      if (i === hf.length - 1) f.errs.add(f.path, 'the last HTTP filter must be the router');
     } else if (!IGNORABLE_HTTP_FILTERS.has(name)) {
       f.errs.add(f.p('name'), `unsupported HTTP filter ${JSON.stringify(name)}`);
     } else if (i === hf.length - 1) {

@@ -2,6 +2,9 @@
 import type {
   ClusterSpecifierModel,
   DecodeResult,
+  FaultModel,
+  FractionModel,
+  MirrorPolicyModel,
   ForwardActionModel,
   HeaderMatcherModel,
   PathMatchModel,
@@ -109,7 +112,8 @@ function virtualHost(r: Reader, index: number, seen: Map<string, number>): Virtu
   });
   const requireTls = r.enum_('require_tls', ['NONE', 'EXTERNAL_ONLY', 'ALL'] as const, 'NONE');
   if (requireTls !== 'NONE') r.errs.add(r.p('require_tls'), 'is not supported by isle proxy');
-  unsupported(r, ['virtual_clusters', 'rate_limits', 'matcher']);
+  // Per-filter config is honoured per route only (fault injection); elsewhere it would be ignored.
+  unsupported(r, ['virtual_clusters', 'rate_limits', 'matcher', 'typed_per_filter_config']);
   const vhRetry = r.obj_('retry_policy');
   return {
     name,
@@ -148,12 +152,95 @@ function route(r: Reader): RouteModel {
     default:
       r.errs.add(r.p(which), 'is not supported by isle proxy');
   }
+  const fault = perFilterConfig(r);
   return {
     name: r.str('name') ?? '',
     match: match ?? { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [], queryParameters: [] },
     action: action ?? { kind: 'direct', status: 500, body: undefined },
     mutations: headerMutations(r),
+    ...(fault ? { fault } : {}),
   };
+}
+
+export const FAULT_FILTER = 'envoy.filters.http.fault';
+export const HTTP_FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+
+/**
+ * A route's typed_per_filter_config. Only the fault filter's is understood; any other key names a
+ * filter whose per-route behaviour Isle would silently skip, so it is refused.
+ */
+function perFilterConfig(r: Reader): FaultModel | undefined {
+  const t = r.obj_('typed_per_filter_config');
+  if (!t) return undefined;
+  let fault: FaultModel | undefined;
+  for (const key of Object.keys(t.obj)) {
+    if (key !== FAULT_FILTER) {
+      t.errs.add(t.p(key), 'per-filter config is not supported by isle proxy');
+      continue;
+    }
+    const c = t.obj_(key);
+    if (!c) continue;
+    const type = c.str('@type');
+    if (type !== HTTP_FAULT_TYPE) {
+      c.errs.add(c.p('@type'), `expected ${HTTP_FAULT_TYPE}, got ${JSON.stringify(type)}`);
+      continue;
+    }
+    fault = httpFault(c);
+  }
+  return fault;
+}
+
+const DENOMINATORS = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 } as const;
+
+/** envoy.type.v3.FractionalPercent; Envoy caps the numerator at the denominator. */
+export function fractionalPercent(r: Reader | undefined, dflt: FractionModel): FractionModel {
+  if (!r) return dflt;
+  const d = DENOMINATORS[r.enum_('denominator', Object.keys(DENOMINATORS) as (keyof typeof DENOMINATORS)[], 'HUNDRED')];
+  return { numerator: Math.min(r.int('numerator', 0), d), denominator: d };
+}
+
+const ALL: FractionModel = { numerator: 100, denominator: 100 };
+/** An unset fault percentage is a zero FractionalPercent in Envoy: the fault never fires. */
+const NEVER: FractionModel = { numerator: 0, denominator: 100 };
+
+/** HTTPFault with fixed delays and fixed HTTP aborts; header-driven faults, gRPC aborts and limits are refused. */
+export function httpFault(r: Reader): FaultModel {
+  let delay: FaultModel['delay'];
+  const d = r.obj_('delay');
+  if (d) {
+    const ms = d.durationMs('fixed_delay');
+    if (ms === undefined) d.errs.add(d.p('fixed_delay'), d.has('header_delay') ? 'header_delay is not supported by isle proxy' : 'missing fixed_delay');
+    else if (ms < 0) d.errs.add(d.p('fixed_delay'), 'must not be negative');
+    delay = { fixedDelayMs: Math.max(0, ms ?? 0), fraction: fractionalPercent(d.obj_('percentage'), NEVER) };
+  }
+  let abort: FaultModel['abort'];
+  const a = r.obj_('abort');
+  if (a) {
+    const which = a.oneof(['http_status', 'grpc_status', 'header_abort']);
+    if (which !== 'http_status') a.errs.add(which ? a.p(which) : a.path, which ? 'is not supported by isle proxy' : 'abort needs http_status');
+    const status = a.int('http_status', 0);
+    if (which === 'http_status' && (status < 200 || status >= 600)) a.errs.add(a.p('http_status'), `must be in [200, 600), got ${status}`);
+    abort = { httpStatus: status, fraction: fractionalPercent(a.obj_('percentage'), NEVER) };
+  }
+  // Each of these narrows or caps when a fault applies; ignoring one would inject too often.
+  unsupported(r, ['headers', 'downstream_nodes', 'max_active_faults', 'response_rate_limit', 'upstream_cluster', 'filter_metadata']);
+  // The *_runtime keys only name overrides in a runtime layer, which Isle has none of: harmless.
+  return { delay, abort };
+}
+
+function mirrorPolicies(r: Reader): MirrorPolicyModel[] {
+  return r.objs('request_mirror_policies').map((m) => {
+    const which = m.oneof(['cluster', 'cluster_header']);
+    if (which === 'cluster_header') m.errs.add(m.p('cluster_header'), 'is not supported by isle proxy');
+    const cluster = m.str('cluster') ?? '';
+    if (which !== 'cluster_header' && !cluster) m.errs.add(m.p('cluster'), 'must not be empty');
+    const rf = m.obj_('runtime_fraction');
+    return {
+      cluster,
+      fraction: rf ? fractionalPercent(rf.obj_('default_value'), NEVER) : ALL,
+      keepHost: m.bool('disable_shadow_host_suffix_append', false),
+    };
+  });
 }
 
 function routeMatch(r: Reader): RouteMatchModel {
@@ -287,6 +374,7 @@ function clusterSpecifier(r: Reader): ClusterSpecifierModel | undefined {
         const name = c.str('name') ?? '';
         if (!name) c.errs.add(c.p('name'), 'weighted cluster without a name');
         if (c.has('cluster_header')) c.errs.add(c.p('cluster_header'), 'is not supported by isle proxy');
+        if (c.has('typed_per_filter_config')) c.errs.add(c.p('typed_per_filter_config'), 'is not supported by isle proxy');
         clusters.push({
           name,
           weight: c.int('weight', 0),
@@ -391,6 +479,7 @@ function forwardAction(r: Reader, match: RouteMatchModel | undefined): ForwardAc
     hostRewriteLiteral: r.str('host_rewrite_literal'),
     autoHostRewrite: r.bool('auto_host_rewrite', false),
     clusterNotFoundResponseCode: NOT_FOUND_CODES[nf],
+    mirrorPolicies: mirrorPolicies(r),
   };
 }
 

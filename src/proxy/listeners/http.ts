@@ -13,11 +13,12 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
-import { spiffeIdFromCert } from '../../pki/index.js';
 import type { ClusterModel, FilterChainModel, HeaderMutationsModel, HttpConnectionManagerModel, RetryPolicyModel, RouteConfigModel } from '../model.js';
 import type { InflightTracker } from '../net/drain.js';
-import { readDataSource } from '../net/tls.js';
+import { readDataSource, upstreamPeerSpiffeId } from '../net/tls.js';
 import { applyHeaderMutations, backoffMs, isRetriable, route as defaultRoute, type RouteRequest, type RouteResult } from '../routing/index.js';
+import { faultFor, injectFault } from '../routing/fault.js';
+import { mirrorVia } from '../routing/mirror.js';
 import type { RequestRecord } from '../stats.js';
 import type { AttemptOutcome } from '../upstream/pool.js';
 import type { ListenerDeps } from './context.js';
@@ -43,12 +44,14 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 const XFCC = 'x-forwarded-client-cert';
 
 function stripHopByHop(headers: http.IncomingHttpHeaders): Record<string, string | string[]> {
-  const named = new Set<string>();
+  // Hot path (every request and response): no Set or entries array unless Connection names some.
   const conn = headers.connection;
-  if (conn) for (const t of String(conn).split(',')) named.add(t.trim().toLowerCase());
+  let named: Set<string> | undefined;
+  if (conn) for (const t of String(conn).split(',')) (named ??= new Set()).add(t.trim().toLowerCase());
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k)) continue;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k)) continue;
     out[k] = v;
   }
   return out;
@@ -246,6 +249,9 @@ async function handleRequest(deps: ListenerDeps, conn: ConnInfo, req: http.Incom
   const headers = stripHopByHop(req.headers);
   const routeReq: RouteRequest = { authority: target.authority, path: target.path, method: req.method ?? 'GET', headers, scheme: target.scheme };
   const decision: RouteResult = deps.router ? deps.router(config, routeReq) : defaultRoute(config, routeReq, { random: deps.random });
+  // The fault filter runs before the router (Envoy's filter order): delay, then maybe abort.
+  const fault = await injectFault(faultFor(conn.hcm, decision, deps.random ?? Math.random));
+  if (fault && 'status' in fault) return localReply(fault);
   switch (decision.kind) {
     case 'no-vhost':
       return localReply({ status: 404, body: `isle: no route for host "${target.authority}"`, flags: ['NR'] });
@@ -298,8 +304,10 @@ async function handleRequest(deps: ListenerDeps, conn: ConnInfo, req: http.Incom
   const policy = decision.retryPolicy;
   const maxAttempts = policy ? policy.numRetries + 1 : 1;
   const limit = deps.retryBufferBytes ?? 64 * 1024;
-  const body = await readSmallBody(req, maxAttempts > 1 ? limit : 0);
+  const mirrors = decision.action.mirrorPolicies;
+  const body = await readSmallBody(req, maxAttempts > 1 || mirrors?.length ? limit : 0);
   const replayable = body !== 'stream';
+  if (replayable) mirrorVia(deps, graph, mirrors, { method: req.method ?? 'GET', path: decision.path, headers, body: body.length ? body : null });
 
   // The route timeout covers all attempts until response headers; once the response streams,
   // only a downstream or upstream reset ends it.
@@ -398,11 +406,11 @@ async function handleRequest(deps: ListenerDeps, conn: ConnInfo, req: http.Incom
     if (!inbound) {
       const sock = up.socket as tls.TLSSocket | null;
       if (sock && 'getPeerCertificate' in sock && typeof sock.getPeerCertificate === 'function') {
-        try {
-          record.destinationPrincipal = spiffeIdFromCert({ subjectaltname: sock.getPeerCertificate().subjectaltname });
-          record.destinationWorkloadNamespace = namespaceOfSpiffe(record.destinationPrincipal);
-        } catch {
-          // An odd peer certificate only costs a metrics label.
+        // Once per upstream connection, not per response; null: an odd certificate, no label.
+        const peer = upstreamPeerSpiffeId(sock);
+        if (peer !== null) {
+          record.destinationPrincipal = peer;
+          record.destinationWorkloadNamespace = namespaceOfSpiffe(peer);
         }
       }
     }

@@ -139,6 +139,27 @@ export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): Upst
   return { id, options };
 }
 
+const upstreamCache = new WeakMap<UpstreamTlsModel, { secrets: Secrets; settings: UpstreamTlsSettings }>();
+
+function inlineOnly(t: UpstreamTlsModel, secrets: Secrets): boolean {
+  const cert = t.certificates[0] ? resolveCertificate(t.certificates[0], secrets) : undefined;
+  const validation = t.validation ? resolveValidation(t.validation, secrets) : undefined;
+  return (!cert || (cert.certificateChain.kind === 'inline' && cert.privateKey.kind === 'inline')) && (!validation?.trustedCa || validation.trustedCa.kind === 'inline');
+}
+
+/**
+ * `upstreamTlsSettings`, memoized per (cluster TLS model, secrets snapshot): the per-request
+ * path no longer reads PEMs and hashes them twice. Material read from files is not memoized, so a
+ * certificate file rewritten in place is still picked up by the next request.
+ */
+export function cachedUpstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): UpstreamTlsSettings {
+  const hit = upstreamCache.get(t);
+  if (hit && hit.secrets === secrets) return hit.settings;
+  const settings = upstreamTlsSettings(t, secrets);
+  if (inlineOnly(t, secrets)) upstreamCache.set(t, { secrets, settings });
+  return settings;
+}
+
 export interface DownstreamTlsSettings {
   id: string;
   options: tls.TlsOptions;
@@ -192,4 +213,25 @@ export function ownSpiffeId(cert: TlsCertificateModel): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+const upstreamPeers = new WeakMap<tls.TLSSocket, { id: string | undefined | null }>();
+
+/**
+ * The SPIFFE id in the certificate an upstream presented on this connection (unverified parse of
+ * its SAN): undefined when it has none, null when the SAN could not be read as one SPIFFE id.
+ * Read once per connection: `getPeerCertificate()` builds a whole JS object from the X.509 on
+ * every call, which is too slow for every response.
+ */
+export function upstreamPeerSpiffeId(sock: tls.TLSSocket): string | undefined | null {
+  const hit = upstreamPeers.get(sock);
+  if (hit) return hit.id;
+  let id: string | undefined | null;
+  try {
+    id = spiffeIdFromCert({ subjectaltname: sock.getPeerCertificate().subjectaltname });
+  } catch {
+    id = null;
+  }
+  upstreamPeers.set(sock, { id });
+  return id;
 }

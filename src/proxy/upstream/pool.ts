@@ -14,7 +14,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { TlsMaterialError, upstreamTlsSettings, type Secrets } from '../net/tls.js';
+import { cachedUpstreamTlsSettings, TlsMaterialError, type Secrets } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 
 export type AttemptOutcome =
@@ -120,7 +120,7 @@ export class UpstreamPools {
   }
 
   private entry(cluster: ClusterModel): { entry: PoolEntry; tlsOptions: https.AgentOptions | undefined } {
-    const settings = cluster.tls ? upstreamTlsSettings(cluster.tls, this.opts.secrets()) : undefined;
+    const settings = cluster.tls ? cachedUpstreamTlsSettings(cluster.tls, this.opts.secrets()) : undefined;
     const maxConnections = cluster.circuitBreakers.maxConnections;
     let e = this.entries.get(cluster.name);
     if (!e || e.tlsId !== settings?.id || e.maxConnections !== maxConnections) {

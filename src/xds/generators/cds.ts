@@ -1,8 +1,9 @@
 /**
  * CDS.
  * - Sidecar outbound: `outbound|<port>|<subset>|<fqdn>` per service port and per DestinationRule
- *   subset. Identical for every sidecar in a push (shareKey `outbound`): nothing here reads the
- *   proxy, which is what lets one serialization serve all of them.
+ *   subset, with the rule's traffic policy and TLS applied (destinationrule.ts). Identical for
+ *   every sidecar in a push (shareKey `outbound`) unless a rule's exportTo hides it from some
+ *   namespaces; then namespaces that see the same rules share one serialization.
  * - Sidecar inbound: `inbound|<targetPort>||`, STATIC to the app on 127.0.0.1. Per proxy.
  * - Gateway: `outbound_.<port>_.<subset>_.<fqdn>` passthrough clusters, no TLS (the client's
  *   mTLS goes through untouched), for services with endpoints on the gateway's network.
@@ -10,10 +11,9 @@
 import { endpointsFor, type PushContext } from '../../controlplane/pushcontext.js';
 import type { InboundPort, Proxy } from '../../controlplane/proxy.js';
 import type { Endpoint, Protocol, Service, ServicePort } from '../../registry/model.js';
-import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_CONTEXT_TYPE } from '../typeurls.js';
+import { HTTP_PROTOCOL_OPTIONS_TYPE } from '../typeurls.js';
 import {
   adsConfigSource,
-  commonTlsContext,
   CONNECT_TIMEOUT,
   isHttp2,
   socketAddress,
@@ -21,6 +21,7 @@ import {
   type ResourceGroup,
 } from './common.js';
 import { direct, loadAssignment, localityLbEndpoints } from './eds.js';
+import { applyPolicy, cdsShareKey, destinationRuleFor } from './destinationrule.js';
 import { inboundClusterName, outboundClusterName, outboundSni } from './names.js';
 
 export interface ClusterKey {
@@ -72,17 +73,6 @@ function httpProtocolOptions(protocol: Protocol): EnvoyObject | undefined {
   };
 }
 
-function upstreamMtls(push: PushContext, k: ClusterKey): EnvoyObject {
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': UPSTREAM_TLS_CONTEXT_TYPE,
-      common_tls_context: commonTlsContext(push.identitiesByHost.get(k.hostname) ?? []),
-      sni: outboundSni(k.port, k.hostname, k.subset),
-    },
-  };
-}
-
 function edsCluster(name: string): EnvoyObject {
   return {
     name,
@@ -94,7 +84,7 @@ function edsCluster(name: string): EnvoyObject {
   };
 }
 
-export function outboundCluster(push: PushContext, k: ClusterKey): EnvoyObject {
+export function outboundCluster(push: PushContext, k: ClusterKey, clientNamespace?: string): EnvoyObject {
   const svc = k.service;
   let c: EnvoyObject;
   if (svc.resolution === 'STATIC') {
@@ -116,12 +106,13 @@ export function outboundCluster(push: PushContext, k: ClusterKey): EnvoyObject {
   }
   const opts = httpProtocolOptions(k.servicePort.protocol);
   if (opts) c['typed_extension_protocol_options'] = opts;
-  if (svc.location === 'MESH_INTERNAL') c['transport_socket'] = upstreamMtls(push, k);
-  return c;
+  // DestinationRule policies and TLS (DR tls, else auto mTLS) for clients in `clientNamespace`.
+  return applyPolicy(push, c, svc, k.port, k.subset, destinationRuleFor(push, k.hostname, clientNamespace));
 }
 
-export function outboundClusters(push: PushContext): EnvoyObject[] {
-  return outboundClusterKeys(push).map((k) => outboundCluster(push, k));
+/** Outbound clusters as a client in `clientNamespace` sees them (undefined: ignore exportTo). */
+export function outboundClusters(push: PushContext, clientNamespace?: string): EnvoyObject[] {
+  return outboundClusterKeys(push).map((k) => outboundCluster(push, k, clientNamespace));
 }
 
 /** Inbound clusters, one per target port (several services may select the same port). */
@@ -169,7 +160,8 @@ export function clusterGroups(push: PushContext, proxy: Proxy): ResourceGroup[] 
   if (proxy.type === 'gateway') {
     return [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayClusters(push, proxy) }];
   }
-  return [{ shareKey: 'outbound', build: () => outboundClusters(push) }, { build: () => inboundClusters(proxy) }];
+  // Shared by every sidecar unless a DestinationRule's exportTo makes namespaces differ.
+  return [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }, { build: () => inboundClusters(proxy) }];
 }
 
 /** CDS for a proxy. */

@@ -70,6 +70,14 @@ export function routerFilter(): EnvoyObject {
   return { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } };
 }
 
+export const FAULT_FILTER_NAME = 'envoy.filters.http.fault';
+export const HTTP_FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+
+/** The fault filter with no filter-wide fault: routes configure it (typed_per_filter_config). */
+export function faultFilter(): EnvoyObject {
+  return { name: FAULT_FILTER_NAME, typed_config: { '@type': HTTP_FAULT_TYPE } };
+}
+
 export function tlsInspector(): EnvoyObject {
   return { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
 }

@@ -11,6 +11,7 @@ import type { Proxy } from '../../controlplane/proxy.js';
 import { localityString, type Endpoint } from '../../registry/model.js';
 import { cmp, socketAddress, type EnvoyObject, type ResourceGroup } from './common.js';
 import { edsClusterKeys, gatewayClusterKeys, isLocalToGateway } from './cds.js';
+import { applyLocalityLb, localityClassOf, localityLbFor, type EndpointTags, type LocalityClass } from './locality.js';
 import { isNetworkAware, networkLocalityLbEndpoints } from './network.js';
 
 /** Where a proxy on `network` sends traffic for `ep`, or undefined to leave `ep` out. */
@@ -38,7 +39,7 @@ function weightOf(ep: Endpoint): number {
  * one LocalityLbEndpoints per locality, sorted by `region/zone/subzone`, each weighted by the sum of
  * its endpoints' weights so locality-weighted balancing matches flat balancing over all endpoints.
  */
-export function localityLbEndpoints(endpoints: readonly Endpoint[], network: string, push: PushContext, resolve: EndpointResolver): EnvoyObject[] {
+export function localityLbEndpoints(endpoints: readonly Endpoint[], network: string, push: PushContext, resolve: EndpointResolver, tags?: EndpointTags): EnvoyObject[] {
   const groups = new Map<string, { ep: Endpoint; lb: EnvoyObject[]; weight: number; seen: Set<string> }>();
   for (const ep of endpoints) {
     const to = resolve(ep, network, push);
@@ -53,7 +54,9 @@ export function localityLbEndpoints(endpoints: readonly Endpoint[], network: str
     g.seen.add(at);
     const w = weightOf(ep);
     g.weight += w;
-    g.lb.push({ endpoint: { address: socketAddress(to.address, to.port) }, health_status: ep.health, load_balancing_weight: w });
+    const lb: EnvoyObject = { endpoint: { address: socketAddress(to.address, to.port) }, health_status: ep.health, load_balancing_weight: w };
+    tags?.set(lb, ep.labels);
+    g.lb.push(lb);
   }
   return [...groups.keys()].sort(cmp).map((k) => {
     const g = groups.get(k)!;
@@ -82,13 +85,21 @@ export function loadAssignment(clusterName: string, endpoints: EnvoyObject[]): E
  * Assignments for every outbound EDS cluster a sidecar on `network` has. Without an explicit
  * resolver, a push whose networkGateways names the proxy's network uses the multi-network rule
  * (network.ts: other networks through their east-west gateways); otherwise `sameNetworkOnly`.
+ * With a locality class, clusters whose DestinationRule asks for it get locality load balancing
+ * (locality.ts: priorities for failover, weights for distribute) for proxies of that class.
  */
-export function outboundLoadAssignments(push: PushContext, network: string, resolve?: EndpointResolver): EnvoyObject[] {
+export function outboundLoadAssignments(push: PushContext, network: string, resolve?: EndpointResolver, cls?: LocalityClass): EnvoyObject[] {
   const lbEndpoints =
     resolve === undefined && isNetworkAware(push, network)
-      ? (eps: readonly Endpoint[]) => networkLocalityLbEndpoints(eps, network, push)
-      : (eps: readonly Endpoint[]) => localityLbEndpoints(eps, network, push, resolve ?? sameNetworkOnly);
-  return edsClusterKeys(push).map((k) => loadAssignment(k.name, lbEndpoints(endpointsFor(push, k.hostname, k.port, k.subset || undefined))));
+      ? (eps: readonly Endpoint[], tags?: EndpointTags) => networkLocalityLbEndpoints(eps, network, push, tags)
+      : (eps: readonly Endpoint[], tags?: EndpointTags) => localityLbEndpoints(eps, network, push, resolve ?? sameNetworkOnly, tags);
+  return edsClusterKeys(push).map((k) => {
+    const eps = endpointsFor(push, k.hostname, k.port, k.subset || undefined);
+    const lb = cls ? localityLbFor(push, k.hostname, k.port, k.subset, cls.namespace) : undefined;
+    if (!cls || !lb) return loadAssignment(k.name, lbEndpoints(eps));
+    const tags: EndpointTags = new Map();
+    return loadAssignment(k.name, applyLocalityLb(lbEndpoints(eps, tags), cls, lb, tags));
+  });
 }
 
 /** Assignments of the gateway's passthrough clusters: only endpoints on the gateway's own network. */
@@ -110,7 +121,11 @@ export function endpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[]
   if (proxy.type === 'gateway') {
     return [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayLoadAssignments(push, proxy) }];
   }
-  return [{ shareKey: `net|${proxy.network}`, build: () => outboundLoadAssignments(push, proxy.network) }];
+  // One serialization per locality class: proxies of one network share EDS unless a
+  // DestinationRule's locality setting makes it depend on where the proxy is (locality.ts).
+  const cls = localityClassOf(push, proxy);
+  if (cls.key === '') return [{ shareKey: `net|${proxy.network}`, build: () => outboundLoadAssignments(push, proxy.network) }];
+  return [{ shareKey: `net|${proxy.network}|loc|${cls.key}`, build: () => outboundLoadAssignments(push, proxy.network, undefined, cls) }];
 }
 
 /** EDS for a proxy: ClusterLoadAssignments named by `cluster_name`. */

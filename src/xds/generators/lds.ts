@@ -4,9 +4,11 @@
  *
  * - `virtualOutbound` on `<bind>:15001`: the app's explicit HTTP proxy (HTTP_PROXY, curl -x). A
  *   plain HTTP listener, no original-destination: the HCM routes on Host through RDS `15001`.
- * - `<ip>_<targetPort>` per inbound port: terminates mTLS (client certificate required) and hands
- *   the request to `inbound|<targetPort>||`, telling the app the peer's SPIFFE id in XFCC. With
- *   PERMISSIVE a second, plaintext chain accepts what is not TLS (PeerAuthentication: issue 6).
+ * - `<ip>_<targetPort>` per inbound port, by the port's PeerAuthentication mode (peerauthn.ts):
+ *   STRICT: one chain matching `transport_protocol: tls` that terminates mTLS (client certificate
+ *   required) and hands the request to `inbound|<targetPort>||`, telling the app the peer's
+ *   SPIFFE id in XFCC; PERMISSIVE: that chain plus a plaintext one matching `raw_buffer`;
+ *   DISABLE: one plaintext chain matching everything (no tls_inspector needed).
  */
 import { bindAddress, type InboundPort, type Proxy } from '../../controlplane/proxy.js';
 import type { PushContext } from '../../controlplane/pushcontext.js';
@@ -14,6 +16,7 @@ import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TY
 import {
   adsConfigSource,
   commonTlsContext,
+  faultFilter,
   isHttp,
   routerFilter,
   socketAddress,
@@ -22,14 +25,15 @@ import {
   type ResourceGroup,
 } from './common.js';
 import { gatewayListenerGroups } from './gateway.js';
+import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
 import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTENER_NAME } from './names.js';
 
 export const OUTBOUND_PORT = 15001;
 
-function hcm(config: EnvoyObject): EnvoyObject {
+function hcm(config: EnvoyObject, filters: EnvoyObject[] = []): EnvoyObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, http_filters: [routerFilter()] },
+    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, http_filters: [...filters, routerFilter()] },
   };
 }
 
@@ -51,7 +55,8 @@ export function outboundListener(proxy: Proxy): EnvoyObject {
             rds: { config_source: adsConfigSource(), route_config_name: HTTP_PROXY_ROUTE_NAME },
             // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
             http_protocol_options: { allow_absolute_url: true },
-          }),
+            // Always present, as in Istio: VirtualService faults are per-route config for it.
+          }, [faultFilter()]),
         ],
       },
     ],
@@ -73,11 +78,20 @@ function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls:
   });
 }
 
-function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, ports: readonly InboundPort[]): EnvoyObject {
+function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, ports: readonly InboundPort[], mtls: WorkloadMtls): EnvoyObject {
   const name = listenerName(proxy.ip, targetPort);
   const cluster = inboundClusterName(targetPort);
   // A port several services share is HTTP only if all of them say so; TCP proxying is always safe.
   const http = ports.every((p) => isHttp(p.protocol));
+  const mode = inboundMtlsMode(push, proxy, targetPort, mtls);
+  if (mode === 'DISABLE') {
+    return {
+      name,
+      address: socketAddress(proxy.ip, targetPort),
+      traffic_direction: 'INBOUND',
+      filter_chains: [{ name: 'plaintext', filters: [inboundFilter(`inbound_${name}`, cluster, http, false)] }],
+    };
+  }
   const chains: EnvoyObject[] = [
     {
       name: 'mtls',
@@ -89,7 +103,7 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
       },
     },
   ];
-  if (push.inboundMtlsMode === 'PERMISSIVE') {
+  if (mode === 'PERMISSIVE') {
     chains.push({
       name: 'plaintext',
       filter_chain_match: { transport_protocol: 'raw_buffer' },
@@ -113,7 +127,8 @@ export function inboundListeners(push: PushContext, proxy: Proxy): EnvoyObject[]
     if (l) l.push(p);
     else byTarget.set(p.targetPort, [p]);
   }
-  return [...byTarget].map(([t, ports]) => inboundListener(push, proxy, t, ports));
+  const mtls = workloadMtls(push, proxy);
+  return [...byTarget].map(([t, ports]) => inboundListener(push, proxy, t, ports, mtls));
 }
 
 export function sidecarListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {

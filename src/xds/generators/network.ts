@@ -17,7 +17,7 @@
  * those gateway counts (1 in the usual one-gateway case).
  */
 import { endpointsFor, type GatewayAddress, type PushContext } from '../../controlplane/pushcontext.js';
-import { localityString, type Endpoint, type Health } from '../../registry/model.js';
+import { localityString, type Endpoint, type Health, type Labels } from '../../registry/model.js';
 import { cmp, socketAddress, type EnvoyObject } from './common.js';
 
 /** The east-west gateway port (DESIGN §4). */
@@ -54,13 +54,22 @@ interface Behind {
   healthy: number;
   all: number;
   health: Set<Health>;
+  /** Labels every endpoint behind shares (topology labels at least): for failoverPriority. */
+  labels: Labels | undefined;
+}
+
+function common(a: Labels | undefined, b: Labels): Labels {
+  if (a === undefined) return b;
+  const out: Record<string, string> = {};
+  for (const k in a) if (b[k] === a[k]) out[k] = a[k]!;
+  return out;
 }
 
 /**
  * LocalityLbEndpoints for a proxy on `network`, in the shape of eds.ts' localityLbEndpoints:
  * sorted by `region/zone/subzone`, each weighted by the sum of its endpoints' weights.
  */
-export function networkLocalityLbEndpoints(endpoints: readonly Endpoint[], network: string, push: PushContext): EnvoyObject[] {
+export function networkLocalityLbEndpoints(endpoints: readonly Endpoint[], network: string, push: PushContext, tags?: Map<EnvoyObject, Labels>): EnvoyObject[] {
   const groups = new Map<string, { ep: Endpoint; direct: Endpoint[]; remote: Map<string, Behind> }>();
   let scale = 1;
   for (const ep of endpoints) {
@@ -79,7 +88,8 @@ export function networkLocalityLbEndpoints(endpoints: readonly Endpoint[], netwo
       continue;
     }
     let b = g.remote.get(ep.network);
-    if (!b) g.remote.set(ep.network, (b = { healthy: 0, all: 0, health: new Set() }));
+    if (!b) g.remote.set(ep.network, (b = { healthy: 0, all: 0, health: new Set(), labels: undefined }));
+    b.labels = common(b.labels, ep.labels);
     b.all += weightOf(ep);
     if (ep.health === 'HEALTHY') b.healthy += weightOf(ep);
     b.health.add(ep.health);
@@ -96,7 +106,9 @@ export function networkLocalityLbEndpoints(endpoints: readonly Endpoint[], netwo
       seen.add(at);
       const w = weightOf(ep) * scale;
       total += w;
-      lb.push({ endpoint: { address: socketAddress(ep.address!, ep.port) }, health_status: ep.health, load_balancing_weight: w });
+      const o: EnvoyObject = { endpoint: { address: socketAddress(ep.address!, ep.port) }, health_status: ep.health, load_balancing_weight: w };
+      tags?.set(o, ep.labels);
+      lb.push(o);
     }
     for (const net of [...g.remote.keys()].sort(cmp)) {
       const b = g.remote.get(net)!;
@@ -109,7 +121,9 @@ export function networkLocalityLbEndpoints(endpoints: readonly Endpoint[], netwo
         if (seen.has(at)) continue;
         seen.add(at);
         total += each;
-        lb.push({ endpoint: { address: socketAddress(gw.address, gw.port) }, health_status: health, load_balancing_weight: each });
+        const o: EnvoyObject = { endpoint: { address: socketAddress(gw.address, gw.port) }, health_status: health, load_balancing_weight: each };
+        tags?.set(o, b.labels ?? {});
+        lb.push(o);
       }
     }
     const l = g.ep.locality;

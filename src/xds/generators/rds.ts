@@ -7,14 +7,18 @@
  * `routeConfigForPort` builds Istio's per-port shape (`"5000"`) for listeners that already know the
  * port (transparent capture, later); no listener references it yet, so it is not generated.
  *
- * VirtualServices are not translated yet (issue 6): every virtual host has one default route.
+ * A virtual host's routes come from the VirtualServices the client namespace sees for the
+ * service (virtualservice.ts), else it has one default route. When some VirtualService matches on
+ * `sourceLabels`, routes also depend on the proxy's labels: the share key then adds which of those
+ * selectors the proxy matches, so proxies that match the same ones still share one serialization.
  */
 import type { PushContext } from '../../controlplane/pushcontext.js';
 import type { Proxy } from '../../controlplane/proxy.js';
-import type { Service, ServicePort } from '../../registry/model.js';
+import { labelsMatch, type Labels, type Service, type ServicePort } from '../../registry/model.js';
 import { cmp, isHttp, type EnvoyObject, type ResourceGroup } from './common.js';
 import { hasOutboundCluster } from './cds.js';
 import { HTTP_PROXY_ROUTE_NAME, outboundClusterName } from './names.js';
+import { sourceLabelSelectors, virtualServicesFor, vsRoutes } from './virtualservice.js';
 
 export const PREVIOUS_HOSTS_PREDICATE_TYPE =
   'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
@@ -81,8 +85,20 @@ function claim(taken: Set<string>, domains: string[]): string[] {
   return out;
 }
 
-function virtualHost(svc: Service, port: number, domains: string[]): EnvoyObject {
-  return { name: `${svc.hostname}:${port}`, domains, routes: [defaultRoute(outboundClusterName(port, svc.hostname))] };
+/** Who the routes are for: VirtualService visibility and `sourceLabels` depend on it. */
+export interface RouteClient {
+  readonly namespace: string;
+  readonly labels?: Labels;
+}
+
+function virtualHost(push: PushContext, client: RouteClient, svc: Service, port: number, domains: string[]): EnvoyObject {
+  const vss = virtualServicesFor(push, svc.hostname, client.namespace);
+  // A VirtualService replaces the default route (Istio): what none of its rules matches is a 404.
+  const routes =
+    vss.length > 0
+      ? vsRoutes({ push, port, clientNamespace: client.namespace, proxyLabels: client.labels, defaultRetryPolicy }, vss)
+      : [defaultRoute(outboundClusterName(port, svc.hostname))];
+  return { name: `${svc.hostname}:${port}`, domains, routes };
 }
 
 function routeConfig(name: string, virtualHosts: EnvoyObject[]): EnvoyObject {
@@ -91,7 +107,8 @@ function routeConfig(name: string, virtualHosts: EnvoyObject[]): EnvoyObject {
 }
 
 /** The explicit proxy's route config: every HTTP port of every service, by Host. */
-export function httpProxyRouteConfig(push: PushContext, namespace: string): EnvoyObject {
+export function httpProxyRouteConfig(push: PushContext, namespace: string, labels?: Labels): EnvoyObject {
+  const client: RouteClient = { namespace, labels };
   const taken = new Set<string>();
   const vhosts: EnvoyObject[] = [];
   // First the explicit `name:port` forms of every service, so a bare name never shadows them.
@@ -103,27 +120,34 @@ export function httpProxyRouteConfig(push: PushContext, namespace: string): Envo
   }
   for (const pl of planned) {
     if (bareNamePort(pl.svc) === pl.port) pl.domains.push(...claim(taken, hostForms(pl.svc, namespace, push.mesh.domainSuffix)));
-    if (pl.domains.length > 0) vhosts.push(virtualHost(pl.svc, pl.port, pl.domains.sort(cmp)));
+    if (pl.domains.length > 0) vhosts.push(virtualHost(push, client, pl.svc, pl.port, pl.domains.sort(cmp)));
   }
   return routeConfig(HTTP_PROXY_ROUTE_NAME, vhosts);
 }
 
 /** Istio's per-port route config: services with HTTP port `port`, names with and without `:port`. */
-export function routeConfigForPort(push: PushContext, namespace: string, port: number): EnvoyObject {
+export function routeConfigForPort(push: PushContext, namespace: string, port: number, labels?: Labels): EnvoyObject {
+  const client: RouteClient = { namespace, labels };
   const taken = new Set<string>();
   const vhosts: EnvoyObject[] = [];
   for (const svc of push.services) {
     if (!hasOutboundCluster(svc) || !httpPorts(svc).some((p) => p.port === port)) continue;
     const forms = hostForms(svc, namespace, push.mesh.domainSuffix);
     const domains = claim(taken, [...forms, ...forms.map((f) => `${f}:${port}`)]);
-    if (domains.length > 0) vhosts.push(virtualHost(svc, port, domains.sort(cmp)));
+    if (domains.length > 0) vhosts.push(virtualHost(push, client, svc, port, domains.sort(cmp)));
   }
   return routeConfig(String(port), vhosts);
 }
 
 export function routeGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
   if (proxy.type !== 'sidecar') return [];
-  return [{ shareKey: `ns|${proxy.namespace}`, build: () => [httpProxyRouteConfig(push, proxy.namespace)] }];
+  const selectors = sourceLabelSelectors(push);
+  if (selectors.length === 0) {
+    return [{ shareKey: `ns|${proxy.namespace}`, build: () => [httpProxyRouteConfig(push, proxy.namespace)] }];
+  }
+  // Per proxy only as far as sourceLabels make it so: the key names the selectors it matches.
+  const matched = selectors.map((sel, i) => (labelsMatch(sel, proxy.labels) ? i : -1)).filter((i) => i >= 0);
+  return [{ shareKey: `ns|${proxy.namespace}|sl|${matched.join(',')}`, build: () => [httpProxyRouteConfig(push, proxy.namespace, proxy.labels)] }];
 }
 
 /** RDS for a proxy (inbound listeners carry their routes inline). */

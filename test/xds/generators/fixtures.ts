@@ -10,7 +10,7 @@ import { topologyLabels, type Endpoint, type Health, type Locality, type Service
 
 const src = { file: 'test.yaml', line: 1 };
 
-function svc(name: string, namespace: string, ports: ServicePort[], extra: Partial<Service> = {}): Service {
+export function svc(name: string, namespace: string, ports: ServicePort[], extra: Partial<Service> = {}): Service {
   return {
     hostname: `${name}.${namespace}.svc.cluster.local`,
     name,
@@ -26,9 +26,9 @@ function svc(name: string, namespace: string, ports: ServicePort[], extra: Parti
   };
 }
 
-const loc = (region: string, zone = '', subzone = ''): Locality => ({ region, zone, subzone });
+export const loc = (region: string, zone = '', subzone = ''): Locality => ({ region, zone, subzone });
 
-interface EpOpts {
+export interface EpOpts {
   address?: string;
   port: number;
   servicePort: number;
@@ -43,7 +43,7 @@ interface EpOpts {
   workload: string;
 }
 
-function ep(s: Service, o: EpOpts): Endpoint {
+export function ep(s: Service, o: EpOpts): Endpoint {
   const cluster = o.cluster ?? 'cluster-1';
   const network = o.network ?? 'network1';
   const locality = o.locality ?? loc('us-east', 'us-east-1a');
