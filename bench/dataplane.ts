@@ -1,0 +1,340 @@
+/**
+ * Data plane (issue 7, part 2): 1 KB keep-alive HTTP responses from a node:http app (its own
+ * process) over three paths —
+ *
+ *   direct        load generator → app
+ *   nginx         load generator → nginx (plain reverse proxy, one worker, upstream keep-alive) → app
+ *   sidecar pair  load generator → client `isle proxy` (outbound HTTP proxy) → mTLS →
+ *                 server `isle proxy` (inbound) → app          (both real processes, real control plane)
+ *
+ * — at a fixed 1,000 requests/s (`hey -q`, open-loop Node generator when hey is missing) and at
+ * the maximum rate (`wrk`, one thread, 16 connections): requests/s, p50/p90/p99 latency, and each
+ * proxy's RSS and CPU (from /proc, over the run). Added latency = path − direct.
+ *
+ * wrk, hey and nginx are installed from Debian when missing and running as root (printed); else
+ * their columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
+ * ISLE_BENCH_DP_CONNECTIONS (16). `--smoke`: 1 s runs at 200 rps.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createToken } from '../src/controlplane/token.js';
+import { cpuSeconds, fmt, meshPki, rssBytes, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
+import { ensureTools, has, version } from './lib/tools.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface DataplaneOptions extends CommonOptions {
+  seconds: number;
+  rate: number;
+  connections: number;
+  /** Install missing tools with apt-get when root. */
+  install: boolean;
+}
+
+export function dataplaneDefaults(smoke: boolean, env: NodeJS.ProcessEnv = process.env): Omit<DataplaneOptions, keyof CommonOptions> {
+  const num = (k: string, d: number) => (env[k] ? Number(env[k]) : d);
+  return {
+    seconds: num('ISLE_BENCH_DP_SECONDS', smoke ? 1 : 10),
+    rate: num('ISLE_BENCH_DP_RATE', smoke ? 200 : 1000),
+    connections: num('ISLE_BENCH_DP_CONNECTIONS', 16),
+    install: !smoke && env['ISLE_BENCH_NO_INSTALL'] === undefined,
+  };
+}
+
+// Random loopback addresses: the sidecars bind <ip>:15001, <ip>:5000… and another run may be live.
+const NET = `127.${91 + Math.floor(Math.random() * 8)}.${1 + Math.floor(Math.random() * 250)}`;
+const CLIENT_IP = `${NET}.9`;
+const SERVER_IP = `${NET}.10`;
+const HOST = 'helloworld:5000';
+
+export interface LoadResult {
+  tool: string;
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  errors: number;
+}
+
+interface ProxyUsage {
+  /** CPU seconds per second of the run (1 = one core busy). */
+  cpu: number;
+  rssMb: number;
+}
+
+export interface PathRow {
+  path: string;
+  load: 'fixed' | 'max';
+  result?: LoadResult;
+  skipped?: string;
+  proxies: Record<string, ProxyUsage>;
+}
+
+/** `0.0012 secs` → ms; hey prints 4 decimals (0.1 ms resolution). */
+function heyMs(out: string, pct: string): number {
+  const m = new RegExp(`\\s${pct}% in ([\\d.]+) secs`).exec(out);
+  return m ? Number(m[1]) * 1000 : NaN;
+}
+
+/** `1.23ms`, `456.00us`, `1.2s` → ms. */
+function wrkMs(s: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s ?? '');
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60_000;
+}
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+  return new Promise((res, rej) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      if (code === 0) res(out);
+      else rej(new Error(`${cmd} exited ${code}: ${err.slice(-500)}`));
+    });
+  });
+}
+
+async function fixedRate(url: string, host: string | undefined, o: DataplaneOptions, useHey: boolean): Promise<LoadResult> {
+  if (useHey) {
+    // hey: -c workers each limited to -q requests/s; 10 workers × rate/10 = rate. Keep-alive by default.
+    const c = 10;
+    const out = await run('hey', ['-z', `${o.seconds}s`, '-c', String(c), '-q', String(o.rate / c), ...(host ? ['-host', host] : []), url], (o.seconds + 30) * 1000);
+    const codes = [...out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)];
+    const bad = codes.filter((m) => m[1] !== '200').reduce((n, m) => n + Number(m[2]), 0);
+    const errs = /Error distribution:([\s\S]*)$/.exec(out)?.[1]?.match(/\[(\d+)\]/g)?.reduce((n, x) => n + Number(x.slice(1, -1)), 0) ?? 0;
+    return { tool: 'hey', rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50: heyMs(out, '50'), p90: heyMs(out, '90'), p99: heyMs(out, '99'), errors: bad + errs };
+  }
+  const out = await run(process.execPath, [join(here, 'lib', 'loadgen.js'), url, String(o.rate), String(o.seconds), String(o.connections), ...(host ? [host] : [])], (o.seconds + 30) * 1000);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as { rps: number; errors: number; latenciesMs: { p50: number; p90: number; p99: number } };
+  return { tool: 'node open-loop', rps: r.rps, p50: r.latenciesMs.p50, p90: r.latenciesMs.p90, p99: r.latenciesMs.p99, errors: r.errors };
+}
+
+async function maxRate(url: string, host: string | undefined, o: DataplaneOptions): Promise<LoadResult> {
+  const out = await run('wrk', ['-t', '1', '-c', String(o.connections), '-d', `${o.seconds}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url], (o.seconds + 30) * 1000);
+  const pct = (p: string) => wrkMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const sockErr = sock ? sock.slice(1).reduce((n, x) => n + Number(x), 0) : 0;
+  return { tool: 'wrk', rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN), p50: pct('50'), p90: pct('90'), p99: pct('99'), errors: non2xx + sockErr };
+}
+
+function nginxConf(prefix: string, listenPort: number, upstream: string): string {
+  return `worker_processes 1;
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/tmp;
+  proxy_temp_path ${prefix}/tmp;
+  fastcgi_temp_path ${prefix}/tmp;
+  uwsgi_temp_path ${prefix}/tmp;
+  scgi_temp_path ${prefix}/tmp;
+  upstream app { server ${upstream}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${listenPort};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+async function waitHttp(url: string, host: string | undefined, tries = 300): Promise<void> {
+  const http = await import('node:http');
+  const u = new URL(url);
+  for (let i = 0; i < tries; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      http
+        .get({ host: u.hostname, port: u.port, path: '/', headers: host ? { host } : {}, agent: false }, (res) => (res.resume(), r(res.statusCode === 200)))
+        .on('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`${url} never answered 200`);
+}
+
+export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
+  const log = o.log;
+  const notes: string[] = [];
+  const tools = ensureTools(['wrk', 'hey', 'nginx'], log, o.install);
+  if (!tools['hey']) notes.push('Fixed rate: `hey` is not installed, so an open-loop Node generator (bench/lib/loadgen.ts) drove the fixed-rate runs; it shares the 2 cores with the proxies.');
+  else notes.push(`Fixed rate: hey (${o.rate / 10} requests/s × 10 keep-alive workers; hey reports latency with 0.1 ms resolution; wrk2 is not in Debian).`);
+  if (!tools['wrk']) notes.push('Maximum rate: `wrk` is not installed: column skipped.');
+  if (!tools['nginx']) notes.push('nginx is not installed: its rows are skipped.');
+  const { dir, remove } = tempDir('dataplane-');
+  const procs: Child[] = [];
+  const rows: PathRow[] = [];
+  try {
+    const mesh = await meshPki(dir, ['cluster-1']);
+    const ca = mesh.cas.get('cluster-1')!;
+    const caDir = mesh.caDirs.get('cluster-1')!;
+    const cfg = join(dir, 'config');
+    mkdirSync(cfg);
+    writeFileSync(join(cfg, 'mesh.yaml'), 'apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  clusterName: cluster-1\n');
+    writeFileSync(join(cfg, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata:\n  name: helloworld\n  namespace: default\nspec:\n  selector:\n    app: helloworld\n  ports:\n  - name: http\n    port: 5000\n');
+    const token = (sa: string) => {
+      const f = join(dir, `token-${sa}`);
+      writeFileSync(f, createToken({ ca, namespace: 'default', serviceAccount: sa, cluster: 'cluster-1' }).token);
+      return f;
+    };
+    const app = await startProcess(process.execPath, [join(here, 'lib', 'app.js'), '127.0.0.1'], /listening (\S+)/);
+    procs.push(app);
+    const appAddr = /listening (\S+)/.exec(app.out())![1]!;
+    const appPort = appAddr.split(':')[1]!;
+    const cp = await startControlPlane({ configDir: cfg, caDir, logLevel: 'error' });
+    procs.push(cp.child);
+    const common = ['--control-plane', cp.mtls, '--ca-bundle', join(caDir, 'root-cert.pem'), '--namespace', 'default', '--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--log-level', 'error'];
+    const server = await startIsle(['proxy', ...common, '--ip', SERVER_IP, '--service-account', 'helloworld', '--labels', 'app=helloworld', '--token', token('helloworld'), '--app-port', `5000=${appPort}`], /listener \S+ inbound /);
+    procs.push(server);
+    const client = await startIsle(['proxy', ...common, '--ip', CLIENT_IP, '--service-account', 'sleep', '--labels', 'app=sleep', '--token', token('sleep'), '--outbound-port', '0'], /ready/);
+    procs.push(client);
+    const outbound = /listener virtualOutbound outbound (\S+)/.exec(client.out())![1]!;
+    const sidecarUrl = `http://${outbound}/`;
+    await waitHttp(sidecarUrl, HOST);
+    const idle = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
+
+    let nginxUrl: string | undefined;
+    let nginx: Child | undefined;
+    if (tools['nginx']) {
+      const prefix = join(dir, 'nginx');
+      mkdirSync(join(prefix, 'tmp'), { recursive: true });
+      const port = await freePort();
+      writeFileSync(join(prefix, 'nginx.conf'), nginxConf(prefix, port, appAddr));
+      const nginxBin = has('nginx') ? 'nginx' : '/usr/sbin/nginx';
+      try {
+        // nginx prints nothing when it starts: wait for its port instead.
+        const p = spawn(nginxBin, ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')], { stdio: 'ignore' });
+        nginx = { proc: p, out: () => '', err: () => '', stop: () => new Promise((r) => (p.exitCode !== null ? r() : (p.once('exit', () => r()), p.kill('SIGQUIT')))) };
+        procs.push(nginx);
+        nginxUrl = `http://127.0.0.1:${port}/`;
+        await waitHttp(nginxUrl, undefined, 100);
+      } catch (e) {
+        notes.push(`nginx did not start: ${e instanceof Error ? e.message : String(e)}`);
+        nginxUrl = undefined;
+      }
+    }
+
+    const paths: { path: string; url: string; host?: string; pids: Record<string, number> }[] = [
+      { path: 'direct', url: `http://${appAddr}/`, pids: { app: app.proc.pid! } },
+      ...(nginxUrl ? [{ path: 'nginx reverse proxy', url: nginxUrl, pids: { app: app.proc.pid!, nginx: nginxWorkerPid(nginx!.proc.pid!) } }] : []),
+      { path: 'isle sidecar pair, mTLS', url: sidecarUrl, host: HOST, pids: { app: app.proc.pid!, 'client sidecar': client.proc.pid!, 'server sidecar': server.proc.pid! } },
+    ];
+    // Warm-up: JIT and connection pools of every path.
+    if (!o.smoke) for (const p of paths) await fixedRate(p.url, p.host, { ...o, seconds: 1, rate: Math.min(o.rate, 500) }, tools['hey'] === true).catch(() => undefined);
+    for (const load of ['fixed', 'max'] as const) {
+      for (const p of paths) {
+        if (load === 'max' && !tools['wrk']) {
+          rows.push({ path: p.path, load, skipped: 'wrk missing', proxies: {} });
+          continue;
+        }
+        const before = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+        const t0 = performance.now();
+        log(`  ${p.path}, ${load === 'fixed' ? `${o.rate} requests/s` : 'maximum rate'}, ${o.seconds} s`);
+        let result: LoadResult | undefined;
+        let skipped: string | undefined;
+        try {
+          result = load === 'fixed' ? await fixedRate(p.url, p.host, o, tools['hey'] === true) : await maxRate(p.url, p.host, o);
+        } catch (e) {
+          skipped = e instanceof Error ? e.message.split('\n')[0] : String(e);
+        }
+        const secs = (performance.now() - t0) / 1000;
+        const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
+        rows.push({ path: p.path, load, ...(result ? { result } : {}), ...(skipped ? { skipped } : {}), proxies });
+        await sleep(300);
+      }
+    }
+    const after = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
+    const versions = { wrk: tools['wrk'] ? version('wrk', ['-v']) : 'missing', hey: tools['hey'] ? 'hey (Debian)' : 'missing', nginx: tools['nginx'] ? version('nginx', ['-v']) : 'missing' };
+    return { name: 'dataplane', markdown: dataplaneMarkdown(rows, o, idle, after, versions, notes), data: { options: { ...o, log: undefined }, rows, sidecarRssMb: { idle, after }, versions }, notes };
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    remove();
+  }
+}
+
+/** nginx's single worker (the process doing the work); the master otherwise. */
+function nginxWorkerPid(master: number): number {
+  try {
+    const out = execFileSync('sh', ['-c', `cat /proc/${master}/task/${master}/children 2>/dev/null`], { encoding: 'utf8' }).trim();
+    const pid = Number(out.split(/\s+/)[0]);
+    return Number.isFinite(pid) && pid > 0 ? pid : master;
+  } catch {
+    return master;
+  }
+}
+
+export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'>, idle: { client: number; server: number }, after: { client: number; server: number }, versions: Record<string, string>, notes: string[]): string {
+  const direct = (load: string) => rows.find((r) => r.path === 'direct' && r.load === load)?.result;
+  const cell = (r: PathRow, k: 'p50' | 'p90' | 'p99') => (r.result ? fmt(r.result[k], 2) : '—');
+  const added = (r: PathRow, k: 'p50' | 'p99') => {
+    const d = direct(r.load);
+    if (!r.result || !d || r.path === 'direct') return '';
+    return ` (+${fmt(r.result[k] - d[k], 2)})`;
+  };
+  const usage = (r: PathRow) =>
+    Object.entries(r.proxies)
+      .filter(([k]) => k !== 'app')
+      .map(([k, u]) => `${k} ${fmt(u.cpu * 100)} % CPU, ${fmt(u.rssMb)} MB`)
+      .join('; ') || '—';
+  const head = ['path', 'load', 'requests/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'proxy CPU and RSS'];
+  const body = rows.map((r) => [
+    r.path,
+    r.load === 'fixed' ? `${fmt(o.rate)}/s (${r.result?.tool ?? '—'})` : `max (wrk, ${o.connections} conns)`,
+    r.result ? fmt(r.result.rps) + (r.load === 'max' && r.path !== 'direct' && direct('max') ? ` (${fmt((r.result.rps / direct('max')!.rps) * 100)} % of direct)` : '') : (r.skipped ?? '—'),
+    cell(r, 'p50') + added(r, 'p50'),
+    cell(r, 'p90'),
+    cell(r, 'p99') + added(r, 'p99'),
+    r.result ? fmt(r.result.errors) : '—',
+    usage(r),
+  ]);
+  const fixedSidecar = rows.find((r) => r.load === 'fixed' && r.path.startsWith('isle'))?.result;
+  const maxSidecar = rows.find((r) => r.load === 'max' && r.path.startsWith('isle'))?.result;
+  const d1 = direct('fixed');
+  const dmax = direct('max');
+  const vs = [
+    ['two-sidecar added latency at 1,000 rps, p50', '≤ 0.5 ms', fixedSidecar && d1 ? `${fmt(fixedSidecar.p50 - d1.p50, 2)} ms` : '—'],
+    ['two-sidecar added latency at 1,000 rps, p99', '≤ 2 ms', fixedSidecar && d1 ? `${fmt(fixedSidecar.p99 - d1.p99, 2)} ms` : '—'],
+    ['sidecar throughput vs direct (max rate)', '≥ 60 %', maxSidecar && dmax ? `${fmt((maxSidecar.rps / dmax.rps) * 100)} %` : '—'],
+    ['sidecar memory (RSS, after load)', '≤ 60 MB', `client ${fmt(after.client)} MB, server ${fmt(after.server)} MB (idle ${fmt(idle.client)} / ${fmt(idle.server)})`],
+  ];
+  const short = rows.filter((r) => r.load === 'fixed' && r.result && r.result.rps < o.rate * 0.95);
+  const allNotes = [
+    ...notes,
+    ...short.map((r) => `${r.path} did not sustain ${fmt(o.rate)} requests/s (${fmt(r.result!.rps)}): hey's workers wait for each response, so latency above ${fmt(10_000 / o.rate, 0)} ms caps the rate and the percentiles understate the queueing an open-loop client would see.`),
+  ];
+  return [
+    `1 KB responses, keep-alive, ${o.seconds} s per run; app, nginx (1 worker) and both sidecars are separate processes on the same 2 cores as the load generator. ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
+    '',
+    table(head, body),
+    '',
+    table(['DESIGN §8', 'target', 'measured'], vs),
+    ...(allNotes.length ? ['', ...allNotes.map((n) => `- ${n}`)] : []),
+  ].join('\n');
+}
+
