@@ -32,7 +32,7 @@ import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { localityString } from '../registry/model.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import { generateResources, typeVersion } from '../xds/generators/index.js';
+import { generateTypeSnapshot } from '../xds/generators/index.js';
 import type { AckEvent, NackEvent, ProxyStatus, XdsServer } from '../xds/server.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../xds/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
@@ -380,8 +380,8 @@ export class Pusher {
       entry.inboundFp = fp;
       const types = full ? PUSH_ORDER : scope.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
       for (const typeUrl of types) {
-        const resources = generateResources(push, proxy, typeUrl);
-        const version = typeVersion(resources);
+        const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
+        const version = snapshot.version;
         if (this.o.cache.get(entry.key, typeUrl)?.version === version) continue;
         if (scope.seenAt !== undefined) {
           const w = entry.awaiting.get(typeUrl);
@@ -389,7 +389,7 @@ export class Pusher {
         }
         this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl), reason: scope.reason });
         try {
-          this.o.cache.setResources(entry.key, typeUrl, version, resources);
+          this.o.cache.setResources(entry.key, typeUrl, version, snapshot);
         } catch (e) {
           // A watch listener threw (the server logs its own errors); the cache holds the new version.
           this.o.logger.error({ node: entry.key, type: shortTypeName(typeUrl), err: e }, 'xDS watch failed');

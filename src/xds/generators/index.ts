@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Proxy } from '../../controlplane/proxy.js';
 import type { PushContext } from '../../controlplane/pushcontext.js';
-import { makeResource, makeSnapshot, type Snapshot, type XdsResource } from '../cache.js';
+import { makeResource, makeSnapshot, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../cache.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, SECRET_TYPE } from '../typeurls.js';
 import { clusterGroups } from './cds.js';
 import type { ResourceGroup } from './common.js';
@@ -47,13 +47,13 @@ function serialize(typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
 }
 
 /** The resources of one type for a proxy; shared groups come from the push's cache. */
-export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string): XdsResource[] {
+export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string, groups?: readonly ResourceGroup[]): XdsResource[] {
   const grouper = GROUPERS[typeUrl];
   if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
   let cache = shared.get(push);
   if (!cache) shared.set(push, (cache = new Map()));
   const out: XdsResource[] = [];
-  for (const g of grouper(push, proxy)) {
+  for (const g of groups ?? grouper(push, proxy)) {
     if (g.shareKey === undefined) {
       out.push(...serialize(typeUrl, g));
       continue;
@@ -64,6 +64,34 @@ export function generateResources(push: PushContext, proxy: Proxy, typeUrl: stri
     out.push(...rs);
   }
   return out;
+}
+
+const sharedTypes = new WeakMap<PushContext, Map<string, TypeSnapshot>>();
+
+/**
+ * The TypeSnapshot of one type for a proxy. When every group of it is shared (outbound CDS, EDS,
+ * RDS, ROOTCA for most sidecars), the snapshot itself — its version hash and its name → resource
+ * map — is built once per push for all proxies with the same groups, instead of re-sorting and
+ * hashing the same resource list per proxy (12 % of an endpoint push at 200 proxies, and most of
+ * the control plane's heap per proxy).
+ */
+export function generateTypeSnapshot(push: PushContext, proxy: Proxy, typeUrl: string): TypeSnapshot {
+  const grouper = GROUPERS[typeUrl];
+  if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
+  const groups = grouper(push, proxy);
+  if (groups.length === 0 || groups.some((g) => g.shareKey === undefined)) {
+    const rs = generateResources(push, proxy, typeUrl, groups);
+    return typeSnapshot(typeVersion(rs), rs);
+  }
+  let memo = sharedTypes.get(push);
+  if (!memo) sharedTypes.set(push, (memo = new Map()));
+  const key = `${typeUrl}\u0000${groups.map((g) => g.shareKey).join('\u0001')}`;
+  let ts = memo.get(key);
+  if (!ts) {
+    const rs = generateResources(push, proxy, typeUrl, groups);
+    memo.set(key, (ts = typeSnapshot(typeVersion(rs), rs)));
+  }
+  return ts;
 }
 
 /** typeUrl → resources, every type, in PUSH_ORDER. */
