@@ -5,6 +5,7 @@
  * ClientHello already read. The mTLS session is end to end between the two sidecars; the gateway
  * never holds a key. Plaintext and unknown SNIs are closed and counted.
  */
+import { listenOn } from '../net/listen.js';
 import net from 'node:net';
 import type { ListenerModel } from '../model.js';
 import { peekClientHello } from '../net/clienthello.js';
@@ -46,13 +47,7 @@ export class GatewayListener {
   }
 
   listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.model.port, this.model.address, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.model.port, this.model.address);
   }
 
   address(): net.AddressInfo {

@@ -8,6 +8,7 @@
  * STRICT is simply "only a `tls` chain exists": plaintext matches no chain and is closed.
  * PERMISSIVE adds a `raw_buffer` chain, so plaintext HTTP is served on the same port.
  */
+import { listenOn } from '../net/listen.js';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { FilterChainModel, ListenerModel } from '../model.js';
@@ -62,13 +63,7 @@ export class InboundListener {
   }
 
   listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.model.port, this.model.address, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.model.port, this.model.address);
   }
 
   address(): net.AddressInfo {

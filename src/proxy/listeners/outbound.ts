@@ -5,6 +5,7 @@
  * absolute-form authority or the Host header through the RDS config the listener names.
  */
 import type { AddressInfo, Socket } from 'node:net';
+import { listenOn } from '../net/listen.js';
 import type { ListenerModel } from '../model.js';
 import { drain, InflightTracker, type DrainOptions, type DrainResult } from '../net/drain.js';
 import type { ListenerDeps } from './context.js';
@@ -47,13 +48,7 @@ export class OutboundListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.model.port, this.model.address, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.model.port, this.model.address);
   }
 
   address(): AddressInfo {

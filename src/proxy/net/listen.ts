@@ -1,0 +1,12 @@
+import type * as net from 'node:net';
+
+/** Binds a listener's server; rejects with the bind error (EADDRINUSE…) instead of emitting it. */
+export function listenOn(server: net.Server, port: number, address: string): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve(server.address() as net.AddressInfo);
+    });
+  });
+}
