@@ -24,6 +24,7 @@ import {
   type NodeMsg,
 } from '../../src/xds/index.js';
 import { DeltaClient, SotwClient } from '../xds/helpers.js';
+import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml } from '../helpers/config.js';
 
 export { waitUntil } from '../xds/helpers.js';
 
@@ -73,47 +74,9 @@ export async function workloadCert(ca: IssuingCa, namespace: string, serviceAcco
   return { keyPem, chainPem: signed.chainPem };
 }
 
-export const MESH_YAML = `apiVersion: mesh.isle.dev/v1alpha1
-kind: MeshConfig
-metadata:
-  name: mesh
-spec:
-  clusterName: cluster-1
-  network: network1
-  debounce:
-    quiet: 50ms
-    max: 2s
-`;
+export const MESH_YAML = meshYaml({ quiet: '50ms', max: '2s' });
+export { HELLOWORLD_YAML, workloadEntryYaml };
 
-export const HELLOWORLD_YAML = `apiVersion: v1
-kind: Service
-metadata:
-  name: helloworld
-  namespace: default
-spec:
-  selector:
-    app: helloworld
-  ports:
-  - name: http
-    port: 5000
-`;
-
-export function workloadEntryYaml(name: string, address: string, serviceAccount = 'helloworld', labels: Record<string, string> = { app: 'helloworld' }): string {
-  const l = Object.entries(labels).map(([k, v]) => `    ${k}: ${v}`).join('\n');
-  return `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: ${name}
-  namespace: default
-spec:
-  address: ${address}
-  serviceAccount: ${serviceAccount}
-  labels:
-${l}
-`;
-}
-
-/** A config dir with the MeshConfig, the helloworld Service and one WorkloadEntry (v1). */
 export function configDir(extra: Record<string, string> = {}): string {
   const d = tempDir('isle-config-');
   writeFileSync(join(d, 'mesh.yaml'), MESH_YAML);

@@ -17,6 +17,7 @@ import { addCertService, createCertService } from '../../src/controlplane/certse
 import { grpcServerCredentials, issueServerCert } from '../../src/controlplane/servercert.js';
 import { SnapshotCache, XdsServer } from '../../src/xds/index.js';
 import { cliEntry } from '../helpers/paths.js';
+import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml } from '../helpers/config.js';
 
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
@@ -98,45 +99,8 @@ export async function makeMesh(): Promise<Mesh> {
   };
 }
 
-export const MESH_YAML = `apiVersion: mesh.isle.dev/v1alpha1
-kind: MeshConfig
-metadata:
-  name: mesh
-spec:
-  clusterName: cluster-1
-  network: network1
-  debounce:
-    quiet: 30ms
-    max: 1s
-`;
-
-export const HELLOWORLD_YAML = `apiVersion: v1
-kind: Service
-metadata:
-  name: helloworld
-  namespace: default
-spec:
-  selector:
-    app: helloworld
-  ports:
-  - name: http
-    port: 5000
-`;
-
-export function workloadEntryYaml(name: string, address: string, serviceAccount = 'helloworld', labels: Record<string, string> = { app: 'helloworld' }): string {
-  const l = Object.entries(labels).map(([k, v]) => `    ${k}: ${v}`).join('\n');
-  return `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: ${name}
-  namespace: default
-spec:
-  address: ${address}
-  serviceAccount: ${serviceAccount}
-  labels:
-${l}
-`;
-}
+export const MESH_YAML = meshYaml({ quiet: '30ms', max: '1s' });
+export { HELLOWORLD_YAML, workloadEntryYaml };
 
 export function configDir(extra: Record<string, string> = {}): string {
   const d = tempDir('isle-px-config-');
