@@ -19,7 +19,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createToken } from '../src/controlplane/token.js';
+import { createToken } from '../src/mesh/token.js';
 import { cpuSeconds, fmt, meshPki, rssBytes, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
 import { ensureTools, has, version } from './lib/tools.js';
 

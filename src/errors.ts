@@ -13,6 +13,7 @@ export type IsleErrorCode =
   | 'ERR_CSR_INVALID'
   | 'ERR_IDENTITY'
   | 'ERR_CONFIG_INVALID'
+  | 'ERR_STATE'
   | 'ERR_USAGE';
 
 export class IsleError extends Error {

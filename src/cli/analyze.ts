@@ -3,7 +3,7 @@ import { analyze } from '../config/analyze.js';
 import { DESCRIPTORS } from '../config/descriptors.js';
 import { loadConfig } from '../config/load.js';
 import { formatConfigError, type ConfigError } from '../config/types.js';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;

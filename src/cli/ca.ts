@@ -3,7 +3,7 @@ import { IsleError } from '../errors.js';
 import { CA_FILES, KEY_MODE, ROOT_FILES, WORKLOAD_FILES, type OutputFile } from '../pki/files.js';
 import { KEY_TYPES, type KeyType } from '../pki/key-types.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/spiffe.js';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 /**
  * The crypto stack (@peculiar/x509 and its ASN.1 schemas) loads only when a `ca` command runs,

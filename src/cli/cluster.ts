@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { parseConfigText } from '../config/parse.js';
 import { formatConfigError } from '../config/types.js';
 import { IsleError } from '../errors.js';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 /** The RemoteCluster a control plane reads to add a peer for service discovery only. */
 export function remoteClusterYaml(name: string, address: string, network?: string): string {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 interface ControlPlaneFlags {
   config: string;

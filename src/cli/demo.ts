@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 /**
  * `isle demo`: the seed-000 mesh on loopback (see src/demo). `isle demo-app` is the hidden

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isIsleError } from '../errors.js';
+import type { CliIO } from './io.js';
 import { registerCa } from './ca.js';
 import { registerAnalyze } from './analyze.js';
 import { registerToken } from './token.js';
@@ -10,10 +11,7 @@ import { registerStatus } from './status.js';
 import { registerDemo } from './demo.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
-export interface CliIO {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
+export type { CliIO } from './io.js';
 
 const defaultIO: CliIO = {
   out: (s) => process.stdout.write(s),

@@ -1,6 +1,6 @@
 import v8 from 'node:v8';
 import type { Command } from 'commander';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 interface ProxyFlags {
   mode: string;

@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import { IsleError } from '../errors.js';
 import { KEY_MODE } from '../pki/files.js';
 import { parseTtl } from './ca.js';
-import type { CliIO } from './main.js';
+import type { CliIO } from './io.js';
 
 // Loaded only when a token command runs, like the `ca` commands, to keep other commands fast.
-const tokens = () => import('../controlplane/token.js');
+const tokens = () => import('../mesh/token.js');
 const pki = () => import('../pki/index.js');
 
 interface CreateOpts {

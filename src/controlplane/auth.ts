@@ -15,7 +15,7 @@
 import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId, spiffeIdFromCert, type WorkloadIdentity } from '../pki/index.js';
 import type { NodeInfo } from '../xds/server.js';
-import { proxyFromNode, type Proxy, type ProxyDefaults } from './proxy.js';
+import { proxyFromNode, type Proxy, type ProxyDefaults } from '../model/proxy.js';
 
 export type XdsAuthenticator = (node: NodeInfo, call: unknown) => string | undefined;
 

@@ -4,12 +4,8 @@
  * the identity; the CSR only contributes its public key (signWorkloadCsr refuses a CSR that asks
  * for anything else).
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { IsleError, isIsleError } from '../errors.js';
 import {
   buildSpiffeId,
@@ -20,58 +16,11 @@ import {
   type IssuingCa,
   type WorkloadIdentity,
 } from '../pki/index.js';
-import { isTokenError, verifyToken, type TokenFailure } from './token.js';
+import { certServiceDefinition, type CertificateRequestMsg, type CertificateResponseMsg } from '../mesh/caclient.js';
+import { isTokenError, verifyToken, type TokenFailure } from '../mesh/token.js';
 
-export const CA_PROTO_FILE = 'isle/ca/v1/ca.proto';
-export const CA_SERVICE_NAME = 'istio.v1.auth.IstioCertificateService';
 /** A P-256 CSR is ~500 bytes and an RSA-4096 one ~1.7 KB; anything near this is not a CSR. */
 const MAX_CSR_BYTES = 64 * 1024;
-
-/**
- * The repository's `proto/` directory, found by walking up from this compiled file to the folder
- * with package.json, so it works from dist/, from a private outDir and from an installed package.
- */
-export function protoDir(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let d = start; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'proto', CA_PROTO_FILE))) return join(d, 'proto');
-    if (dirname(d) === d) break;
-  }
-  throw new Error(`cannot find proto/${CA_PROTO_FILE} above ${start}`);
-}
-
-let loaded: grpc.ServiceClientConstructor | undefined;
-
-/** The generic client constructor; its `.service` is the server-side definition. */
-export function certServiceClientConstructor(): grpc.ServiceClientConstructor {
-  if (loaded) return loaded;
-  const def = protoLoader.loadSync(CA_PROTO_FILE, {
-    includeDirs: [protoDir()],
-    keepCase: true,
-    // Lifetimes in seconds fit a double exactly; strings would only push parsing into handlers.
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-  const ctor = grpc.loadPackageDefinition(def)['istio'] as unknown as { v1: { auth: { IstioCertificateService: grpc.ServiceClientConstructor } } };
-  loaded = ctor.v1.auth.IstioCertificateService;
-  return loaded;
-}
-
-export function certServiceDefinition(): grpc.ServiceDefinition {
-  return certServiceClientConstructor().service;
-}
-
-export interface CertificateRequestMsg {
-  csr: string;
-  validity_duration: number;
-  metadata?: unknown;
-}
-
-export interface CertificateResponseMsg {
-  cert_chain: string[];
-}
 
 /** A refusal with the gRPC status it maps to; `details` is safe to send to the caller. */
 export class CertServiceError extends Error {
@@ -296,40 +245,4 @@ export function createCertService(opts: CertServiceOptions): CertService {
 /** Registers the service; the caller owns the server (credentials, bind, shutdown). */
 export function addCertService(server: grpc.Server, svc: CertService): void {
   server.addService(certServiceDefinition(), svc.handlers as unknown as grpc.UntypedServiceImplementation);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client side, for proxies and tests.
-// ---------------------------------------------------------------------------------------------
-
-export interface RequestCertificateOptions {
-  csrPem: string;
-  /** Omit to authenticate with the channel's client certificate (renewal). */
-  token?: string;
-  validitySeconds?: number;
-  deadlineMs?: number;
-}
-
-type UnaryMethod = (
-  req: CertificateRequestMsg,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (err: grpc.ServiceError | null, res?: CertificateResponseMsg) => void,
-) => grpc.ClientUnaryCall;
-
-/** Calls CreateCertificate and resolves with `cert_chain` (leaf first, root last). */
-export function requestCertificate(client: grpc.Client, opts: RequestCertificateOptions): Promise<string[]> {
-  const metadata = new grpc.Metadata();
-  if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`);
-  const req: CertificateRequestMsg = { csr: opts.csrPem, validity_duration: opts.validitySeconds ?? 0 };
-  const method = (client as unknown as { CreateCertificate: UnaryMethod }).CreateCertificate;
-  return new Promise((resolve, reject) => {
-    method.call(
-      client,
-      req,
-      metadata,
-      { deadline: Date.now() + (opts.deadlineMs ?? 10_000) },
-      (err, res) => (err ? reject(err) : resolve(res?.cert_chain ?? [])),
-    );
-  });
 }

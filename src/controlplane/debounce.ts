@@ -1,4 +1,4 @@
-import type { Timers } from './timers.js';
+import type { Timers } from '../mesh/timers.js';
 
 export interface DebounceOptions<T> {
   /** Flush after this long without a new change (Istio's PILOT_DEBOUNCE_AFTER, 100 ms). */

@@ -20,7 +20,7 @@ import type { Registry } from '../registry/aggregate.js';
 import { decodeResource } from '../xds/codec.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { ProxyStatus, XdsServer } from '../xds/server.js';
-import { PUSH_ORDER, shortTypeName } from '../xds/typeurls.js';
+import { PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import type { Pusher } from './pusher.js';
 

@@ -32,16 +32,16 @@ import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { localityString } from '../registry/model.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import { generateTypeSnapshot } from '../xds/generators/index.js';
+import { generateTypeSnapshot } from './snapshots.js';
 import type { AckEvent, NackEvent, ProxyStatus, XdsServer } from '../xds/server.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../xds/typeurls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
 import type { ControlPlaneMetrics, PushReason } from './metrics.js';
-import { withInbound, type Proxy, type ProxyDefaults } from './proxy.js';
-import { pushContextFromRegistry, type MeshInfo, type PushContext } from './pushcontext.js';
+import { withInbound, type Proxy, type ProxyDefaults } from '../model/proxy.js';
+import { pushContextFromRegistry, type MeshInfo, type PushContext } from '../model/pushcontext.js';
 import type { NetworkGateways } from '../peering/manager.js';
-import type { Timers } from './timers.js';
+import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
 export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication']);

@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { IsleError } from '../errors.js';
 
-export const CONTROL_PLANE_NAME = 'isle-control-plane';
-/** Istio's namespace for its control plane; keeps the SPIFFE ID familiar to Istio users. */
-export const CONTROL_PLANE_NAMESPACE = 'istio-system';
+import { CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE } from '../mesh/names.js';
+
+export { CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE };
 export const DEFAULT_SERVER_CERT_TTL_SECONDS = 7 * 24 * 60 * 60;
 /** Same backdating as workload certificates (CLOCK_SKEW_MS in src/pki). */
 const BACKDATE_MS = 5 * 60 * 1000;

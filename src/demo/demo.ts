@@ -8,14 +8,15 @@ import { createServer } from 'node:net';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { caFiles, createIntermediate, createRoot, rootFiles, writeFilesAtomic, type IssuingCa } from '../pki/index.js';
-import { createToken } from '../controlplane/token.js';
+import { createToken } from '../mesh/token.js';
 import { IsleError } from '../errors.js';
-import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../cli/status.js';
+import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
 import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
 import { setupNetns, teardownNetns } from './netns.js';
 import { clusterConfig, netnsTopology, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
+import type { Running } from './running.js';
 
 export interface DemoOptions {
   /** Where certificates, config directories, tokens and logs go. Default `.isle/demo`. */
@@ -39,17 +40,7 @@ export const SCENARIOS: Record<string, string> = {
 const EAST_WEST_PORT = 15443;
 const OUTBOUND_PORT = 15001;
 
-export interface Running {
-  topo: DemoTopology;
-  dir: string;
-  sup: Supervisor;
-  appAddress: Map<string, string>;
-  cas: Map<string, IssuingCa>;
-  rootCert: string;
-  logLevel: string;
-  /** Processes a scenario stopped on purpose (not reported as unexpected exits). */
-  expectedExits?: Set<Managed>;
-}
+export type { Running } from './running.js';
 
 /** A sleep pod's `curl` loop: in-process on the host, or `ip netns exec` into its cluster's namespace. */
 export async function sleepRequests(r: Running, sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello'): Promise<Answer[]> {

@@ -1,6 +1,6 @@
 /** `--east-west-gateway 10.0.0.5:15443,gw.example:15443` style lists. */
-import type { GatewayAddress } from '../controlplane/pushcontext.js';
-import { EAST_WEST_PORT } from '../xds/generators/network.js';
+import type { GatewayAddress } from '../model/pushcontext.js';
+import { EAST_WEST_PORT } from '../generate/network.js';
 
 /** Comma-separated `host[:port]` (port default 15443; `[v6]:port` for IPv6). Throws with the bad entry. */
 export function parseGatewayAddresses(list: string | readonly string[]): GatewayAddress[] {

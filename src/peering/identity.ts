@@ -10,7 +10,7 @@
  */
 import type { PeerCertificate } from 'node:tls';
 import { buildSpiffeId, parseSubjectAltName } from '../pki/index.js';
-import { CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE } from '../controlplane/servercert.js';
+import { CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE } from '../mesh/names.js';
 
 export function controlPlaneSpiffeId(trustDomain: string): string {
   return buildSpiffeId({ trustDomain, namespace: CONTROL_PLANE_NAMESPACE, serviceAccount: CONTROL_PLANE_NAME });

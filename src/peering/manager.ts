@@ -4,8 +4,8 @@
  */
 import type { RemoteClusterSpec } from '../config/kinds/mesh.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
-import type { GatewayAddress } from '../controlplane/pushcontext.js';
-import type { Timers } from '../controlplane/timers.js';
+import type { GatewayAddress } from '../model/pushcontext.js';
+import type { Timers } from '../mesh/timers.js';
 import type { Registry } from '../registry/aggregate.js';
 import type { XdsLogger } from '../xds/server.js';
 import { PeerSubscriber, type PeerStatus, type RemoteClusterConfig } from './subscriber.js';
@@ -127,7 +127,7 @@ export class PeeringManager {
   /**
    * network → east-west gateways, for PushContextInput.networkGateways. The local network is
    * always listed when it has a name (its list may be empty): that is what switches EDS to the
-   * multi-network rule (src/xds/generators/network.ts).
+   * multi-network rule (src/generate/network.ts).
    */
   networkGateways(): NetworkGateways {
     if (this.gatewaysCache) return this.gatewaysCache;

@@ -12,8 +12,8 @@
  *   own cluster (a peer cannot inject endpoints for us or a third cluster).
  */
 import * as grpc from '@grpc/grpc-js';
-import { realTimers, type Timers } from '../controlplane/timers.js';
-import type { GatewayAddress } from '../controlplane/pushcontext.js';
+import { realTimers, type Timers } from '../mesh/timers.js';
+import type { GatewayAddress } from '../model/pushcontext.js';
 import type { Registry } from '../registry/aggregate.js';
 import { LABEL_NETWORK, type Endpoint, type RegistryProblem, type Service, type Workload } from '../registry/model.js';
 import type { Shard } from '../registry/shard.js';

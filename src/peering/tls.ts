@@ -15,7 +15,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { controlPlaneCluster } from './identity.js';
-import { CONTROL_PLANE_NAME } from '../controlplane/servercert.js';
+import { CONTROL_PLANE_NAME } from '../mesh/names.js';
 
 export interface PeerClientTls {
   /** PEM of the roots we trust (root-cert.pem). */

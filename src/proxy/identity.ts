@@ -12,12 +12,12 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { certServiceClientConstructor, requestCertificate } from '../controlplane/certservice.js';
-import { realTimers, type Timers } from '../controlplane/timers.js';
+import { certServiceClientConstructor, requestCertificate } from '../mesh/caclient.js';
+import { realTimers, type Timers } from '../mesh/timers.js';
 import { IsleError } from '../errors.js';
 import { buildSpiffeId, createCsr, parseSubjectAltName, type WorkloadIdentity } from '../pki/index.js';
 import type { SecretModel } from './model.js';
-import { exponentialBackoff, type Backoff } from './xds/backoff.js';
+import { exponentialBackoff, type Backoff } from '../mesh/backoff.js';
 
 /** The control plane's own SPIFFE id (servercert.ts). */
 export function controlPlaneSpiffeId(trustDomain: string): string {

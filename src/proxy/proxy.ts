@@ -8,10 +8,10 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { formatProxyId, type ProxyType } from '../controlplane/proxy.js';
-import type { Timers } from '../controlplane/timers.js';
+import { formatProxyId, type ProxyType } from '../mesh/proxyid.js';
+import type { Timers } from '../mesh/timers.js';
 import { IsleError } from '../errors.js';
-import { decodeToken } from '../controlplane/token.js';
+import { decodeToken } from '../mesh/token.js';
 import { parseCertsPem, parseSpiffeId, trustDomainOf } from '../pki/index.js';
 import { shortTypeName, type NodeMsg } from '../xds/index.js';
 import { startAdmin, startHealth, type RunningServer } from './admin.js';
@@ -19,7 +19,7 @@ import { Identity, type CertMaterial } from './identity.js';
 import type { ConfigGraph } from './model.js';
 import { ProxyRuntime, type ApplyReport, type ListenerRole } from './runtime.js';
 import { ProxyStats } from './stats.js';
-import type { Backoff } from './xds/backoff.js';
+import type { Backoff } from '../mesh/backoff.js';
 import { XdsClient, type XdsProtocol } from './xds/client.js';
 import { XDS_TYPES } from './xds/state.js';
 

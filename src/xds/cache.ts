@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { toAny } from './codec.js';
 import type { AnyMsg } from './protos.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from './typeurls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../mesh/typeurls.js';
 
 /** One named resource, serialized. Immutable: build a new one to change it. */
 export interface XdsResource {

@@ -24,7 +24,7 @@
  */
 import protobuf from 'protobufjs';
 import { findMessageType, type AnyMsg } from './protos.js';
-import { messageNameOf, TYPE_URL_PREFIX } from './typeurls.js';
+import { messageNameOf, TYPE_URL_PREFIX } from '../mesh/typeurls.js';
 
 export type PlainObject = Record<string, unknown>;
 

@@ -1,5 +1,5 @@
 /** Envoy xDS v3 for Isle: protos, codec, snapshot cache and the ADS server. */
-export * from './typeurls.js';
+export * from '../mesh/typeurls.js';
 export * from './protos.js';
 export * from './ads.js';
 export * from './codec.js';

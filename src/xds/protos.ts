@@ -28,10 +28,10 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
-  // VirtualService fault injection (src/xds/generators/virtualservice.ts).
+  // VirtualService fault injection (src/generate/virtualservice.ts).
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
-  // The default route retry policy's retry_host_predicate (src/xds/generators/rds.ts).
+  // The default route retry policy's retry_host_predicate (src/generate/rds.ts).
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
 ];
 

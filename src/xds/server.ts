@@ -34,7 +34,7 @@ import type {
   NodeMsg,
   StatusMsg,
 } from './protos.js';
-import { PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from './typeurls.js';
+import { PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from '../mesh/typeurls.js';
 
 /** pino-compatible subset, so a pino logger can be passed as is. */
 export interface XdsLogger {

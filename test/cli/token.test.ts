@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { runIsle, type CliResult } from '../helpers/cli.js';
 import { meshCa, tempDir } from '../pki/fixtures.js';
 import { caFiles, writeFilesAtomic } from '../../src/pki/index.js';
-import { verifyToken } from '../../src/controlplane/token.js';
+import { verifyToken } from '../../src/mesh/token.js';
 
 function ok(r: CliResult): CliResult {
   assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);

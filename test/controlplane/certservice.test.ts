@@ -5,16 +5,10 @@ import { sign, X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import {
-  addCertService,
-  certServiceClientConstructor,
-  createCertService,
-  requestCertificate,
-  type IssuedEvent,
-  type RefusedEvent,
-} from '../../src/controlplane/certservice.js';
+import { addCertService, createCertService, type IssuedEvent, type RefusedEvent } from '../../src/controlplane/certservice.js';
+import { certServiceClientConstructor, requestCertificate } from '../../src/mesh/caclient.js';
 import { assertPlaintextAddress, grpcServerCredentials, issueServerCert, type ServerCert } from '../../src/controlplane/servercert.js';
-import { createToken } from '../../src/controlplane/token.js';
+import { createToken } from '../../src/mesh/token.js';
 import { createCsr, spiffeIdFromCert, type IssuingCa, type WorkloadIdentity } from '../../src/pki/index.js';
 import { identity, meshCa, openssl, opensslVerify, tempDir, workload } from '../pki/fixtures.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Debouncer, type FlushInfo } from '../../src/controlplane/debounce.js';
-import { ManualTimers } from '../../src/controlplane/timers.js';
+import { ManualTimers } from '../../src/mesh/timers.js';
 
 function setup(quietMs = 100, maxMs = 10_000) {
   const timers = new ManualTimers();

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { certServiceClientConstructor, requestCertificate } from '../../src/controlplane/certservice.js';
+import { certServiceClientConstructor, requestCertificate } from '../../src/mesh/caclient.js';
 import { ControlPlane } from '../../src/controlplane/controlplane.js';
 import { createCsr, spiffeIdFromCert } from '../../src/pki/index.js';
 import { runIsle } from '../helpers/cli.js';

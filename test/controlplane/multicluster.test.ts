@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { caFiles, createIntermediate, writeFilesAtomic } from '../../src/pki/index.js';
 import { decodeResource, ENDPOINT_TYPE } from '../../src/xds/index.js';
-import { outboundClusterName } from '../../src/xds/generators/names.js';
+import { outboundClusterName } from '../../src/mesh/names.js';
 import {
   channel,
   getJson,

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { pushContextFromRegistry } from '../../src/controlplane/pushcontext.js';
+import { pushContextFromRegistry } from '../../src/model/pushcontext.js';
 import { PEERING_TYPES, PeerSubscriber, type PeerStatus } from '../../src/peering/index.js';
 import { Registry } from '../../src/registry/index.js';
-import { outboundLoadAssignments } from '../../src/xds/generators/index.js';
+import { outboundLoadAssignments } from '../../src/generate/index.js';
 import type { SendEvent } from '../../src/xds/server.js';
 import {
   meshPki,

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { formatProxyId } from '../../src/controlplane/proxy.js';
+import { formatProxyId } from '../../src/model/proxy.js';
 import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,

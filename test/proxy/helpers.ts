@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { createToken } from '../../src/controlplane/token.js';
+import { createToken } from '../../src/mesh/token.js';
 import { caFiles, createCsr, createIntermediate, createRoot, signWorkloadCsr, writeFilesAtomic, type IssuingCa, type RootCa } from '../../src/pki/index.js';
 import * as grpc from '@grpc/grpc-js';
 import { addCertService, createCertService } from '../../src/controlplane/certservice.js';

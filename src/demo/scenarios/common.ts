@@ -6,7 +6,7 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import type { Running } from '../demo.js';
+import type { Running } from '../running.js';
 import type { DemoCluster, DemoTopology, DemoWorkload } from '../topology.js';
 import { viaProxy, versionsOf, type Answer } from '../verify.js';
 

@@ -8,7 +8,7 @@
  */
 import type { DemoTopology, DemoWorkload } from '../topology.js';
 import { describe, mark, plaintext, removeConfig, requests, serviceYaml, until, workload, writeConfig, type Scenario } from './common.js';
-import type { Running } from '../demo.js';
+import type { Running } from '../running.js';
 import { versionsOf } from '../verify.js';
 
 const TOPOLOGY: DemoTopology = {

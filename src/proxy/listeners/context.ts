@@ -5,7 +5,8 @@
  * next request without restarting anything.
  */
 import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, RouteConfigModel } from '../model.js';
-import type { RouteRequest, RouteResult } from '../routing/index.js';
+import type { RouteRequest } from '../routing/match.js';
+import type { RouteResult } from '../routing/router.js';
 import type { ProxyStats } from '../stats.js';
 import type { UpstreamPools } from '../upstream/pool.js';
 

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { realTimers, type Timers } from '../../controlplane/timers.js';
+import { realTimers, type Timers } from '../../mesh/timers.js';
 import {
   adsServiceDefinition,
   CLUSTER_TYPE,
@@ -28,7 +28,7 @@ import {
   type NodeMsg,
 } from '../../xds/index.js';
 import type { ConfigGraph, SecretModel } from '../model.js';
-import { exponentialBackoff, type Backoff } from './backoff.js';
+import { exponentialBackoff, type Backoff } from '../../mesh/backoff.js';
 import { XDS_TYPES, XdsState, type Update } from './state.js';
 
 export type XdsProtocol = 'delta' | 'sotw';

@@ -13,7 +13,7 @@ import {
 } from '../../../src/proxy/decode/index.js';
 import type { DecodeResult } from '../../../src/proxy/model.js';
 
-const GOLDEN = new URL('../../../../test/xds/generators/golden/', import.meta.url);
+const GOLDEN = new URL('../../../../test/generate/golden/', import.meta.url);
 
 const DECODERS: Record<string, (o: unknown) => DecodeResult<unknown>> = {
   Listener: decodeListener,

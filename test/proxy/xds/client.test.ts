@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { ManualTimers } from '../../../src/controlplane/timers.js';
+import { ManualTimers } from '../../../src/mesh/timers.js';
 import type { ConfigGraph } from '../../../src/proxy/model.js';
 import { exponentialBackoff, XdsClient, XdsState, type XdsProtocol } from '../../../src/proxy/xds/index.js';
 import {

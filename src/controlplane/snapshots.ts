@@ -1,0 +1,90 @@
+/**
+ * All xDS types for one proxy, as serialized XdsResources in the xDS cache's snapshot shape.
+ *
+ * Serialize once: a ResourceGroup with a shareKey (src/generate/common.ts) is built and encoded
+ * once per PushContext and the same XdsResource objects (so the same bytes) go to every proxy with
+ * that key. The cache is keyed on the PushContext object itself, which is immutable and built once
+ * per push, so "per push version" comes for free and a push's entries go away with it.
+ */
+import { createHash } from 'node:crypto';
+import { GROUPERS, type ResourceGroup } from '../generate/index.js';
+import { PUSH_ORDER } from '../mesh/typeurls.js';
+import type { Proxy } from '../model/proxy.js';
+import type { PushContext } from '../model/pushcontext.js';
+import { makeResource, makeSnapshot, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../xds/cache.js';
+
+const shared = new WeakMap<PushContext, Map<string, readonly XdsResource[]>>();
+
+function serialize(typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
+  return Object.freeze(g.build().map((o) => makeResource(typeUrl, o)));
+}
+
+/** The resources of one type for a proxy; shared groups come from the push's cache. */
+export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string, groups?: readonly ResourceGroup[]): XdsResource[] {
+  const grouper = GROUPERS[typeUrl];
+  if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
+  let cache = shared.get(push);
+  if (!cache) shared.set(push, (cache = new Map()));
+  const out: XdsResource[] = [];
+  for (const g of groups ?? grouper(push, proxy)) {
+    if (g.shareKey === undefined) {
+      out.push(...serialize(typeUrl, g));
+      continue;
+    }
+    const key = `${typeUrl}\u0000${g.shareKey}`;
+    let rs = cache.get(key);
+    if (!rs) cache.set(key, (rs = serialize(typeUrl, g)));
+    out.push(...rs);
+  }
+  return out;
+}
+
+const sharedTypes = new WeakMap<PushContext, Map<string, TypeSnapshot>>();
+
+/**
+ * The TypeSnapshot of one type for a proxy. When every group of it is shared (outbound CDS, EDS,
+ * RDS, ROOTCA for most sidecars), the snapshot itself — its version hash and its name → resource
+ * map — is built once per push for all proxies with the same groups, instead of re-sorting and
+ * hashing the same resource list per proxy (12 % of an endpoint push at 200 proxies, and most of
+ * the control plane's heap per proxy).
+ */
+export function generateTypeSnapshot(push: PushContext, proxy: Proxy, typeUrl: string): TypeSnapshot {
+  const grouper = GROUPERS[typeUrl];
+  if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
+  const groups = grouper(push, proxy);
+  if (groups.length === 0 || groups.some((g) => g.shareKey === undefined)) {
+    const rs = generateResources(push, proxy, typeUrl, groups);
+    return typeSnapshot(typeVersion(rs), rs);
+  }
+  let memo = sharedTypes.get(push);
+  if (!memo) sharedTypes.set(push, (memo = new Map()));
+  const key = `${typeUrl}\u0000${groups.map((g) => g.shareKey).join('\u0001')}`;
+  let ts = memo.get(key);
+  if (!ts) {
+    const rs = generateResources(push, proxy, typeUrl, groups);
+    memo.set(key, (ts = typeSnapshot(typeVersion(rs), rs)));
+  }
+  return ts;
+}
+
+/** typeUrl → resources, every type, in PUSH_ORDER. */
+export function generateAll(push: PushContext, proxy: Proxy): Map<string, XdsResource[]> {
+  return new Map(PUSH_ORDER.map((t) => [t, generateResources(push, proxy, t)]));
+}
+
+/**
+ * A version per type from the resources' own versions, so a push that leaves a proxy's resources
+ * of a type unchanged does not wake its watches (the cache trusts version strings).
+ */
+export function typeVersion(resources: readonly XdsResource[]): string {
+  const h = createHash('sha256');
+  for (const r of [...resources].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(`${r.name}\u0000${r.version}\u0000`);
+  return h.digest('base64url').slice(0, 16);
+}
+
+/** The SnapshotCache snapshot for a proxy. */
+export function generateSnapshot(push: PushContext, proxy: Proxy): Snapshot {
+  const types: Record<string, { version: string; resources: XdsResource[] }> = {};
+  for (const [t, rs] of generateAll(push, proxy)) types[t] = { version: typeVersion(rs), resources: rs };
+  return makeSnapshot(types);
+}

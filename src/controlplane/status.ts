@@ -1,0 +1,108 @@
+/**
+ * A client of control planes' debug servers: reads `/debug/syncz` and `/debug/remoteclusterz` and
+ * renders the status table that `isle status` and `isle demo` print.
+ */
+/** What `/debug/syncz` returns per proxy (src/controlplane/debugserver.ts). */
+export interface SynczProxy {
+  id: string;
+  cluster: string;
+  protocol: string;
+  types: Record<string, { sent?: string; acked?: string; lastNack?: { version: string; message: string } }>;
+}
+
+/** What `/debug/remoteclusterz` returns (src/controlplane/controlplane.ts). */
+export interface RemoteClusterz {
+  cluster: string;
+  network: string;
+  gateways: { address: string; port: number }[];
+  remoteClusters: {
+    name: string;
+    address: string;
+    network: string;
+    state: string;
+    lastError?: string;
+    lastSyncTime?: number;
+    services: number;
+    endpoints: number;
+  }[];
+  subscribers: { cluster: string }[];
+}
+
+export interface PlaneStatus {
+  url: string;
+  /** Set when the control plane could not be reached. */
+  error?: string;
+  proxies: SynczProxy[];
+  remote?: RemoteClusterz;
+}
+
+const TYPES = ['CDS', 'LDS', 'EDS', 'RDS', 'SDS'];
+
+/** istioctl proxy-status's words: SYNCED, NOT SENT, STALE, and the NACK when there is one. */
+export function syncState(t: SynczProxy['types'][string] | undefined): string {
+  if (!t || t.sent === undefined) return 'NOT SENT';
+  if (t.lastNack && t.lastNack.version === t.sent) return 'NACKED';
+  if (t.acked === t.sent) return 'SYNCED';
+  return 'STALE';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n');
+}
+
+function ago(ms: number | undefined, now: number): string {
+  if (ms === undefined) return '-';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+/** Pure: the status report for a set of control planes. */
+export function formatStatus(planes: readonly PlaneStatus[], now = Date.now()): string {
+  const out: string[] = [];
+  const proxyRows = [['NAME', 'CLUSTER', ...TYPES, 'XDS', 'CONTROL PLANE']];
+  for (const p of planes) {
+    const cpName = p.remote?.cluster ?? p.url;
+    for (const x of [...p.proxies].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+      proxyRows.push([x.id, x.cluster, ...TYPES.map((t) => syncState(x.types[t])), x.protocol, cpName]);
+    }
+  }
+  out.push(proxyRows.length > 1 ? table(proxyRows) : 'no proxies connected');
+  const nacks = planes.flatMap((p) =>
+    p.proxies.flatMap((x) => Object.entries(x.types).filter(([, t]) => t.lastNack).map(([type, t]) => `  ${x.id} ${type} v${t.lastNack!.version}: ${t.lastNack!.message}`)),
+  );
+  if (nacks.length > 0) out.push('', 'last NACKs:', ...nacks);
+
+  out.push('');
+  const rcRows = [['CONTROL PLANE', 'REMOTE CLUSTER', 'ADDRESS', 'NETWORK', 'STATUS', 'LAST SYNC', 'SERVICES', 'ENDPOINTS']];
+  for (const p of planes) {
+    for (const r of p.remote?.remoteClusters ?? []) {
+      rcRows.push([p.remote!.cluster, r.name, r.address, r.network || '-', r.state + (r.lastError && r.state !== 'synced' ? ` (${r.lastError})` : ''), ago(r.lastSyncTime, now), String(r.services), String(r.endpoints)]);
+    }
+  }
+  out.push(rcRows.length > 1 ? table(rcRows) : 'no remote clusters');
+  const down = planes.filter((p) => p.error);
+  if (down.length > 0) out.push('', ...down.map((p) => `unreachable: ${p.url}: ${p.error}`));
+  return out.join('\n') + '\n';
+}
+
+async function getJson(url: string, timeoutMs: number): Promise<unknown> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  return r.json();
+}
+
+/** Reads one control plane's debug server; an unreachable one is reported, not fatal. */
+export async function fetchPlane(url: string, timeoutMs = 3000): Promise<PlaneStatus> {
+  const base = url.replace(/\/+$/, '');
+  try {
+    const [proxies, remote] = await Promise.all([getJson(`${base}/debug/syncz`, timeoutMs), getJson(`${base}/debug/remoteclusterz`, timeoutMs)]);
+    return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz };
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code;
+    return { url: base, proxies: [], error: cause ?? (e instanceof Error ? e.message : String(e)) };
+  }
+}
+
+/** The file `isle demo` writes so `isle status` finds its control planes without flags. */
+export const DEMO_STATE_FILE = '.isle/demo.json';

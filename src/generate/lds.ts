@@ -1,0 +1,145 @@
+/**
+ * LDS (the east-west gateway's listener is built in gateway.ts). All listeners are per proxy: they
+ * bind the proxy's own address (universal mode) and follow its inbound ports.
+ *
+ * - `virtualOutbound` on `<bind>:15001`: the app's explicit HTTP proxy (HTTP_PROXY, curl -x). A
+ *   plain HTTP listener, no original-destination: the HCM routes on Host through RDS `15001`.
+ * - `<ip>_<targetPort>` per inbound port, by the port's PeerAuthentication mode (peerauthn.ts):
+ *   STRICT: one chain matching `transport_protocol: tls` that terminates mTLS (client certificate
+ *   required) and hands the request to `inbound|<targetPort>||`, telling the app the peer's
+ *   SPIFFE id in XFCC; PERMISSIVE: that chain plus a plaintext one matching `raw_buffer`;
+ *   DISABLE: one plaintext chain matching everything (no tls_inspector needed).
+ */
+import { bindAddress, type InboundPort, type Proxy } from '../model/proxy.js';
+import type { PushContext } from '../model/pushcontext.js';
+import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../mesh/typeurls.js';
+import {
+  adsConfigSource,
+  commonTlsContext,
+  faultFilter,
+  isHttp,
+  routerFilter,
+  socketAddress,
+  tlsInspector,
+  type EnvoyObject,
+  type ResourceGroup,
+} from './common.js';
+import { gatewayListenerGroups } from './gateway.js';
+import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
+import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTENER_NAME } from '../mesh/names.js';
+
+export const OUTBOUND_PORT = 15001;
+
+function hcm(config: EnvoyObject, filters: EnvoyObject[] = []): EnvoyObject {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, http_filters: [...filters, routerFilter()] },
+  };
+}
+
+function tcpProxy(statPrefix: string, cluster: string): EnvoyObject {
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
+}
+
+export function outboundListener(proxy: Proxy): EnvoyObject {
+  const bind = bindAddress(proxy);
+  return {
+    name: OUTBOUND_LISTENER_NAME,
+    address: socketAddress(bind, OUTBOUND_PORT),
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [
+      {
+        filters: [
+          hcm({
+            stat_prefix: 'outbound_http_proxy',
+            rds: { config_source: adsConfigSource(), route_config_name: HTTP_PROXY_ROUTE_NAME },
+            // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
+            http_protocol_options: { allow_absolute_url: true },
+            // Always present, as in Istio: VirtualService faults are per-route config for it.
+          }, [faultFilter()]),
+        ],
+      },
+    ],
+  };
+}
+
+function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls: boolean): EnvoyObject {
+  if (!http) return tcpProxy(statPrefix, cluster);
+  return hcm({
+    stat_prefix: statPrefix,
+    route_config: {
+      name: cluster,
+      virtual_hosts: [{ name: cluster, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }],
+      validate_clusters: false,
+    },
+    // The app learns who called from XFCC; a plaintext caller's own XFCC is never trusted.
+    forward_client_cert_details: mtls ? 'SANITIZE_SET' : 'SANITIZE',
+    ...(mtls ? { set_current_client_cert_details: { uri: true } } : {}),
+  });
+}
+
+function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, ports: readonly InboundPort[], mtls: WorkloadMtls): EnvoyObject {
+  const name = listenerName(proxy.ip, targetPort);
+  const cluster = inboundClusterName(targetPort);
+  // A port several services share is HTTP only if all of them say so; TCP proxying is always safe.
+  const http = ports.every((p) => isHttp(p.protocol));
+  const mode = inboundMtlsMode(push, proxy, targetPort, mtls);
+  if (mode === 'DISABLE') {
+    return {
+      name,
+      address: socketAddress(proxy.ip, targetPort),
+      traffic_direction: 'INBOUND',
+      filter_chains: [{ name: 'plaintext', filters: [inboundFilter(`inbound_${name}`, cluster, http, false)] }],
+    };
+  }
+  const chains: EnvoyObject[] = [
+    {
+      name: 'mtls',
+      filter_chain_match: { transport_protocol: 'tls' },
+      filters: [inboundFilter(`inbound_${name}`, cluster, http, true)],
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTlsContext([]), require_client_certificate: true },
+      },
+    },
+  ];
+  if (mode === 'PERMISSIVE') {
+    chains.push({
+      name: 'plaintext',
+      filter_chain_match: { transport_protocol: 'raw_buffer' },
+      filters: [inboundFilter(`inbound_${name}`, cluster, http, false)],
+    });
+  }
+  return {
+    name,
+    address: socketAddress(proxy.ip, targetPort),
+    traffic_direction: 'INBOUND',
+    // Sets transport_protocol, which the chains match on.
+    listener_filters: [tlsInspector()],
+    filter_chains: chains,
+  };
+}
+
+export function inboundListeners(push: PushContext, proxy: Proxy): EnvoyObject[] {
+  const byTarget = new Map<number, InboundPort[]>();
+  for (const p of proxy.inbound) {
+    const l = byTarget.get(p.targetPort);
+    if (l) l.push(p);
+    else byTarget.set(p.targetPort, [p]);
+  }
+  const mtls = workloadMtls(push, proxy);
+  return [...byTarget].map(([t, ports]) => inboundListener(push, proxy, t, ports, mtls));
+}
+
+export function sidecarListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
+  return [{ build: () => [outboundListener(proxy), ...inboundListeners(push, proxy)] }];
+}
+
+export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
+  return proxy.type === 'gateway' ? gatewayListenerGroups(push, proxy) : sidecarListenerGroups(push, proxy);
+}
+
+/** LDS for a proxy. */
+export function generateListeners(push: PushContext, proxy: Proxy): EnvoyObject[] {
+  return listenerGroups(push, proxy).flatMap((g) => g.build());
+}

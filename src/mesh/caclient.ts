@@ -1,0 +1,92 @@
+/**
+ * The certificate service's wire contract (Istio's `istio.v1.auth.IstioCertificateService`) and its
+ * client: what a proxy, a peer control plane or a test needs to ask for a certificate. The server
+ * side lives in src/controlplane/certservice.ts.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const CA_PROTO_FILE = 'isle/ca/v1/ca.proto';
+export const CA_SERVICE_NAME = 'istio.v1.auth.IstioCertificateService';
+
+/**
+ * The repository's `proto/` directory, found by walking up from this compiled file to the folder
+ * with package.json, so it works from dist/, from a private outDir and from an installed package.
+ */
+export function protoDir(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let d = start; ; d = dirname(d)) {
+    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'proto', CA_PROTO_FILE))) return join(d, 'proto');
+    if (dirname(d) === d) break;
+  }
+  throw new Error(`cannot find proto/${CA_PROTO_FILE} above ${start}`);
+}
+
+let loaded: grpc.ServiceClientConstructor | undefined;
+
+/** The generic client constructor; its `.service` is the server-side definition. */
+export function certServiceClientConstructor(): grpc.ServiceClientConstructor {
+  if (loaded) return loaded;
+  const def = protoLoader.loadSync(CA_PROTO_FILE, {
+    includeDirs: [protoDir()],
+    keepCase: true,
+    // Lifetimes in seconds fit a double exactly; strings would only push parsing into handlers.
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const ctor = grpc.loadPackageDefinition(def)['istio'] as unknown as { v1: { auth: { IstioCertificateService: grpc.ServiceClientConstructor } } };
+  loaded = ctor.v1.auth.IstioCertificateService;
+  return loaded;
+}
+
+export function certServiceDefinition(): grpc.ServiceDefinition {
+  return certServiceClientConstructor().service;
+}
+
+export interface CertificateRequestMsg {
+  csr: string;
+  validity_duration: number;
+  metadata?: unknown;
+}
+
+export interface CertificateResponseMsg {
+  cert_chain: string[];
+}
+
+
+export interface RequestCertificateOptions {
+  csrPem: string;
+  /** Omit to authenticate with the channel's client certificate (renewal). */
+  token?: string;
+  validitySeconds?: number;
+  deadlineMs?: number;
+}
+
+type UnaryMethod = (
+  req: CertificateRequestMsg,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (err: grpc.ServiceError | null, res?: CertificateResponseMsg) => void,
+) => grpc.ClientUnaryCall;
+
+/** Calls CreateCertificate and resolves with `cert_chain` (leaf first, root last). */
+export function requestCertificate(client: grpc.Client, opts: RequestCertificateOptions): Promise<string[]> {
+  const metadata = new grpc.Metadata();
+  if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`);
+  const req: CertificateRequestMsg = { csr: opts.csrPem, validity_duration: opts.validitySeconds ?? 0 };
+  const method = (client as unknown as { CreateCertificate: UnaryMethod }).CreateCertificate;
+  return new Promise((resolve, reject) => {
+    method.call(
+      client,
+      req,
+      metadata,
+      { deadline: Date.now() + (opts.deadlineMs ?? 10_000) },
+      (err, res) => (err ? reject(err) : resolve(res?.cert_chain ?? [])),
+    );
+  });
+}
