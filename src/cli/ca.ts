@@ -68,6 +68,7 @@ interface WorkloadOpts {
   key: KeyType;
   out: string;
   force?: boolean;
+  trustDomain?: string;
 }
 
 export function registerCa(program: Command, io: CliIO): void {
@@ -117,9 +118,10 @@ export function registerCa(program: Command, io: CliIO): void {
     .addOption(keyOption('key type of the workload', 'ec-p256'))
     .requiredOption('--out <dir>', 'directory to write to')
     .option('--force', 'replace existing files')
+    .option('--trust-domain <domain>', "trust domain, for a CA that names none (Istio's tools/certs make O=Istio CAs)")
     .action(async (o: WorkloadOpts) => {
       const { assertWritable, createCsr, loadCaDir, signWorkloadCsr, workloadFiles } = await pki();
-      const signer = await loadCaDir(o.ca);
+      const signer = await loadCaDir(o.ca, { trustDomain: o.trustDomain });
       await assertWritable(o.out, Object.values(WORKLOAD_FILES), { force: o.force });
       const identity = { trustDomain: signer.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount };
       // Same path as a proxy and the control plane: the key stays here, only the CSR is signed.
@@ -137,9 +139,10 @@ export function registerCa(program: Command, io: CliIO): void {
     .description('describe a PEM file, or check a root / cacerts / workload directory for consistency')
     .argument('<path>', 'PEM file or directory')
     .option('--json', 'machine-readable output')
-    .action(async (path: string, o: { json?: boolean }) => {
+    .option('--trust-domain <domain>', "trust domain, for a CA that names none (Istio's tools/certs make O=Istio CAs)")
+    .action(async (path: string, o: { json?: boolean; trustDomain?: string }) => {
       const { formatInspectReport, inspectPath } = await pki();
-      const report = await inspectPath(path);
+      const report = await inspectPath(path, { trustDomain: o.trustDomain });
       io.out(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspectReport(report));
       if (report.kind === 'directory' && report.error) {
         throw new IsleError(report.error.code as IsleError['code'], report.error.message, { file: report.error.file });

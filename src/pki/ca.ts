@@ -123,7 +123,7 @@ async function validateSigner(certPem: string, keyPem: string, what: string, now
   const invalid = validityProblem(cert, now);
   if (invalid) throw new IsleError('ERR_CERT_EXPIRED', `${what} certificate: ${invalid}`);
   const trustDomain = trustDomainOf(cert);
-  if (!trustDomain) throw new IsleError('ERR_IDENTITY', `${what} certificate: no trust domain (neither a spiffe://<td> URI SAN nor O=<td>)`);
+  if (!trustDomain) throw new IsleError('ERR_IDENTITY', `${what} certificate: no trust domain (neither a spiffe://<td> URI SAN nor O=<td>; for a CA made by other tools, such as Istio's tools/certs, give it with --trust-domain or MeshConfig trustDomain)`);
   return { cert, key, signingKey: await toSigningKey(key, `${what} key`), trustDomain };
 }
 

@@ -204,7 +204,7 @@ function checkChain(checks: Checks, chain: Cert[], chainPath: string, roots: Cer
 function checkTrustDomain(checks: Checks, cert: Cert, path: string, anchor: Cert | undefined, override: string | undefined): string | undefined {
   const td = override ?? trustDomainOf(cert);
   if (!td) {
-    checks.fail('ERR_IDENTITY', `${path}: no trust domain (neither a spiffe://<td> URI SAN nor O=<td>)`, path);
+    checks.fail('ERR_IDENTITY', `${path}: no trust domain (neither a spiffe://<td> URI SAN nor O=<td>; for a CA made by other tools, such as Istio's tools/certs, give it with --trust-domain or MeshConfig trustDomain)`, path);
     return undefined;
   }
   const anchorTd = anchor && override === undefined ? trustDomainOf(anchor) : undefined;

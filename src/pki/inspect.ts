@@ -182,7 +182,7 @@ function dirReport<T>(a: DirAnalysis<T>, now: Date, extra: (v: T) => string): Di
  * workload). Unreadable input throws; an inconsistent directory is a report with `consistent:
  * false` and the first problem in `error`.
  */
-export async function inspectPath(path: string, opts: { now?: Date } = {}): Promise<InspectReport> {
+export async function inspectPath(path: string, opts: { now?: Date; trustDomain?: string } = {}): Promise<InspectReport> {
   const now = opts.now ?? new Date();
   let isDir: boolean;
   try {
@@ -197,11 +197,11 @@ export async function inspectPath(path: string, opts: { now?: Date } = {}): Prom
   const layout = await detectLayout(path);
   switch (layout) {
     case 'cacerts':
-      return dirReport(await analyzeCaDir(path, { now }), now, (ca) => `trust domain ${ca.trustDomain}${ca.cluster ? `, cluster ${ca.cluster}` : ''}`);
+      return dirReport(await analyzeCaDir(path, { now, trustDomain: opts.trustDomain }), now, (ca) => `trust domain ${ca.trustDomain}${ca.cluster ? `, cluster ${ca.cluster}` : ''}`);
     case 'root':
-      return dirReport(await analyzeRootDir(path, { now }), now, (r) => `trust domain ${r.trustDomain}`);
+      return dirReport(await analyzeRootDir(path, { now, trustDomain: opts.trustDomain }), now, (r) => `trust domain ${r.trustDomain}`);
     case 'workload':
-      return dirReport(await analyzeWorkloadDir(path, { now }), now, (w) => w.spiffeId);
+      return dirReport(await analyzeWorkloadDir(path, { now, trustDomain: opts.trustDomain }), now, (w) => w.spiffeId);
     default:
       throw new IsleError('ERR_FILE_MISSING', `${path}: no Isle CA files here (expected root-cert.pem + root-key.pem, Istio cacerts, or key.pem + cert-chain.pem + root-cert.pem)`, { file: path });
   }

@@ -1,0 +1,91 @@
+// CA directories made the way Istio's tools/certs Makefiles make them (openssl, O=Istio, an
+// intermediate with only a DNS SAN and L=<cluster>, no SPIFFE URI): Isle takes the trust domain
+// from the caller (MeshConfig trustDomain / --trust-domain) and signs workloads that openssl
+// verifies against Istio's root. Keys are RSA 2048 instead of the Makefiles' 4096 only to keep
+// the test fast; nothing else differs.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { createCsr, loadCaDir, signWorkloadCsr } from '../../src/pki/index.js';
+import { runIsle } from '../helpers/cli.js';
+import { openssl, opensslVerify, tempDir } from './fixtures.js';
+
+const REQ = (dn: string, ext: string) => `[ req ]
+encrypt_key = no
+prompt = no
+utf8 = yes
+default_md = sha256
+default_bits = 2048
+req_extensions = req_ext
+x509_extensions = req_ext
+distinguished_name = req_dn
+[ req_ext ]
+${ext}
+[ req_dn ]
+${dn}
+`;
+
+/** root-ca + cluster1-cacerts, as `make -f Makefile.selfsigned.mk root-ca cluster1-cacerts` does. */
+function istioCacerts(cluster = 'cluster1'): { dir: string; rootPem: string } {
+  const top = tempDir('isle-istio-certs-');
+  const ok = (args: string[], cwd = top) => {
+    const r = openssl(args, cwd);
+    assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  writeFileSync(join(top, 'root-ca.conf'), REQ('O = Istio\nCN = Root CA', 'subjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true\nkeyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign'));
+  ok(['genrsa', '-out', 'root-key.pem', '2048']);
+  ok(['req', '-sha256', '-new', '-key', 'root-key.pem', '-config', 'root-ca.conf', '-out', 'root-cert.csr']);
+  ok(['x509', '-req', '-sha256', '-days', '3650', '-signkey', 'root-key.pem', '-extensions', 'req_ext', '-extfile', 'root-ca.conf', '-in', 'root-cert.csr', '-out', 'root-cert.pem']);
+  const dir = join(top, cluster);
+  mkdirSync(dir);
+  writeFileSync(
+    join(dir, 'intermediate.conf'),
+    REQ(`O = Istio\nCN = Intermediate CA\nL = ${cluster}`, 'subjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\nsubjectAltName=@san\n[ san ]\nDNS.1 = istiod.istio-system.svc'),
+  );
+  ok(['genrsa', '-out', 'ca-key.pem', '2048'], dir);
+  ok(['req', '-new', '-config', 'intermediate.conf', '-key', 'ca-key.pem', '-out', 'cluster-ca.csr'], dir);
+  ok(['x509', '-req', '-sha256', '-days', '730', '-CA', '../root-cert.pem', '-CAkey', '../root-key.pem', '-CAcreateserial', '-extensions', 'req_ext', '-extfile', 'intermediate.conf', '-in', 'cluster-ca.csr', '-out', 'ca-cert.pem'], dir);
+  const rootPem = readFileSync(join(top, 'root-cert.pem'), 'utf8');
+  writeFileSync(join(dir, 'cert-chain.pem'), readFileSync(join(dir, 'ca-cert.pem'), 'utf8') + rootPem);
+  writeFileSync(join(dir, 'root-cert.pem'), rootPem);
+  return { dir, rootPem };
+}
+
+describe("Istio's own cacerts (tools/certs Makefiles)", () => {
+  let made: { dir: string; rootPem: string };
+  before(() => {
+    made = istioCacerts();
+  });
+
+  it('without a trust domain: refused with a message that says how to give one', async () => {
+    await assert.rejects(loadCaDir(made.dir), (e: Error) => /no trust domain/.test(e.message) && /--trust-domain|MeshConfig trustDomain/.test(e.message));
+  });
+
+  it('with the trust domain given: loads, keeps the cluster from L=, and signs workloads openssl verifies', async () => {
+    const ca = await loadCaDir(made.dir, { trustDomain: 'cluster.local' });
+    assert.equal(ca.trustDomain, 'cluster.local');
+    assert.equal(ca.cluster, 'cluster1');
+    const identity = { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'sleep' };
+    const { csrPem } = await createCsr({ identity });
+    const signed = await signWorkloadCsr({ ca, csrPem, identity });
+    const r = opensslVerify(made.rootPem, signed.chainPem);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(signed.spiffeId, 'spiffe://cluster.local/ns/default/sa/sleep');
+  });
+
+  it('from the CLI: `isle ca inspect` and `isle ca workload` take --trust-domain', async () => {
+    const bad = await runIsle(['ca', 'inspect', made.dir]);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stdout + bad.stderr, /--trust-domain/);
+    const good = await runIsle(['ca', 'inspect', made.dir, '--trust-domain', 'cluster.local']);
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.match(good.stdout, /trust domain cluster\.local, cluster cluster1/);
+    const out = join(tempDir(), 'sleep');
+    const w = await runIsle(['ca', 'workload', '--ca', made.dir, '--trust-domain', 'cluster.local', '--namespace', 'default', '--service-account', 'sleep', '--out', out]);
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    const chain = readFileSync(join(out, 'cert-chain.pem'), 'utf8');
+    const r = opensslVerify(made.rootPem, chain);
+    assert.equal(r.status, 0, r.stderr);
+  });
+});
