@@ -39,9 +39,15 @@ export function registerCluster(program: Command, io: CliIO): void {
     .requiredOption('--address <host:port>', "the peer control plane's mTLS port (its --listen)")
     .requiredOption('--config <dir>', "this control plane's config directory")
     .option('--network <name>', "the peer's network")
-    .option('--discovery-only', 'read its services and endpoints, never push to it (the only mode; accepted for clarity)')
+    .option('--discovery-only', 'read its services and endpoints, never push to it (required: the only peering mode)')
     .option('--force', 'replace an existing RemoteCluster of that name')
-    .action(async (name: string, o: { address: string; config: string; network?: string; force?: boolean }) => {
+    .action(async (name: string, o: { address: string; config: string; network?: string; force?: boolean; discoveryOnly?: boolean }) => {
+      if (!o.discoveryOnly) {
+        throw new IsleError(
+          'ERR_USAGE',
+          'isle cluster add: pass --discovery-only. Peering between control planes is for service discovery only (this control plane reads the peer\'s services and endpoints and never pushes config to it); there is no other mode to assume. For a control plane that takes its config from a central one, run the remote control plane instead.',
+        );
+      }
       if (!existsSync(o.config)) throw new IsleError('ERR_FILE_MISSING', `${o.config}: no such config directory`, { file: o.config });
       const file = join(o.config, `remote-cluster-${name}.yaml`);
       const text = remoteClusterYaml(name, o.address, o.network);
