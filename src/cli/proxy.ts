@@ -1,5 +1,6 @@
 import v8 from 'node:v8';
 import type { Command } from 'commander';
+import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import type { CliIO } from './io.js';
 
 interface ProxyFlags {
@@ -143,9 +144,9 @@ export function registerProxy(program: Command, io: CliIO): void {
       const drainTimeout = seconds(o.drainTimeout, '--drain-timeout');
       const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
       const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
-      const health = o.health ?? (o.ip.includes(':') ? `[${o.ip}]:15021` : `${o.ip}:15021`);
+      const health = o.health ?? formatHostPort(o.ip, 15021);
       for (const [flag, v] of [['--admin', o.admin], ['--health', health]] as const) {
-        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.test(v)) usage(`${flag}: invalid address ${JSON.stringify(v)} (use host:port; port 0 picks a free one)`);
+        if (!parseHostPort(v, { allowZero: true })) usage(`${flag}: invalid address ${JSON.stringify(v)} (use host:port; port 0 picks a free one)`);
       }
       const readText = async (file: string, flag: string): Promise<string> => {
         try {

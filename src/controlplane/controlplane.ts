@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import type { MeshConfigSpec } from '../config/kinds/mesh.js';
+import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { parseDuration } from '../config/schema.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { ConfigStore } from '../config/store.js';
@@ -85,25 +86,20 @@ export interface BoundAddresses {
 
 /** `host:port`, `[v6]:port`; port 0-65535. */
 export function parseListenAddress(addr: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(addr.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(addr)} (use host:port, e.g. 127.0.0.1:15012; port 0 picks a free one)`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const hp = parseHostPort(addr, { allowZero: true });
+  if (!hp) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(addr)} (use host:port, e.g. 127.0.0.1:15012; port 0 picks a free one)`);
+  return { host: hp.host, port: hp.port };
 }
 
 function bindGrpc(server: grpc.Server, host: string, port: number, creds: grpc.ServerCredentials, what: string): Promise<string> {
-  const addr = hostPort(host, port);
+  const addr = formatHostPort(host, port);
   return new Promise((resolve, reject) =>
     server.bindAsync(addr, creds, (err, bound) => {
       if (err) {
         const inUse = /EADDRINUSE/.test(err.message);
         reject(new IsleError('ERR_USAGE', `cannot listen on ${addr} (${what}): ${inUse ? 'address already in use' : err.message}`));
       } else {
-        resolve(hostPort(host, bound));
+        resolve(formatHostPort(host, bound));
       }
     }),
   );
@@ -357,7 +353,7 @@ export class ControlPlane {
       this.addresses.debug = await this.debug.listen(debugListen.host, debugListen.port);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const addr = hostPort(debugListen.host, debugListen.port);
+      const addr = formatHostPort(debugListen.host, debugListen.port);
       throw new IsleError('ERR_USAGE', `cannot listen on ${addr} (debug): ${code === 'EADDRINUSE' ? 'address already in use' : e instanceof Error ? e.message : String(e)}`);
     }
     this.ready = true;

@@ -1,7 +1,7 @@
 /** Cross-cluster peering, discovery only: the export feed, its subscribers, and their manager. See docs/decisions/0012-peering.md. */
 export * from './wire.js';
 export { PeeringExport, EXPORT_KEY, peeringMethodDefinition, type ExportSubscriber, type PeeringExportOptions } from './export.js';
-export { PeerSubscriber, defaultBackoff, type PeerState, type PeerStatus, type PeerSubscriberOptions, type RemoteClusterConfig, type SentRequests } from './subscriber.js';
+export { PeerSubscriber, PEER_BACKOFF, type PeerState, type PeerStatus, type PeerSubscriberOptions, type RemoteClusterConfig, type SentRequests } from './subscriber.js';
 export { PeeringManager, type NetworkGateways, type PeeringManagerOptions, type RemoteClusterStore } from './manager.js';
 export { peerChannel, observeTlsFailures, describeServerTlsFailure, type PeerClientTls, type TlsFailure } from './tls.js';
 export { controlPlaneSpiffeId, controlPlaneCluster, peerCertInfo } from './identity.js';

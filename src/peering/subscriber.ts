@@ -12,32 +12,31 @@
  *   own cluster (a peer cannot inject endpoints for us or a third cluster).
  */
 import * as grpc from '@grpc/grpc-js';
-import { realTimers, type Timers } from '../mesh/timers.js';
+import { exponentialBackoff, type Backoff } from '../mesh/backoff.js';
+import type { Timers } from '../mesh/timers.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import type { Registry } from '../registry/aggregate.js';
 import { LABEL_NETWORK, type Endpoint, type RegistryProblem, type Service, type Workload } from '../registry/model.js';
 import type { Shard } from '../registry/shard.js';
-import type { DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, NodeMsg } from '../xds/protos.js';
+import { DiscoveryClient, ResourceStore, type NackEvent, type SentRequests } from '../xds/client/index.js';
+import type { NodeMsg } from '../xds/protos.js';
 import type { XdsLogger } from '../xds/server.js';
-import { peeringMethodDefinition } from './export.js';
 import { isUntrustedChainError } from './identity.js';
 import { peerChannel, type PeerClientTls } from './tls.js';
 import {
-  clusterFromWire,
   endpointFromWire,
-  endpointsFromWire,
   PEER_CLUSTER_TYPE,
   PEER_ENDPOINTS_TYPE,
   PEER_SERVICE_TYPE,
   PEER_WORKLOAD_TYPE,
+  PEERING_PATH,
   PEERING_TYPES,
-  serviceFromWire,
-  workloadFromWire,
-  WireError,
+  peeringDecoders,
   type ClusterWire,
-  type EndpointsWire,
-  type ServiceWire,
+  type PeeringResources,
 } from './wire.js';
+
+export type { SentRequests } from '../xds/client/index.js';
 
 export type PeerState = 'connecting' | 'synced' | 'stale' | 'error';
 
@@ -70,13 +69,6 @@ export interface PeerStatus {
   warnings: string[];
 }
 
-/** Counts of what this subscriber wrote to the peer: only subscriptions and ACK/NACKs exist. */
-export interface SentRequests {
-  subscribe: number;
-  ack: number;
-  nack: number;
-}
-
 export interface PeerSubscriberOptions {
   remote: RemoteClusterConfig;
   localCluster: string;
@@ -87,8 +79,8 @@ export interface PeerSubscriberOptions {
   timers?: Timers;
   /** Wall clock (ms) for lastSyncTime. */
   now?: () => number;
-  /** Delay before reconnect attempt `n` (1-based) in ms. Default 250 ms doubling to 30 s, ±20 %. */
-  backoff?: (attempt: number) => number;
+  /** Delay before reconnect attempt `n` (1-based) in ms. Default: mesh back-off from 300 ms. */
+  backoff?: Backoff;
   logger?: XdsLogger;
   /** The peer's network and gateways, whenever they change (and `[]` when it is removed). */
   onGateways?: (peer: string, network: string, gateways: GatewayAddress[]) => void;
@@ -96,53 +88,36 @@ export interface PeerSubscriberOptions {
   onStatus?: (status: PeerStatus) => void;
 }
 
-export function defaultBackoff(attempt: number): number {
-  const base = Math.min(30_000, 250 * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.8 + 0.4 * Math.random()));
-}
-
 const silent: XdsLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-interface TypeData {
-  versions: Map<string, string>;
-  received: boolean;
-}
+/** The peering default: quicker first retries than a proxy's (few subscribers, each worth a lot). */
+export const PEER_BACKOFF: Backoff = exponentialBackoff({ baseMs: 300 });
 
 export class PeerSubscriber {
   readonly name: string;
   private remote: RemoteClusterConfig;
   private readonly o: PeerSubscriberOptions;
-  private readonly timers: Timers;
   private readonly now: () => number;
-  private readonly backoff: (attempt: number) => number;
   private readonly logger: XdsLogger;
-  private client: grpc.Client | undefined;
-  private clientTls = '';
-  private call: grpc.ClientDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg> | undefined;
-  private retryTimer: unknown;
+  private readonly store: ResourceStore<PeeringResources>;
+  private readonly client: DiscoveryClient<PeeringResources>;
   private closed = false;
+  private started = false;
   private st: PeerStatus;
   private identityFailure: string | undefined;
   private hasShard = false;
   private synced = false;
+  /** Types answered on the current stream: the shard is replaced only once all have. */
+  private readonly received = new Set<string>();
   private rebuildQueued = false;
   private lastGateways = '';
-  readonly sent: SentRequests = { subscribe: 0, ack: 0, nack: 0 };
-
-  private readonly types = new Map<string, TypeData>(PEERING_TYPES.map((t) => [t, { versions: new Map(), received: false }]));
-  private info: ClusterWire | undefined;
-  private readonly workloads = new Map<string, Workload>();
-  private readonly services = new Map<string, ServiceWire>();
-  private readonly endpoints = new Map<string, EndpointsWire>();
 
   constructor(opts: PeerSubscriberOptions) {
     if (opts.remote.name === opts.localCluster) throw new Error(`RemoteCluster ${opts.remote.name} is this cluster itself`);
     this.o = opts;
     this.name = opts.remote.name;
     this.remote = { ...opts.remote };
-    this.timers = opts.timers ?? realTimers;
     this.now = opts.now ?? Date.now;
-    this.backoff = opts.backoff ?? defaultBackoff;
     this.logger = opts.logger ?? silent;
     this.st = {
       name: this.name,
@@ -156,11 +131,52 @@ export class PeerSubscriber {
       failures: 0,
       warnings: [],
     };
+    this.store = new ResourceStore<PeeringResources>({ decoders: peeringDecoders(this.name), order: PEERING_TYPES as (keyof PeeringResources)[], now: this.now });
+    const node: NodeMsg = {
+      id: `isle-control-plane.${opts.localCluster}`,
+      cluster: opts.localCluster,
+      metadata: { CLUSTER_ID: opts.localCluster, NETWORK: opts.localNetwork ?? '', ISLE_ROLE: 'peer-subscriber', DISCOVERY_ONLY: 'true' },
+      user_agent_name: 'isle-peering',
+    };
+    this.client = new DiscoveryClient<PeeringResources>({
+      channel: () => {
+        this.identityFailure = undefined;
+        const tls = typeof this.o.tls === 'function' ? this.o.tls() : this.o.tls;
+        const ch = peerChannel(tls, this.name, (why) => (this.identityFailure = why));
+        return { address: this.remote.address, credentials: ch.credentials, options: ch.options, key: tls.certChainPem + tls.rootBundlePem };
+      },
+      path: PEERING_PATH,
+      node,
+      store: this.store,
+      onStreamOpen: () => {
+        this.received.clear();
+        this.synced = false;
+        if (!this.hasShard) this.setState('connecting');
+      },
+      onAccepted: (typeUrl) => this.onAccepted(typeUrl),
+      describeError: (e) => this.describe(e),
+      backoff: opts.backoff ?? PEER_BACKOFF,
+      ...(opts.timers ? { timers: opts.timers } : {}),
+      now: this.now,
+    });
+    this.client.on('disconnected', (why: string) => this.onDown(why));
+    this.client.on('nack', (e: NackEvent) => {
+      const msg = e.errors.join('; ');
+      this.logger.warn({ peer: this.name, typeUrl: e.typeUrl, error: msg }, `${this.where()}: rejected an update`);
+      this.st.warnings = [`rejected update of ${e.typeUrl}: ${msg}`];
+    });
+    this.client.on('handler-error', (e: unknown) => this.logger.error({ peer: this.name, err: e }, `${this.where()}: applying an update failed`));
+  }
+
+  /** What this subscriber wrote to the peer: only subscriptions and ACK/NACKs exist. */
+  get sent(): SentRequests {
+    return this.client.sent;
   }
 
   start(): void {
-    if (this.closed || this.call) return;
-    this.connect();
+    if (this.closed || this.started) return;
+    this.started = true;
+    this.client.start();
   }
 
   status(): PeerStatus {
@@ -175,12 +191,7 @@ export class PeerSubscriber {
     this.st.address = remote.address;
     if (addressChanged) {
       this.logger.info({ peer: this.name, address: remote.address }, `peer ${this.name}: address changed, reconnecting`);
-      this.teardownCall();
-      this.client?.close();
-      this.client = undefined;
-      this.timers.clearTimeout(this.retryTimer);
-      this.retryTimer = undefined;
-      this.connect();
+      this.client.reconnect();
     } else if (networkChanged && this.hasShard) {
       this.rebuild();
     }
@@ -190,10 +201,7 @@ export class PeerSubscriber {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.timers.clearTimeout(this.retryTimer);
-    this.teardownCall();
-    this.client?.close();
-    this.client = undefined;
+    this.client.stop();
     this.o.registry.removeShard(this.name);
     this.o.onGateways?.(this.name, this.st.network, []);
     this.logger.info({ peer: this.name }, `peer ${this.name}: subscription closed, its services and endpoints removed`);
@@ -205,75 +213,8 @@ export class PeerSubscriber {
     return `peer ${this.name} at ${this.remote.address}`;
   }
 
-  private connect(): void {
-    if (this.closed) return;
-    this.identityFailure = undefined;
-    const tls = typeof this.o.tls === 'function' ? this.o.tls() : this.o.tls;
-    const tlsKey = tls.certChainPem + tls.rootBundlePem;
-    if (this.client && tlsKey !== this.clientTls) {
-      this.client.close();
-      this.client = undefined;
-    }
-    if (!this.client) {
-      const ch = peerChannel(tls, this.name, (why) => (this.identityFailure = why));
-      this.client = new grpc.Client(this.remote.address, ch.credentials, ch.options);
-      this.clientTls = tlsKey;
-    }
-    for (const t of this.types.values()) t.received = false;
-    this.synced = false;
-    if (!this.hasShard) this.setState('connecting');
-    const m = peeringMethodDefinition();
-    const call = this.client.makeBidiStreamRequest(
-      m.path,
-      m.requestSerialize as (r: DeltaDiscoveryRequestMsg) => Buffer,
-      m.responseDeserialize as (b: Buffer) => DeltaDiscoveryResponseMsg,
-    );
-    this.call = call;
-    let ended = false;
-    const fail = (why: string) => {
-      if (ended || this.call !== call) return;
-      ended = true;
-      this.call = undefined;
-      this.onDown(why);
-    };
-    call.on('data', (r: DeltaDiscoveryResponseMsg) => {
-      if (this.call === call) this.onResponse(call, r);
-    });
-    call.on('error', (e: grpc.ServiceError) => fail(this.describe(e)));
-    call.on('status', (s: grpc.StatusObject) => {
-      if (s.code === grpc.status.OK) fail(`${this.where()} closed the feed`);
-    });
-    call.on('end', () => fail(`${this.where()} closed the feed`));
-
-    const node: NodeMsg = {
-      id: `isle-control-plane.${this.o.localCluster}`,
-      cluster: this.o.localCluster,
-      metadata: { CLUSTER_ID: this.o.localCluster, NETWORK: this.o.localNetwork ?? '', ISLE_ROLE: 'peer-subscriber', DISCOVERY_ONLY: 'true' },
-      user_agent_name: 'isle-peering',
-    };
-    let first = true;
-    for (const [typeUrl, t] of this.types) {
-      const req: DeltaDiscoveryRequestMsg = {
-        type_url: typeUrl,
-        resource_names_subscribe: ['*'],
-        initial_resource_versions: Object.fromEntries(t.versions),
-      };
-      if (first) req.node = node;
-      first = false;
-      this.write(call, req, 'subscribe');
-    }
-  }
-
-  private write(call: grpc.ClientDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>, req: DeltaDiscoveryRequestMsg, kind: keyof SentRequests): void {
-    try {
-      call.write(req);
-      this.sent[kind]++;
-    } catch (e) {
-      this.logger.warn({ peer: this.name, err: e }, `${this.where()}: write failed`);
-    }
-  }
-
-  private describe(e: grpc.ServiceError): string {
+  private describe(e: grpc.ServiceError | undefined): string {
+    if (!e) return `${this.where()} closed the feed`;
     const details = e.details || e.message;
     if (this.identityFailure) {
       return `${this.where()} is not who the RemoteCluster says: ${this.identityFailure}`;
@@ -306,45 +247,13 @@ export class PeerSubscriber {
       if (repeated) this.logger.debug({ peer: this.name, error: why }, why);
       else this.logger.error({ peer: this.name, error: why }, why);
     }
-    const delay = this.backoff(this.st.failures);
-    this.retryTimer = this.timers.setTimeout(() => {
-      this.retryTimer = undefined;
-      this.connect();
-    }, delay);
-  }
-
-  private teardownCall(): void {
-    const c = this.call;
-    this.call = undefined;
-    if (c) {
-      try {
-        c.cancel();
-      } catch {
-        // already gone
-      }
-    }
   }
 
   // --- responses ---------------------------------------------------------------------------------
 
-  private onResponse(call: grpc.ClientDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>, r: DeltaDiscoveryResponseMsg): void {
-    const t = this.types.get(r.type_url);
-    if (!t) {
-      this.write(call, { type_url: r.type_url, response_nonce: r.nonce, error_detail: { code: grpc.status.UNIMPLEMENTED, message: `type ${r.type_url} was not asked for` } }, 'nack');
-      return;
-    }
-    try {
-      this.apply(r, t);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      this.logger.warn({ peer: this.name, typeUrl: r.type_url, error: msg }, `${this.where()}: rejected an update`);
-      this.st.warnings = [`rejected update of ${r.type_url}: ${msg}`];
-      this.write(call, { type_url: r.type_url, response_nonce: r.nonce, error_detail: { code: grpc.status.INVALID_ARGUMENT, message: msg } }, 'nack');
-      return;
-    }
-    this.write(call, { type_url: r.type_url, response_nonce: r.nonce }, 'ack');
-    t.received = true;
-    if (!this.synced && [...this.types.values()].every((x) => x.received)) {
+  private onAccepted(typeUrl: string): void {
+    this.received.add(typeUrl);
+    if (!this.synced && PEERING_TYPES.every((t) => this.received.has(t))) {
       this.synced = true;
       this.st.failures = 0;
       this.st.connectedSince = this.now();
@@ -354,51 +263,6 @@ export class PeerSubscriber {
     } else if (this.synced) {
       this.queueRebuild();
     }
-  }
-
-  /** Decodes everything first, then commits: a bad resource rejects the whole response (NACK). */
-  private apply(r: DeltaDiscoveryResponseMsg, t: TypeData): void {
-    const what = (name: string) => `${this.name} ${r.type_url.slice(r.type_url.lastIndexOf('.') + 1)} ${name}`;
-    const commits: (() => void)[] = [];
-    for (const res of r.resources) {
-      if (!res.resource) throw new WireError(`${what(res.name)}: no resource`);
-      if (res.resource.type_url !== r.type_url) throw new WireError(`${what(res.name)}: carries ${res.resource.type_url}`);
-      const name = res.name;
-      switch (r.type_url) {
-        case PEER_CLUSTER_TYPE: {
-          const c = clusterFromWire(res.resource, what(name));
-          if (c.name !== this.name) throw new WireError(`${what(name)}: the feed describes cluster ${c.name}, but this is the feed of ${this.name}`);
-          commits.push(() => (this.info = c));
-          break;
-        }
-        case PEER_WORKLOAD_TYPE: {
-          const w = workloadFromWire(res.resource, what(name));
-          commits.push(() => this.workloads.set(name, w));
-          break;
-        }
-        case PEER_SERVICE_TYPE: {
-          const s = serviceFromWire(res.resource, what(name));
-          commits.push(() => this.services.set(name, s));
-          break;
-        }
-        case PEER_ENDPOINTS_TYPE: {
-          const e = endpointsFromWire(res.resource, what(name));
-          commits.push(() => this.endpoints.set(name, e));
-          break;
-        }
-      }
-      commits.push(() => t.versions.set(name, res.version));
-    }
-    for (const name of r.removed_resources ?? []) {
-      commits.push(() => {
-        t.versions.delete(name);
-        if (r.type_url === PEER_CLUSTER_TYPE && this.info?.name === name) this.info = undefined;
-        else if (r.type_url === PEER_WORKLOAD_TYPE) this.workloads.delete(name);
-        else if (r.type_url === PEER_SERVICE_TYPE) this.services.delete(name);
-        else if (r.type_url === PEER_ENDPOINTS_TYPE) this.endpoints.delete(name);
-      });
-    }
-    for (const c of commits) c();
   }
 
   private queueRebuild(): void {
@@ -423,13 +287,18 @@ export class PeerSubscriber {
     this.setState('synced', true);
   }
 
+  /** The peer's own description (one resource, named by the cluster). */
+  private info(): ClusterWire | undefined {
+    return this.store.type(PEER_CLUSTER_TYPE).accepted.values().next().value?.model;
+  }
+
   private peerNetwork(): string {
-    return this.info?.network || this.remote.network || '';
+    return this.info()?.network || this.remote.network || '';
   }
 
   private publishGateways(): void {
     const network = this.peerNetwork();
-    const gateways: GatewayAddress[] = (this.info?.gateways ?? []).map((g) => ({ address: g.address, port: g.port, cluster: this.name }));
+    const gateways: GatewayAddress[] = (this.info()?.gateways ?? []).map((g) => ({ address: g.address, port: g.port, cluster: this.name }));
     this.st.network = network;
     this.st.gateways = gateways;
     const key = JSON.stringify([network, gateways]);
@@ -444,8 +313,9 @@ export class PeerSubscriber {
     const problems: RegistryProblem[] = [];
     const network = this.peerNetwork();
     const warnings: string[] = [];
-    if (this.info?.network && this.remote.network && this.info.network !== this.remote.network) {
-      warnings.push(`RemoteCluster ${peer} says network ${this.remote.network}, the peer announces ${this.info.network}; using ${this.info.network}`);
+    const info = this.info();
+    if (info?.network && this.remote.network && info.network !== this.remote.network) {
+      warnings.push(`RemoteCluster ${peer} says network ${this.remote.network}, the peer announces ${info.network}; using ${info.network}`);
     }
     this.st.warnings = warnings;
     const withNetwork = <T extends { network: string; labels: Readonly<Record<string, string>> }>(x: T): T => {
@@ -454,7 +324,7 @@ export class PeerSubscriber {
     };
 
     const workloads: Workload[] = [];
-    for (const [key, w] of [...this.workloads].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const [key, w] of [...this.store.values(PEER_WORKLOAD_TYPE)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (w.cluster !== peer) {
         problems.push({ cluster: peer, resource: key, message: `peer ${peer} exported workload ${key} of cluster ${w.cluster}; ignored (a peer exports only its own cluster)` });
         continue;
@@ -463,8 +333,10 @@ export class PeerSubscriber {
     }
     const services = new Map<string, Service>();
     const endpoints = new Map<string, Endpoint[]>();
-    for (const hostname of [...this.services.keys()].sort()) {
-      const s = this.services.get(hostname)!;
+    const wireServices = this.store.values(PEER_SERVICE_TYPE);
+    const wireEndpoints = this.store.values(PEER_ENDPOINTS_TYPE);
+    for (const hostname of [...wireServices.keys()].sort()) {
+      const s = wireServices.get(hostname)!;
       services.set(hostname, {
         ...s,
         hostname,
@@ -474,7 +346,7 @@ export class PeerSubscriber {
         clusters: [peer],
       });
       const eps: Endpoint[] = [];
-      for (const e of this.endpoints.get(hostname)?.endpoints ?? []) {
+      for (const e of wireEndpoints.get(hostname)?.endpoints ?? []) {
         if (e.cluster !== peer) {
           problems.push({ cluster: peer, hostname, resource: e.workload, message: `peer ${peer} exported an endpoint of ${hostname} in cluster ${e.cluster}; ignored (a peer exports only its own cluster)` });
           continue;

@@ -11,6 +11,7 @@
 import { LABEL_CLUSTER, type Endpoint, type Health, type Labels, type Location, type Protocol, type Resolution, type Service, type ServicePort, type Workload } from '../registry/model.js';
 import { localityString, parseLocalityString } from '../registry/model.js';
 import type { AnyMsg } from '../xds/protos.js';
+import type { Decoded, DecoderTable, ResourceDecoder } from '../xds/client/index.js';
 
 export const PEERING_TYPE_PREFIX = 'type.isle.dev/';
 /** The exporting cluster: its name, network and east-west gateways. One resource, named by the cluster. */
@@ -345,5 +346,45 @@ export function endpointFromWire(hostname: string, e: EndpointWire, network: str
     ...(e.weight !== undefined ? { weight: e.weight } : {}),
     workload: e.workload,
     source: 'peer',
+  };
+}
+
+// --- the decoder table the generic client uses -------------------------------------------------
+
+/** type URL → what a peering resource decodes to. */
+export interface PeeringResources {
+  [PEER_CLUSTER_TYPE]: ClusterWire;
+  [PEER_WORKLOAD_TYPE]: Workload;
+  [PEER_SERVICE_TYPE]: ServiceWire;
+  [PEER_ENDPOINTS_TYPE]: EndpointsWire;
+}
+
+function wireDecoder<T>(peer: string, typeUrl: string, fromWire: (any: AnyMsg, what: string) => T, check?: (v: T, what: string) => string | undefined): ResourceDecoder<T> {
+  const short = typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+  return {
+    decode(any, expectedName): Decoded<T> {
+      const name = expectedName ?? '';
+      const what = `${peer} ${short} ${name}`;
+      try {
+        const value = fromWire(any, what);
+        const bad = check?.(value, what);
+        return bad ? { ok: false, name, errors: [bad] } : { ok: true, name, value };
+      } catch (e) {
+        if (e instanceof WireError) return { ok: false, name, errors: [e.message] };
+        throw e;
+      }
+    },
+  };
+}
+
+/** Decoders for the feed of `peer`: strict, and the cluster resource must describe `peer` itself. */
+export function peeringDecoders(peer: string): DecoderTable<PeeringResources> {
+  return {
+    [PEER_CLUSTER_TYPE]: wireDecoder(peer, PEER_CLUSTER_TYPE, clusterFromWire, (c, what) =>
+      c.name !== peer ? `${what}: the feed describes cluster ${c.name}, but this is the feed of ${peer}` : undefined,
+    ),
+    [PEER_WORKLOAD_TYPE]: wireDecoder(peer, PEER_WORKLOAD_TYPE, (any, what) => workloadFromWire(any, what)),
+    [PEER_SERVICE_TYPE]: wireDecoder(peer, PEER_SERVICE_TYPE, serviceFromWire),
+    [PEER_ENDPOINTS_TYPE]: wireDecoder(peer, PEER_ENDPOINTS_TYPE, endpointsFromWire),
   };
 }

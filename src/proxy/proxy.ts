@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { formatProxyId, type ProxyType } from '../mesh/proxyid.js';
 import type { Timers } from '../mesh/timers.js';
 import { IsleError } from '../errors.js';
@@ -68,11 +69,10 @@ export interface ProxyOptions {
   onListener?: (name: string, role: ListenerRole, address: string) => void;
 }
 
-function parseHostPort(v: string, flag: string): { host: string; port: number } {
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(v.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(v)} (use host:port)`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+function listenAddress(v: string, flag: string): { host: string; port: number } {
+  const hp = parseHostPort(v, { allowZero: true });
+  if (!hp) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(v)} (use host:port)`);
+  return { host: hp.host, port: hp.port };
 }
 
 /** The token's subject names the identity (read unverified: only to know what to ask for), else the root's trust domain. */
@@ -95,7 +95,7 @@ export function trustDomainFor(token: string, rootPem: string): string {
 }
 
 function fmt(a: AddressInfo): string {
-  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  return formatHostPort(a.address, a.port);
 }
 
 export class IsleProxy {
@@ -167,8 +167,8 @@ export class IsleProxy {
 
   private async init(): Promise<void> {
     const o = this.opts;
-    const adminAddr = parseHostPort(o.admin ?? '127.0.0.1:15000', '--admin');
-    const healthAddr = parseHostPort(o.health ?? '127.0.0.1:15021', '--health');
+    const adminAddr = listenAddress(o.admin ?? '127.0.0.1:15000', '--admin');
+    const healthAddr = listenAddress(o.health ?? '127.0.0.1:15021', '--health');
     const bind = async (what: string, addr: { host: string; port: number }, f: () => Promise<RunningServer>): Promise<RunningServer> => {
       try {
         return await f();

@@ -9,6 +9,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
+import { formatHostPort } from '../config/hostport.js';
 import { ClusterLoadBalancer, type LbSettings } from './lb/index.js';
 import type { EndpointPicker, ListenerDeps, LocalIdentity } from './listeners/context.js';
 import { GatewayListener } from './listeners/gateway.js';
@@ -95,7 +96,7 @@ function endpointKeys(e: EndpointsModel): string[] {
 function hostPort(a: AddressInfo | undefined, m: ListenerModel): string {
   const host = a?.address ?? m.address;
   const port = a?.port ?? m.port;
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 export class ProxyRuntime {

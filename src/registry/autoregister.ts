@@ -8,6 +8,7 @@
 import { isIP } from 'node:net';
 import { notifyAll, rethrowAsync } from '../config/sources/source.js';
 import { IsleError } from '../errors.js';
+import { realTimers, type Timers } from '../mesh/timers.js';
 import type { Health, Labels } from './model.js';
 import { cmp, type WorkloadSpec } from './shard.js';
 
@@ -27,16 +28,6 @@ export interface ProxyMetadata {
   weight?: number;
 }
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Real timers, unref'd so a pending grace period never keeps the process alive. */
-export const systemTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
 
 /** Returned by `register`; pass it back to `unregister`. One per connection. */
 export interface RegistrationHandle {
@@ -75,7 +66,7 @@ export class AutoRegistry {
 
   constructor(opts: AutoRegistryOptions = {}) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
-    this.timers = opts.timers ?? systemTimers;
+    this.timers = opts.timers ?? realTimers;
     this.onListenerError = opts.onListenerError ?? rethrowAsync;
   }
 

@@ -32,7 +32,7 @@ describe('AutoRegistry', () => {
     assert.equal(auto.workloads().length, 0);
     assert.deepEqual(seen, [1, 0]);
     auto.unregister(h); // idempotent
-    assert.equal(timers.pending, 0);
+    assert.equal(timers.size, 0);
   });
 
   it('a re-registration within the grace period keeps the workload without a change', () => {

@@ -47,7 +47,7 @@ export interface Harness {
 }
 
 export async function startServer(
-  opts: { grpcOptions?: grpc.ServerOptions; xds?: Partial<XdsServerOptions> } = {},
+  opts: { grpcOptions?: grpc.ServerOptions; xds?: Partial<XdsServerOptions>; address?: string } = {},
 ): Promise<Harness> {
   const logs: LogEntry[] = [];
   const rec =
@@ -61,7 +61,7 @@ export async function startServer(
   const grpcServer = new grpc.Server(opts.grpcOptions);
   xds.addToServer(grpcServer);
   const port = await new Promise<number>((resolve, reject) =>
-    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+    grpcServer.bindAsync(opts.address ?? '127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
     ),
   );

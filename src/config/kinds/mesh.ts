@@ -1,6 +1,7 @@
 /** Isle's own kinds, group mesh.isle.dev: the settings of one cluster's control plane and its peers. */
 import { bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
 import type { KindDescriptor } from './common.js';
+import { parseHostPort } from '../hostport.js';
 
 export interface Locality {
   region: string;
@@ -79,8 +80,7 @@ const meshConfigSpec = obj(
 
 const hostPort = str({
   check: (s) => {
-    const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):(\d{1,5})$/.exec(s);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return `invalid address ${JSON.stringify(s)} (use host:port)`;
+    if (!parseHostPort(s)) return `invalid address ${JSON.stringify(s)} (use host:port)`;
     return undefined;
   },
 });

@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import { parseOutboundName } from '../../mesh/names.js';
 import type tls from 'node:tls';
 import type { ClusterModel, FilterChainModel, HeaderMutationsModel, HttpConnectionManagerModel, RetryPolicyModel, RouteConfigModel } from '../model.js';
 import type { InflightTracker } from '../net/drain.js';
@@ -98,8 +99,7 @@ function retryable(policy: RetryPolicyModel, o: AttemptOutcome): boolean {
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
-  const m = /^outbound\|\d+\|[^|]*\|(.+)$/.exec(name) ?? /^outbound_\.\d+_\.[^_]*_\.(.+)$/.exec(name);
-  return m?.[1];
+  return parseOutboundName(name)?.hostname;
 }
 
 function namespaceOfSpiffe(id: string | undefined): string | undefined {

@@ -1,43 +1,26 @@
 /**
- * The proxy's ADS client: one gRPC stream (delta by default, SotW on request) over mTLS to the
- * control plane, Envoy's subscription pattern (CDS and LDS wildcard, then EDS for the clusters'
- * service names, RDS for the listeners' route configs, SDS for the secrets they name), ACK/NACK
- * per response through XdsState, and the resolved graph handed to `onGraph` only when it is
- * complete. The stream is re-opened with exponential backoff and jitter after any failure;
- * meanwhile the proxy keeps serving its last applied graph. On reconnect a delta stream sends
- * `initial_resource_versions`, a SotW stream the accepted `version_info`, so an unchanged
- * control plane has nothing to resend.
+ * The proxy's ADS client: the generic DiscoveryClient (one gRPC stream, delta by default, SotW on
+ * request; nonces, ACK/NACK, back-off, resource versions) with the proxy's decoders and
+ * subscriptions plugged in — Envoy's pattern: CDS and LDS wildcard, then EDS for the clusters'
+ * service names, RDS for the listeners' route configs, SDS for the secrets they name — and the
+ * resolved graph handed to `onGraph` only when it is complete. While the stream is down the proxy
+ * keeps serving its last applied graph.
  */
 import { EventEmitter } from 'node:events';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { realTimers, type Timers } from '../../mesh/timers.js';
-import {
-  adsServiceDefinition,
-  CLUSTER_TYPE,
-  ENDPOINT_TYPE,
-  LISTENER_TYPE,
-  ROUTE_TYPE,
-  SECRET_TYPE,
-  shortTypeName,
-  type DeltaDiscoveryRequestMsg,
-  type DeltaDiscoveryResponseMsg,
-  type DiscoveryRequestMsg,
-  type DiscoveryResponseMsg,
-  type NodeMsg,
-} from '../../xds/index.js';
+import { CLUSTER_TYPE, LISTENER_TYPE, shortTypeName, type NodeMsg } from '../../xds/index.js';
+import { DiscoveryClient, type AckEvent, type NackEvent, type XdsProtocol } from '../../xds/client/index.js';
 import type { ConfigGraph, SecretModel } from '../model.js';
-import { exponentialBackoff, type Backoff } from '../../mesh/backoff.js';
-import { XDS_TYPES, XdsState, type Update } from './state.js';
+import type { Backoff } from '../../mesh/backoff.js';
+import { XdsState, type ProxyResources } from './state.js';
 
-export type XdsProtocol = 'delta' | 'sotw';
+export type { NackEvent, XdsProtocol } from '../../xds/client/index.js';
 
 /** Envoy's initial_fetch_timeout default. */
 export const DEFAULT_INITIAL_FETCH_TIMEOUT_MS = 15_000;
-
-/** google.rpc.Code INVALID_ARGUMENT, what Envoy puts in error_detail of a NACK. */
-const INVALID_ARGUMENT = 3;
 
 export interface XdsClientOptions {
   /** host:port of the control plane. */
@@ -75,65 +58,66 @@ export interface XdsClientStatus {
   applyCount: number;
 }
 
-export interface NackEvent {
-  typeUrl: string;
-  version: string;
-  nonce: string;
-  errors: string[];
-}
-
-type Stream = grpc.ClientDuplexStream<DiscoveryRequestMsg | DeltaDiscoveryRequestMsg, DiscoveryResponseMsg | DeltaDiscoveryResponseMsg>;
-
-interface StreamState {
-  client: grpc.Client;
-  call: Stream;
-  nodeSent: boolean;
-  nonces: Map<string, string>;
-  /** Names last subscribed per type on this stream. */
-  sent: Map<string, Set<string>>;
-  /** Types for which a request was sent on this stream. */
-  opened: Set<string>;
-  closed: boolean;
-}
-
+/** Events: `connected`, `disconnected` (why), `ack`, `nack` (NackEvent), `applied` (graph), `apply-error`. */
 export class XdsClient extends EventEmitter {
   readonly state: XdsState;
   readonly protocol: XdsProtocol;
-  private readonly backoff: Backoff;
+  private readonly stream: DiscoveryClient<ProxyResources>;
   private readonly timers: Timers;
   private readonly now: () => number;
   private readonly log: Logger;
-  private stream: StreamState | undefined;
-  private attempt = 0;
-  private reconnectTimer: unknown;
   private warmTimer: unknown;
   private warmingExpired = false;
-  private stopped = false;
   private applying: Promise<void> | undefined;
   private reapply = false;
   private current: ConfigGraph | undefined;
-  private readonly st: XdsClientStatus;
+  private readonly applyState: Pick<XdsClientStatus, 'state' | 'waitingFor' | 'appliedAt' | 'applyCount'>;
 
   constructor(private readonly opts: XdsClientOptions) {
     super();
     this.protocol = opts.protocol ?? 'delta';
-    this.backoff = opts.backoff ?? exponentialBackoff();
     this.timers = opts.timers ?? realTimers;
     this.now = opts.now ?? Date.now;
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.state = new XdsState({ ...(opts.localSecrets ? { localSecrets: opts.localSecrets } : {}), now: this.now });
-    this.st = {
+    this.applyState = { state: 'waiting', waitingFor: ['CDS', 'LDS'], appliedAt: undefined, applyCount: 0 };
+    this.stream = new DiscoveryClient<ProxyResources>({
+      channel: () => ({
+        address: opts.address,
+        credentials: opts.credentials(),
+        options: { 'grpc.use_local_subchannel_pool': 1, 'grpc.ssl_target_name_override': 'isle-control-plane', ...opts.channelOptions },
+      }),
       protocol: this.protocol,
-      address: opts.address,
-      connected: false,
-      connectedSince: undefined,
-      connects: 0,
-      lastError: undefined,
-      state: 'waiting',
-      waitingFor: ['CDS', 'LDS'],
-      appliedAt: undefined,
-      applyCount: 0,
-    };
+      node: opts.node,
+      store: this.state,
+      subscriptions: (typeUrl) => {
+        const names = this.state.subscriptions(typeUrl);
+        const wildcard = typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE;
+        return wildcard || names.length > 0 ? names : null;
+      },
+      onAccepted: (typeUrl, res, version) => {
+        this.log.debug({ type: shortTypeName(typeUrl), version, resources: this.state.type(typeUrl).accepted.size }, 'xDS update accepted');
+        if ((res as { subscriptionsChanged?: boolean }).subscriptionsChanged) this.stream.updateSubscriptions();
+        this.tryApply(false);
+      },
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      timers: this.timers,
+      now: this.now,
+    });
+    this.stream.on('connected', () => {
+      this.log.info({ address: opts.address, protocol: this.protocol }, 'xDS stream established');
+      this.emit('connected');
+    });
+    this.stream.on('disconnected', (why: string, retryInMs: number) => {
+      this.log.warn({ reason: why, retryInMs, attempt: this.stream.status().failures }, 'xDS stream down; serving the last good config');
+      this.emit('disconnected', why);
+    });
+    this.stream.on('ack', (e: AckEvent) => this.emit('ack', e));
+    this.stream.on('nack', (e: NackEvent) => {
+      this.log.warn({ type: shortTypeName(e.typeUrl), version: e.version, errors: e.errors }, 'xDS update rejected (NACK); keeping the last good config');
+      this.emit('nack', e);
+    });
+    this.stream.on('handler-error', (e: unknown) => this.log.error({ err: e }, 'xDS response handling failed'));
   }
 
   /** The graph in use (last applied), if any. */
@@ -142,220 +126,38 @@ export class XdsClient extends EventEmitter {
   }
 
   status(): XdsClientStatus {
-    return { ...this.st, waitingFor: [...this.st.waitingFor] };
+    const s = this.stream.status();
+    return {
+      protocol: s.protocol,
+      address: this.opts.address,
+      connected: s.connected,
+      connectedSince: s.connectedSince,
+      connects: s.connects,
+      lastError: s.lastError,
+      ...this.applyState,
+      waitingFor: [...this.applyState.waitingFor],
+    };
   }
 
   start(): void {
-    this.stopped = false;
-    this.connect();
+    this.stream.start();
   }
 
   /** Closes the stream for good; the applied graph stays with the caller. */
   stop(): void {
-    this.stopped = true;
-    if (this.reconnectTimer !== undefined) this.timers.clearTimeout(this.reconnectTimer);
     if (this.warmTimer !== undefined) this.timers.clearTimeout(this.warmTimer);
-    this.reconnectTimer = this.warmTimer = undefined;
-    this.closeStream();
+    this.warmTimer = undefined;
+    this.stream.stop();
   }
 
   /** Drops the stream and reconnects at once (e.g. to present a renewed certificate). */
   reconnect(): void {
-    if (this.stopped) return;
-    this.closeStream();
-    this.attempt = 0;
-    if (this.reconnectTimer !== undefined) this.timers.clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = undefined;
-    this.connect();
+    this.stream.reconnect();
   }
 
   /** Re-resolves and re-applies (local secrets changed, e.g. after certificate rotation). */
   refresh(): void {
     this.tryApply(true);
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // stream
-  // -------------------------------------------------------------------------------------------
-
-  private connect(): void {
-    if (this.stopped) return;
-    let client: grpc.Client;
-    try {
-      client = new grpc.Client(this.opts.address, this.opts.credentials(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.ssl_target_name_override': 'isle-control-plane', ...this.opts.channelOptions });
-    } catch (e) {
-      this.failed(e instanceof Error ? e.message : String(e));
-      return;
-    }
-    const def = adsServiceDefinition();
-    const m = this.protocol === 'delta' ? def.DeltaAggregatedResources : def.StreamAggregatedResources;
-    const call = client.makeBidiStreamRequest(
-      m.path,
-      m.requestSerialize as (v: DiscoveryRequestMsg | DeltaDiscoveryRequestMsg) => Buffer,
-      m.responseDeserialize as (b: Buffer) => DiscoveryResponseMsg | DeltaDiscoveryResponseMsg,
-      new grpc.Metadata(),
-      {},
-    ) as Stream;
-    const s: StreamState = { client, call, nodeSent: false, nonces: new Map(), sent: new Map(), opened: new Set(), closed: false };
-    this.stream = s;
-    this.st.connects++;
-    call.on('data', (msg: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg) => {
-      if (s.closed) return;
-      if (!this.st.connected) {
-        this.st.connected = true;
-        this.st.connectedSince = this.now();
-        this.st.lastError = undefined;
-        this.attempt = 0;
-        this.log.info({ address: this.opts.address, protocol: this.protocol }, 'xDS stream established');
-        this.emit('connected');
-      }
-      try {
-        this.onResponse(s, msg);
-      } catch (e) {
-        this.log.error({ err: e }, 'xDS response handling failed');
-      }
-    });
-    call.on('error', (e: grpc.ServiceError) => {
-      if (!s.closed) this.st.lastError = e.details || e.message;
-    });
-    call.on('status', (status: grpc.StatusObject) => {
-      if (s.closed) return;
-      this.streamEnded(s, status.code === grpc.status.OK ? 'stream closed by the control plane' : `${grpc.status[status.code] ?? status.code}: ${status.details}`);
-    });
-    call.on('end', () => {
-      if (!s.closed) this.streamEnded(s, 'stream ended');
-    });
-    for (const t of XDS_TYPES) this.openType(s, t);
-  }
-
-  private streamEnded(s: StreamState, why: string): void {
-    if (s !== this.stream) return;
-    this.closeStream();
-    this.failed(why);
-  }
-
-  private failed(why: string): void {
-    this.st.lastError = why;
-    if (this.stopped) return;
-    this.attempt++;
-    const delay = this.backoff(this.attempt);
-    this.log.warn({ reason: why, retryInMs: delay, attempt: this.attempt }, 'xDS stream down; serving the last good config');
-    this.emit('disconnected', why);
-    this.reconnectTimer = this.timers.setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.connect();
-    }, delay);
-  }
-
-  private closeStream(): void {
-    const s = this.stream;
-    if (!s) return;
-    s.closed = true;
-    this.stream = undefined;
-    if (this.st.connected) {
-      this.st.connected = false;
-      this.st.connectedSince = undefined;
-    }
-    try {
-      s.call.cancel();
-    } catch {
-      // already gone
-    }
-    s.client.close();
-  }
-
-  private send(s: StreamState, req: DiscoveryRequestMsg | DeltaDiscoveryRequestMsg): void {
-    if (s.closed) return;
-    if (!s.nodeSent) {
-      req.node = this.opts.node;
-      s.nodeSent = true;
-    }
-    s.call.write(req);
-  }
-
-  /** First request of a type on a stream (types with nothing to ask for wait for names). */
-  private openType(s: StreamState, typeUrl: string): void {
-    const wildcard = typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE;
-    const names = this.state.subscriptions(typeUrl);
-    if (!wildcard && names.length === 0) return;
-    s.opened.add(typeUrl);
-    s.sent.set(typeUrl, new Set(names));
-    const t = this.state.type(typeUrl);
-    if (this.protocol === 'delta') {
-      const req: DeltaDiscoveryRequestMsg = { type_url: typeUrl, resource_names_subscribe: names };
-      const versions = this.state.resourceVersions(typeUrl);
-      if (Object.keys(versions).length) req.initial_resource_versions = versions;
-      this.send(s, req);
-    } else {
-      this.send(s, { type_url: typeUrl, version_info: t.version, resource_names: names });
-    }
-  }
-
-  /** After an accepted response: tell the server about new EDS/RDS/SDS names. */
-  private updateSubscriptions(s: StreamState): void {
-    for (const typeUrl of [ENDPOINT_TYPE, ROUTE_TYPE, SECRET_TYPE]) {
-      const names = this.state.subscriptions(typeUrl);
-      if (!s.opened.has(typeUrl)) {
-        this.openType(s, typeUrl);
-        continue;
-      }
-      const before = s.sent.get(typeUrl) ?? new Set<string>();
-      const now = new Set(names);
-      const added = names.filter((n) => !before.has(n));
-      const removed = [...before].filter((n) => !now.has(n));
-      if (!added.length && !removed.length) continue;
-      s.sent.set(typeUrl, now);
-      if (this.protocol === 'delta') {
-        this.send(s, { type_url: typeUrl, resource_names_subscribe: added, resource_names_unsubscribe: removed });
-      } else {
-        const nonce = s.nonces.get(typeUrl);
-        this.send(s, { type_url: typeUrl, version_info: this.state.type(typeUrl).version, resource_names: names, ...(nonce ? { response_nonce: nonce } : {}) });
-      }
-    }
-  }
-
-  private onResponse(s: StreamState, msg: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg): void {
-    const typeUrl = msg.type_url;
-    const nonce = msg.nonce;
-    s.nonces.set(typeUrl, nonce);
-    let update: Update;
-    let version: string;
-    if (this.protocol === 'delta') {
-      const d = msg as DeltaDiscoveryResponseMsg;
-      version = d.system_version_info ?? '';
-      update = { kind: 'delta', version, resources: d.resources ?? [], removed: d.removed_resources ?? [] };
-    } else {
-      const r = msg as DiscoveryResponseMsg;
-      version = r.version_info ?? '';
-      update = { kind: 'sotw', version, resources: r.resources ?? [] };
-    }
-    if (!XDS_TYPES.includes(typeUrl)) {
-      this.nack(s, typeUrl, nonce, version, [`unsupported type ${typeUrl}`]);
-      return;
-    }
-    const res = this.state.handle(typeUrl, update, nonce);
-    if (!res.ack) {
-      this.nack(s, typeUrl, nonce, version, res.errors);
-      return;
-    }
-    this.log.debug({ type: shortTypeName(typeUrl), version, resources: this.state.type(typeUrl).accepted.size }, 'xDS update accepted');
-    if (this.protocol === 'delta') this.send(s, { type_url: typeUrl, response_nonce: nonce });
-    else this.send(s, { type_url: typeUrl, version_info: version, resource_names: [...(s.sent.get(typeUrl) ?? [])], response_nonce: nonce });
-    this.emit('ack', { typeUrl, version, nonce });
-    if (res.subscriptionsChanged) this.updateSubscriptions(s);
-    this.tryApply(false);
-  }
-
-  private nack(s: StreamState, typeUrl: string, nonce: string, version: string, errors: string[]): void {
-    const message = errors.join('; ');
-    this.log.warn({ type: shortTypeName(typeUrl), version, errors }, 'xDS update rejected (NACK); keeping the last good config');
-    const error_detail = { code: INVALID_ARGUMENT, message };
-    if (this.protocol === 'delta') this.send(s, { type_url: typeUrl, response_nonce: nonce, error_detail });
-    else {
-      const t = XDS_TYPES.includes(typeUrl) ? this.state.type(typeUrl).version : '';
-      this.send(s, { type_url: typeUrl, version_info: t, resource_names: [...(s.sent.get(typeUrl) ?? [])], response_nonce: nonce, error_detail });
-    }
-    this.emit('nack', { typeUrl, version, nonce, errors } satisfies NackEvent);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -369,8 +171,8 @@ export class XdsClient extends EventEmitter {
     }
     const r = this.state.resolve(this.current, this.warmingExpired);
     if (r.kind === 'warming') {
-      this.st.state = this.current ? 'warming' : 'waiting';
-      this.st.waitingFor = r.waiting;
+      this.applyState.state = this.current ? 'warming' : 'waiting';
+      this.applyState.waitingFor = r.waiting;
       const onlyEds = r.waiting.every((w) => w.startsWith('EDS '));
       if (onlyEds && this.warmTimer === undefined) {
         this.warmTimer = this.timers.setTimeout(() => {
@@ -389,16 +191,16 @@ export class XdsClient extends EventEmitter {
     if (this.warmTimer !== undefined) this.timers.clearTimeout(this.warmTimer);
     this.warmTimer = undefined;
     this.warmingExpired = false;
-    this.st.waitingFor = [];
+    this.applyState.waitingFor = [];
     if (!force && this.current && sameGraph(this.current, r.graph)) return;
     const graph = r.graph;
     this.applying = (async () => {
       try {
         await this.opts.onGraph(graph);
         this.current = graph;
-        this.st.state = 'applied';
-        this.st.appliedAt = this.now();
-        this.st.applyCount++;
+        this.applyState.state = 'applied';
+        this.applyState.appliedAt = this.now();
+        this.applyState.applyCount++;
         this.emit('applied', graph);
       } catch (e) {
         this.log.error({ err: e }, 'applying config failed');

@@ -1,7 +1,8 @@
 /**
- * What the proxy knows from xDS, per type: the last good (ACKed) resources and the last rejected
- * update, and how to turn them into one consistent ConfigGraph. Transport-free (the ADS stream
- * lives in client.ts), so it is tested with plain objects.
+ * What the proxy knows from xDS, per type: the generic ResourceStore (last good resources, last
+ * rejected update) with the proxy's decoders plugged in, and how to turn them into one consistent
+ * ConfigGraph. Transport-free (the stream is the generic DiscoveryClient), so it is tested with
+ * plain objects.
  *
  * Rules (Envoy's, adapted to "apply only a resolved graph"):
  * - A response is decoded and validated resource by resource; any error rejects the whole
@@ -21,11 +22,10 @@ import {
   LISTENER_TYPE,
   ROUTE_TYPE,
   SECRET_TYPE,
-  shortTypeName,
   type AnyMsg,
-  type DeltaResourceMsg,
   type PlainObject,
 } from '../../xds/index.js';
+import { ResourceStore, type AcceptedResource, type Decoded, type DecoderTable, type HandleResult as StoreResult, type Update } from '../../xds/client/index.js';
 import { decodeCluster, decodeEndpoints, decodeListener, decodeRouteConfig, decodeSecret, resolveGraph } from '../decode/index.js';
 import type {
   ClusterModel,
@@ -39,51 +39,24 @@ import type {
   ValidationContextRef,
 } from '../model.js';
 
+export type { AcceptedResource, RejectedUpdate, TypeState, Update } from '../../xds/client/index.js';
+
 /** The order Envoy initialises in; also the order of /config_dump. */
 export const XDS_TYPES: readonly string[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
 
 /** The secret Istio calls ROOTCA: the trust bundle. Always subscribed (sidecars). */
 export const ROOTCA = 'ROOTCA';
 
-export interface AcceptedResource {
-  readonly name: string;
-  /** Delta: the server's per-resource version; SotW: the response's version_info. */
-  readonly version: string;
-  /** proto3 JSON as decoded (for /config_dump). */
-  readonly raw: PlainObject;
-  readonly model: unknown;
+/** type URL → the validated model its decoder yields. */
+export interface ProxyResources {
+  [CLUSTER_TYPE]: ClusterModel;
+  [ENDPOINT_TYPE]: EndpointsModel;
+  [LISTENER_TYPE]: ListenerModel;
+  [ROUTE_TYPE]: RouteConfigModel;
+  [SECRET_TYPE]: SecretModel;
 }
 
-export interface RejectedUpdate {
-  readonly version: string;
-  readonly nonce: string;
-  readonly errors: readonly string[];
-  /** Names in the rejected response. */
-  readonly resources: readonly string[];
-  /** The rejected resources as received (those that decoded at all), for /config_dump. */
-  readonly raw: readonly PlainObject[];
-  readonly at: number;
-}
-
-export interface TypeState {
-  readonly typeUrl: string;
-  /** Last good resources by name. */
-  accepted: Map<string, AcceptedResource>;
-  /** SotW version_info / delta system_version_info of the last accepted response. */
-  version: string;
-  /** Set once any response of this type was accepted. */
-  received: boolean;
-  acceptedAt: number | undefined;
-  lastRejected: RejectedUpdate | undefined;
-}
-
-export type Update =
-  | { kind: 'sotw'; version: string; resources: readonly AnyMsg[] }
-  | { kind: 'delta'; version: string; resources: readonly DeltaResourceMsg[]; removed: readonly string[] };
-
-export interface HandleResult {
-  ack: boolean;
-  errors: string[];
+export interface HandleResult extends StoreResult {
   /** Subscriptions (EDS/RDS/SDS names) may have changed. */
   subscriptionsChanged: boolean;
 }
@@ -93,21 +66,26 @@ export type ResolveResult =
   | { kind: 'warming'; waiting: string[] }
   | { kind: 'error'; errors: string[] };
 
-type Decoder = (o: unknown) => DecodeResult<unknown>;
+/** proto3 JSON first (kept for /config_dump), then the proxy's validating decoder. */
+function envoyDecoder<T>(decode: (o: unknown) => DecodeResult<T>, name: (m: T) => string) {
+  return {
+    decode(any: AnyMsg): Decoded<T> {
+      const raw: PlainObject = decodeResource(any);
+      const r = decode(raw);
+      return 'errors' in r ? { ok: false, errors: r.errors, raw } : { ok: true, name: name(r.ok), value: r.ok, raw };
+    },
+  };
+}
 
-const DECODERS: Record<string, { decode: Decoder; name: (m: unknown) => string }> = {
-  [CLUSTER_TYPE]: { decode: decodeCluster, name: (m) => (m as ClusterModel).name },
-  [ENDPOINT_TYPE]: { decode: decodeEndpoints, name: (m) => (m as EndpointsModel).clusterName },
-  [LISTENER_TYPE]: { decode: decodeListener, name: (m) => (m as ListenerModel).name },
-  [ROUTE_TYPE]: { decode: decodeRouteConfig, name: (m) => (m as RouteConfigModel).name },
-  [SECRET_TYPE]: { decode: decodeSecret, name: (m) => (m as SecretModel).name },
+const DECODERS: DecoderTable<ProxyResources> = {
+  [CLUSTER_TYPE]: envoyDecoder(decodeCluster, (m) => m.name),
+  [ENDPOINT_TYPE]: envoyDecoder(decodeEndpoints, (m) => m.clusterName),
+  [LISTENER_TYPE]: envoyDecoder(decodeListener, (m) => m.name),
+  [ROUTE_TYPE]: envoyDecoder(decodeRouteConfig, (m) => m.name),
+  [SECRET_TYPE]: envoyDecoder(decodeSecret, (m) => m.name),
 };
 
 const WARMING = /not received/;
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export interface XdsStateOptions {
   /** Secrets the proxy holds itself (its own certificate as `default`); they win over xDS. */
@@ -115,23 +93,21 @@ export interface XdsStateOptions {
   now?: () => number;
 }
 
-export class XdsState {
-  readonly types = new Map<string, TypeState>();
+export class XdsState extends ResourceStore<ProxyResources> {
   private readonly localSecrets: () => readonly SecretModel[];
-  private readonly now: () => number;
 
   constructor(opts: XdsStateOptions = {}) {
+    super({
+      decoders: DECODERS,
+      order: XDS_TYPES as (keyof ProxyResources)[],
+      // Cross-resource errors this update introduces (warming aside).
+      crossCheck: (typeUrl, candidate) => {
+        const before = new Set(this.resolveErrors(new Map()));
+        return this.resolveErrors(new Map([[typeUrl, candidate]])).filter((e) => !before.has(e) && !WARMING.test(e));
+      },
+      ...(opts.now ? { now: opts.now } : {}),
+    });
     this.localSecrets = opts.localSecrets ?? (() => []);
-    this.now = opts.now ?? Date.now;
-    for (const t of XDS_TYPES) {
-      this.types.set(t, { typeUrl: t, accepted: new Map(), version: '', received: false, acceptedAt: undefined, lastRejected: undefined });
-    }
-  }
-
-  type(typeUrl: string): TypeState {
-    const t = this.types.get(typeUrl);
-    if (!t) throw new Error(`unknown xDS type ${typeUrl}`);
-    return t;
   }
 
   /** Names of secrets provided locally (never subscribed). */
@@ -139,80 +115,13 @@ export class XdsState {
     return new Set(this.localSecrets().map((s) => s.name));
   }
 
-  /** Validates one response; on success it becomes the type's last good state. */
-  handle(typeUrl: string, update: Update, nonce: string): HandleResult {
-    const t = this.type(typeUrl);
-    const dec = DECODERS[typeUrl]!;
-    const errors: string[] = [];
-    const raws: PlainObject[] = [];
-    const names: string[] = [];
-    const fresh = new Map<string, AcceptedResource>();
-    const decodeOne = (any: AnyMsg | null | undefined, expectedName: string | undefined, version: string): void => {
-      const where = expectedName !== undefined ? `${shortTypeName(typeUrl)} ${JSON.stringify(expectedName)}` : shortTypeName(typeUrl);
-      if (!any) {
-        errors.push(`${where}: resource has no body`);
-        return;
-      }
-      if (any.type_url !== typeUrl) {
-        errors.push(`${where}: type_url ${JSON.stringify(any.type_url)} in a ${shortTypeName(typeUrl)} response`);
-        return;
-      }
-      let raw: PlainObject;
-      try {
-        raw = decodeResource(any);
-      } catch (e) {
-        errors.push(`${where}: cannot decode: ${errText(e)}`);
-        return;
-      }
-      raws.push(raw);
-      const r = dec.decode(raw);
-      if ('errors' in r) {
-        errors.push(...r.errors);
-        if (expectedName !== undefined) names.push(expectedName);
-        return;
-      }
-      const name = dec.name(r.ok);
-      names.push(name);
-      if (expectedName !== undefined && expectedName !== '' && expectedName !== name) {
-        errors.push(`${where}: resource is named ${JSON.stringify(name)}`);
-        return;
-      }
-      if (fresh.has(name)) {
-        errors.push(`${shortTypeName(typeUrl)} ${JSON.stringify(name)}: duplicate name in one response`);
-        return;
-      }
-      fresh.set(name, { name, version, raw, model: r.ok });
-    };
-
-    let candidate: Map<string, AcceptedResource>;
-    if (update.kind === 'sotw') {
-      for (const any of update.resources) decodeOne(any, undefined, update.version);
-      candidate = fresh;
-    } else {
-      for (const r of update.resources) decodeOne(r.resource, r.name, r.version);
-      candidate = new Map(t.accepted);
-      for (const n of update.removed) candidate.delete(n);
-      for (const [n, r] of fresh) candidate.set(n, r);
-    }
-
-    if (errors.length === 0) {
-      // Cross-resource errors this update introduces (warming aside).
-      const before = new Set(this.resolveErrors(new Map()));
-      const after = this.resolveErrors(new Map([[typeUrl, candidate]]));
-      errors.push(...after.filter((e) => !before.has(e) && !WARMING.test(e)));
-    }
-
-    if (errors.length > 0) {
-      t.lastRejected = { version: update.version, nonce, errors, resources: names, raw: raws, at: this.now() };
-      return { ack: false, errors, subscriptionsChanged: false };
-    }
+  /** Validates one response; on success it becomes the type's last good state, and unwanted EDS/RDS/SDS go. */
+  override handle(typeUrl: string, update: Update, nonce: string): HandleResult {
     const subsBefore = this.subscriptionKey();
-    t.accepted = candidate;
-    t.version = update.version;
-    t.received = true;
-    t.acceptedAt = this.now();
+    const r = super.handle(typeUrl, update, nonce);
+    if (!r.ack) return { ...r, subscriptionsChanged: false };
     this.prune();
-    return { ack: true, errors: [], subscriptionsChanged: this.subscriptionKey() !== subsBefore };
+    return { ...r, subscriptionsChanged: this.subscriptionKey() !== subsBefore };
   }
 
   /** Drops EDS/RDS/SDS resources nobody subscribes to any more. */
@@ -265,18 +174,18 @@ export class XdsState {
     return [...out].sort();
   }
 
-  private models<T>(typeUrl: string, override: Map<string, Map<string, AcceptedResource>>): T[] {
+  private models<T>(typeUrl: string, override: ReadonlyMap<string, ReadonlyMap<string, AcceptedResource>>): T[] {
     const m = override.get(typeUrl) ?? this.type(typeUrl).accepted;
     return [...m.values()].map((r) => r.model as T);
   }
 
-  private secrets(override: Map<string, Map<string, AcceptedResource>>): SecretModel[] {
+  private secrets(override: ReadonlyMap<string, ReadonlyMap<string, AcceptedResource>>): SecretModel[] {
     const local = this.localSecrets();
     const names = new Set(local.map((s) => s.name));
     return [...this.models<SecretModel>(SECRET_TYPE, override).filter((s) => !names.has(s.name)), ...local];
   }
 
-  private resolveErrors(override: Map<string, Map<string, AcceptedResource>>): string[] {
+  private resolveErrors(override: ReadonlyMap<string, ReadonlyMap<string, AcceptedResource>>): string[] {
     const r = resolveGraph(
       this.models<ListenerModel>(LISTENER_TYPE, override),
       this.models<RouteConfigModel>(ROUTE_TYPE, override),
@@ -331,13 +240,6 @@ export class XdsState {
       return { kind: 'ready', graph: { ...r.ok, endpoints } };
     }
     return { kind: 'ready', graph: r.ok };
-  }
-
-  /** Delta reconnect: what we hold, per name. */
-  resourceVersions(typeUrl: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [n, r] of this.type(typeUrl).accepted) out[n] = r.version;
-    return out;
   }
 }
 
