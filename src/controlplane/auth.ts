@@ -38,8 +38,8 @@ function peerCertificate(call: unknown): PeerCertificate | undefined {
 
 export interface AuthOptions {
   trustDomain: string;
-  /** Defaults for proxyFromNode (the control plane's cluster and network). */
-  defaults: ProxyDefaults;
+  /** Defaults for proxyFromNode (the control plane's cluster and network), read per stream: they follow MeshConfig. */
+  defaults: () => ProxyDefaults;
   /** 'mtls': a verified client certificate must match the node. 'trust-metadata': plaintext loopback. */
   mode: 'mtls' | 'trust-metadata';
 }
@@ -52,7 +52,7 @@ export function xdsAuthenticator(opts: AuthOptions): XdsAuthenticator {
   return (node, call) => {
     let proxy: Proxy;
     try {
-      proxy = proxyFromNodeInfo(node, opts.defaults);
+      proxy = proxyFromNodeInfo(node, opts.defaults());
     } catch (e) {
       return `invalid node: ${e instanceof Error ? e.message : String(e)}`;
     }

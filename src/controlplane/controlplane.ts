@@ -1,8 +1,9 @@
 /**
  * The control-plane process: joins the parts of DESIGN §3 into `isle control-plane`.
  *
- *   config dir → DirectorySource → ConfigStore ─┬→ local shard (watchLocalShard + AutoRegistry) → Registry
- *                                               └→ Pusher (debounce → PushContext → queue) ← Registry changes
+ *   config dir → DirectorySource → ConfigStore ─┬→ MeshSettingsResolver (MeshConfig + flags, live) → read by all below
+ *                                               ├→ local shard (watchLocalShard + AutoRegistry) → Registry
+ *                                               └→ Pusher (debounce → PushRequest → PushContext → queue) ← Registry changes
  *   Pusher → SnapshotCache → XdsServer (ADS) ─┬→ :15012 gRPC, TLS (server cert from the intermediate),
  *                                              │   ADS + istio.v1.auth.IstioCertificateService
  *                                              └→ :15010 plaintext, loopback only, off unless asked
@@ -12,27 +13,23 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
-import type { MeshConfigSpec } from '../config/kinds/mesh.js';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
-import { parseDuration } from '../config/schema.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { ConfigStore } from '../config/store.js';
-import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
+import { formatConfigError, type ConfigError } from '../config/types.js';
 import { IsleError, isIsleError } from '../errors.js';
 import { loadCaDir, validateClusterName, type IssuingCa } from '../pki/index.js';
 import { AutoRegistry } from '../registry/autoregister.js';
 import { Registry } from '../registry/aggregate.js';
 import { watchLocalShard, type LocalShardWatch } from '../registry/local.js';
-import { fromConfigLocality, type Locality } from '../registry/model.js';
-import { meshDefaultsFrom } from '../registry/shard.js';
 import { SnapshotCache } from '../xds/cache.js';
 import { RECOMMENDED_GRPC_SERVER_OPTIONS, XdsServer } from '../xds/server.js';
 import { xdsAuthenticator } from './auth.js';
 import { addCertService, createCertService } from './certservice.js';
 import { DebugServer } from './debugserver.js';
 import { ControlPlaneMetrics } from './metrics.js';
-import { parseProxyId, type ProxyDefaults } from '../model/proxy.js';
-import type { MeshInfo } from '../model/pushcontext.js';
+import { parseProxyId, proxyDefaultsFrom } from '../model/proxy.js';
+import { MeshSettingsResolver, pickMeshConfig } from '../mesh/settings.js';
 import { Pusher } from './pusher.js';
 import { assertPlaintextAddress, grpcServerCredentials, isLoopback, issueServerCert, type ServerCert } from './servercert.js';
 import { realTimers, type Timers } from '../mesh/timers.js';
@@ -75,6 +72,18 @@ export interface ControlPlaneOptions {
   peerBackoff?: (attempt: number) => number;
 }
 
+interface ListenAddresses {
+  grpc: { host: string; port: number };
+  debug: { host: string; port: number };
+  plaintext?: { host: string; port: number };
+}
+
+interface GrpcServers {
+  /** mTLS: ADS, the certificate service, the peering export. */
+  main: grpc.Server;
+  plaintext?: grpc.Server;
+}
+
 export interface BoundAddresses {
   /** host:port of the TLS gRPC listener (ADS + certificate service). */
   grpc: string;
@@ -105,18 +114,6 @@ function bindGrpc(server: grpc.Server, host: string, port: number, creds: grpc.S
   );
 }
 
-function durationMs(v: string | undefined, dflt: number, what: string): number {
-  if (v === undefined) return dflt;
-  const ms = parseDuration(v);
-  if (ms === undefined) throw new IsleError('ERR_CONFIG_INVALID', `MeshConfig ${what}: invalid duration ${JSON.stringify(v)}`);
-  return ms;
-}
-
-/** The cluster's MeshConfig: Isle keeps one per cluster (the first by name is used if there are several). */
-function meshConfigOf(resources: Resource[]): Resource<MeshConfigSpec> | undefined {
-  return [...resources].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0] as Resource<MeshConfigSpec> | undefined;
-}
-
 /** The IP of a gateway-mode proxy from its node id (`router~<ip>~…`, see proxy.ts), else undefined. */
 function gatewayIp(nodeId: string): string | undefined {
   try {
@@ -135,6 +132,8 @@ export class ControlPlane {
   readonly logger: Logger;
   readonly timers: Timers;
   ca!: IssuingCa;
+  /** The mesh settings every part reads (MeshConfig + flags), followed live. */
+  mesh!: MeshSettingsResolver;
   cluster = '';
   trustDomain = '';
   registry!: Registry;
@@ -156,9 +155,12 @@ export class ControlPlane {
   private ready = false;
   private stopping: Promise<void> | undefined;
 
+  private readonly now: () => number;
+
   private constructor(private readonly opts: ControlPlaneOptions) {
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.timers = opts.timers ?? realTimers;
+    this.now = opts.now ?? Date.now;
   }
 
   /** Starts everything; throws a one-line IsleError (bad CA dir, config dir, cluster, port in use). */
@@ -177,18 +179,44 @@ export class ControlPlane {
     return this.ready;
   }
 
+  /**
+   * The process, assembled in steps; each step reads what the earlier ones set up. A new part of
+   * the control plane (a store engine, a mode) is one more step here.
+   */
   private async init(): Promise<void> {
+    const addrs = this.parseAddresses();
+    await this.setupCa();
+    await this.setupConfig();
+    this.setupMesh();
+    this.setupRegistry();
+    this.setupPush();
+    const servers = await this.setupServers(addrs);
+    this.setupPeering(servers.main);
+    await this.listen(servers, addrs);
+    await this.setupDebug(addrs.debug);
+    this.peering!.start();
+    this.ready = true;
+    const settings = this.mesh.current();
+    this.logger.info({ cluster: this.cluster, trustDomain: this.trustDomain, ...this.addresses, debounceMs: settings.debounce, meshConfig: settings.source }, 'control plane ready');
+  }
+
+  private parseAddresses(): ListenAddresses {
     const o = this.opts;
-    const listen = parseListenAddress(o.listen ?? DEFAULT_LISTEN, '--listen');
-    const debugListen = parseListenAddress(o.debugListen ?? DEFAULT_DEBUG_LISTEN, '--debug-listen');
+    const grpcAddr = parseListenAddress(o.listen ?? DEFAULT_LISTEN, '--listen');
+    const debug = parseListenAddress(o.debugListen ?? DEFAULT_DEBUG_LISTEN, '--debug-listen');
     const plaintext = o.plaintextListen !== undefined ? parseListenAddress(o.plaintextListen, '--plaintext-listen') : undefined;
     if (plaintext) assertPlaintextAddress(plaintext.host);
-    if (!isLoopback(debugListen.host)) this.logger.warn({ address: debugListen.host }, 'debug server is not on loopback: it exposes config and registry to whoever can reach it');
+    if (!isLoopback(debug.host)) this.logger.warn({ address: debug.host }, 'debug server is not on loopback: it exposes config and registry to whoever can reach it');
+    return { grpc: grpcAddr, debug, ...(plaintext ? { plaintext } : {}) };
+  }
 
-    // 1. CA (fail fast, one line naming the file).
-    this.ca = await loadCaDir(o.caDir);
+  /** The cluster's intermediate CA: fail fast, one line naming the file. */
+  private async setupCa(): Promise<void> {
+    this.ca = await loadCaDir(this.opts.caDir);
+  }
 
-    // 2. Config.
+  private async setupConfig(): Promise<void> {
+    const o = this.opts;
     this.source = new DirectorySource(o.configDir, { ...o.directory, name: `dir:${o.configDir}` });
     this.store.addSource(this.source);
     try {
@@ -198,81 +226,81 @@ export class ControlPlane {
       throw new IsleError('ERR_FILE_MISSING', `${o.configDir}: cannot read config directory: ${e instanceof Error ? e.message : String(e)}`, { file: o.configDir });
     }
     this.watchConfigErrors();
+  }
 
-    // 3. Mesh settings: MeshConfig, CLI overrides, and what the CA says.
+  /**
+   * Cluster and trust domain are checked against the CA once (they are fixed for the process);
+   * everything else is the resolver's, which every later step reads and which follows MeshConfig.
+   */
+  private setupMesh(): void {
+    const o = this.opts;
     const meshes = this.store.list('MeshConfig');
+    const mesh = pickMeshConfig(meshes);
     if (meshes.length > 1) {
-      this.logger.warn({ meshConfigs: meshes.map((m) => `${m.metadata.name} (${m.source.file}:${m.source.line})`) }, `several MeshConfigs; using ${meshConfigOf(meshes)!.metadata.name}`);
+      this.logger.warn({ meshConfigs: meshes.map((m) => `${m.metadata.name} (${m.source.file}:${m.source.line})`) }, `several MeshConfigs; using ${mesh!.metadata.name}`);
     }
-    const mesh = meshConfigOf(meshes)?.spec;
-    const cluster = o.cluster ?? mesh?.clusterName ?? this.ca.cluster;
+    const cluster = o.cluster ?? mesh?.spec.clusterName ?? this.ca.cluster;
     if (!cluster) throw new IsleError('ERR_USAGE', `no cluster name: pass --cluster or set clusterName in the MeshConfig (${o.caDir} does not name one)`);
     validateClusterName(cluster);
     if (this.ca.cluster !== undefined && this.ca.cluster !== cluster) {
       const from = o.cluster !== undefined ? '--cluster' : 'MeshConfig clusterName';
       throw new IsleError('ERR_USAGE', `${from} ${cluster} does not match ${o.caDir}, which is the intermediate CA of cluster ${this.ca.cluster}`);
     }
-    const trustDomain = mesh?.trustDomain ?? this.ca.trustDomain;
+    const trustDomain = mesh?.spec.trustDomain ?? this.ca.trustDomain;
     if (trustDomain !== this.ca.trustDomain) {
       throw new IsleError('ERR_CONFIG_INVALID', `MeshConfig trustDomain ${trustDomain} differs from the CA's (${this.ca.trustDomain}) in ${o.caDir}`);
     }
     this.cluster = cluster;
     this.trustDomain = trustDomain;
-    const quietMs = durationMs(mesh?.debounce?.quiet, 100, 'debounce.quiet');
-    const maxMs = durationMs(mesh?.debounce?.max, 10_000, 'debounce.max');
+    this.mesh = new MeshSettingsResolver(
+      this.store,
+      { clusterName: cluster, trustDomain, ...(o.network !== undefined ? { network: o.network } : {}) },
+      (e) => this.logger.error({ err: e }, 'mesh settings listener failed'),
+    );
+    this.offs.push(
+      this.mesh.subscribe((next, prev) => {
+        this.logger.info({ meshConfig: next.source, network: next.network, debounceMs: next.debounce, registrationGraceMs: next.registrationGraceMs }, 'mesh settings changed');
+        if (next.network !== prev.network) this.refreshLocalGateways();
+      }),
+    );
+  }
 
-    // 4. Registry: the local shard from the store plus auto-registered proxies.
-    this.registry = new Registry({ localCluster: cluster, log: (line) => this.logger.warn(line) });
+  /** The local shard from the store plus auto-registered proxies. */
+  private setupRegistry(): void {
+    this.registry = new Registry({ localCluster: this.cluster, log: (line) => this.logger.warn(line) });
     this.autoRegistry = new AutoRegistry({
-      ...(o.graceMs !== undefined ? { graceMs: o.graceMs } : {}),
+      graceMs: () => this.opts.graceMs ?? this.mesh.current().registrationGraceMs,
       timers: this.timers,
       onListenerError: (e) => this.logger.error({ err: e }, 'auto-registration listener failed'),
     });
-    this.shardWatch = watchLocalShard({
-      cluster,
-      store: this.store,
-      registry: this.registry,
-      autoRegistry: this.autoRegistry,
-      // --network overrides the MeshConfig's network (the rest of its defaults still apply, read at start).
-      ...(o.network !== undefined ? { defaults: { ...meshDefaultsFrom(mesh), network: o.network } } : {}),
-    });
+    this.shardWatch = watchLocalShard({ cluster: this.cluster, store: this.store, registry: this.registry, autoRegistry: this.autoRegistry, mesh: this.mesh });
+  }
 
-    // 5. Push pipeline.
-    const currentMesh = (): MeshConfigSpec | undefined => meshConfigOf(this.store.list('MeshConfig'))?.spec;
-    const meshInfo = (): Partial<MeshInfo> & Pick<MeshInfo, 'trustDomain' | 'clusterName'> => {
-      const m = currentMesh();
-      // Cluster and trust domain are fixed for the life of the process (they are the CA's).
-      return { trustDomain, clusterName: cluster, network: o.network ?? m?.network ?? '', rootNamespace: m?.rootNamespace ?? 'istio-system' };
-    };
-    const proxyDefaults = (): ProxyDefaults => {
-      const m = currentMesh();
-      const network = o.network ?? m?.network;
-      const locality: Locality | undefined = m?.defaultLocality ? fromConfigLocality(m.defaultLocality) : undefined;
-      return { cluster, ...(network ? { network } : {}), ...(locality ? { locality } : {}) };
-    };
+  private setupPush(): void {
     this.pusher = new Pusher({
       registry: this.registry,
       store: this.store,
       cache: this.cache,
       autoRegistry: this.autoRegistry,
-      mesh: meshInfo,
+      mesh: this.mesh,
       trustBundlePem: this.ca.rootBundlePem,
-      proxyDefaults,
-      debounce: { quietMs, maxMs },
       timers: this.timers,
       metrics: this.metrics,
       logger: this.logger.child({ component: 'push' }),
-      ...(o.pushChunkSize !== undefined ? { chunkSize: o.pushChunkSize } : {}),
+      ...(this.opts.pushChunkSize !== undefined ? { chunkSize: this.opts.pushChunkSize } : {}),
       networkGateways: () => this.peering?.networkGateways() ?? {},
     });
+  }
 
-    // 6. gRPC: ADS + CA on TLS; ADS alone on the plaintext loopback port.
-    this.serverCert = await issueServerCert({ ca: this.ca, cluster, listenAddresses: [listen.host] });
+  /** gRPC: ADS + CA on TLS; ADS alone on the plaintext loopback port. Not bound yet. */
+  private async setupServers(addrs: ListenAddresses): Promise<GrpcServers> {
+    this.serverCert = await issueServerCert({ ca: this.ca, cluster: this.cluster, listenAddresses: [addrs.grpc.host] });
     const xdsLogger = this.logger.child({ component: 'xds' });
-    const now = o.now ?? Date.now;
-    const tls = new XdsServer({ cache: this.cache, logger: xdsLogger, now, authenticate: xdsAuthenticator({ trustDomain, defaults: proxyDefaults(), mode: 'mtls' }) });
+    const defaults = () => proxyDefaultsFrom(this.mesh.current());
+    const tls = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'mtls' }) });
     this.xdsServers.push(tls);
     this.pusher.attach(tls);
+    this.watchGatewayProxies(tls);
     const main = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
     this.grpcServers.push(main);
     tls.addToServer(main);
@@ -281,55 +309,62 @@ export class ControlPlane {
       main,
       createCertService({
         ca: this.ca,
-        cluster,
-        trustDomain,
+        cluster: this.cluster,
+        trustDomain: this.trustDomain,
         onIssued: (e) => caLog.info({ spiffeId: e.spiffeId, serial: e.serialNumber, notAfter: e.notAfter.toISOString(), via: e.via, jti: e.jti, peer: e.peer }, 'certificate issued'),
         onRefused: (e) => caLog.warn({ code: grpc.status[e.code], reason: e.reason, message: e.message, peer: e.peer }, 'certificate refused'),
       }),
     );
-    const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
+    if (!addrs.plaintext) return { main };
+    const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
+    this.xdsServers.push(plain);
+    this.pusher.attach(plain);
+    const plaintext = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
+    this.grpcServers.push(plaintext);
+    plain.addToServer(plaintext);
+    return { main, plaintext };
+  }
 
-    // Peering, discovery only: our export feed shares the mTLS port (its own service name and
-    // auth: control planes of our root only); our subscriptions follow the RemoteCluster resources.
-    const network = o.network ?? mesh?.network ?? '';
+  /**
+   * Peering, discovery only: our export feed shares the mTLS port (its own service name and auth:
+   * control planes of our root only); our subscriptions follow the RemoteCluster resources.
+   */
+  private setupPeering(main: grpc.Server): void {
+    const network = this.mesh.current().network;
     const peerLog = this.logger.child({ component: 'peering' });
     try {
-      this.staticGateways = parseGatewayAddresses(o.eastWestGateways ?? []);
+      this.staticGateways = parseGatewayAddresses(this.opts.eastWestGateways ?? []);
     } catch (e) {
       throw new IsleError('ERR_USAGE', `--east-west-gateway: ${e instanceof Error ? e.message : String(e)}`);
     }
-    this.peeringExport = new PeeringExport({ registry: this.registry, cluster, network, trustDomain, gateways: this.staticGateways, logger: peerLog, now });
+    this.peeringExport = new PeeringExport({ registry: this.registry, cluster: this.cluster, network, trustDomain: this.trustDomain, gateways: this.staticGateways, logger: peerLog, now: this.now });
     this.peeringExport.addToServer(main);
-    this.addresses.grpc = await bindGrpc(main, listen.host, listen.port, creds, 'xDS + CA, mTLS');
     this.offs.push(observeTlsFailures(main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
     this.peering = new PeeringManager({
-      localCluster: cluster,
+      localCluster: this.cluster,
       localNetwork: network,
       localGateways: this.staticGateways,
       registry: this.registry,
       store: this.store,
-      tls: () => ({ rootBundlePem: this.ca.rootBundlePem, certChainPem: this.serverCert.chainPem, keyPem: this.serverCert.keyPem, trustDomain }),
+      tls: () => ({ rootBundlePem: this.ca.rootBundlePem, certChainPem: this.serverCert.chainPem, keyPem: this.serverCert.keyPem, trustDomain: this.trustDomain }),
       timers: this.timers,
-      now,
-      ...(o.peerBackoff ? { backoff: o.peerBackoff } : {}),
+      now: this.now,
+      ...(this.opts.peerBackoff ? { backoff: this.opts.peerBackoff } : {}),
       logger: peerLog,
     });
     this.offs.push(this.peering.onGatewaysChange(() => this.pusher.requestFullPush('gateways')));
-    this.watchGatewayProxies(tls, network);
-    this.peering.start();
+  }
 
-    if (plaintext) {
-      const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now, authenticate: xdsAuthenticator({ trustDomain, defaults: proxyDefaults(), mode: 'trust-metadata' }) });
-      this.xdsServers.push(plain);
-      this.pusher.attach(plain);
-      const ps = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
-      this.grpcServers.push(ps);
-      plain.addToServer(ps);
-      this.addresses.plaintext = await bindGrpc(ps, plaintext.host, plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
+  private async listen(servers: GrpcServers, addrs: ListenAddresses): Promise<void> {
+    const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
+    this.addresses.grpc = await bindGrpc(servers.main, addrs.grpc.host, addrs.grpc.port, creds, 'xDS + CA, mTLS');
+    if (servers.plaintext && addrs.plaintext) {
+      this.addresses.plaintext = await bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
       this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');
     }
+  }
 
-    // 7. Debug server.
+  private async setupDebug(addr: { host: string; port: number }): Promise<void> {
     this.debug = new DebugServer({
       xdsServers: this.xdsServers,
       cache: this.cache,
@@ -339,10 +374,10 @@ export class ControlPlane {
       pusher: this.pusher,
       metrics: this.metrics,
       ready: () => this.ready,
-      info: () => ({ cluster, trustDomain, addresses: this.addresses }),
+      info: () => ({ cluster: this.cluster, trustDomain: this.trustDomain, addresses: this.addresses }),
       remoteClusters: () => ({
-        cluster,
-        network,
+        cluster: this.cluster,
+        network: this.mesh.current().network,
         gateways: this.localGateways(),
         remoteClusters: this.peering?.status() ?? [],
         subscribers: this.peeringExport?.subscribers() ?? [],
@@ -350,14 +385,11 @@ export class ControlPlane {
       }),
     });
     try {
-      this.addresses.debug = await this.debug.listen(debugListen.host, debugListen.port);
+      this.addresses.debug = await this.debug.listen(addr.host, addr.port);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const addr = formatHostPort(debugListen.host, debugListen.port);
-      throw new IsleError('ERR_USAGE', `cannot listen on ${addr} (debug): ${code === 'EADDRINUSE' ? 'address already in use' : e instanceof Error ? e.message : String(e)}`);
+      throw new IsleError('ERR_USAGE', `cannot listen on ${formatHostPort(addr.host, addr.port)} (debug): ${code === 'EADDRINUSE' ? 'address already in use' : e instanceof Error ? e.message : String(e)}`);
     }
-    this.ready = true;
-    this.logger.info({ cluster, trustDomain, ...this.addresses, debounceMs: { quiet: quietMs, max: maxMs } }, 'control plane ready');
   }
 
   /** This network's east-west gateways: the configured ones plus connected gateway proxies. */
@@ -376,23 +408,26 @@ export class ControlPlane {
    * A gateway-mode proxy that connects is this network's east-west gateway on its IP:15443
    * (Istio finds them by the network label on the gateway Service); peers learn it from our export.
    */
-  private watchGatewayProxies(xds: XdsServer, network: string): void {
-    const update = () => {
-      const gws = this.localGateways();
-      this.peeringExport?.setGateways(gws, network);
-      this.peering?.setLocal(network, gws);
-    };
+  private watchGatewayProxies(xds: XdsServer): void {
     this.offs.push(
       xds.on('connect', ({ proxy }) => {
         const ip = gatewayIp(proxy.node.id);
         if (ip === undefined) return;
         this.gatewayStreams.set(proxy.streamId, { address: ip, port: EAST_WEST_PORT, cluster: this.cluster });
-        update();
+        this.refreshLocalGateways();
       }),
       xds.on('disconnect', ({ proxy }) => {
-        if (this.gatewayStreams.delete(proxy.streamId)) update();
+        if (this.gatewayStreams.delete(proxy.streamId)) this.refreshLocalGateways();
       }),
     );
+  }
+
+  /** Tells peering (our export and our view of the mesh) this network's gateways, on the current network. */
+  private refreshLocalGateways(): void {
+    const network = this.mesh.current().network;
+    const gws = this.localGateways();
+    this.peeringExport?.setGateways(gws, network);
+    this.peering?.setLocal(network, gws);
   }
 
   /** Logs config problems as they appear and go (with file:line) and keeps the gauge current. */
@@ -426,6 +461,7 @@ export class ControlPlane {
       await this.debug?.close();
       this.shardWatch?.stop();
       this.autoRegistry?.close();
+      this.mesh?.stop();
       await this.store.stop();
       // A start that failed has already said why; "stopped" would only bury that line.
       if (wasReady) this.logger.info('control plane stopped');

@@ -32,10 +32,21 @@ export class Debouncer<T> {
   private timer: unknown;
   private stopped = false;
 
+  private quietMs: number;
+  private maxMs: number;
+
   constructor(private readonly opts: DebounceOptions<T>) {
-    if (!(opts.quietMs >= 0) || !(opts.maxMs >= opts.quietMs)) {
-      throw new RangeError(`debounce: need 0 <= quiet (${opts.quietMs}) <= max (${opts.maxMs})`);
-    }
+    checkDelays(opts.quietMs, opts.maxMs);
+    this.quietMs = opts.quietMs;
+    this.maxMs = opts.maxMs;
+  }
+
+  /** New delays (MeshConfig debounce changed at run time); a pending burst is re-armed with them. */
+  setDelays(quietMs: number, maxMs: number): void {
+    checkDelays(quietMs, maxMs);
+    this.quietMs = quietMs;
+    this.maxMs = maxMs;
+    if (this.pending !== undefined && !this.stopped) this.arm();
   }
 
   add(change: T): void {
@@ -71,8 +82,8 @@ export class Debouncer<T> {
   private arm(): void {
     if (this.timer !== undefined) this.opts.timers.clearTimeout(this.timer);
     const now = this.opts.timers.now();
-    const quietDue = this.lastAt + this.opts.quietMs;
-    const maxDue = this.firstAt + this.opts.maxMs;
+    const quietDue = this.lastAt + this.quietMs;
+    const maxDue = this.firstAt + this.maxMs;
     const due = Math.min(quietDue, maxDue);
     this.timer = this.opts.timers.setTimeout(() => {
       this.timer = undefined;
@@ -90,4 +101,8 @@ export class Debouncer<T> {
     this.changes = 0;
     this.opts.flush(merged, info);
   }
+}
+
+function checkDelays(quietMs: number, maxMs: number): void {
+  if (!(quietMs >= 0) || !(maxMs >= quietMs)) throw new RangeError(`debounce: need 0 <= quiet (${quietMs}) <= max (${maxMs})`);
 }

@@ -9,7 +9,6 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const CONVERGENCE_BUCKETS = [0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30];
 
-export type PushReason = 'connect' | 'endpoints' | 'services' | 'config' | 'gateways';
 
 export class ControlPlaneMetrics {
   readonly registry = new Registry();

@@ -37,37 +37,23 @@ import type { AckEvent, NackEvent, ProxyStatus, XdsServer } from '../xds/server.
 import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
-import type { ControlPlaneMetrics, PushReason } from './metrics.js';
-import { withInbound, type Proxy, type ProxyDefaults } from '../model/proxy.js';
-import { pushContextFromRegistry, type MeshInfo, type PushContext } from '../model/pushcontext.js';
+import type { ControlPlaneMetrics } from './metrics.js';
+import { proxyDefaultsFrom, withInbound, type Proxy } from '../model/proxy.js';
+import { meshInfoFrom, pushContextFromRegistry, type PushContext } from '../model/pushcontext.js';
+import { CONNECT_REQUEST, PushRequest, type PushReason } from '../model/pushrequest.js';
+import type { MeshSettingsSource } from '../mesh/settings.js';
+import type { NodeInfo } from '../xds/server.js';
 import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
 export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication']);
 
-/** A batch of changes waiting in the debouncer. */
-export interface PendingChange {
-  /** Config or service definitions changed: every type of every proxy is regenerated. */
-  full: boolean;
-  reasons: Set<PushReason>;
-  /** Hostnames whose endpoints (only) changed. */
-  hosts: Set<string>;
-  /** When the earliest change of the batch was seen (timers.now()). */
-  seenAt: number;
-}
-
-interface Scope {
-  full: boolean;
-  cds: boolean;
-  reason: PushReason;
-  /** Earliest change this proxy waits for; undefined for a connect. */
-  seenAt: number | undefined;
-}
-
 interface ProxyEntry {
   readonly key: string;
-  readonly base: Proxy;
+  readonly node: NodeInfo;
+  /** The proxy from its node and the mesh defaults; recomputed when the mesh settings change. */
+  base: Proxy;
   readonly streams: Set<string>;
   registration?: RegistrationHandle;
   /** JSON of the inbound ports of the last generation: when it moves, the fast path is not enough. */
@@ -94,11 +80,9 @@ export interface PusherOptions {
   store: Pick<ConfigStore, 'subscribe' | 'list'>;
   cache: SnapshotCache;
   autoRegistry?: AutoRegistry;
-  /** Read at every push (MeshConfig may change at run time). */
-  mesh: () => Partial<MeshInfo> & Pick<MeshInfo, 'trustDomain' | 'clusterName'>;
+  /** Mesh info, proxy defaults and debounce: read at every push and followed live. */
+  mesh: MeshSettingsSource;
   trustBundlePem: string;
-  proxyDefaults: () => ProxyDefaults;
-  debounce: { quietMs: number; maxMs: number };
   timers: Timers;
   metrics: ControlPlaneMetrics;
   logger: Logger;
@@ -108,14 +92,12 @@ export interface PusherOptions {
   networkGateways?: () => NetworkGateways;
 }
 
-const CONNECT: Scope = Object.freeze({ full: true, cds: true, reason: 'connect', seenAt: undefined });
-
 export class Pusher {
   private readonly o: PusherOptions;
-  private readonly debouncer: Debouncer<PendingChange>;
+  private readonly debouncer: Debouncer<PushRequest>;
   private readonly proxies = new Map<string, ProxyEntry>();
-  /** The push queue: proxy key → merged scope, in arrival order. */
-  private readonly queue = new Map<string, Scope>();
+  /** The push queue: proxy key → its pending requests merged, in arrival order. */
+  private readonly queue = new Map<string, PushRequest>();
   private current: PushContext;
   private seq = 0;
   private drainHandle: NodeJS.Immediate | undefined;
@@ -131,21 +113,18 @@ export class Pusher {
   constructor(opts: PusherOptions) {
     this.o = opts;
     this.chunkSize = opts.chunkSize ?? 100;
-    this.debouncer = new Debouncer<PendingChange>({
-      quietMs: opts.debounce.quietMs,
-      maxMs: opts.debounce.maxMs,
+    const { quietMs, maxMs } = opts.mesh.current().debounce;
+    this.debouncer = new Debouncer<PushRequest>({
+      quietMs,
+      maxMs,
       timers: opts.timers,
-      merge: (a, b) => ({
-        full: a.full || b.full,
-        reasons: new Set([...a.reasons, ...b.reasons]),
-        hosts: new Set([...a.hosts, ...b.hosts]),
-        seenAt: Math.min(a.seenAt, b.seenAt),
-      }),
-      flush: (change, info) => this.push(change, info),
+      merge: (a, b) => a.merge(b),
+      flush: (request, info) => this.push(request, info),
     });
     this.current = this.build();
     this.offs.push(opts.store.subscribe((events) => this.onConfig(events)));
     this.offs.push(opts.registry.subscribe((change) => this.onRegistry(change)));
+    this.offs.push(opts.mesh.subscribe(() => this.onMeshSettings()));
   }
 
   /** The PushContext new connections are generated from. */
@@ -182,7 +161,7 @@ export class Pusher {
    */
   requestFullPush(reason: PushReason): void {
     if (this.stopped) return;
-    this.debouncer.add({ full: true, reasons: new Set([reason]), hosts: new Set(), seenAt: this.o.timers.now() });
+    this.debouncer.add(new PushRequest({ full: true, reasons: [reason], start: this.o.timers.now() }));
   }
 
   /** Skips the debounce wait (tests, shutdown). */
@@ -209,15 +188,29 @@ export class Pusher {
     const relevant = [...kinds].filter((k) => PUSH_KINDS.has(k));
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
-    this.debouncer.add({ full: true, reasons: new Set(['config']), hosts: new Set(), seenAt: this.o.timers.now() });
+    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }));
+  }
+
+  /** MeshConfig (or its defaults) moved: debounce and proxy defaults follow; the config event pushes. */
+  private onMeshSettings(): void {
+    const settings = this.o.mesh.current();
+    this.debouncer.setDelays(settings.debounce.quietMs, settings.debounce.maxMs);
+    const defaults = proxyDefaultsFrom(settings);
+    for (const e of this.proxies.values()) {
+      try {
+        e.base = proxyFromNodeInfo(e.node, defaults);
+      } catch (err) {
+        this.o.logger.error({ node: e.key, err }, 'cannot model proxy with the new mesh defaults; it keeps the old ones');
+      }
+    }
   }
 
   private onRegistry(change: RegistryChange): void {
-    const seenAt = this.o.timers.now();
+    const start = this.o.timers.now();
     if (change.services.size > 0) {
-      this.debouncer.add({ full: true, reasons: new Set(['services']), hosts: new Set(change.endpoints), seenAt });
+      this.debouncer.add(new PushRequest({ full: true, reasons: ['services'], hosts: change.endpoints, start }));
     } else if (change.endpoints.size > 0) {
-      this.debouncer.add({ full: false, reasons: new Set(['endpoints']), hosts: new Set(change.endpoints), seenAt });
+      this.debouncer.add(new PushRequest({ full: false, reasons: ['endpoints'], hosts: change.endpoints, start }));
     }
     // Workload-only changes: a proxy's inbound config follows endpoints at its address, which
     // arrive as endpoint changes; a workload no service selects changes nobody's config.
@@ -234,16 +227,16 @@ export class Pusher {
     }
     let base: Proxy;
     try {
-      base = proxyFromNodeInfo(status.node, this.o.proxyDefaults());
+      base = proxyFromNodeInfo(status.node, proxyDefaultsFrom(this.o.mesh.current()));
     } catch (e) {
       // authenticate() parsed the same node already; only a bug gets here.
       this.o.logger.error({ node: status.node.id, err: e }, 'cannot model proxy; it gets no config');
       return;
     }
-    const entry: ProxyEntry = { key, base, streams: new Set([status.streamId]), awaiting: new Map() };
+    const entry: ProxyEntry = { key, node: status.node, base, streams: new Set([status.streamId]), awaiting: new Map() };
     this.proxies.set(key, entry);
     // Synchronously, so the server's first flush reads a complete snapshot.
-    this.generate(entry, CONNECT);
+    this.generate(entry, CONNECT_REQUEST);
     if (base.type === 'sidecar' && this.o.autoRegistry) {
       try {
         entry.registration = this.o.autoRegistry.register({
@@ -291,7 +284,7 @@ export class Pusher {
   private build(): PushContext {
     return pushContextFromRegistry(this.o.registry, {
       version: String(++this.seq),
-      mesh: this.o.mesh(),
+      mesh: meshInfoFrom(this.o.mesh.current()),
       virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
       peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
@@ -300,7 +293,7 @@ export class Pusher {
     });
   }
 
-  private push(change: PendingChange, info: FlushInfo): void {
+  private push(change: PushRequest, info: FlushInfo): void {
     if (this.stopped) return;
     const startedAt = this.o.timers.now();
     const old = this.current;
@@ -324,11 +317,10 @@ export class Pusher {
         }
       }
     }
-    const reason: PushReason = change.reasons.has('config') ? 'config' : change.reasons.has('services') ? 'services' : 'endpoints';
-    const scope: Scope = { full: change.full, cds, reason, seenAt: change.seenAt };
+    const request = cds && !change.cds ? change.merge(new PushRequest({ full: false, reasons: [], cds: true })) : change;
     for (const key of this.proxies.keys()) {
       const prev = this.queue.get(key);
-      this.queue.set(key, prev ? mergeScope(prev, scope) : scope);
+      this.queue.set(key, prev ? prev.merge(request) : request);
     }
     const record: PushRecord = {
       version: next.version,
@@ -367,8 +359,8 @@ export class Pusher {
     this.drainFull = false;
   }
 
-  /** Regenerates what `scope` asks for, from the current PushContext, into the cache. */
-  private generate(entry: ProxyEntry, scope: Scope): void {
+  /** Regenerates what `request` asks for, from the current PushContext, into the cache. */
+  private generate(entry: ProxyEntry, request: PushRequest): void {
     const push = this.current;
     try {
       const proxy = withInbound(entry.base, push);
@@ -376,18 +368,18 @@ export class Pusher {
       // An east-west gateway's listener and clusters follow which local services have endpoints
       // (one filter chain per SNI with endpoints behind it), so an endpoint change is a full
       // change for it; unchanged types keep their version and are not resent.
-      const full = scope.full || entry.inboundFp !== fp || proxy.type === 'gateway';
+      const full = request.full || entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      const types = full ? PUSH_ORDER : scope.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
+      const types = full ? PUSH_ORDER : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;
         if (this.o.cache.get(entry.key, typeUrl)?.version === version) continue;
-        if (scope.seenAt !== undefined) {
+        if (request.start !== undefined) {
           const w = entry.awaiting.get(typeUrl);
-          entry.awaiting.set(typeUrl, { version, seenAt: w ? Math.min(w.seenAt, scope.seenAt) : scope.seenAt });
+          entry.awaiting.set(typeUrl, { version, seenAt: w ? Math.min(w.seenAt, request.start) : request.start });
         }
-        this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl), reason: scope.reason });
+        this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl), reason: request.reason });
         try {
           this.o.cache.setResources(entry.key, typeUrl, version, snapshot);
         } catch (e) {
@@ -401,15 +393,6 @@ export class Pusher {
   }
 }
 
-function mergeScope(a: Scope, b: Scope): Scope {
-  const seen = [a.seenAt, b.seenAt].filter((x): x is number => x !== undefined);
-  return {
-    full: a.full || b.full,
-    cds: a.cds || b.cds,
-    reason: a.full || !b.full ? a.reason : b.reason,
-    seenAt: seen.length > 0 ? Math.min(...seen) : undefined,
-  };
-}
 
 function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   const x = a ?? [];

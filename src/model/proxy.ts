@@ -8,7 +8,8 @@
  * bootstrap works unchanged. Isle adds one key, APP_PORTS (see appPorts below).
  */
 import { isIP } from 'node:net';
-import { LABEL_CLUSTER, LABEL_NETWORK, localityFromLabels, type Labels, type Locality, type Protocol } from '../registry/model.js';
+import { fromConfigLocality, LABEL_CLUSTER, LABEL_NETWORK, localityFromLabels, type Labels, type Locality, type Protocol } from '../registry/model.js';
+import type { MeshSettings } from '../mesh/settings.js';
 import type { PushContext } from './pushcontext.js';
 
 import { badNode as bad, parseProxyId, type ProxyType } from '../mesh/proxyid.js';
@@ -62,6 +63,15 @@ export interface ProxyDefaults {
   cluster: string;
   network?: string;
   locality?: Locality;
+}
+
+/** The defaults a proxy of this control plane gets, from the one mesh settings resolver. */
+export function proxyDefaultsFrom(settings: Pick<MeshSettings, 'clusterName' | 'network' | 'defaultLocality'>): ProxyDefaults {
+  return {
+    cluster: settings.clusterName,
+    ...(settings.network ? { network: settings.network } : {}),
+    ...(settings.defaultLocality ? { locality: fromConfigLocality(settings.defaultLocality) } : {}),
+  };
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);

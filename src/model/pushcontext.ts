@@ -4,11 +4,12 @@
  * call for every proxy sees the same world, and resources derived from it can be serialized once
  * and shared (src/generate/index.ts keys its cache on the PushContext object).
  *
- * Deliberately simple for now; the seams for later issues are:
- * - PeerAuthentications are indexed by namespace; peerauthn.ts computes each port's mode
+ * What reads which index:
+ * - PeerAuthentications are indexed by namespace; generate/peerauthn.ts computes each port's mode
  *   (`inboundMtlsMode` is only the fallback when none sets one),
- * - `networkGateways` is carried but only read by the EDS endpoint resolver seam (issue 5),
- * - VirtualServices are indexed but not yet translated into routes (issue 6).
+ * - `networkGateways` (from peering) drives network-aware EDS (generate/network.ts, eds.ts),
+ * - VirtualServices and DestinationRules are indexed by host and translated into routes and
+ *   cluster policy by generate/virtualservice.ts and destinationrule.ts.
  */
 import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches } from '../config/hosts.js';
 import type { DestinationRuleSpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
@@ -16,6 +17,7 @@ import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
 import { buildSpiffeId } from '../pki/spiffe.js';
+import type { MeshSettings } from '../mesh/settings.js';
 
 export interface MeshInfo {
   /** SPIFFE trust domain of the mesh. */
@@ -130,6 +132,11 @@ function hostSpecificity(dr: Resource<DestinationRuleSpec>): number {
 
 const byNsName = (a: Resource<unknown>, b: Resource<unknown>): number =>
   cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name);
+
+/** PushContext mesh info from the one mesh settings resolver. */
+export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace'>): PushContextInput['mesh'] {
+  return { trustDomain: settings.trustDomain, clusterName: settings.clusterName, network: settings.network, rootNamespace: settings.rootNamespace };
+}
 
 export function buildPushContext(input: PushContextInput): PushContext {
   const mesh: MeshInfo = Object.freeze({

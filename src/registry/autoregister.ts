@@ -38,8 +38,8 @@ export interface RegistrationHandle {
 export type AutoRegistryListener = (workloads: readonly WorkloadSpec[]) => void;
 
 export interface AutoRegistryOptions {
-  /** How long a workload outlives its last connection. Default 10 s. */
-  graceMs?: number;
+  /** How long a workload outlives its last connection (a function: read when the connection closes). Default 10 s. */
+  graceMs?: number | (() => number);
   timers?: Timers;
   /** Receives what a listener throws. Default: rethrown asynchronously. */
   onListenerError?: (err: unknown) => void;
@@ -59,13 +59,14 @@ export const DEFAULT_GRACE_MS = 10_000;
 export class AutoRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<AutoRegistryListener>();
-  private readonly graceMs: number;
+  private readonly graceMs: () => number;
   private readonly timers: Timers;
   private readonly onListenerError: (err: unknown) => void;
   private cached: readonly WorkloadSpec[] | undefined;
 
   constructor(opts: AutoRegistryOptions = {}) {
-    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+    const grace = opts.graceMs ?? DEFAULT_GRACE_MS;
+    this.graceMs = typeof grace === 'function' ? grace : () => grace;
     this.timers = opts.timers ?? realTimers;
     this.onListenerError = opts.onListenerError ?? rethrowAsync;
   }
@@ -102,11 +103,12 @@ export class AutoRegistry {
   unregister(handle: RegistrationHandle): void {
     const e = this.entries.get(handle.key);
     if (!e || !e.handles.delete(handle) || e.handles.size > 0) return;
-    if (this.graceMs <= 0) {
+    const graceMs = this.graceMs();
+    if (graceMs <= 0) {
       this.expire(handle.key, e);
       return;
     }
-    e.timer = this.timers.setTimeout(() => this.expire(handle.key, e), this.graceMs);
+    e.timer = this.timers.setTimeout(() => this.expire(handle.key, e), graceMs);
   }
 
   /** Readiness as the proxy reports it (health checks of the app). */

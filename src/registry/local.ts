@@ -3,11 +3,11 @@
  * The shard is rebuilt whole from the kept inputs (buildShard is pure and cheap next to a push);
  * the Registry's diff then decides what actually changed.
  */
-import type { MeshConfigSpec } from '../config/kinds/mesh.js';
 import type { ConfigEvent, Kind, Resource, ResourceKey } from '../config/types.js';
 import { resourceKey } from '../config/types.js';
 import type { Registry, RegistryChange } from './aggregate.js';
 import type { AutoRegistry } from './autoregister.js';
+import { pickMeshConfig, type MeshSettingsSource } from '../mesh/settings.js';
 import { buildShard, meshDefaultsFrom, type MeshDefaults, type WorkloadSpec } from './shard.js';
 
 const SHARD_KINDS: ReadonlySet<Kind> = new Set<Kind>(['Service', 'ServiceEntry', 'WorkloadEntry', 'MeshConfig']);
@@ -39,16 +39,9 @@ export class ShardInputs {
     return [...this.resources.values()];
   }
 
-  /** The MeshConfig's defaults; Isle keeps one MeshConfig per cluster, the first by name if several. */
+  /** The defaults of the MeshConfig that wins (pickMeshConfig), for shards built without a resolver. */
   meshDefaults(): MeshDefaults {
-    return (this.defaultsCache ??= this.readMeshDefaults());
-  }
-
-  private readMeshDefaults(): MeshDefaults {
-    const mesh = [...this.resources.values()]
-      .filter((r) => r.kind === 'MeshConfig')
-      .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0] as Resource<MeshConfigSpec> | undefined;
-    return meshDefaultsFrom(mesh?.spec);
+    return (this.defaultsCache ??= meshDefaultsFrom(pickMeshConfig([...this.resources.values()])?.spec));
   }
 }
 
@@ -57,8 +50,11 @@ export interface LocalShardOptions {
   store: { list(): Resource[]; subscribe(l: (events: readonly ConfigEvent[], version: number) => void): () => void };
   registry: Registry;
   autoRegistry?: AutoRegistry;
-  /** Overrides the store's MeshConfig (tests, or a control plane started with flags). */
-  defaults?: MeshDefaults;
+  /**
+   * The control plane's mesh settings (MeshConfig + flags, re-read live). Absent: the store's
+   * MeshConfig alone (tests).
+   */
+  mesh?: MeshSettingsSource;
   /**
    * Defers a rebuild so a burst (many proxies connecting at once, a batch of files) costs one.
    * Default setImmediate; pass `(fn) => fn()` to rebuild synchronously.
@@ -82,7 +78,7 @@ export function watchLocalShard(opts: LocalShardOptions): LocalShardWatch {
     pending = false;
     return opts.registry.setShard(
       opts.cluster,
-      buildShard(opts.cluster, opts.defaults ?? inputs.meshDefaults(), { resources: inputs.list(), workloads: auto }),
+      buildShard(opts.cluster, opts.mesh ? meshDefaultsFrom(opts.mesh.current()) : inputs.meshDefaults(), { resources: inputs.list(), workloads: auto }),
     );
   };
   const later = () => {
@@ -99,6 +95,7 @@ export function watchLocalShard(opts: LocalShardOptions): LocalShardWatch {
     auto = list;
     later();
   });
+  const offMesh = opts.mesh?.subscribe(later);
   rebuild();
   return {
     rebuild,
@@ -106,6 +103,7 @@ export function watchLocalShard(opts: LocalShardOptions): LocalShardWatch {
       stopped = true;
       offStore();
       offAuto?.();
+      offMesh?.();
     },
   };
 }

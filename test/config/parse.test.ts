@@ -140,6 +140,7 @@ spec:
       trustDomain: 'cluster.local',
       rootNamespace: 'istio-system',
       debounce: { quiet: '100ms', max: '10s' },
+      registrationGracePeriod: '10s',
     });
     const obj = parseConfigText('mesh.yaml', `apiVersion: mesh.isle.dev/v1alpha1
 kind: MeshConfig

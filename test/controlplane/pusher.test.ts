@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
 import { channel, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
 
 const HW = 'outbound|5000||helloworld.default.svc.cluster.local';
@@ -98,5 +99,21 @@ describe('push pipeline', () => {
     assert.match(metrics, /^isle_xds_nacks_total\{type="CDS"\} 1$/m);
     assert.equal(c.pending(), 0, 'not resent');
     c.close();
+  });
+});
+
+describe('mesh settings are re-read live', () => {
+  it('a MeshConfig edit moves the registry defaults, the PushContext network, new proxies and the debounce, without a restart', async () => {
+    const plane = await startPlane({ plaintextListen: '127.0.0.1:0' });
+    const hwEndpoint = () => plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').find((e) => e.workload === 'helloworld-v1');
+    assert.equal(hwEndpoint()?.network, 'network1');
+    assert.equal(plane.cp.pusher.pushContext.mesh.network, 'network1');
+    writeFileSync(join(plane.configDir, 'mesh.yaml'), meshYaml({ quiet: '30ms', max: '1s' }).replace('network: network1', 'network: network2'));
+    await waitUntil(() => hwEndpoint()?.network === 'network2' && plane.cp.pusher.pushContext.mesh.network === 'network2', 'network2 everywhere', 10_000);
+    assert.deepEqual(plane.cp.mesh.current().debounce, { quietMs: 30, maxMs: 1000 });
+    const p = new SimProxy('delta', channel(plane.cp.addresses.plaintext!), sidecarNode(70, { serviceAccount: 'sleep', labels: { app: 'sleep' }, ip: '127.1.0.70' }));
+    await waitUntil(() => inSync(plane.cp, p.id), 'new proxy in sync');
+    assert.ok(plane.logs.some((l) => l.msg === 'mesh settings changed' && l['network'] === 'network2'));
+    p.close();
   });
 });

@@ -20,7 +20,20 @@ export interface MeshConfigSpec {
   rootNamespace: string;
   /** Push debounce as Istio durations. Default `{ quiet: '100ms', max: '10s' }`. */
   debounce: { quiet: string; max: string };
+  /**
+   * How long an auto-registered workload outlives its proxy's last xDS stream (Istio's
+   * PILOT_WORKLOAD_ENTRY_GRACE_PERIOD). Default `10s`; `0s` removes it at once.
+   */
+  registrationGracePeriod: string;
 }
+
+/** The MeshConfig defaults, written once: normalize() fills them and the mesh settings resolver reads them. */
+export const MESH_DEFAULTS = Object.freeze({
+  trustDomain: 'cluster.local',
+  rootNamespace: 'istio-system',
+  debounce: Object.freeze({ quiet: '100ms', max: '10s' }),
+  registrationGracePeriod: '10s',
+});
 
 export interface RemoteClusterSpec {
   /** `host:port` of the peer control plane's export feed. */
@@ -65,6 +78,7 @@ const meshConfigSpec = obj(
     network: str({ nonEmpty: true }),
     defaultLocality,
     rootNamespace: dnsLabel,
+    registrationGracePeriod: duration(),
     debounce: obj(
       { quiet: duration(), max: duration() },
       {
@@ -100,19 +114,20 @@ const base = { group: 'mesh.isle.dev', versions: ['v1alpha1'], namespaced: false
 export const meshConfigKind: KindDescriptor<MeshConfigSpec> = {
   ...base,
   kind: 'MeshConfig',
-  summary: 'this cluster: trust domain, name, network, default locality, debounce',
+  summary: 'this cluster: trust domain, name, network, default locality, debounce, registration grace period',
   spec: meshConfigSpec,
   specRequired: false,
   normalize: (s) => {
     const debounce = isObject(s.debounce) ? s.debounce : {};
     const out: MeshConfigSpec = {
       ...(s as Partial<MeshConfigSpec>),
-      trustDomain: typeof s.trustDomain === 'string' ? s.trustDomain : 'cluster.local',
-      rootNamespace: typeof s.rootNamespace === 'string' ? s.rootNamespace : 'istio-system',
+      trustDomain: typeof s.trustDomain === 'string' ? s.trustDomain : MESH_DEFAULTS.trustDomain,
+      rootNamespace: typeof s.rootNamespace === 'string' ? s.rootNamespace : MESH_DEFAULTS.rootNamespace,
       debounce: {
-        quiet: typeof debounce.quiet === 'string' ? debounce.quiet : '100ms',
-        max: typeof debounce.max === 'string' ? debounce.max : '10s',
+        quiet: typeof debounce.quiet === 'string' ? debounce.quiet : MESH_DEFAULTS.debounce.quiet,
+        max: typeof debounce.max === 'string' ? debounce.max : MESH_DEFAULTS.debounce.max,
       },
+      registrationGracePeriod: typeof s.registrationGracePeriod === 'string' ? s.registrationGracePeriod : MESH_DEFAULTS.registrationGracePeriod,
     };
     if (typeof s.defaultLocality === 'string') out.defaultLocality = parseLocality(s.defaultLocality);
     return out;
