@@ -14,7 +14,7 @@ function fixturesDir(...parts: string[]): string {
 }
 
 function seedText(prefix: string): string {
-  const name = readdirSync(seedsDir()).find((f) => f.startsWith(`${prefix}_`));
+  const name = readdirSync(seedsDir()).find((f) => f.startsWith(`${prefix}_`) && f.endsWith('.txt'));
   assert.ok(name, `seed ${prefix} not found in ${seedsDir()}`);
   return readFileSync(join(seedsDir(), name), 'utf8');
 }

@@ -13,9 +13,9 @@ export function repoRoot(): string {
   return resolve(here, '..', '..', '..');
 }
 
-/** `../shared/seeds` beside the repository (read-only). */
+/** Verbatim copies of the seed texts (test/fixtures/seeds/README.md); tests never read ../shared. */
 export function seedsDir(): string {
-  return resolve(repoRoot(), '..', 'shared', 'seeds');
+  return resolve(repoRoot(), 'test', 'fixtures', 'seeds');
 }
 
 /** The compiled CLI entry, next to this compiled helper: <outDir>/src/cli/bin.js. */
