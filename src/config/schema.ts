@@ -370,6 +370,8 @@ export interface ObjOptions {
 /** A mapping with known fields. Unknown fields are a warning: usually a typo, never fatal. */
 export function obj(fields: Record<string, Check>, opts: ObjOptions = {}): Check {
   const known = Object.keys(fields);
+  // A Map, not `fields[k]`: input keys such as `__proto__` or `valueOf` would find Object.prototype's members.
+  const table = new Map(Object.entries(fields));
   const pass = new Set(opts.passthrough ?? []);
   return (c, v, p) => {
     if (!isObject(v)) {
@@ -391,7 +393,7 @@ export function obj(fields: Record<string, Check>, opts: ObjOptions = {}): Check
       }
     }
     for (const [k, val] of Object.entries(v)) {
-      const f = fields[k];
+      const f = table.get(k);
       if (f) {
         if (isSet(val) && !f(c, val, [...p, k])) ok = false;
       } else if (!pass.has(k)) {

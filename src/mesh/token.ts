@@ -205,13 +205,13 @@ export interface VerifiedToken {
 }
 
 function numericClaim(payload: Record<string, unknown>, name: string): number {
-  const v = payload[name];
+  const v = Object.hasOwn(payload, name) ? payload[name] : undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new TokenError('malformed', `malformed token: claim "${name}" must be a whole number of seconds`);
   return v;
 }
 
 function stringClaim(payload: Record<string, unknown>, name: string): string {
-  const v = payload[name];
+  const v = Object.hasOwn(payload, name) ? payload[name] : undefined;
   if (typeof v !== 'string' || v.length === 0) throw new TokenError('malformed', `malformed token: claim "${name}" must be a non-empty string`);
   return v;
 }

@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { fromConfigLocality, LABEL_CLUSTER, LABEL_NETWORK, localityFromLabels, type Labels, type Locality, type Protocol } from '../registry/model.js';
 import type { MeshSettings } from '../mesh/settings.js';
 import type { PushContext } from './pushcontext.js';
+import { own, setOwn } from '../config/own.js';
 
 import { badNode as bad, parseProxyId, type ProxyType } from '../mesh/proxyid.js';
 
@@ -90,8 +91,8 @@ function stringMap(v: unknown, what: string): Record<string, string> {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad(`${what} must be an object`);
   const out: Record<string, string> = {};
   for (const [k, x] of Object.entries(o as Record<string, unknown>)) {
-    if (typeof x === 'string') out[k] = x;
-    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
+    if (typeof x === 'string') setOwn(out, k, x);
+    else if (typeof x === 'number' || typeof x === 'boolean') setOwn(out, k, String(x));
     else bad(`${what}.${k} must be a string`);
   }
   return out;
@@ -110,16 +111,18 @@ function port(v: string | number, what: string): number {
 export function proxyFromNode(node: NodeMsg, defaults: ProxyDefaults): Proxy {
   if (!node.id) bad('missing id');
   const parsed = parseProxyId(node.id);
-  const md = node.metadata ?? {};
-  const labels = stringMap(md['LABELS'], 'metadata.LABELS');
-  const instanceIps = (str(md['INSTANCE_IPS']) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const metadata = node.metadata ?? {};
+  // Metadata is whatever the proxy sent: read only its own keys.
+  const md = (k: string): unknown => own(metadata, k);
+  const labels = stringMap(md('LABELS'), 'metadata.LABELS');
+  const instanceIps = (str(md('INSTANCE_IPS')) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   for (const ip of instanceIps) if (!isIP(ip)) bad(`metadata.INSTANCE_IPS: invalid IP ${JSON.stringify(ip)}`);
   const ips = [parsed.ip, ...instanceIps.filter((ip) => ip !== parsed.ip)];
-  const namespace = str(md['NAMESPACE']) ?? parsed.namespace;
+  const namespace = str(md('NAMESPACE')) ?? parsed.namespace;
   if (!namespace) bad('no namespace (metadata.NAMESPACE or the id)');
 
   const appPorts: Record<number, number> = {};
-  for (const [k, v] of Object.entries(stringMap(md['APP_PORTS'], 'metadata.APP_PORTS'))) {
+  for (const [k, v] of Object.entries(stringMap(md('APP_PORTS'), 'metadata.APP_PORTS'))) {
     appPorts[port(k, 'metadata.APP_PORTS')] = port(v, `metadata.APP_PORTS.${k}`);
   }
 
@@ -139,12 +142,12 @@ export function proxyFromNode(node: NodeMsg, defaults: ProxyDefaults): Proxy {
     ip: parsed.ip,
     ips: Object.freeze(ips),
     namespace,
-    serviceAccount: str(md['SERVICE_ACCOUNT']) ?? 'default',
-    workloadName: str(md['WORKLOAD_NAME']) ?? (dot > 0 ? parsed.podName.slice(0, dot) : parsed.podName),
+    serviceAccount: str(md('SERVICE_ACCOUNT')) ?? 'default',
+    workloadName: str(md('WORKLOAD_NAME')) ?? (dot > 0 ? parsed.podName.slice(0, dot) : parsed.podName),
     labels: Object.freeze(labels),
     locality: Object.freeze({ region: pick('region'), zone: pick('zone'), subzone: pick('subzone') }),
-    network: str(md['NETWORK']) ?? labels[LABEL_NETWORK] ?? defaults.network ?? '',
-    cluster: str(md['CLUSTER_ID']) ?? labels[LABEL_CLUSTER] ?? defaults.cluster,
+    network: str(md('NETWORK')) ?? labels[LABEL_NETWORK] ?? defaults.network ?? '',
+    cluster: str(md('CLUSTER_ID')) ?? labels[LABEL_CLUSTER] ?? defaults.cluster,
     appPorts: Object.freeze(appPorts),
     inbound: Object.freeze([]) as readonly InboundPort[],
   });

@@ -12,6 +12,7 @@ import { LABEL_CLUSTER, type Endpoint, type Health, type Labels, type Location, 
 import { localityString, parseLocalityString } from '../registry/model.js';
 import type { AnyMsg } from '../xds/protos.js';
 import type { Decoded, DecoderTable, ResourceDecoder } from '../xds/client/index.js';
+import { own, setOwn } from '../config/own.js';
 
 export const PEERING_TYPE_PREFIX = 'type.isle.dev/';
 /** The exporting cluster: its name, network and east-west gateways. One resource, named by the cluster. */
@@ -172,13 +173,13 @@ class Reader {
   }
 
   str(o: Obj, k: string, path = k): string {
-    const v = o[k];
+    const v = own(o, k);
     if (typeof v !== 'string') this.fail(path, 'expected a string');
     return v;
   }
 
   optStr(o: Obj, k: string): string | undefined {
-    return o[k] === undefined ? undefined : this.str(o, k);
+    return own(o, k) === undefined ? undefined : this.str(o, k);
   }
 
   port(v: unknown, path: string): number {
@@ -187,7 +188,7 @@ class Reader {
   }
 
   optWeight(o: Obj, k: string): number | undefined {
-    const v = o[k];
+    const v = own(o, k);
     if (v === undefined) return undefined;
     if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xffffffff) this.fail(k, 'expected a non-negative integer');
     return v as number;
@@ -204,7 +205,7 @@ class Reader {
     const out: Record<string, string> = {};
     for (const [k, x] of Object.entries(o)) {
       if (typeof x !== 'string') this.fail(`${path}.${k}`, 'expected a string');
-      out[k] = x;
+      setOwn(out, k, x);
     }
     return out;
   }
@@ -249,7 +250,7 @@ export function workloadFromWire(any: AnyMsg, what: string, source: Workload['so
   const o = parseJson(any, what);
   const ports = r.obj(o['ports'] ?? {}, 'ports');
   const portMap: Record<string, number> = {};
-  for (const [k, v] of Object.entries(ports)) portMap[k] = r.port(v, `ports.${k}`);
+  for (const [k, v] of Object.entries(ports)) setOwn(portMap, k, r.port(v, `ports.${k}`));
   const address = r.optStr(o, 'address');
   const weight = r.optWeight(o, 'weight');
   return {

@@ -499,7 +499,8 @@ function anyFromWire(m: PlainObject): PlainObject {
 function structFromWire(m: PlainObject): PlainObject {
   const out: PlainObject = {};
   for (const [k, v] of Object.entries((m['fields'] as PlainObject | undefined) ?? {})) {
-    out[k] = valueFromWire(v as PlainObject);
+    // defineProperty: a Struct key `__proto__` must become a key, not the object's prototype.
+    Object.defineProperty(out, k, { value: valueFromWire(v as PlainObject), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }
