@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { analyze } from '../config/analyze.js';
-import { DESCRIPTORS } from '../config/descriptors.js';
+import { DESCRIPTORS, PLANNED_KINDS } from '../config/descriptors.js';
 import { loadConfig } from '../config/load.js';
 import { formatConfigError, type ConfigError } from '../config/types.js';
 import type { CliIO } from './io.js';
@@ -19,6 +19,7 @@ function kindsTable(): string {
       d.exportToPeers ? 'yes' : 'no',
       d.summary,
     ]),
+    ...PLANNED_KINDS.map((d) => [d.kind, `${d.group}/${d.versions.join('|')}`, 'namespaced', 'no', `planned (skipped with a warning today): ${d.summary}`]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => `  ${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`).join('\n');
@@ -52,7 +53,7 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       }
       const loaded = await loadConfig(paths);
       // Parse problems first in file order, then what the analyzers found, each sorted by position.
-      const problems = [...loaded.errors.sort(byPosition), ...analyze(loaded.resources).sort(byPosition)];
+      const problems = [...loaded.errors.sort(byPosition), ...analyze(loaded.resources, { others: loaded.others ?? [] }).sort(byPosition)];
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
       if (opts.json) {

@@ -2,12 +2,18 @@
  * Checks across resources (validation looks at one resource at a time). Each analyzer is a small
  * pure function over the whole set; add one by appending it to ANALYZERS.
  */
-import { fieldLine } from './parse.js';
-import { fqdn, hostMatches, serviceHost, DEFAULT_DOMAIN_SUFFIX } from './hosts.js';
-import { formatPath, type Path } from './schema.js';
-import { resourceKey, type ConfigError, type Kind, type Resource, type Severity } from './types.js';
+import { hostMatches, serviceHost } from './hosts.js';
+import type { Path } from './schema.js';
+import { resourceKey, type ConfigError, type Resource } from './types.js';
+import {
+  AnalyzeContext, boundToMesh, canonicalJson, definedHosts, destinations, isCatchAll, visibleTogether,
+  type Analyzer, type AnalyzeOptions,
+} from './analysis/context.js';
+import { GATEWAY_ANALYZERS } from './analysis/gateways.js';
+import { ROUTE_ANALYZERS } from './analysis/routes.js';
+import { SERVICE_ANALYZERS } from './analysis/services.js';
+import { SECURITY_ANALYZERS } from './analysis/security.js';
 import type {
-  Destination,
   DestinationRuleSpec,
   HTTPRoute,
   LocalityLbSetting,
@@ -20,47 +26,7 @@ import type { ServiceSpec } from './kinds/core.js';
 import type { MeshConfigSpec, RemoteClusterSpec } from './kinds/mesh.js';
 import type { PeerAuthenticationSpec } from './kinds/security.js';
 
-export interface AnalyzeOptions {
-  /** DNS suffix of Kubernetes services. Default `cluster.local`. */
-  domainSuffix?: string;
-}
-
-export class AnalyzeContext {
-  readonly domainSuffix: string;
-  private readonly kinds = new Map<Kind, Resource[]>();
-  constructor(readonly resources: readonly Resource[], opts: AnalyzeOptions = {}) {
-    this.domainSuffix = opts.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX;
-    for (const r of resources) {
-      const list = this.kinds.get(r.kind) ?? [];
-      list.push(r);
-      this.kinds.set(r.kind, list);
-    }
-  }
-  of<S>(kind: Kind): Resource<S>[] {
-    return (this.kinds.get(kind) ?? []) as Resource<S>[];
-  }
-  fqdn(host: string, r: Resource): string {
-    return fqdn(host, r.metadata.namespace ?? 'default', this.domainSuffix);
-  }
-  /** A problem at a field of `r` (or at `r` itself when `path` is empty). */
-  problem(severity: Severity, r: Resource, path: Path, message: string): ConfigError {
-    return {
-      severity,
-      file: r.source.file,
-      line: fieldLine(r, path),
-      kind: r.kind,
-      ...(r.metadata.namespace !== undefined ? { namespace: r.metadata.namespace } : {}),
-      name: r.metadata.name,
-      ...(path.length > 0 ? { path: formatPath(path) } : {}),
-      message,
-    };
-  }
-}
-
-export interface Analyzer {
-  name: string;
-  run: (ctx: AnalyzeContext) => ConfigError[];
-}
+export { AnalyzeContext, type Analyzer, type AnalyzeOptions } from './analysis/context.js';
 
 // ----------------------------------------------------------------- analyzers
 
@@ -78,41 +44,6 @@ const duplicates: Analyzer = {
     return out;
   },
 };
-
-/** Every host a Service or ServiceEntry defines, fully qualified. */
-function definedHosts(ctx: AnalyzeContext): string[] {
-  const hosts = ctx.of<ServiceSpec>('Service').map((s) => serviceHost(s.metadata.name, s.metadata.namespace ?? 'default', ctx.domainSuffix));
-  for (const se of ctx.of<ServiceEntrySpec>('ServiceEntry')) for (const h of se.spec.hosts ?? []) hosts.push(ctx.fqdn(h, se));
-  return hosts;
-}
-
-interface DestRef {
-  vs: Resource<VirtualServiceSpec>;
-  dest: Destination;
-  path: Path;
-}
-
-/** Every destination a VirtualService sends (or mirrors) traffic to. */
-function destinations(vs: Resource<VirtualServiceSpec>): DestRef[] {
-  const out: DestRef[] = [];
-  const add = (dest: Destination | undefined, path: Path) => {
-    if (dest && typeof dest.host === 'string') out.push({ vs, dest, path });
-  };
-  (vs.spec.http ?? []).forEach((h: HTTPRoute, i) => {
-    (h.route ?? []).forEach((r, j) => add(r.destination, ['spec', 'http', i, 'route', j, 'destination']));
-    add(h.mirror, ['spec', 'http', i, 'mirror']);
-    (h.mirrors ?? []).forEach((m, j) => add(m.destination, ['spec', 'http', i, 'mirrors', j, 'destination']));
-  });
-  for (const proto of ['tcp', 'tls'] as const) {
-    (vs.spec[proto] ?? []).forEach((t, i) => (t.route ?? []).forEach((r, j) => add(r.destination, ['spec', proto, i, 'route', j, 'destination'])));
-  }
-  return out;
-}
-
-function boundToMesh(vs: Resource<VirtualServiceSpec>): boolean {
-  const gw = vs.spec.gateways;
-  return !gw || gw.length === 0 || gw.includes('mesh');
-}
 
 const unknownHosts: Analyzer = {
   name: 'unknown-hosts',
@@ -138,9 +69,19 @@ const unknownHosts: Analyzer = {
         if (!known(f) && !reported.has(f)) out.push(ctx.problem('error', vs, [...d.path, 'host'], `${why} ${f}`));
       }
     }
+    return out;
+  },
+};
+
+/** IST0174 UnknownDestinationRuleHost. A warning for Istio; Isle keeps it an error, as for every unknown host. */
+const unknownDestinationRuleHost: Analyzer = {
+  name: 'unknown-destination-rule-host',
+  run: (ctx) => {
+    const defined = definedHosts(ctx);
+    const out: ConfigError[] = [];
     for (const dr of ctx.of<DestinationRuleSpec>('DestinationRule')) {
       const f = ctx.fqdn(dr.spec.host, dr);
-      if (!known(f)) out.push(ctx.problem('error', dr, ['spec', 'host'], `${why} ${f}`));
+      if (!defined.some((d) => hostMatches(f, d))) out.push(ctx.problem('error', dr, ['spec', 'host'], `no Service or ServiceEntry defines host ${f}`, 'IST0174'));
     }
     return out;
   },
@@ -197,20 +138,6 @@ const unknownPorts: Analyzer = {
   },
 };
 
-/** A route that matches every request: no match, or a match entry with no condition. */
-function isCatchAll(h: HTTPRoute): boolean {
-  return !h.match || h.match.length === 0 || h.match.some((m) => Object.keys(m).filter((k) => k !== 'name').length === 0);
-}
-
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).filter((k) => k !== 'name').sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
 function routeTarget(h: HTTPRoute, vs: Resource<VirtualServiceSpec>, ctx: AnalyzeContext): string {
   if (h.redirect) return `redirect ${canonicalJson(h.redirect)}`;
   if (h.directResponse) return `direct response ${h.directResponse.status}`;
@@ -246,19 +173,22 @@ const conflictingVirtualServices: Analyzer = {
     for (const [host, list] of byHost) {
       for (let b = 1; b < list.length; b++) {
         const later = list[b]!.vs;
+        const code = 'IST0109';
         const where = (o: Resource) => `VirtualService ${o.metadata.namespace}/${o.metadata.name} (${o.source.file}:${o.source.line})`;
         (later.spec.http ?? []).forEach((h, j) => {
           for (let a = 0; a < b; a++) {
             const earlier = list[a]!.vs;
+            // exportTo: VirtualServices no namespace sees together are never merged.
+            if (!visibleTogether(earlier, later)) continue;
             const routes = earlier.spec.http ?? [];
             if (isCatchAll(h) && routes.some(isCatchAll)) {
-              out.push(ctx.problem('warning', later, ['spec', 'http', j], `host ${host}: ${where(earlier)} also has a catch-all route, which comes first when they are merged; this route never matches`));
+              out.push(ctx.problem('warning', later, ['spec', 'http', j], `host ${host}: ${where(earlier)} also has a catch-all route, which comes first when they are merged; this route never matches`, code));
               return;
             }
             const key = h.match ? canonicalJson(h.match) : undefined;
             const same = key === undefined ? undefined : routes.find((r) => r.match && canonicalJson(r.match) === key);
             if (same && routeTarget(same, earlier, ctx) !== routeTarget(h, later, ctx)) {
-              out.push(ctx.problem('warning', later, ['spec', 'http', j, 'match'], `host ${host}: ${where(earlier)} has the same match with other destinations (${routeTarget(same, earlier, ctx)}); it comes first when they are merged, so this route never matches`));
+              out.push(ctx.problem('warning', later, ['spec', 'http', j, 'match'], `host ${host}: ${where(earlier)} has the same match with other destinations (${routeTarget(same, earlier, ctx)}); it comes first when they are merged, so this route never matches`, code));
               return;
             }
           }
@@ -407,6 +337,7 @@ const meshConfig: Analyzer = {
 export const ANALYZERS: Analyzer[] = [
   duplicates,
   unknownHosts,
+  unknownDestinationRuleHost,
   unknownSubsets,
   unknownPorts,
   conflictingVirtualServices,
@@ -414,6 +345,10 @@ export const ANALYZERS: Analyzer[] = [
   meshConfig,
   localityWithoutOutlierDetection,
   failoverUnknownRegion,
+  ...ROUTE_ANALYZERS,
+  ...GATEWAY_ANALYZERS,
+  ...SERVICE_ANALYZERS,
+  ...SECURITY_ANALYZERS,
 ];
 
 /** Runs every analyzer. Pure: the resources are not changed. */

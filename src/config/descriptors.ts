@@ -53,3 +53,20 @@ export function preferredApiVersion(kind: Kind): string {
   if (!d) throw new Error(`unknown kind ${kind}`);
   return apiVersions(d)[0]!;
 }
+
+/** Kinds Isle plans to read; today they are skipped with a warning (`isle analyze --list-kinds` names them). */
+export interface PlannedKind {
+  kind: string;
+  group: string;
+  versions: readonly string[];
+  summary: string;
+}
+
+const GATEWAY_API = 'gateway.networking.k8s.io';
+
+export const PLANNED_KINDS: readonly PlannedKind[] = [
+  { kind: 'Gateway', group: GATEWAY_API, versions: ['v1', 'v1beta1'], summary: 'Kubernetes Gateway API listeners' },
+  { kind: 'HTTPRoute', group: GATEWAY_API, versions: ['v1', 'v1beta1'], summary: 'Kubernetes Gateway API HTTP routing' },
+  { kind: 'GRPCRoute', group: GATEWAY_API, versions: ['v1'], summary: 'Kubernetes Gateway API gRPC routing' },
+  { kind: 'ReferenceGrant', group: GATEWAY_API, versions: ['v1beta1'], summary: 'Kubernetes Gateway API cross-namespace references' },
+];

@@ -79,6 +79,7 @@ export async function loadConfig(paths: string[]): Promise<LoadResult> {
     const r = parseConfigText(f, text);
     result.resources.push(...r.resources);
     result.errors.push(...r.errors);
+    if (r.others) (result.others ??= []).push(...r.others);
   }
   return result;
 }

@@ -141,6 +141,10 @@ function handleObject(file: string, node: unknown, js: unknown, lc: LineCounter,
   if (!d || (version !== '' && !KNOWN_GROUPS.has(group))) {
     const av = typeof apiVersion === 'string' ? apiVersion : 'no apiVersion';
     out.errors.push({ severity: 'warning', file, line: startLine, message: `kind ${kind} (${av}) is not used by Isle; ignored` });
+    if (name !== undefined) {
+      const ns = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
+      (out.others ??= []).push({ kind, apiVersion: av, namespace: ns, name, source: { file, line: startLine } });
+    }
     return;
   }
 

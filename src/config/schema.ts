@@ -90,13 +90,19 @@ export function str(opts: { pattern?: RegExp; what?: string; nonEmpty?: boolean;
   };
 }
 
+/** Istio's integer fields are (u)int32 protobuf fields: a larger number is a typo, never a setting. */
+export const INT32_MAX = 2_147_483_647;
+
+/** An integer, at most INT32_MAX unless `max` says otherwise. */
 export function int(opts: { min?: number; max?: number } = {}): Check {
+  const explicitMax = opts.max !== undefined;
+  opts = { ...opts, max: opts.max ?? INT32_MAX };
   return (c, v, p) => {
     if (typeof v !== 'number' || !Number.isInteger(v)) {
       c.error(p, `expected an integer (got ${describe(v)})`);
       return false;
     }
-    if (opts.min !== undefined && opts.max !== undefined && (v < opts.min || v > opts.max)) {
+    if (opts.min !== undefined && explicitMax && (v < opts.min || v > opts.max!)) {
       c.error(p, `must be between ${opts.min} and ${opts.max} (got ${v})`);
       return false;
     }
@@ -174,6 +180,9 @@ export function parseDuration(s: string): number | undefined {
   return rest === '' ? ms : undefined;
 }
 
+/** The largest google.protobuf.Duration (10,000 years), what Istio's validation accepts at most. */
+export const MAX_DURATION_MS = 315_576_000_000_000;
+
 /** Istio rejects durations under 1ms; a bare number is the most common slip (`timeout: 10`). */
 export function duration(opts: { minMs?: number } = {}): Check {
   const minMs = opts.minMs ?? 1;
@@ -185,6 +194,10 @@ export function duration(opts: { minMs?: number } = {}): Check {
     }
     if (ms < minMs) {
       c.error(p, `duration must be at least ${minMs}ms (got ${describe(v)})`);
+      return false;
+    }
+    if (ms > MAX_DURATION_MS) {
+      c.error(p, `duration out of range: must be between ${minMs}ms and ${MAX_DURATION_MS / 1000}s (got ${describe(v)})`);
       return false;
     }
     return true;

@@ -57,6 +57,17 @@ export interface ConfigError {
   /** Field path, like `spec.http[0].route`. */
   path?: string;
   message: string;
+  /** istioctl analyze's message code (`IST0101`) when the check is one of Istio's. */
+  code?: string;
+}
+
+/** An object of a kind Isle does not read (a Secret, a Deployment), kept so analyzers can check references to it. */
+export interface ObjectRef {
+  kind: string;
+  apiVersion: string;
+  namespace?: string;
+  name: string;
+  source: SourcePos;
 }
 
 /** Stable identity of a resource across versions: `Kind/namespace/name` (`Kind//name` when cluster-scoped). */
@@ -75,13 +86,16 @@ export function formatConfigError(e: ConfigError): string {
   }
   const path = e.path ? `${e.path}: ` : '';
   const sev = e.severity === 'warning' ? 'warning: ' : '';
-  return `${where}${subject}: ${sev}${path}${e.message}`;
+  const code = e.code ? ` [${e.code}]` : '';
+  return `${where}${subject}: ${sev}${path}${e.message}${code}`;
 }
 
 /** Result of parsing one file: every resource that validated, and every error found (not only the first). */
 export interface ParseResult {
   resources: Resource[];
   errors: ConfigError[];
+  /** Objects of kinds Isle skips (with a warning in `errors`); only for analyzers' reference checks. */
+  others?: ObjectRef[];
 }
 
 /** A change seen by ConfigStore subscribers. `version` is the store's version after this change. */

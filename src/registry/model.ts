@@ -193,7 +193,8 @@ const PROTOCOL_NAMES: Readonly<Record<string, Protocol>> = {
 };
 
 export function parseProtocol(s: string | undefined): Protocol | undefined {
-  return s ? PROTOCOL_NAMES[s.toLowerCase()] : undefined;
+  // Own keys only: a port named `constructor` must not find Object.prototype.constructor.
+  return s && Object.hasOwn(PROTOCOL_NAMES, s.toLowerCase()) ? PROTOCOL_NAMES[s.toLowerCase()] : undefined;
 }
 
 /**

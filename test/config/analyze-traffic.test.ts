@@ -62,14 +62,14 @@ describe('analyze: VirtualServices for one host', () => {
 
   it('both have a catch-all route', () => {
     assert.deepEqual(run({ 's.yaml': SVC, 'd.yaml': DR_SUBSETS, 'a.yaml': vs('a', catchAllV1), 'b.yaml': vs('b', `  - route: [{destination: {host: helloworld, subset: v2}}]\n`) }, ['host helloworld']), [
-      'b.yaml:7 VirtualService sample/b: warning: spec.http[0]: host helloworld.sample.svc.cluster.local: VirtualService sample/a (a.yaml:1) also has a catch-all route, which comes first when they are merged; this route never matches',
+      'b.yaml:7 VirtualService sample/b: warning: spec.http[0]: host helloworld.sample.svc.cluster.local: VirtualService sample/a (a.yaml:1) also has a catch-all route, which comes first when they are merged; this route never matches [IST0109]',
     ]);
   });
 
   it('the same match with different destinations; the same match and destination is fine', () => {
     const jasonV1 = jasonV2.replace('subset: v2', 'subset: v1');
     assert.deepEqual(run({ 's.yaml': SVC, 'd.yaml': DR_SUBSETS, 'a.yaml': vs('a', jasonV2), 'b.yaml': vs('b', jasonV1) }, ['host helloworld']), [
-      'b.yaml:7 VirtualService sample/b: warning: spec.http[0].match: host helloworld.sample.svc.cluster.local: VirtualService sample/a (a.yaml:1) has the same match with other destinations (helloworld.sample.svc.cluster.local/v2); it comes first when they are merged, so this route never matches',
+      'b.yaml:7 VirtualService sample/b: warning: spec.http[0].match: host helloworld.sample.svc.cluster.local: VirtualService sample/a (a.yaml:1) has the same match with other destinations (helloworld.sample.svc.cluster.local/v2); it comes first when they are merged, so this route never matches [IST0109]',
     ]);
     assert.deepEqual(run({ 's.yaml': SVC, 'd.yaml': DR_SUBSETS, 'a.yaml': vs('a', jasonV2), 'b.yaml': vs('b', jasonV2) }, ['host helloworld']), []);
   });

@@ -74,7 +74,7 @@ describe('analyze', () => {
 `);
     assert.deepEqual(run({ 'svc.yaml': SVC('helloworld'), 'dr.yaml': dr, 'vs.yaml': vs }), [
       'vs.yaml:12 VirtualService default/helloworld: spec.http[0].route[1].destination.host: no Service or ServiceEntry defines host nothere.example.com',
-      'dr.yaml:7 DestinationRule other/helloworld: spec.host: no Service or ServiceEntry defines host helloworld.other.svc.cluster.local',
+      'dr.yaml:7 DestinationRule other/helloworld: spec.host: no Service or ServiceEntry defines host helloworld.other.svc.cluster.local [IST0174]',
     ]);
   });
 
@@ -112,7 +112,7 @@ spec:
     - destination: {host: helloworld.hello.global, subset: v2}
 `;
     assert.deepEqual(run({ 'se.yaml': se, 'dr.yaml': dr, 'vs.yaml': vs, 'dr2.yaml': drLocal }), [
-      'dr2.yaml:5 DestinationRule istio-system/all-local: spec.host: no Service or ServiceEntry defines host *.cluster.local',
+      'dr2.yaml:5 DestinationRule istio-system/all-local: spec.host: no Service or ServiceEntry defines host *.cluster.local [IST0174]',
     ]);
     assert.deepEqual(run({ 'se.yaml': se, 'dr.yaml': dr, 'vs.yaml': vs, 'dr2.yaml': drLocal, 'svc.yaml': SVC('x', 'hello') }), []);
   });
@@ -143,7 +143,7 @@ spec:
     assert.deepEqual(run({ 'svc.yaml': SVC('helloworld'), 'vs.yaml': vs, 'vs2.yaml': vs2 }), [
       'vs.yaml:10 VirtualService default/helloworld: warning: spec.http[0].route[0].destination.port.number: host helloworld.default.svc.cluster.local has no port 8080 (ports: 5000)',
       'vs2.yaml:10 VirtualService default/helloworld-2: warning: spec.http[0].route[0].destination.port.number: host helloworld.default.svc.cluster.local has no port 8080 (ports: 5000)',
-      'vs2.yaml:9 VirtualService default/helloworld-2: warning: spec.http[0]: host helloworld.default.svc.cluster.local: VirtualService default/helloworld (vs.yaml:1) also has a catch-all route, which comes first when they are merged; this route never matches',
+      'vs2.yaml:9 VirtualService default/helloworld-2: warning: spec.http[0]: host helloworld.default.svc.cluster.local: VirtualService default/helloworld (vs.yaml:1) also has a catch-all route, which comes first when they are merged; this route never matches [IST0109]',
     ]);
   });
 
@@ -158,7 +158,16 @@ spec:
   - route:
     - destination: {host: helloworld}
 `;
-    assert.deepEqual(run({ 'svc.yaml': SVC('helloworld'), 'vs.yaml': vs }), []);
+    const gw = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*/www.example.com"]
+`;
+    assert.deepEqual(run({ 'svc.yaml': SVC('helloworld'), 'vs.yaml': vs, 'gw.yaml': gw }), []);
   });
 
   it('checks MeshConfig, RemoteCluster and namespace-wide PeerAuthentication', () => {

@@ -274,7 +274,7 @@ spec:
   http:
   - name: nothing`,
     expected: [
-      "bad.yaml:5 VirtualService default/helloworld: spec.hosts: missing required field",
+      // A missing hosts is the analyzer's to report: only a delegate VirtualService may leave it out.
       "bad.yaml:7 VirtualService default/helloworld: spec.http[0]: must set one of route, redirect, directResponse, delegate",
     ],
   },
@@ -719,6 +719,7 @@ spec:
     expected: [
       "bad.yaml:10 Gateway istio-system/ingress: spec.servers[0].hosts: missing required field",
       "bad.yaml:10 Gateway istio-system/ingress: spec.servers[0].tls: missing required field (port protocol is HTTPS)",
+      "bad.yaml:14 Gateway istio-system/ingress: spec.servers[1].port.name: missing required field",
       "bad.yaml:17 Gateway istio-system/ingress: spec.servers[1].hosts: must not be empty",
     ],
   },

@@ -32,7 +32,7 @@ type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 const ODD_VALUES: unknown[] = [
-  null, '', ' ', 0, -1, 1.5, 1e308, -1e308, 99999999999999999999999, '99999999999999999999999s', '1e308s', '-1s', 'NaN', true,
+  null, '', ' ', 0, -1, 1.5, 1e308, -1e308, 1e23, '99999999999999999999999s', '1e308s', '-1s', 'NaN', true,
   [], {}, [[[]]], { a: { b: { c: {} } } }, 'x'.repeat(5000), '*', '*.', '..', '/', '::', '\u0000', '\u202e', '${x}',
   '__proto__', 'constructor', 'toString', { __proto__x: 1 }, [null], [1, 'a', {}],
 ];

@@ -84,7 +84,15 @@ const serviceSpec = obj(
         });
       }
       uniqueBy(c, ports, [...p, 'ports'], 'name', 'port name');
-      uniqueBy(c, ports, [...p, 'ports'], 'port', 'port');
+      // Kubernetes allows one number on two protocols (443/TCP and 443/UDP for QUIC).
+      const seen = new Set<string>();
+      ports.forEach((sp, i) => {
+        if (!isObject(sp) || !isSet(sp.port)) return;
+        const proto = sp.protocol === 'UDP' || sp.protocol === 'SCTP' ? sp.protocol : 'TCP';
+        const key = `${String(sp.port)}/${proto}`;
+        if (seen.has(key)) c.error([...p, 'ports', i, 'port'], `duplicate port ${String(sp.port)}${proto === 'TCP' ? '' : `/${proto}`}`);
+        seen.add(key);
+      });
     },
   },
 );

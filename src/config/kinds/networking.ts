@@ -214,9 +214,15 @@ const headerOps = obj({
 });
 const headers = obj({ request: headerOps, response: headerOps });
 
-const headerMatches = mapOf(stringMatch({ allowEmpty: true }), (k) =>
-  k !== k.toLowerCase() ? `header name ${JSON.stringify(k)} must be lowercase` : headerName(k),
-);
+/** Istio routes on JWT claims with this pseudo-header; it needs RequestAuthentication, which Isle has not. */
+export const JWT_CLAIM_HEADER = '@request.auth.claims.';
+
+const headerMatches = mapOf(stringMatch({ allowEmpty: true }), (k) => {
+  if (k.startsWith(JWT_CLAIM_HEADER)) {
+    return `${JSON.stringify(k)}: routing on JWT claims requires RequestAuthentication, which Isle does not support yet`;
+  }
+  return k !== k.toLowerCase() ? `header name ${JSON.stringify(k)} must be lowercase` : headerName(k);
+});
 
 const httpMatch = obj({
   name: str(),
@@ -235,8 +241,10 @@ const httpMatch = obj({
   statPrefix: str(),
 });
 
-const httpRouteDestination = obj({ destination, weight: int({ min: 0 }), headers }, { required: ['destination'] });
-const routeDestination = obj({ destination, weight: int({ min: 0 }) }, { required: ['destination'] });
+// Weights are percentages of the route's traffic.
+const weight = int({ min: 0, max: 100 });
+const httpRouteDestination = obj({ destination, weight, headers }, { required: ['destination'] });
+const routeDestination = obj({ destination, weight }, { required: ['destination'] });
 
 const delay = obj(
   { fixedDelay: duration(), percentage, percent: int({ min: 0, max: 100 }), exponentialDelay: duration() },
@@ -331,9 +339,9 @@ const virtualServiceSpec = obj(
   },
   {
     check: (c, v, p) => {
-      // Only a delegate VirtualService (one that another one points at) may leave hosts out.
-      if (!isSet(v.hosts)) c.error([...p, 'hosts'], 'missing required field');
-      else if (Array.isArray(v.hosts) && v.hosts.length === 0) c.error([...p, 'hosts'], 'must not be empty');
+      // Only a delegate VirtualService (one that another one points at) may leave hosts out; whether
+      // one does is a question about other resources, so the analyzer checks a missing hosts.
+      if (Array.isArray(v.hosts) && v.hosts.length === 0) c.error([...p, 'hosts'], 'must not be empty');
       if (![v.http, v.tcp, v.tls].some((x) => Array.isArray(x) && x.length > 0)) c.error(p, 'must set at least one of http, tcp, tls');
     },
   },
@@ -665,7 +673,10 @@ const workloadEntrySpec = obj(workloadEntryFields, {
   },
 });
 
-const sePort = obj({ number: port, protocol, name: dnsLabel, targetPort: port }, { required: ['number', 'name'] });
+/** An empty protocol in a ServiceEntry port means "detect it" for Istio (its pilot benchmarks use it). */
+const sniffedProtocol: Check = (c, v, p) => v === '' || protocol(c, v, p);
+
+const sePort = obj({ number: port, protocol: sniffedProtocol, name: dnsLabel, targetPort: port }, { required: ['number', 'name'] });
 
 const serviceEntrySpec = obj(
   {
@@ -774,7 +785,7 @@ const gatewayHost = str({
 
 const gatewayServer = obj(
   {
-    port: obj({ number: port, protocol: protocol, name: str(), targetPort: port }, { required: ['number', 'protocol'] }),
+    port: obj({ number: port, protocol: protocol, name: str({ nonEmpty: true }), targetPort: port }, { required: ['number', 'protocol', 'name'] }),
     hosts: arr(gatewayHost, { min: 1 }),
     tls: obj(
       {
