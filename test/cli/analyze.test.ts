@@ -95,6 +95,35 @@ describe('isle analyze', () => {
     assert.deepEqual(j.problems.map((p) => [p.severity, p.line, p.path]), [['error', 8, 'spec.http[0].route']]);
   });
 
+  it('Istio\'s codes in text and --json; a key like __proto__ is a finding, never a crash that hides the rest', async () => {
+    const d = join(dir, 'codes');
+    await mkdir(d, { recursive: true });
+    await writeFile(join(d, 'svc.yaml'), SVC);
+    await writeFile(
+      join(d, 'vs.yaml'),
+      'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: hw}\nspec:\n  hosts: [helloworld]\n  gateways: [nope]\n  __proto__: {x: 1}\n  http:\n  - route: [{destination: {host: helloworld, valueOf: 1}}]\n',
+    );
+    await writeFile(join(d, 'dr.yaml'), 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: dr}\nspec:\n  host: helloworld\n  constructor: 1\n  hasOwnProperty: {}\n');
+    const text = await runIsle(['analyze', 'codes'], { cwd: dir });
+    assert.equal(text.code, 1, text.stderr);
+    assert.equal(
+      text.stdout,
+      [
+        'codes/dr.yaml:6 DestinationRule default/dr: warning: spec.constructor: unknown field',
+        'codes/dr.yaml:7 DestinationRule default/dr: warning: spec.hasOwnProperty: unknown field',
+        'codes/vs.yaml:7 VirtualService default/hw: warning: spec.__proto__: unknown field',
+        'codes/vs.yaml:9 VirtualService default/hw: warning: spec.http[0].route[0].destination.valueOf: unknown field',
+        'codes/vs.yaml:6 VirtualService default/hw: spec.gateways[0]: referenced gateway not found: "nope" (no Gateway default/nope) [IST0101]',
+        '1 error, 4 warnings in 3 files (3 resources)',
+        '',
+      ].join('\n'),
+    );
+    const json = await runIsle(['analyze', '--json', 'codes'], { cwd: dir });
+    assert.equal(json.code, 1);
+    const j = JSON.parse(json.stdout) as { problems: { code?: string; path?: string }[] };
+    assert.deepEqual(j.problems.filter((p) => p.code).map((p) => [p.code, p.path]), [['IST0101', 'spec.gateways[0]']]);
+  });
+
   it('exit 2 and a one-line error when a path does not exist', async () => {
     const r = await runIsle(['analyze', 'clean', 'missing-dir'], { cwd: dir });
     assert.equal(r.code, 2);
@@ -106,6 +135,8 @@ describe('isle analyze', () => {
     const r = await runIsle(['analyze', '--list-kinds']);
     assert.equal(r.code, 0);
     for (const k of ['VirtualService', 'DestinationRule', 'MeshConfig', 'RemoteCluster', 'networking.istio.io/v1|v1beta1|v1alpha3']) assert.ok(r.stdout.includes(k), k);
+    // The Kubernetes Gateway API is skipped today, and named as planned.
+    for (const k of ['HTTPRoute', 'GRPCRoute', 'ReferenceGrant']) assert.match(r.stdout, new RegExp(`^  ${k} +gateway\\.networking\\.k8s\\.io/.*planned`, 'm'), k);
     const help = await runIsle(['analyze', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /PeerAuthentication/);
