@@ -10,6 +10,6 @@ export function own(o: object, k: string): unknown {
 }
 
 /** `o[k] = v` as an own, enumerable data property, whatever `k` is. */
-export function setOwn<T>(o: Record<string, T>, k: string, v: T): void {
+export function setOwn<T>(o: Record<string, T>, k: string, v: NoInfer<T>): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }

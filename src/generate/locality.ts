@@ -29,6 +29,7 @@ import type { Proxy } from '../model/proxy.js';
 import type { DestinationRuleSpec, LocalityLbSetting, TrafficPolicy } from '../config/kinds/networking.js';
 import { localityString, topologyLabels, type Labels, type Locality } from '../registry/model.js';
 import { cmp, type EnvoyObject } from './common.js';
+import { own } from '../../config/own.js';
 import { cdsShareKey, destinationRuleFor, effectivePolicy } from './destinationrule.js';
 
 /** Istio's mesh default (`meshConfig.localityLbSetting.enabled: true`). */
@@ -126,7 +127,7 @@ export function localityClassOf(push: PushContext, proxy: Proxy): LocalityClass 
   if (!info.perLocality) return { key: '', namespace, locality, labels };
   // Rules with a restricted exportTo make the applicable rule depend on the namespace, as in CDS.
   const dr = cdsShareKey(push, namespace);
-  const parts = [localityString(locality), ...info.labelKeys.map((k) => `${k}=${labels[k] ?? ''}`), ...(dr === 'outbound' ? [] : [dr])];
+  const parts = [localityString(locality), ...info.labelKeys.map((k) => `${k}=${(own(labels, k) as string | undefined) ?? ''}`), ...(dr === 'outbound' ? [] : [dr])];
   return { key: JSON.stringify(parts), namespace, locality, labels };
 }
 
@@ -186,7 +187,7 @@ function applyFailover(groups: Group[], proxy: Locality, failover: readonly { fr
 function applyFailoverPriority(groups: Group[], cls: LocalityClass, labels: readonly string[], tags: EndpointTags): Group[] {
   const keys = labels.map((l) => {
     const i = l.indexOf('=');
-    return i < 0 ? { key: l, value: cls.labels[l] } : { key: l.slice(0, i), value: l.slice(i + 1) };
+    return i < 0 ? { key: l, value: own(cls.labels, l) as string | undefined } : { key: l.slice(0, i), value: l.slice(i + 1) };
   });
   const lowest = keys.length;
   const out: Group[] = [];

@@ -25,6 +25,7 @@
 import protobuf from 'protobufjs';
 import { findMessageType, type AnyMsg } from './protos.js';
 import { messageNameOf, TYPE_URL_PREFIX } from '../mesh/typeurls.js';
+import { setOwn } from '../config/own.js';
 
 export type PlainObject = Record<string, unknown>;
 
@@ -314,7 +315,7 @@ function structToWire(v: unknown, path: string): PlainObject {
   if (!isPlainObject(v)) fail(path, `expected a JSON object (Struct), got ${describe(v)}`);
   const fields: PlainObject = {};
   for (const [k, x] of Object.entries(v)) {
-    if (x !== undefined) fields[k] = valueToWire(x, `${path}.${k}`);
+    if (x !== undefined) setOwn(fields, k, valueToWire(x, `${path}.${k}`));
   }
   return { fields };
 }
@@ -403,7 +404,7 @@ function fromWire(t: protobuf.Type, m: PlainObject): unknown {
       const entries = Object.entries(v as PlainObject);
       if (entries.length === 0) continue;
       const o: PlainObject = {};
-      for (const [k, x] of entries) o[k] = singleFromWire(f, x);
+      for (const [k, x] of entries) setOwn(o, k, singleFromWire(f, x));
       out[f.name] = o;
     } else if (f.repeated) {
       const a = v as unknown[];
@@ -499,8 +500,8 @@ function anyFromWire(m: PlainObject): PlainObject {
 function structFromWire(m: PlainObject): PlainObject {
   const out: PlainObject = {};
   for (const [k, v] of Object.entries((m['fields'] as PlainObject | undefined) ?? {})) {
-    // defineProperty: a Struct key `__proto__` must become a key, not the object's prototype.
-    Object.defineProperty(out, k, { value: valueFromWire(v as PlainObject), enumerable: true, writable: true, configurable: true });
+    // A Struct key `__proto__` must become a key, not the object's prototype.
+    setOwn(out, k, valueFromWire(v as PlainObject));
   }
   return out;
 }
