@@ -29,7 +29,7 @@ import type { Proxy } from '../model/proxy.js';
 import type { DestinationRuleSpec, LocalityLbSetting, TrafficPolicy } from '../config/kinds/networking.js';
 import { localityString, topologyLabels, type Labels, type Locality } from '../registry/model.js';
 import { cmp, type EnvoyObject } from './common.js';
-import { own } from '../../config/own.js';
+import { own } from '../config/own.js';
 import { cdsShareKey, destinationRuleFor, effectivePolicy } from './destinationrule.js';
 
 /** Istio's mesh default (`meshConfig.localityLbSetting.enabled: true`). */

@@ -8,8 +8,8 @@ import { parseConfigText } from '../../src/config/parse.js';
 import { analyze } from '../../src/config/analyze.js';
 import { formatConfigError, type Resource } from '../../src/config/types.js';
 import { PEER_WORKLOAD_TYPE, WireError, workloadFromWire } from '../../src/peering/wire.js';
-import { proxyFromNode } from '../../src/controlplane/proxy.js';
-import { decodeToken } from '../../src/controlplane/token.js';
+import { proxyFromNode } from '../../src/model/proxy.js';
+import { decodeToken } from '../../src/mesh/token.js';
 import { decodeMessage, encodeMessage } from '../../src/xds/codec.js';
 
 /** Keys that name properties every plain JS object inherits: a lookup `obj[key]` on input finds them. */
