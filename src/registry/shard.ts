@@ -230,7 +230,11 @@ const endpointLabels = new WeakMap<Workload, Labels>();
 function kubeService(r: Resource<ServiceSpec>, cluster: string, domainSuffix: string): Service {
   const ns = r.metadata.namespace ?? 'default';
   const spec = r.spec;
-  const ports: ServicePort[] = (spec.ports ?? []).map((p: KubeServicePort) => ({
+  // Kubernetes allows 443/TCP beside 443/UDP (QUIC). Isle, like Istio, proxies TCP only: the
+  // UDP/SCTP twin of a TCP port is left out, so port numbers stay unique per service.
+  const tcpNumbers = new Set((spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP').map((p) => p.port));
+  const kept = (spec.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP' || !tcpNumbers.has(p.port));
+  const ports: ServicePort[] = kept.map((p: KubeServicePort) => ({
     name: p.name ?? '',
     port: p.port,
     targetPort: p.targetPort ?? p.port,

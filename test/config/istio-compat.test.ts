@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/parse.js';
 import { analyze } from '../../src/config/analyze.js';
 import { formatConfigError } from '../../src/config/types.js';
+import { buildShard } from '../../src/registry/shard.js';
 
 function problems(text: string, file = 'c.yaml'): string[] {
   return parseConfigText(file, text).errors.map(formatConfigError);
@@ -142,5 +143,15 @@ spec:
     hosts: ["*"]
 `;
     assert.deepEqual(problems(gw), ['c.yaml:6 Gateway default/gw: spec.servers[0].port.name: missing required field']);
+  });
+});
+
+describe('accepted config the registry can serve', () => {
+  it('443/TCP + 443/UDP: the service keeps one port 443, the TCP one', () => {
+    const r = parseConfigText('s.yaml', 'apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n  - {name: https, port: 443}\n  - {name: quic, port: 443, protocol: UDP}\n  - {name: dns, port: 53, protocol: UDP}\n');
+    assert.deepEqual(r.errors, []);
+    const shard = buildShard('cluster-1', { network: 'n1', locality: { region: '', zone: '', subzone: '' } }, { resources: r.resources });
+    const svc = shard.services.get('web.default.svc.cluster.local')!;
+    assert.deepEqual(svc.ports.map((p) => `${p.name} ${p.port} ${p.protocol}`), ['dns 53 UDP', 'https 443 HTTPS']);
   });
 });
