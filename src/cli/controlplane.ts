@@ -6,6 +6,7 @@ interface ControlPlaneFlags {
   ca: string;
   cluster?: string;
   network?: string;
+  trustDomain?: string;
   listen: string;
   debugListen: string;
   plaintextListen?: string;
@@ -28,6 +29,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .requiredOption('--ca <dir>', "the cluster's cacerts directory (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem)")
     .option('--cluster <name>', "cluster name (default: MeshConfig clusterName, else the CA's cluster)")
     .option('--network <name>', 'network of this cluster (default: MeshConfig network)')
+    .option('--trust-domain <domain>', "trust domain for a CA that names none, e.g. Istio's tools/certs cacerts (default: MeshConfig trustDomain)")
     .option('--listen <addr>', 'xDS + certificate service over mTLS (port 0: any free port)', '127.0.0.1:15012')
     .option('--debug-listen <addr>', 'debug and metrics HTTP server', '127.0.0.1:15014')
     .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
@@ -48,6 +50,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
         caDir: o.ca,
         ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),
         ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.trustDomain !== undefined ? { trustDomain: o.trustDomain } : {}),
         listen: o.listen,
         debugListen: o.debugListen,
         ...(o.plaintextListen !== undefined ? { plaintextListen: o.plaintextListen } : {}),

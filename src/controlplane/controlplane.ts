@@ -47,6 +47,8 @@ export interface ControlPlaneOptions {
   cluster?: string;
   /** Overrides MeshConfig.network. */
   network?: string;
+  /** Trust domain for a CA that names none (Istio's tools/certs cacerts); default MeshConfig trustDomain. */
+  trustDomain?: string;
   /** xDS + CA over TLS. Default 127.0.0.1:15012; port 0 = ephemeral. */
   listen?: string;
   /** Plaintext xDS (trusts node metadata; tests and benchmarks only). Off unless given; loopback only. */
@@ -185,8 +187,8 @@ export class ControlPlane {
    */
   private async init(): Promise<void> {
     const addrs = this.parseAddresses();
-    await this.setupCa();
     await this.setupConfig();
+    await this.setupCa();
     this.setupMesh();
     this.setupRegistry();
     this.setupPush();
@@ -210,9 +212,13 @@ export class ControlPlane {
     return { grpc: grpcAddr, debug, ...(plaintext ? { plaintext } : {}) };
   }
 
-  /** The cluster's intermediate CA: fail fast, one line naming the file. */
+  /**
+   * The cluster's intermediate CA: one line naming the file on any problem. A CA that names no
+   * trust domain (Istio's tools/certs) takes --trust-domain, else MeshConfig trustDomain.
+   */
   private async setupCa(): Promise<void> {
-    this.ca = await loadCaDir(this.opts.caDir);
+    const given = this.opts.trustDomain ?? pickMeshConfig(this.store.list('MeshConfig'))?.spec.trustDomain;
+    this.ca = await loadCaDir(this.opts.caDir, given !== undefined ? { trustDomain: given } : {});
   }
 
   private async setupConfig(): Promise<void> {

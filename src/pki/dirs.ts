@@ -48,7 +48,7 @@ export interface DirAnalysis<T> {
 
 export interface LoadOptions {
   now?: Date;
-  /** Overrides the trust domain read from the certificates (for CAs made by other tools). */
+  /** The trust domain when the certificates name none (CAs made by other tools); a different one they name is an error. */
   trustDomain?: string;
 }
 
@@ -201,13 +201,20 @@ function checkChain(checks: Checks, chain: Cert[], chainPath: string, roots: Cer
   }
 }
 
-function checkTrustDomain(checks: Checks, cert: Cert, path: string, anchor: Cert | undefined, override: string | undefined): string | undefined {
-  const td = override ?? trustDomainOf(cert);
+function checkTrustDomain(checks: Checks, cert: Cert, path: string, anchor: Cert | undefined, given: string | undefined): string | undefined {
+  // A trust domain given by the caller fills in for a CA that names none (Istio's tools/certs make
+  // O=Istio CAs); it never overrides one the certificate names, so a wrong flag cannot re-label a CA.
+  const own = trustDomainOf(cert);
+  if (given !== undefined && own !== undefined && own !== given) {
+    checks.fail('ERR_IDENTITY', `${path}: the certificate names trust domain ${own}, not ${given}`, path);
+    return undefined;
+  }
+  const td = own ?? given;
   if (!td) {
     checks.fail('ERR_IDENTITY', `${path}: no trust domain (neither a spiffe://<td> URI SAN nor O=<td>; for a CA made by other tools, such as Istio's tools/certs, give it with --trust-domain or MeshConfig trustDomain)`, path);
     return undefined;
   }
-  const anchorTd = anchor && override === undefined ? trustDomainOf(anchor) : undefined;
+  const anchorTd = anchor ? trustDomainOf(anchor) : undefined;
   if (anchorTd !== undefined && anchorTd !== td) {
     checks.fail('ERR_IDENTITY', `${path}: trust domain ${td} differs from its root's (${anchorTd})`, path);
     return undefined;
