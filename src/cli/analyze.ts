@@ -30,6 +30,15 @@ function byPosition(a: ConfigError, b: ConfigError): number {
   return (a.line ?? 0) - (b.line ?? 0);
 }
 
+/**
+ * The parser warns about an unknown field (the control plane keeps serving such a resource, as
+ * Istio's schema pruning would); analyze fails on it, as `kubectl apply` with strict field
+ * validation does: `subset` under `route` instead of `destination` routes to every version.
+ */
+function strictUnknownField(e: ConfigError): ConfigError {
+  return e.severity === 'warning' && /^unknown field\b/.test(e.message) ? { ...e, severity: 'error' } : e;
+}
+
 export function registerAnalyze(program: Command, io: CliIO): void {
   program
     .command('analyze')
@@ -37,11 +46,12 @@ export function registerAnalyze(program: Command, io: CliIO): void {
     .argument('[paths...]', 'files or directories (searched recursively for .yaml, .yml, .json)')
     .option('--json', 'print the result as JSON')
     .option('--list-kinds', 'list the kinds Isle reads and exit')
+    .option('--allow-unknown-fields', 'report unknown fields as warnings instead of errors')
     .addHelpText(
       'after',
-      `\nOther kinds (Deployment, ConfigMap, ...) are skipped with a warning.\nExit status: 0 clean or warnings only, 1 errors found, 2 a path does not exist.\n\nKinds:\n${kindsTable()}\n`,
+      `\nUnknown fields are errors (a misplaced field silently changes nothing), unless --allow-unknown-fields.\nOther kinds (Deployment, ConfigMap, ...) are skipped with a warning.\nExit status: 0 clean or warnings only, 1 errors found, 2 a path does not exist.\n\nKinds:\n${kindsTable()}\n`,
     )
-    .action(async (paths: string[], opts: { json?: boolean; listKinds?: boolean }) => {
+    .action(async (paths: string[], opts: { json?: boolean; listKinds?: boolean; allowUnknownFields?: boolean }) => {
       if (opts.listKinds) {
         io.out(`${kindsTable()}\n`);
         return;
@@ -53,7 +63,8 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       }
       const loaded = await loadConfig(paths);
       // Parse problems first in file order, then what the analyzers found, each sorted by position.
-      const problems = [...loaded.errors.sort(byPosition), ...analyze(loaded.resources, { others: loaded.others ?? [] }).sort(byPosition)];
+      const parsed = opts.allowUnknownFields ? loaded.errors : loaded.errors.map(strictUnknownField);
+      const problems = [...parsed.sort(byPosition), ...analyze(loaded.resources, { others: loaded.others ?? [] }).sort(byPosition)];
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
       if (opts.json) {

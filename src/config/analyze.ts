@@ -60,7 +60,8 @@ const unknownHosts: Analyzer = {
           const f = ctx.fqdn(h, vs);
           if (f === '*' || known(f)) return;
           reported.add(f);
-          out.push(ctx.problem('error', vs, ['spec', 'hosts', i], `${why} ${f}`));
+          if (f.includes('*')) out.push(ctx.problem('warning', vs, ['spec', 'hosts', i], `${f} matches no host of any Service or ServiceEntry`));
+          else out.push(ctx.problem('error', vs, ['spec', 'hosts', i], `${why} ${f}`));
         });
       }
       // Routing a missing host to itself is one mistake, reported once (at spec.hosts).
@@ -81,7 +82,11 @@ const unknownDestinationRuleHost: Analyzer = {
     const out: ConfigError[] = [];
     for (const dr of ctx.of<DestinationRuleSpec>('DestinationRule')) {
       const f = ctx.fqdn(dr.spec.host, dr);
-      if (!defined.some((d) => hostMatches(f, d))) out.push(ctx.problem('error', dr, ['spec', 'host'], `no Service or ServiceEntry defines host ${f}`, 'IST0174'));
+      if (defined.some((d) => hostMatches(f, d))) continue;
+      // A wildcard rule is a policy for whatever matches it, now or later: nothing matching yet is
+      // worth a warning, not an error, and it is not "a host no Service defines".
+      if (f.includes('*')) out.push(ctx.problem('warning', dr, ['spec', 'host'], `${f} matches no host of any Service or ServiceEntry`, 'IST0174'));
+      else out.push(ctx.problem('error', dr, ['spec', 'host'], `no Service or ServiceEntry defines host ${f}`, 'IST0174'));
     }
     return out;
   },

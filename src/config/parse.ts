@@ -5,7 +5,7 @@
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document, type YAMLError } from 'yaml';
 import type { ConfigError, Kind, ObjectMeta, ParseResult, Resource } from './types.js';
 import { DESCRIPTORS, KNOWN_GROUPS, apiVersions, descriptorFor, type KindDescriptor } from './descriptors.js';
-import { Checker, describe, dnsLabel, dnsSubdomain, formatPath, isObject, isSet, labels, mapOf, obj, str, type Path } from './schema.js';
+import { Checker, closest, describe, dnsLabel, dnsSubdomain, formatPath, isObject, isSet, labels, mapOf, obj, str, type Path } from './schema.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -140,7 +140,7 @@ function handleObject(file: string, node: unknown, js: unknown, lc: LineCounter,
   // A known kind name under a foreign group is another API's kind (gateway.networking.k8s.io Gateway).
   if (!d || (version !== '' && !KNOWN_GROUPS.has(group))) {
     const av = typeof apiVersion === 'string' ? apiVersion : 'no apiVersion';
-    out.errors.push({ severity: 'warning', file, line: startLine, message: `kind ${kind} (${av}) is not used by Isle; ignored` });
+    out.errors.push(unusedKind(file, startLine, kind, av, group));
     if (name !== undefined) {
       const ns = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
       (out.others ??= []).push({ kind, apiVersion: av, namespace: ns, name, source: { file, line: startLine } });
@@ -228,4 +228,33 @@ function lineOf(root: unknown, path: Path, lc: LineCounter, fallback: number): n
 /** Kinds, for help texts. */
 export function knownKinds(): string[] {
   return DESCRIPTORS.map((d) => d.kind);
+}
+
+/** Istio kinds Isle does not implement, by API group; the rest of an Istio group is a typo. */
+const ISTIO_UNSUPPORTED: Readonly<Record<string, readonly string[]>> = {
+  'networking.istio.io': ['EnvoyFilter', 'Sidecar', 'ProxyConfig'],
+  'security.istio.io': ['RequestAuthentication'],
+  'telemetry.istio.io': ['Telemetry'],
+  'extensions.istio.io': ['WasmPlugin'],
+};
+
+/**
+ * A kind Isle does not read. In an Istio or Isle API group it is either an Istio kind Isle does not
+ * implement (a warning; an error for security kinds, whose rules would silently not be enforced)
+ * or a typo (an error, with a did-you-mean). Elsewhere (a Deployment, a ConfigMap) it is skipped
+ * with a warning, so a directory of Kubernetes manifests can be analyzed.
+ */
+function unusedKind(file: string, line: number, kind: string, av: string, group: string): ConfigError {
+  const guess = closest(kind, DESCRIPTORS.map((x) => x.kind));
+  const hint = guess && guess !== kind ? ` (did you mean ${guess}?)` : '';
+  const unsupported = ISTIO_UNSUPPORTED[group];
+  if (unsupported?.includes(kind)) {
+    return group === 'security.istio.io'
+      ? { severity: 'error', file, line, path: 'kind', message: `kind ${kind} (${av}) is not supported by Isle yet: its rules would not be enforced` }
+      : { severity: 'warning', file, line, message: `kind ${kind} (${av}) is not supported by Isle yet; ignored` };
+  }
+  if (group !== '' && (KNOWN_GROUPS.has(group) || unsupported !== undefined)) {
+    return { severity: 'error', file, line, path: 'kind', message: `unknown kind ${kind} in ${group}${hint}` };
+  }
+  return { severity: 'warning', file, line, message: `kind ${kind} (${av}) is not used by Isle; ignored${hint}` };
 }

@@ -429,7 +429,8 @@ export function oneOf(fields: string[], what = 'one of'): (c: Checker, v: Record
   };
 }
 
-function closest(word: string, candidates: string[]): string | undefined {
+/** The candidate within a small edit distance of `word` (a typo), if any. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = Infinity;
   for (const cand of candidates) {

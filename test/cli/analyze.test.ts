@@ -109,12 +109,12 @@ describe('isle analyze', () => {
     assert.equal(
       text.stdout,
       [
-        'codes/dr.yaml:6 DestinationRule default/dr: warning: spec.constructor: unknown field',
-        'codes/dr.yaml:7 DestinationRule default/dr: warning: spec.hasOwnProperty: unknown field',
-        'codes/vs.yaml:7 VirtualService default/hw: warning: spec.__proto__: unknown field',
-        'codes/vs.yaml:9 VirtualService default/hw: warning: spec.http[0].route[0].destination.valueOf: unknown field',
+        'codes/dr.yaml:6 DestinationRule default/dr: spec.constructor: unknown field',
+        'codes/dr.yaml:7 DestinationRule default/dr: spec.hasOwnProperty: unknown field',
+        'codes/vs.yaml:7 VirtualService default/hw: spec.__proto__: unknown field',
+        'codes/vs.yaml:9 VirtualService default/hw: spec.http[0].route[0].destination.valueOf: unknown field',
         'codes/vs.yaml:6 VirtualService default/hw: spec.gateways[0]: referenced gateway not found: "nope" (no Gateway default/nope) [IST0101]',
-        '1 error, 4 warnings in 3 files (3 resources)',
+        '5 errors, 0 warnings in 3 files (3 resources)',
         '',
       ].join('\n'),
     );
@@ -140,5 +140,62 @@ describe('isle analyze', () => {
     const help = await runIsle(['analyze', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /PeerAuthentication/);
+  });
+
+  describe('rough edges a new user hit (issue 16)', () => {
+    const SUBSET_MISPLACED = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: helloworld}
+spec:
+  hosts: [helloworld]
+  http:
+  - route:
+    - destination: {host: helloworld}
+      subset: v1
+`;
+    async function analyzeText(name: string, text: string, ...flags: string[]) {
+      const d = await mkdtemp(join(tmpdir(), 'isle-analyze-edge-'));
+      try {
+        if (name !== 'dr.yaml') await writeFile(join(d, 'svc.yaml'), SVC);
+        await writeFile(join(d, name), text);
+        return await runIsle(['analyze', ...flags, '.'], { cwd: d });
+      } finally {
+        await rm(d, { recursive: true, force: true });
+      }
+    }
+
+    it('a misplaced field (subset under route) is an error by default, a warning with --allow-unknown-fields', async () => {
+      const strict = await analyzeText('vs.yaml', SUBSET_MISPLACED);
+      assert.equal(strict.code, 1, strict.stdout);
+      assert.match(strict.stdout, /vs\.yaml:9 VirtualService default\/helloworld: spec\.http\[0\]\.route\[0\]\.subset: unknown field\n/);
+      const lax = await analyzeText('vs.yaml', SUBSET_MISPLACED, '--allow-unknown-fields');
+      assert.equal(lax.code, 0, lax.stdout);
+      assert.match(lax.stdout, /warning: spec\.http\[0\]\.route\[0\]\.subset: unknown field/);
+    });
+
+    it('a misspelled Istio kind is an error with a did-you-mean; an unsupported security kind is an error; EnvoyFilter a warning', async () => {
+      const typo = await analyzeText('vs.yaml', SUBSET_MISPLACED.replace('kind: VirtualService', 'kind: VirtualSevice'));
+      assert.equal(typo.code, 1);
+      assert.match(typo.stdout, /vs\.yaml:1: kind: unknown kind VirtualSevice in networking\.istio\.io \(did you mean VirtualService\?\)/);
+      const ra = await analyzeText('ra.yaml', 'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt}\nspec: {}\n');
+      assert.equal(ra.code, 1);
+      assert.match(ra.stdout, /RequestAuthentication .* not supported by Isle yet: its rules would not be enforced/);
+      const ef = await analyzeText('ef.yaml', 'apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: f}\nspec: {}\n');
+      assert.equal(ef.code, 0, ef.stdout);
+      assert.match(ef.stdout, /warning: kind EnvoyFilter .* not supported by Isle yet; ignored/);
+    });
+
+    it("seed 002's mesh-wide DestinationRule alone: a wildcard \"matches no host\" warning, not a missing host", async () => {
+      const r = await analyzeText('dr.yaml', 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: default, namespace: istio-system}\nspec:\n  host: "*.cluster.local"\n');
+      assert.equal(r.code, 0, r.stdout);
+      assert.match(r.stdout, /warning: spec\.host: \*\.cluster\.local matches no host of any Service or ServiceEntry/);
+      assert.doesNotMatch(r.stdout, /no Service or ServiceEntry defines host/);
+    });
+
+    it('bare `isle analyze` is a usage error (exit 2)', async () => {
+      const r = await runIsle(['analyze']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /Usage: isle analyze/);
+    });
   });
 });

@@ -112,7 +112,7 @@ spec:
     - destination: {host: helloworld.hello.global, subset: v2}
 `;
     assert.deepEqual(run({ 'se.yaml': se, 'dr.yaml': dr, 'vs.yaml': vs, 'dr2.yaml': drLocal }), [
-      'dr2.yaml:5 DestinationRule istio-system/all-local: spec.host: no Service or ServiceEntry defines host *.cluster.local [IST0174]',
+      'dr2.yaml:5 DestinationRule istio-system/all-local: warning: spec.host: *.cluster.local matches no host of any Service or ServiceEntry [IST0174]',
     ]);
     assert.deepEqual(run({ 'se.yaml': se, 'dr.yaml': dr, 'vs.yaml': vs, 'dr2.yaml': drLocal, 'svc.yaml': SVC('x', 'hello') }), []);
   });
