@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { analyze } from '../config/analyze.js';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { analyze, analyzeClusters } from '../config/analyze.js';
 import { DESCRIPTORS, PLANNED_KINDS } from '../config/descriptors.js';
 import { loadConfig } from '../config/load.js';
 import { formatConfigError, type ConfigError } from '../config/types.js';
@@ -35,6 +37,11 @@ function byPosition(a: ConfigError, b: ConfigError): number {
  * Istio's schema pruning would); analyze fails on it, as `kubectl apply` with strict field
  * validation does: `subset` under `route` instead of `destination` routes to every version.
  */
+function isUnder(file: string, dir: string): boolean {
+  const d = dir.endsWith('/') ? dir : `${dir}/`;
+  return file.startsWith(d);
+}
+
 function strictUnknownField(e: ConfigError): ConfigError {
   return e.severity === 'warning' && /^unknown field\b/.test(e.message) ? { ...e, severity: 'error' } : e;
 }
@@ -49,7 +56,7 @@ export function registerAnalyze(program: Command, io: CliIO): void {
     .option('--allow-unknown-fields', 'report unknown fields as warnings instead of errors')
     .addHelpText(
       'after',
-      `\nUnknown fields are errors (a misplaced field silently changes nothing), unless --allow-unknown-fields.\nOther kinds (Deployment, ConfigMap, ...) are skipped with a warning.\nExit status: 0 clean or warnings only, 1 errors found, 2 a path does not exist.\n\nKinds:\n${kindsTable()}\n`,
+      `\nSeveral directories are analyzed as several clusters: each on its own, then across them.\nUnknown fields are errors (a misplaced field silently changes nothing), unless --allow-unknown-fields.\nOther kinds (Deployment, ConfigMap, ...) are skipped with a warning.\nExit status: 0 clean or warnings only, 1 errors found, 2 a path does not exist.\n\nKinds:\n${kindsTable()}\n`,
     )
     .action(async (paths: string[], opts: { json?: boolean; listKinds?: boolean; allowUnknownFields?: boolean }) => {
       if (opts.listKinds) {
@@ -64,7 +71,17 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       const loaded = await loadConfig(paths);
       // Parse problems first in file order, then what the analyzers found, each sorted by position.
       const parsed = opts.allowUnknownFields ? loaded.errors : loaded.errors.map(strictUnknownField);
-      const problems = [...parsed.sort(byPosition), ...analyze(loaded.resources, { others: loaded.others ?? [] }).sort(byPosition)];
+      const others = loaded.others ?? [];
+      // Several directories are several clusters (seed 000's cluster-1/ and cluster-2/).
+      const clusterDirs = paths.length > 1 && (await Promise.all(paths.map(async (p) => (await stat(p)).isDirectory()))).every(Boolean);
+      const found = clusterDirs
+        ? analyzeClusters(
+            paths.map((p) => ({ name: basename(p.replace(/\/+$/, '')), resources: loaded.resources.filter((r) => isUnder(r.source.file, p)) })),
+            analyze,
+            { others },
+          )
+        : analyze(loaded.resources, { others });
+      const problems = [...parsed.sort(byPosition), ...found.sort(byPosition)];
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
       if (opts.json) {

@@ -27,6 +27,7 @@ import type { MeshConfigSpec, RemoteClusterSpec } from './kinds/mesh.js';
 import type { PeerAuthenticationSpec } from './kinds/security.js';
 
 export { AnalyzeContext, type Analyzer, type AnalyzeOptions } from './analysis/context.js';
+export { analyzeClusters, type ClusterConfig } from './analysis/multicluster.js';
 
 // ----------------------------------------------------------------- analyzers
 

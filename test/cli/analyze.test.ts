@@ -56,14 +56,15 @@ describe('isle analyze', () => {
   });
 
   it('exit 1 and every problem, one per line, on errors', async () => {
-    const r = await runIsle(['analyze', 'bad', 'clean'], { cwd: dir });
+    const r = await runIsle(['analyze', 'bad', 'clean/svc.yaml', 'clean/svc.yaml'], { cwd: dir });
     assert.equal(r.code, 1, r.stderr);
     assert.equal(
       r.stdout,
       [
         'bad/cluster-1/vs.yaml:8 VirtualService default/helloworld: spec.http[0].route: weights must sum to 100 (got 130)',
         'clean/svc.yaml:1 Service default/helloworld: defined more than once (also at bad/cluster-1/svc.yaml:1)',
-        '2 errors, 0 warnings in 3 files (2 resources)',
+        'clean/svc.yaml:1 Service default/helloworld: defined more than once (also at bad/cluster-1/svc.yaml:1)',
+        '3 errors, 0 warnings in 4 files (3 resources)',
         '',
       ].join('\n'),
     );
@@ -197,5 +198,29 @@ spec:
       assert.equal(r.code, 2);
       assert.match(r.stderr, /Usage: isle analyze/);
     });
+  });
+
+  it('several directories are several clusters: no false duplicates, a warning for a subset one cluster lacks', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'isle-analyze-mc-'));
+    try {
+      const svc = 'apiVersion: v1\nkind: Service\nmetadata: {name: helloworld, namespace: sample}\nspec:\n  selector: {app: helloworld}\n  ports: [{port: 5000, name: http}]\n';
+      const we = (name: string, ip: string, v: string) => `---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}, namespace: sample}\nspec: {address: ${ip}, labels: {app: helloworld, version: ${v}}}\n`;
+      const dr = '---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: helloworld, namespace: sample}\nspec:\n  host: helloworld.sample.svc.cluster.local\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n';
+      await mkdir(join(d, 'cluster-1'));
+      await mkdir(join(d, 'cluster-2'));
+      await writeFile(join(d, 'cluster-1', 'hw.yaml'), svc + we('hw-v1', '127.1.0.10', 'v1') + dr);
+      await writeFile(join(d, 'cluster-2', 'hw.yaml'), svc + we('hw-v2', '127.2.0.10', 'v2'));
+      const r = await runIsle(['analyze', 'cluster-1', 'cluster-2'], { cwd: d });
+      assert.equal(r.code, 0, r.stdout);
+      assert.doesNotMatch(r.stdout, /defined more than once/);
+      assert.match(r.stdout, /cluster-1\/hw\.yaml:\d+ DestinationRule sample\/helloworld: warning: spec\.subsets\[1\]: subset v2 of helloworld\.sample\.svc\.cluster\.local is defined in cluster cluster-1 but not in cluster cluster-2/);
+      assert.doesNotMatch(r.stdout, /subset v1 /, 'cluster-2 has no v1 workload: nothing to warn about');
+      // The same DestinationRule in cluster-2 too: clean.
+      await writeFile(join(d, 'cluster-2', 'dr.yaml'), dr.slice(4));
+      const fixed = await runIsle(['analyze', 'cluster-1', 'cluster-2'], { cwd: d });
+      assert.equal(fixed.stdout, '0 errors, 0 warnings in 3 files (6 resources)\n');
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
   });
 });

@@ -14,15 +14,19 @@ export interface AnalyzeOptions {
   domainSuffix?: string;
   /** Objects of kinds Isle skips (Secrets, ...), for checks of references to them. */
   others?: readonly ObjectRef[];
+  /** Hosts other clusters of the mesh define (their Services, discovered through peering). */
+  peerHosts?: readonly string[];
 }
 
 export class AnalyzeContext {
   readonly domainSuffix: string;
   readonly others: readonly ObjectRef[];
+  readonly peerHosts: readonly string[];
   private readonly kinds = new Map<Kind, Resource[]>();
   constructor(readonly resources: readonly Resource[], opts: AnalyzeOptions = {}) {
     this.domainSuffix = opts.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX;
     this.others = opts.others ?? [];
+    this.peerHosts = opts.peerHosts ?? [];
     for (const r of resources) {
       const list = this.kinds.get(r.kind) ?? [];
       list.push(r);
@@ -93,6 +97,7 @@ export interface Analyzer {
 export function definedHosts(ctx: AnalyzeContext): string[] {
   const hosts = ctx.of<ServiceSpec>('Service').map((s) => serviceHost(s.metadata.name, s.metadata.namespace ?? 'default', ctx.domainSuffix));
   for (const se of ctx.of<ServiceEntrySpec>('ServiceEntry')) for (const h of se.spec.hosts ?? []) hosts.push(ctx.fqdn(h, se));
+  hosts.push(...ctx.peerHosts);
   return hosts;
 }
 
