@@ -9,6 +9,7 @@ import { registerProxy } from './proxy.js';
 import { registerCluster } from './cluster.js';
 import { registerStatus } from './status.js';
 import { registerDemo } from './demo.js';
+import { registerPrecheck } from './precheck.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -33,6 +34,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerCluster(program, io);
   registerStatus(program, io);
   registerDemo(program, io);
+  registerPrecheck(program, io);
   return program;
 }
 

@@ -62,7 +62,7 @@ function clusterOf(topo: DemoTopology, name: string): DemoCluster {
 }
 
 /** Every address the demo binds, checked up front so a taken one is named before anything starts. */
-function addressesToBind(topo: DemoTopology): string[] {
+export function addressesToBind(topo: DemoTopology): string[] {
   const out: string[] = [];
   for (const c of topo.clusters) out.push(c.controlPlane, c.debug, `${c.gatewayIp}:${EAST_WEST_PORT}`, `${c.gatewayIp}:15000`, `${c.gatewayIp}:15021`);
   for (const w of topo.workloads) {
