@@ -10,6 +10,7 @@ import { registerCluster } from './cluster.js';
 import { registerStatus } from './status.js';
 import { registerDemo } from './demo.js';
 import { registerPrecheck } from './precheck.js';
+import { registerDescribe } from './describe.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerStatus(program, io);
   registerDemo(program, io);
   registerPrecheck(program, io);
+  registerDescribe(program, io);
   return program;
 }
 
