@@ -31,8 +31,8 @@ describe('isle describe', () => {
     const r = await runIsle(['describe', 'service', 'helloworld', '--config', dir, '--control-plane', plane.debugUrl]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^Service: helloworld\.default\.svc\.cluster\.local\n/);
-    assert.match(r.stdout, /DestinationRules:\n  default\/helloworld \(.*dr\.yaml:1\): host helloworld; subsets v1 \{"version":"v1"\}/);
-    assert.match(r.stdout, /PeerAuthentication:\n  mesh: istio-system\/default .*: mtls STRICT/);
+    assert.match(r.stdout, /DestinationRules:\n {2}default\/helloworld \(.*dr\.yaml:1\): host helloworld; subsets v1 \{"version":"v1"\}/);
+    assert.match(r.stdout, /PeerAuthentication:\n {2}mesh: istio-system\/default .*: mtls STRICT/);
     assert.match(r.stdout, /AuthorizationPolicies: none/, 'a policy of another namespace does not apply');
     assert.match(r.stdout, /VirtualServices: none/);
     assert.match(r.stdout, /127\.1\.0\.10:5000 +cluster cluster-1, network network1, .*HEALTHY, helloworld-v1/);
