@@ -4,11 +4,33 @@
  * is read through `config()` at the moment it is needed, so a new xDS snapshot applies to the
  * next request without restarting anything.
  */
-import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, RouteConfigModel } from '../model.js';
+import type { HttpAuthorizer } from '../authz.js';
+import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, FilterChainModel, HttpConnectionManagerModel, RouteConfigModel } from '../model.js';
 import type { RouteRequest } from '../routing/match.js';
 import type { RouteResult } from '../routing/router.js';
 import type { ProxyStats } from '../stats.js';
 import type { UpstreamPools } from '../upstream/pool.js';
+import type { Timers } from '../../mesh/timers.js';
+
+/** What a listener learned about a downstream connection before HTTP started. */
+export interface ConnInfo {
+  listener: string;
+  direction: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
+  chain: FilterChainModel;
+  hcm: HttpConnectionManagerModel;
+  /** TLS with a verified client certificate. */
+  mtls: boolean;
+  /** The verified peer's SPIFFE id. */
+  peerId: string | undefined;
+  /** SHA-256 of the peer certificate (DER), hex: XFCC `Hash=`. */
+  peerCertHash: string | undefined;
+  /** Our own SPIFFE id (the certificate this chain serves): XFCC `By=`. */
+  ownId: string | undefined;
+  /** The TLS SNI the client sent, if any. */
+  sni?: string | undefined;
+  /** The listener port the connection arrived on. */
+  destinationPort?: number | undefined;
+}
 
 /**
  * The router (`../routing`). A field so tests and the wiring can pass a seeded `random` for
@@ -48,5 +70,9 @@ export interface ListenerDeps {
   retryBufferBytes?: number;
   /** For tests: pluggable backoff randomness. */
   random?: () => number;
+  /** Route, per-try and fault-delay timers; default real timers (tests pass a manual clock). */
+  timers?: Timers;
+  /** The RBAC filter slot (AuthorizationPolicy); absent: every request is allowed. */
+  authorize?: HttpAuthorizer;
   log?: (msg: string) => void;
 }

@@ -107,7 +107,7 @@ export class InboundListener {
     }
     const chain = selectFilterChain(model, facts);
     if (!chain) return this.reject(socket, facts.transportProtocol === 'raw_buffer' ? 'plaintext_refused' : 'no_filter_chain');
-    if (!chain.tls) return this.serve(socket, model, chain, { mtls: false, peerId: undefined, peerCertHash: undefined, ownId: undefined });
+    if (!chain.tls) return this.serve(socket, model, chain, { mtls: false, peerId: undefined, peerCertHash: undefined, ownId: undefined, sni: undefined });
 
     let entry: TlsServerEntry;
     try {
@@ -139,6 +139,7 @@ export class InboundListener {
       if (t.authorized && !sansMatch(settings.matchSans, t.getPeerCertificate().subjectaltname)) return this.reject(t, 'client_san_mismatch');
       const fp = t.authorized ? t.getPeerCertificate().fingerprint256 : undefined;
       this.serve(t, model, chain, {
+        sni: typeof t.servername === 'string' ? t.servername : undefined,
         mtls: t.authorized,
         peerId,
         peerCertHash: fp ? fp.replace(/:/g, '').toLowerCase() : undefined,
@@ -157,10 +158,8 @@ export class InboundListener {
     socket.on('error', () => socket.destroy());
     const filter = chain.filter;
     if (filter.kind === 'http') {
-      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, ...conn });
-      this.http.emit('connection', socket);
-      // The inspector left the socket paused; the HTTP parser reads only from a flowing one.
-      socket.resume();
+      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, ...conn });
+      this.http.serve(socket);
       return;
     }
     const name = pickTcpCluster(filter.tcpProxy.cluster, this.deps.random);

@@ -3,7 +3,6 @@
  * Listeners count their in-flight requests/connections in an InflightTracker so drain knows when
  * it may stop waiting; idle keep-alive connections are closed at once because nothing is lost.
  */
-import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 
 export class InflightTracker {
@@ -56,6 +55,14 @@ export class SocketSet {
   }
 }
 
+/** An HTTP engine connections were handed to (node:http's Server or the proxy's HTTP/1.1 codec). */
+export interface HttpEngine {
+  /** From now on, responses close their connections. */
+  close(): void;
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
 export interface DrainOptions {
   /** Longest wait for in-flight work; Envoy's --drain-time-s is 600 s, Isle defaults to 5 s. */
   timeoutMs?: number;
@@ -74,7 +81,7 @@ export interface DrainResult {
  * work ends, or the deadline, every remaining socket is destroyed.
  */
 export async function drain(
-  parts: { servers: NetServer[]; http?: HttpServer[]; sockets?: SocketSet; inflight: InflightTracker },
+  parts: { servers: NetServer[]; http?: HttpEngine[]; sockets?: SocketSet; inflight: InflightTracker },
   opts: DrainOptions = {},
 ): Promise<DrainResult> {
   const closed = parts.servers.map(

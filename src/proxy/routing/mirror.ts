@@ -9,7 +9,6 @@
  * are not mirrored.
  */
 import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, MirrorPolicyModel } from '../model.js';
-import type { ListenerDeps } from '../listeners/context.js';
 import { hits } from './fault.js';
 
 /** Envoy's shadow host: `-shadow` goes before the port. */
@@ -71,7 +70,7 @@ export function mirrorRequest(
 
 /** The listener's side: mirror through the proxy's own LB and pools (one call from the router filter). */
 export function mirrorVia(
-  deps: { pick: ListenerDeps['pick']; pools: { send: MirrorSend }; random?: () => number; log?: (msg: string) => void },
+  deps: { pick: (cluster: ClusterModel, endpoints: EndpointsModel | undefined, ctx: { previous: ReadonlySet<string>; avoidPrevious: boolean; attempt: number }) => EndpointModel | undefined; pools: { send: MirrorSend }; random?: () => number; log?: (msg: string) => void },
   graph: ConfigGraph,
   policies: readonly MirrorPolicyModel[] | undefined,
   req: { method: string; path: string; headers: Record<string, string | string[]>; body: Buffer | null },

@@ -1,24 +1,56 @@
 /**
- * Per-cluster upstream connection pools: one keep-alive Agent per cluster (HTTP or mTLS), sized
- * by the cluster's circuit breakers, and `send`, which makes one attempt to one endpoint and
- * classifies how it went. Retries, endpoint choice and timeouts across attempts belong to the
- * caller (the router filter in listeners/http.ts); this file reports every attempt's outcome to
- * stats and to the outlier detector.
+ * Per-cluster upstream connection pools over the HTTP/1.1 codec (`../http1`): keep-alive
+ * connections per endpoint (LIFO), sized by the cluster's circuit breakers, and `send`, which
+ * makes one attempt to one endpoint and classifies how it went. Retries, endpoint choice and the
+ * route timeout belong to the caller (the filter chain in listeners/filters); this file reports
+ * every attempt's outcome to stats and to the outlier detector.
  *
  * Certificate rotation: the TLS settings are derived from the current secrets on each send; when
- * they change, the cluster gets a fresh Agent and the old one is retired: requests already on it
+ * they change, the cluster gets a fresh pool and the old one is retired: requests already on it
  * finish on their connections, its idle connections are closed, and it is never used again.
+ *
+ * Per request there are no closures, listeners or AbortControllers: one Attempt object, its
+ * timer, and the socket's per-connection listeners (ADR 0025). TLS sessions are resumed.
  */
-import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
+import net from 'node:net';
 import type { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from '../http1/body.js';
+import { hasToken, parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { cachedUpstreamTlsSettings, TlsMaterialError, type Secrets } from '../net/tls.js';
+import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 
+/** Where a response body goes (the downstream response); false from `data` means "pause". */
+export interface ResponseSink {
+  data(chunk: Buffer): boolean;
+  end(): void;
+  /** The upstream broke mid-body. */
+  abort(reason: string): void;
+}
+
+/** What `send` resolves with on `response`: the head, and the body to pipe or drop. */
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly statusMessage: string;
+  /** As received, lower-case names; hop-by-hop ones included. */
+  readonly headers: Headers;
+  readonly framing: Framing;
+  /** The SPIFFE id of the upstream's certificate (TLS only; null: unreadable). */
+  readonly peerId: string | undefined | null;
+  readonly secure: boolean;
+  pipe(sink: ResponseSink): void;
+  /** Reads and drops the body (the connection is reused when it ends). */
+  resume(): void;
+  /** Resumes a body paused by a `data` that returned false. */
+  flow(): void;
+  /** Gives up on the body (downstream went away): the connection is closed. */
+  destroy(): void;
+  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
+}
+
 export type AttemptOutcome =
-  | { kind: 'response'; status: number; response: http.IncomingMessage }
+  | { kind: 'response'; status: number; response: UpstreamResponse }
   /** TCP refused / unreachable / connect timeout, or the TLS handshake failed (bad peer identity included). */
   | { kind: 'connect-failure'; detail: string }
   /** Connected, then the connection broke before response headers. */
@@ -27,7 +59,7 @@ export type AttemptOutcome =
   | { kind: 'timeout' }
   /** Refused by the cluster's circuit breaker before anything was sent. */
   | { kind: 'overflow' }
-  /** The caller's AbortSignal fired (downstream went away, route timeout). */
+  /** The caller's signal fired (downstream went away, route timeout). */
   | { kind: 'aborted' };
 
 /** What the outlier detector hears about an attempt (Envoy: external vs local-origin results). */
@@ -39,17 +71,43 @@ export type UpstreamResult =
 
 export type ResultSink = (cluster: ClusterModel, endpoint: EndpointModel, result: UpstreamResult) => void;
 
+/** The part of AbortSignal `send` uses; `Cancellation` (no EventTarget) is the cheap one. */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** A one-shot cancel flag with one listener slot: what an AbortController costs without EventTarget. */
+export class Cancellation implements CancelSignal {
+  aborted = false;
+  private listener: (() => void) | null = null;
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listener = listener;
+  }
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    if (this.listener === listener) this.listener = null;
+  }
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const l = this.listener;
+    this.listener = null;
+    l?.();
+  }
+}
+
 export interface UpstreamRequest {
   method: string;
   /** Origin-form path with query. */
   path: string;
   /** Lower-case names; `host` included. Hop-by-hop headers must already be removed. */
-  headers: http.OutgoingHttpHeaders;
+  headers: Headers;
   /** A Buffer can be sent again (retries); a stream only once. */
   body: Buffer | Readable | null;
   /** 0 = none. Counts until response headers. */
   perTryTimeoutMs?: number;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface PoolOptions {
@@ -64,21 +122,539 @@ export interface PoolOptions {
   freeSocketTimeoutMs?: number;
 }
 
-interface PoolEntry {
-  agent: http.Agent;
-  tlsId: string | undefined;
-  maxConnections: number;
-}
-
 function isTlsError(err: NodeJS.ErrnoException): boolean {
   const code = err.code ?? '';
   return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code === 'ISLE_ERR_SAN_MISMATCH' || /SSL|TLS|certificate/i.test(err.message);
 }
 
+const EMPTY = Buffer.alloc(0);
+
+/** One connection to one endpoint. */
+class UpstreamConn implements BodyData {
+  readonly socket: net.Socket;
+  connected = false;
+  /** Requests this connection has carried (0 while the first is in flight). */
+  uses = 0;
+  attempt: Attempt | null = null;
+  /** Still counted in the pool's total (max_connections). */
+  counted = true;
+  peerId: string | undefined | null = undefined;
+  private buf: Buffer = EMPTY;
+  private decoder: BodyDecoder | null = null;
+  private reusable = true;
+  private connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly pool: ClusterPool,
+    readonly key: string,
+    endpoint: EndpointModel,
+    connectTimeoutMs: number,
+  ) {
+    const p = pool;
+    if (p.tlsOptions) {
+      const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true } as tls.ConnectionOptions);
+      s.once('secureConnect', () => this.onConnected());
+      s.on('session', (session: Buffer) => (p.session = session));
+      this.socket = s;
+    } else {
+      const s = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+      s.once('connect', () => this.onConnected());
+      this.socket = s;
+    }
+    const s = this.socket;
+    s.setNoDelay(true);
+    s.on('data', (d: Buffer) => this.onData(d));
+    s.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
+    s.once('close', () => this.onClose());
+    s.on('timeout', () => {
+      if (!this.attempt) s.destroy();
+    });
+    this.connectTimer = setTimeout(onConnectTimeout, connectTimeoutMs, this, connectTimeoutMs);
+    p.stats.upstreamCxTotal.inc(p.label);
+    p.stats.upstreamCxActive.inc(p.label);
+  }
+
+  private onConnected(): void {
+    this.connected = true;
+    clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    if (this.pool.tlsOptions) this.peerId = upstreamPeerSpiffeId(this.socket as tls.TLSSocket);
+    this.socket.setTimeout(this.pool.idleTimeoutMs);
+  }
+
+  /** Starts `a` on this connection (it may still be connecting: bytes are queued). */
+  assign(a: Attempt): void {
+    this.attempt = a;
+    this.buf = EMPTY;
+    a.conn = this;
+    a.writeRequest(this.socket);
+  }
+
+  private onData(d: Buffer): void {
+    const a = this.attempt;
+    if (!a) {
+      // Bytes with no request outstanding: the connection cannot be trusted any more.
+      this.socket.destroy();
+      return;
+    }
+    if (this.decoder) return this.feedBody(d, 0);
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    for (;;) {
+      const r = parseResponseHead(this.buf, this.pool.limits);
+      if (r === undefined) return;
+      if ('error' in r) {
+        a.failed('reset', `upstream protocol error: ${r.reason}`);
+        this.socket.destroy();
+        return;
+      }
+      const head = r.head;
+      const rest = this.buf.subarray(r.length);
+      this.buf = EMPTY;
+      if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+        // 100 Continue and friends: wait for the real response.
+        if (rest.length === 0) return;
+        this.buf = rest;
+        continue;
+      }
+      const framing = responseFraming(head.headers, head.status, a.req.method);
+      if ('error' in framing) {
+        a.failed('reset', `upstream protocol error: ${framing.reason}`);
+        this.socket.destroy();
+        return;
+      }
+      if (head.minor === 0 ? !hasToken(head.headers['connection'], 'keep-alive') : hasToken(head.headers['connection'], 'close')) this.reusable = false;
+      if (framing.kind === 'close') this.reusable = false;
+      this.decoder = new BodyDecoder(framing);
+      a.gotHead(head.status, head.reason, head.headers, framing);
+      if (this.decoder.done) return this.bodyComplete(rest);
+      if (rest.length) this.feedBody(rest, 0);
+      return;
+    }
+  }
+
+  private feedBody(d: Buffer, start: number): void {
+    const dec = this.decoder!;
+    const at = dec.feed(d, start, this);
+    if (at < 0) {
+      this.attempt?.bodyBroken(`upstream protocol error: ${dec.error ?? 'bad body'}`);
+      this.socket.destroy();
+      return;
+    }
+    if (dec.done) this.bodyComplete(d.subarray(at));
+  }
+
+  bodyData(chunk: Buffer): void {
+    this.attempt?.bodyData(chunk);
+  }
+
+  private bodyComplete(rest: Buffer): void {
+    this.decoder = null;
+    const a = this.attempt!;
+    this.attempt = null;
+    this.uses++;
+    // Extra bytes after a complete response: the server is confused; do not reuse.
+    if (rest.length) this.reusable = false;
+    a.conn = null;
+    this.pool.release(this, this.reusable && a.requestSent);
+    a.bodyEnd();
+  }
+
+  private onError(e: NodeJS.ErrnoException): void {
+    const a = this.attempt;
+    if (!a) return;
+    if (this.decoder) {
+      this.attempt = null;
+      a.bodyBroken(`${e.code ?? 'error'}: ${e.message}`);
+      return;
+    }
+    if (!this.connected) {
+      this.pool.stats.upstreamCxConnectFail.inc(this.pool.label);
+      a.failed('connect-failure', isTlsError(e) ? `TLS error: ${e.message}` : `${e.code ?? 'error'}: ${e.message}`);
+    } else a.failed(this.uses > 0 && e.code === 'ECONNRESET' ? 'stale' : 'reset', `${e.code ?? 'error'}: ${e.message}`);
+  }
+
+  private onClose(): void {
+    clearTimeout(this.connectTimer);
+    this.pool.stats.upstreamCxActive.dec(this.pool.label);
+    this.pool.closed(this);
+    const a = this.attempt;
+    this.attempt = null;
+    if (!a) return;
+    if (this.decoder) {
+      // A close-delimited body ends here; any other is cut short.
+      if (this.decoder.eof()) {
+        this.decoder = null;
+        a.conn = null;
+        a.bodyEnd();
+      } else a.bodyBroken('upstream closed the connection mid-body');
+      return;
+    }
+    if (!this.connected) a.failed('connect-failure', 'connection closed before it was established');
+    else a.failed(this.uses > 0 ? 'stale' : 'reset', 'upstream closed the connection before response headers');
+  }
+
+  /** The attempt gave up on this connection (timeout, abort): it cannot carry another request. */
+  abandon(): void {
+    this.attempt = null;
+    this.socket.destroy();
+  }
+}
+
+function onConnectTimeout(c: UpstreamConn, ms: number): void {
+  if (!c.connected) c.socket.destroy(Object.assign(new Error(`connect timeout after ${ms} ms`), { code: 'ISLE_CONNECT_TIMEOUT' }));
+}
+
+/** The connections of one cluster for one TLS configuration. */
+class ClusterPool {
+  readonly idle = new Map<string, UpstreamConn[]>();
+  readonly waiters: Attempt[] = [];
+  total = 0;
+  session: Buffer | undefined;
+  retired = false;
+  readonly label: { cluster_name: string };
+  readonly limits = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
+
+  constructor(
+    readonly owner: UpstreamPools,
+    readonly stats: ProxyStats,
+    readonly clusterName: string,
+    readonly tlsId: string | undefined,
+    readonly tlsOptions: tls.ConnectionOptions | undefined,
+    readonly maxConnections: number,
+    readonly idleTimeoutMs: number,
+  ) {
+    this.label = { cluster_name: clusterName };
+  }
+
+  get secure(): boolean {
+    return this.tlsOptions !== undefined;
+  }
+
+  acquire(a: Attempt): void {
+    const key = a.endpointKey;
+    const list = this.idle.get(key);
+    if (list) {
+      let conn: UpstreamConn | undefined;
+      while ((conn = list.pop()) && conn.socket.destroyed) this.uncount(conn);
+      if (list.length === 0) this.idle.delete(key);
+      if (conn) return conn.assign(a);
+    }
+    if (this.total < this.maxConnections) return this.open(a);
+    // At max_connections: take another endpoint's idle connection's slot, or wait.
+    for (const [k, l] of this.idle) {
+      const victim = l.pop();
+      if (l.length === 0) this.idle.delete(k);
+      if (victim) {
+        this.uncount(victim);
+        victim.socket.destroy();
+        return this.open(a);
+      }
+    }
+    this.waiters.push(a);
+  }
+
+  open(a: Attempt): void {
+    this.total++;
+    new UpstreamConn(this, a.endpointKey, a.endpoint, a.cluster.connectTimeoutMs).assign(a);
+  }
+
+  /** A connection stops counting against max_connections (once). */
+  private uncount(c: UpstreamConn): void {
+    if (c.counted) {
+      c.counted = false;
+      this.total--;
+    }
+  }
+
+  /** A response ended: keep the connection for the next request, or close it. */
+  release(c: UpstreamConn, reusable: boolean): void {
+    if (!reusable || this.retired || c.socket.destroyed) {
+      c.socket.destroy();
+      return;
+    }
+    const w = this.waiters.shift();
+    if (w) {
+      if (w.endpointKey === c.key) return c.assign(w);
+      this.uncount(c);
+      c.socket.destroy();
+      return this.open(w);
+    }
+    const list = this.idle.get(c.key);
+    if (list) list.push(c);
+    else this.idle.set(c.key, [c]);
+  }
+
+  /** A socket closed (by us or the peer). */
+  closed(c: UpstreamConn): void {
+    const list = this.idle.get(c.key);
+    if (list) {
+      const i = list.indexOf(c);
+      if (i >= 0) {
+        list.splice(i, 1);
+        if (list.length === 0) this.idle.delete(c.key);
+      }
+    }
+    this.uncount(c);
+    const w = this.waiters.length && this.total < this.maxConnections ? this.waiters.shift() : undefined;
+    if (w) this.open(w);
+    this.owner.poolEmptied(this);
+  }
+
+  dropWaiter(a: Attempt): void {
+    const i = this.waiters.indexOf(a);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  counts(): { connections: number; idle: number } {
+    let idle = 0;
+    for (const l of this.idle.values()) idle += l.length;
+    return { connections: this.total, idle };
+  }
+
+  closeIdle(): void {
+    for (const l of [...this.idle.values()]) for (const c of [...l]) c.socket.destroy();
+  }
+}
+
+/** One request attempt: also the UpstreamResponse handed to the caller. */
+class Attempt implements UpstreamResponse {
+  conn: UpstreamConn | null = null;
+  status = 0;
+  statusMessage = '';
+  headers: Headers = {};
+  framing: Framing = { kind: 'none' };
+  peerId: string | undefined | null = undefined;
+  requestSent = false;
+  private settled = false;
+  private staleRetried = false;
+  private timer: NodeJS.Timeout | undefined;
+  private resolve!: (o: AttemptOutcome) => void;
+  private sink: ResponseSink | null = null;
+  private early: Buffer[] | null = null;
+  private ended = false;
+  private broken: string | undefined;
+  private readonly onAbort: () => void;
+  readonly endpointKey: string;
+
+  constructor(
+    readonly pools: UpstreamPools,
+    readonly pool: ClusterPool,
+    readonly req: UpstreamRequest,
+    readonly cluster: ClusterModel,
+    readonly endpoint: EndpointModel,
+  ) {
+    this.endpointKey = endpoint.key;
+    this.onAbort = () => this.settle({ kind: 'aborted' });
+  }
+
+  get secure(): boolean {
+    return this.pool.secure;
+  }
+
+  run(): Promise<AttemptOutcome> {
+    const p = new Promise<AttemptOutcome>((r) => (this.resolve = r));
+    const req = this.req;
+    if (req.signal?.aborted) {
+      this.settle({ kind: 'aborted' });
+      return p;
+    }
+    req.signal?.addEventListener('abort', this.onAbort);
+    if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) this.timer = setTimeout(onPerTryTimeout, req.perTryTimeoutMs, this);
+    this.pool.acquire(this);
+    return p;
+  }
+
+  /** Serializes the request onto the socket: one write for the head and a buffered body. */
+  writeRequest(socket: net.Socket): void {
+    const req = this.req;
+    const body = req.body;
+    let framing = '';
+    let chunked = false;
+    if (Buffer.isBuffer(body)) {
+      if (req.headers['content-length'] === undefined && (body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH')) framing = `content-length: ${body.length}\r\n`;
+    } else if (body !== null && req.headers['content-length'] === undefined) {
+      framing = 'transfer-encoding: chunked\r\n';
+      chunked = true;
+    }
+    const head = `${req.method} ${req.path} HTTP/1.1\r\n${serializeFields(req.headers)}${framing}\r\n`;
+    if (body === null || Buffer.isBuffer(body)) {
+      if (!body || body.length === 0) socket.write(head, 'latin1');
+      else {
+        const hl = Buffer.byteLength(head, 'latin1');
+        const out = Buffer.allocUnsafe(hl + body.length);
+        out.write(head, 0, 'latin1');
+        body.copy(out, hl);
+        socket.write(out);
+      }
+      this.requestSent = true;
+      return;
+    }
+    socket.write(head, 'latin1');
+    this.streamBody(socket, body, chunked);
+  }
+
+  private streamBody(socket: net.Socket, body: Readable, chunked: boolean): void {
+    // Streaming request bodies are rare on the hot path; closures are fine here.
+    const onData = (c: Buffer): void => {
+      if (this.settled && !this.status) return;
+      let ok: boolean;
+      if (chunked) {
+        socket.cork();
+        socket.write(chunkHeader(c.length), 'latin1');
+        socket.write(c);
+        ok = socket.write(CRLF);
+        socket.uncork();
+      } else ok = socket.write(c);
+      if (!ok) body.pause();
+    };
+    const onEnd = (): void => {
+      if (chunked) socket.write(LAST_CHUNK);
+      this.requestSent = true;
+      cleanup();
+    };
+    const onDrain = (): void => void body.resume();
+    const cleanup = (): void => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      socket.off('drain', onDrain);
+    };
+    body.on('data', onData);
+    body.once('end', onEnd);
+    socket.on('drain', onDrain);
+    socket.once('close', cleanup);
+  }
+
+  gotHead(status: number, reason: string, headers: Headers, framing: Framing): void {
+    this.status = status;
+    this.statusMessage = reason;
+    this.headers = headers;
+    this.framing = framing;
+    this.peerId = this.conn?.peerId;
+    if (this.settled) {
+      // Timed out or aborted meanwhile: the connection was abandoned already.
+      return;
+    }
+    this.pool.stats.upstreamRqCompleted.inc({ cluster_name: this.cluster.name, response_code_class: `${Math.floor(status / 100)}xx` });
+    this.settle({ kind: 'response', status, response: this });
+  }
+
+  bodyData(chunk: Buffer): void {
+    if (this.sink) {
+      if (!this.sink.data(chunk)) this.conn?.socket.pause();
+    } else (this.early ??= []).push(chunk);
+  }
+
+  bodyEnd(): void {
+    this.ended = true;
+    this.pools.release(this.cluster.name);
+    if (this.sink) this.sink.end();
+  }
+
+  bodyBroken(reason: string): void {
+    this.broken = reason;
+    this.conn = null;
+    this.pools.release(this.cluster.name);
+    if (this.sink) this.sink.abort(reason);
+  }
+
+  pipe(sink: ResponseSink): void {
+    this.sink = sink;
+    const early = this.early;
+    this.early = null;
+    if (early) for (const c of early) if (!sink.data(c)) this.conn?.socket.pause();
+    if (this.broken !== undefined) sink.abort(this.broken);
+    else if (this.ended) sink.end();
+  }
+
+  flow(): void {
+    this.conn?.socket.resume();
+  }
+
+  destroy(): void {
+    this.sink = null;
+    const c = this.conn;
+    this.conn = null;
+    if (this.ended || this.broken !== undefined) return;
+    this.broken = 'destroyed';
+    c?.abandon();
+    this.pools.release(this.cluster.name);
+  }
+
+  resume(): void {
+    this.pipe(DROP);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const chunks: Buffer[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    let error: string | undefined;
+    this.pipe({
+      data: (c) => (chunks.push(c), wake?.(), true),
+      end: () => ((done = true), wake?.()),
+      abort: (r) => ((error = r), (done = true), wake?.()),
+    });
+    for (;;) {
+      while (chunks.length) yield chunks.shift()!;
+      if (error !== undefined) throw new Error(error);
+      if (done) return;
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+    }
+  }
+
+  /** How an attempt ended before a response (or the stale-connection case). */
+  failed(kind: 'connect-failure' | 'reset' | 'stale', detail: string): void {
+    if (this.settled) return;
+    const body = this.req.body;
+    if (kind === 'stale') {
+      // A keep-alive connection the server closed while idle: not the endpoint's fault, and
+      // nothing reached it, so one fresh connection is tried without counting an attempt.
+      if (!this.staleRetried && (body === null || Buffer.isBuffer(body))) {
+        this.staleRetried = true;
+        const old = this.conn;
+        this.conn = null;
+        if (old) old.attempt = null;
+        this.pool.open(this);
+        return;
+      }
+      kind = 'reset';
+    }
+    this.settle(kind === 'connect-failure' ? { kind, detail } : { kind: 'reset', detail });
+  }
+
+  settle(o: AttemptOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.req.signal?.removeEventListener('abort', this.onAbort);
+    if (o.kind !== 'response') {
+      const body = this.req.body;
+      if (body && !Buffer.isBuffer(body)) body.pause();
+      this.pool.dropWaiter(this);
+      const c = this.conn;
+      this.conn = null;
+      if (c) {
+        c.abandon();
+      }
+      this.pools.release(this.cluster.name);
+    }
+    this.pools.report(this.cluster, this.endpoint, o);
+    this.resolve(o);
+  }
+}
+
+function onPerTryTimeout(a: Attempt): void {
+  a.pool.stats.upstreamRqPerTryTimeout.inc(a.pool.label);
+  a.settle({ kind: 'timeout' });
+}
+
+const DROP: ResponseSink = { data: () => true, end: () => undefined, abort: () => undefined };
+
 export class UpstreamPools {
-  private readonly entries = new Map<string, PoolEntry>();
-  private readonly retired = new Set<http.Agent>();
-  /** By cluster name, across agent swaps: circuit breakers count the cluster, not one agent. */
+  private readonly entries = new Map<string, ClusterPool>();
+  private readonly retired = new Set<ClusterPool>();
+  /** By cluster name, across pool swaps: circuit breakers count the cluster, not one pool. */
   private readonly inflight = new Map<string, number>();
 
   constructor(private readonly opts: PoolOptions) {}
@@ -87,7 +663,7 @@ export class UpstreamPools {
   retain(clusters: ReadonlyMap<string, ClusterModel>): void {
     for (const [name, e] of this.entries) {
       if (!clusters.has(name)) {
-        this.retire(e.agent);
+        this.retire(e);
         this.entries.delete(name);
       }
     }
@@ -95,185 +671,76 @@ export class UpstreamPools {
 
   /** Per-cluster pool state for /clusters. */
   snapshot(): Array<{ cluster: string; inflight: number; connections: number; idle: number; tls: boolean }> {
-    return [...this.entries].map(([cluster, e]) => ({
-      cluster,
-      inflight: this.inflight.get(cluster) ?? 0,
-      connections: countSockets(e.agent.sockets) + countSockets(e.agent.freeSockets),
-      idle: countSockets(e.agent.freeSockets),
-      tls: e.tlsId !== undefined,
-    }));
+    return [...this.entries].map(([cluster, e]) => ({ cluster, inflight: this.inflight.get(cluster) ?? 0, ...e.counts(), tls: e.secure }));
   }
 
   close(): void {
-    for (const e of this.entries.values()) e.agent.destroy();
-    for (const a of this.retired) a.destroy();
+    for (const e of [...this.entries.values(), ...this.retired]) {
+      e.retired = true;
+      for (const w of e.waiters.splice(0)) w.settle({ kind: 'aborted' });
+      e.closeIdle();
+    }
     this.entries.clear();
     this.retired.clear();
   }
 
-  private retire(agent: http.Agent): void {
-    // Sockets still carrying a request are closed when they come back to the pool.
-    agent.keepSocketAlive = () => false;
-    for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
-    if (countSockets(agent.sockets) === 0) agent.destroy();
-    else this.retired.add(agent);
+  private retire(p: ClusterPool): void {
+    // Connections still carrying a request are closed when they come back to the pool.
+    p.retired = true;
+    p.closeIdle();
+    if (p.total > 0) this.retired.add(p);
   }
 
-  private entry(cluster: ClusterModel): { entry: PoolEntry; tlsOptions: https.AgentOptions | undefined } {
+  /** @internal A pool lost a connection: forget a retired pool once it is empty. */
+  poolEmptied(p: ClusterPool): void {
+    if (p.retired && p.total === 0) this.retired.delete(p);
+  }
+
+  private pool(cluster: ClusterModel): ClusterPool {
     const settings = cluster.tls ? cachedUpstreamTlsSettings(cluster.tls, this.opts.secrets()) : undefined;
     const maxConnections = cluster.circuitBreakers.maxConnections;
     let e = this.entries.get(cluster.name);
     if (!e || e.tlsId !== settings?.id || e.maxConnections !== maxConnections) {
-      const agentOptions: https.AgentOptions = {
-        keepAlive: true,
-        // Envoy's max_connections is per cluster; Node's maxSockets is per host:port, so cap both.
-        maxSockets: maxConnections,
-        maxTotalSockets: maxConnections,
-        maxFreeSockets: Math.min(maxConnections, 256),
-        scheduling: 'lifo',
-        timeout: Math.min(this.opts.freeSocketTimeoutMs ?? 4000, cluster.idleTimeoutMs || Infinity),
-        ...settings?.options,
-      };
-      const agent = settings ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
-      if (e) this.retire(e.agent);
-      e = { agent, tlsId: settings?.id, maxConnections };
+      const idleMs = Math.min(this.opts.freeSocketTimeoutMs ?? 4000, cluster.idleTimeoutMs || Infinity);
+      const fresh = new ClusterPool(this, this.opts.stats, cluster.name, settings?.id, settings?.options, maxConnections, idleMs);
+      if (e) this.retire(e);
+      e = fresh;
       this.entries.set(cluster.name, e);
     }
-    return { entry: e, tlsOptions: settings?.options };
+    return e;
   }
 
   /** Makes one attempt. Never rejects. */
   send(req: UpstreamRequest, cluster: ClusterModel, endpoint: EndpointModel): Promise<AttemptOutcome> {
     const stats = this.opts.stats;
-    const label = { cluster_name: cluster.name };
-    let entry: PoolEntry;
-    let secure: boolean;
+    let pool: ClusterPool;
     try {
-      const got = this.entry(cluster);
-      entry = got.entry;
-      secure = got.tlsOptions !== undefined;
+      pool = this.pool(cluster);
     } catch (e) {
       if (!(e instanceof TlsMaterialError)) throw e;
-      stats.upstreamCxConnectFail.inc(label);
+      stats.upstreamCxConnectFail.inc({ cluster_name: cluster.name });
       return Promise.resolve({ kind: 'connect-failure', detail: `TLS error: ${e.message}` });
     }
     const cb = cluster.circuitBreakers;
     const inflight = this.inflight.get(cluster.name) ?? 0;
     if (inflight >= Math.min(cb.maxRequests, cb.maxConnections + cb.maxPendingRequests)) {
-      stats.upstreamRqPendingOverflow.inc(label);
+      stats.upstreamRqPendingOverflow.inc(pool.label);
       return Promise.resolve({ kind: 'overflow' });
     }
-    stats.upstreamRqTotal.inc(label);
-    const agent = entry.agent;
+    stats.upstreamRqTotal.inc(pool.label);
     this.inflight.set(cluster.name, inflight + 1);
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      const n = (this.inflight.get(cluster.name) ?? 1) - 1;
-      if (n <= 0) this.inflight.delete(cluster.name);
-      else this.inflight.set(cluster.name, n);
-      if (this.retired.has(agent) && countSockets(agent.sockets) === 0) {
-        this.retired.delete(agent);
-        agent.destroy();
-      }
-    };
-
-    const attempt = (isRetryOfStaleSocket: boolean): Promise<AttemptOutcome> =>
-      new Promise((resolve) => {
-        let settled = false;
-        let connected = false;
-        let reused = false;
-        let tryTimer: NodeJS.Timeout | undefined;
-        let connectTimer: NodeJS.Timeout | undefined;
-        const creq = (secure ? https : http).request({
-          agent,
-          host: endpoint.address,
-          port: endpoint.port,
-          method: req.method,
-          path: req.path,
-          headers: req.headers,
-          setHost: false,
-        });
-        const settle = (o: AttemptOutcome | 'stale'): void => {
-          if (settled) return;
-          settled = true;
-          if (tryTimer) clearTimeout(tryTimer);
-          if (connectTimer) clearTimeout(connectTimer);
-          req.signal?.removeEventListener('abort', onAbort);
-          if (o === 'stale') {
-            resolve(attempt(true));
-            return;
-          }
-          if (o.kind !== 'response') {
-            if (typeof req.body === 'object' && req.body && !Buffer.isBuffer(req.body)) req.body.unpipe(creq);
-            creq.destroy();
-            release();
-          }
-          this.report(cluster, endpoint, o);
-          resolve(o);
-        };
-        const onAbort = (): void => settle({ kind: 'aborted' });
-        if (req.signal?.aborted) return settle({ kind: 'aborted' });
-        req.signal?.addEventListener('abort', onAbort, { once: true });
-        if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) {
-          tryTimer = setTimeout(() => {
-            stats.upstreamRqPerTryTimeout.inc(label);
-            settle({ kind: 'timeout' });
-          }, req.perTryTimeoutMs);
-        }
-        creq.on('socket', (socket: Socket) => {
-          reused = creq.reusedSocket;
-          if (reused) {
-            connected = true;
-            return;
-          }
-          stats.upstreamCxTotal.inc(label);
-          stats.upstreamCxActive.inc(label);
-          socket.once('close', () => stats.upstreamCxActive.dec(label));
-          const ready = secure ? 'secureConnect' : 'connect';
-          socket.once(ready, () => {
-            connected = true;
-            if (connectTimer) clearTimeout(connectTimer);
-          });
-          connectTimer = setTimeout(() => {
-            if (!connected) socket.destroy(Object.assign(new Error(`connect timeout after ${cluster.connectTimeoutMs} ms`), { code: 'ISLE_CONNECT_TIMEOUT' }));
-          }, cluster.connectTimeoutMs);
-        });
-        creq.on('response', (res) => {
-          if (settled) {
-            res.resume();
-            return;
-          }
-          const status = res.statusCode ?? 502;
-          stats.upstreamRqCompleted.inc({ cluster_name: cluster.name, response_code_class: `${Math.floor(status / 100)}xx` });
-          res.once('close', release);
-          settle({ kind: 'response', status, response: res });
-        });
-        creq.on('error', (err: NodeJS.ErrnoException) => {
-          if (settled) return;
-          // A keep-alive connection the server closed while idle: not the endpoint's fault, and
-          // nothing reached it, so one fresh connection is tried without counting an attempt.
-          if (reused && !isRetryOfStaleSocket && (req.body === null || Buffer.isBuffer(req.body)) && err.code === 'ECONNRESET') {
-            return settle('stale');
-          }
-          if (!connected) {
-            stats.upstreamCxConnectFail.inc(label);
-            const detail = isTlsError(err) ? `TLS error: ${err.message}` : `${err.code ?? 'error'}: ${err.message}`;
-            settle({ kind: 'connect-failure', detail });
-          } else {
-            settle({ kind: 'reset', detail: `${err.code ?? 'error'}: ${err.message}` });
-          }
-        });
-        const body = req.body;
-        if (body === null) creq.end();
-        else if (Buffer.isBuffer(body)) creq.end(body);
-        else body.pipe(creq);
-      });
-    return attempt(false);
+    return new Attempt(this, pool, req, cluster, endpoint).run();
   }
 
-  private report(cluster: ClusterModel, endpoint: EndpointModel, o: AttemptOutcome): void {
+  /** @internal An attempt is over (response body done, or no response). */
+  release(cluster: string): void {
+    const n = (this.inflight.get(cluster) ?? 1) - 1;
+    if (n <= 0) this.inflight.delete(cluster);
+    else this.inflight.set(cluster, n);
+  }
+
+  /** @internal */
+  report(cluster: ClusterModel, endpoint: EndpointModel, o: AttemptOutcome): void {
     const sink = this.opts.onResult;
     if (!sink) return;
     switch (o.kind) {
@@ -287,10 +754,4 @@ export class UpstreamPools {
         return;
     }
   }
-}
-
-function countSockets(m: NodeJS.ReadOnlyDict<Socket[]> | NodeJS.ReadOnlyDict<unknown[]>): number {
-  let n = 0;
-  for (const l of Object.values(m)) n += l?.length ?? 0;
-  return n;
 }

@@ -1,0 +1,234 @@
+/**
+ * The per-request state the HTTP filters share, the filter signature, and the chain builder.
+ *
+ * A filter is `(ctx, next)`: it may answer locally (and not call next), call next once, or call
+ * it several times (the retry filter). The chain is composed once per listener, so running it
+ * allocates no closures per request; what a request needs lives on its HttpContext.
+ */
+import type { Readable } from 'node:stream';
+import type { Timers } from '../../mesh/timers.js';
+import type { ExchangeOwner, ResponseFraming } from '../http1/server.js';
+import type { Headers } from '../http1/head.js';
+import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
+import type { ClusterModel, ConfigGraph, EndpointModel } from '../model.js';
+import type { ForwardResult, RouteResult } from '../routing/router.js';
+import type { RequestRecord } from '../stats.js';
+import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
+import { localReplyFor, type Outcome } from './outcomes.js';
+
+/** The downstream half of an exchange as the filters see it (the HTTP/1.1 codec, or a test double). */
+export interface Downstream {
+  readonly method: string;
+  readonly headersSent: boolean;
+  readonly gone: boolean;
+  readonly requestComplete: boolean;
+  /** Content-Length of the request body; 0 when there is none; undefined when chunked. */
+  readonly contentLength: number | undefined;
+  /** The client's IP address. */
+  readonly remoteAddress: string | undefined;
+  owner: ExchangeOwner | null;
+  readBody(): Promise<Buffer>;
+  bodyStream(): Readable;
+  discardBody(): void;
+  respond(status: number, headers: Headers, body: string | Buffer): void;
+  writeHead(status: number, reason: string | undefined, headers: Headers, framing: ResponseFraming): void;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): void;
+  reset(): void;
+}
+
+export type Next = (ctx: HttpContext) => Promise<void>;
+export type Filter = (ctx: HttpContext, next: Next) => Promise<void>;
+
+/** Composes filters once; the last one's `next` does nothing. */
+export function chain(filters: readonly Filter[]): Next {
+  let next: Next = () => Promise.resolve();
+  for (let i = filters.length - 1; i >= 0; i--) {
+    const f = filters[i]!;
+    const n = next;
+    next = (ctx) => f(ctx, n);
+  }
+  return next;
+}
+
+export interface RequestInfo {
+  method: string;
+  /** Host / absolute-form authority as sent. */
+  authority: string;
+  /** Origin-form path with query, as sent. */
+  path: string;
+  scheme: string;
+  /** Hop-by-hop headers already removed; the filters edit this object and it goes upstream. */
+  headers: Headers;
+}
+
+/**
+ * One request's state. Implements the ExchangeOwner (downstream events) and the ResponseSink
+ * (upstream body) itself so that neither needs a closure.
+ */
+export class HttpContext implements ExchangeOwner, ResponseSink {
+  readonly started: number;
+  readonly graph: ConfigGraph;
+  readonly inbound: boolean;
+  readonly random: () => number;
+  readonly record: RequestRecord;
+  /** Response flags gathered on the way (DI from the fault filter, URX from retries). */
+  readonly flags: string[] = [];
+
+  /** Set by the HCM before the filters run (Envoy's route cache); undefined: no route config. */
+  route: RouteResult | undefined;
+  routeConfigName = '';
+
+  // Set by the router filter.
+  forward: ForwardResult | undefined;
+  cluster: ClusterModel | undefined;
+  body: Buffer | Readable | null = null;
+  replayable = true;
+
+  // Attempts.
+  attempt = 0;
+  maxAttempts = 1;
+  readonly tried = new Set<string>();
+  last: AttemptOutcome | undefined;
+  /** The upstream filter found nothing more to try (no endpoint on a retry). */
+  exhausted = false;
+  /** Cancels the attempt in flight (per-try timeout, route timeout, downstream gone). */
+  attemptCancel: Cancellation | null = null;
+  perTryTimedOut = false;
+  timedOut = false;
+  downstreamGone = false;
+  /** Something was (or is being) sent downstream. */
+  responded = false;
+
+  private recorded = false;
+  private wake: (() => void) | null = null;
+  private upstream: UpstreamResponse | null = null;
+  private status = 0;
+  private finalFlags = '';
+
+  constructor(
+    readonly deps: ListenerDeps,
+    readonly conn: ConnInfo,
+    readonly ds: Downstream,
+    readonly req: RequestInfo,
+    readonly timers: Timers,
+  ) {
+    this.started = timers.now();
+    this.graph = deps.config();
+    this.inbound = conn.direction === 'INBOUND';
+    this.random = deps.random ?? Math.random;
+    this.record = { reporter: this.inbound ? 'destination' : 'source', responseCode: 0, responseFlags: '-', durationMs: 0 };
+    ds.owner = this;
+  }
+
+  /** Records the request in the standard metrics, once. */
+  finish(status: number, flags: readonly string[]): void {
+    if (this.recorded) return;
+    this.recorded = true;
+    const all = this.flags.length ? [...this.flags, ...flags] : flags;
+    this.record.responseCode = status;
+    this.record.responseFlags = all.length ? all.join(',') : '-';
+    this.record.durationMs = this.timers.now() - this.started;
+    this.deps.stats.recordRequest(this.record);
+    this.onDone?.();
+  }
+
+  /** Called once when the request is over (drain counts in-flight requests with it). */
+  onDone: (() => void) | null = null;
+
+  get sourceIp(): string | undefined {
+    return this.ds.remoteAddress;
+  }
+
+  /** Answers with Envoy's local reply for `outcome` and records it. */
+  reply(outcome: Outcome, detail?: string, extraFlags: readonly string[] = [], headers?: Headers, statusOverride?: number): void {
+    const r = localReplyFor(outcome, detail);
+    const status = statusOverride ?? r.status;
+    const flags = r.flag ? [r.flag, ...extraFlags] : extraFlags;
+    this.responded = true;
+    const ds = this.ds;
+    if (ds.headersSent) {
+      ds.reset();
+    } else if (!ds.gone) {
+      const h: Headers = headers ? { ...headers, 'content-type': 'text/plain' } : { 'content-type': 'text/plain' };
+      ds.respond(status, h, r.body);
+      // A body we did not read must not be parsed as the next request.
+      if (!ds.requestComplete) ds.discardBody();
+    }
+    this.finish(status, flags);
+  }
+
+  /** Sleeps (retry back-off, fault delay); a cancelled request wakes at once. */
+  sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.cancelled) return Promise.resolve();
+    return new Promise((resolve) => {
+      const h = this.timers.setTimeout(() => {
+        this.wake = null;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        this.timers.clearTimeout(h);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  get cancelled(): boolean {
+    return this.timedOut || this.downstreamGone;
+  }
+
+  /** Route timeout or downstream gone: stop waiting, cancel the attempt in flight. */
+  cancel(why: 'timeout' | 'downstream'): void {
+    if (why === 'timeout') this.timedOut = true;
+    else this.downstreamGone = true;
+    this.attemptCancel?.abort();
+    this.wake?.();
+  }
+
+  /** Streams an upstream response downstream; records the request when it completes. */
+  streamResponse(up: UpstreamResponse, status: number, headers: Headers, framing: ResponseFraming, flags: string[]): void {
+    this.responded = true;
+    this.upstream = up;
+    this.status = status;
+    this.finalFlags = flags.join(',');
+    this.ds.writeHead(status, up.statusMessage, headers, framing);
+    up.pipe(this);
+  }
+
+  // --- ResponseSink (upstream body) ---
+  data(chunk: Buffer): boolean {
+    return this.ds.write(chunk);
+  }
+  end(): void {
+    this.upstream = null;
+    this.ds.end();
+  }
+  abort(): void {
+    // Upstream reset mid-body: the only honest signal downstream is a reset too.
+    this.upstream = null;
+    this.ds.reset();
+    this.finish(this.status, this.finalFlags ? ['UC', ...this.finalFlags.split(',')] : ['UC']);
+  }
+
+  // --- ExchangeOwner (downstream events) ---
+  downstreamDrained(): void {
+    this.upstream?.flow();
+  }
+  downstreamClosed(): void {
+    const up = this.upstream;
+    if (up) {
+      this.upstream = null;
+      up.destroy();
+      this.finish(this.status, this.finalFlags ? ['DC', ...this.finalFlags.split(',')] : ['DC']);
+      return;
+    }
+    this.cancel('downstream');
+  }
+  responseFinished(): void {
+    if (this.status) this.finish(this.status, this.finalFlags ? this.finalFlags.split(',') : []);
+  }
+
+  /** The endpoint an attempt is going to (set by the upstream filter, for logs/tests). */
+  endpoint: EndpointModel | undefined;
+}

@@ -1,0 +1,22 @@
+/**
+ * Envoy's fault filter (`envoy.filters.http.fault`) with the route's config: a delay, then maybe
+ * an abort, before the request reaches the router. The decision is the routing module's pure
+ * `faultFor`; the delay runs on the request's injectable timers and ends early when the client
+ * goes away.
+ */
+import { faultFor } from '../routing/fault.js';
+import type { Filter } from './context.js';
+import { DELAY_INJECTED } from './outcomes.js';
+
+export const faultFilter: Filter = async (ctx, next) => {
+  const route = ctx.route;
+  const d = route ? faultFor(ctx.conn.hcm, route, ctx.random) : undefined;
+  if (d) {
+    if (d.delayMs > 0) {
+      ctx.flags.push(DELAY_INJECTED);
+      await ctx.sleep(d.delayMs);
+    }
+    if (d.abortStatus !== undefined) return ctx.reply('fault-abort', undefined, [], undefined, d.abortStatus);
+  }
+  return next(ctx);
+};

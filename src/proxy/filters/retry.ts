@@ -1,0 +1,50 @@
+/**
+ * Envoy's retry policy around the attempts: each attempt (`next`: per-try timeout → upstream)
+ * picks an endpoint again; a retriable outcome is retried after a jittered back-off while
+ * attempts remain and the body can be replayed. When retries run out on a response, that last
+ * response is what the router forwards, as Envoy does.
+ */
+import type { RetryPolicyModel } from '../model.js';
+import { backoffMs, isRetriable } from '../routing/retry.js';
+import type { AttemptOutcome } from '../upstream/pool.js';
+import type { Filter } from './context.js';
+
+/** Maps a pool attempt onto the routing module's retry vocabulary. */
+export function retryable(policy: RetryPolicyModel, o: AttemptOutcome): boolean {
+  switch (o.kind) {
+    case 'response':
+      return isRetriable(policy, { kind: 'response', status: o.status, envoyRateLimited: o.response.headers['x-envoy-ratelimited'] !== undefined });
+    case 'connect-failure':
+    case 'reset':
+      return isRetriable(policy, { kind: o.kind });
+    case 'timeout':
+      return isRetriable(policy, { kind: 'per-try-timeout' });
+    default:
+      return false;
+  }
+}
+
+export const retryFilter: Filter = async (ctx, next) => {
+  const policy = ctx.forward?.retryPolicy;
+  const label = { cluster_name: ctx.cluster!.name };
+  while (ctx.attempt < ctx.maxAttempts) {
+    ctx.attempt++;
+    if (ctx.attempt > 1) {
+      ctx.deps.stats.upstreamRqRetry.inc(label);
+      await ctx.sleep(backoffMs(policy!, ctx.attempt - 1, ctx.random));
+      if (ctx.cancelled) break;
+    }
+    await next(ctx);
+    const last = ctx.last;
+    if (ctx.responded || ctx.exhausted || !last) break;
+    if (last.kind === 'response') {
+      if (policy && ctx.attempt < ctx.maxAttempts && ctx.replayable && !ctx.cancelled && retryable(policy, last)) {
+        last.response.resume();
+        continue;
+      }
+      break;
+    }
+    if (last.kind === 'aborted' || last.kind === 'overflow') break;
+    if (!(policy && ctx.replayable && retryable(policy, last))) break;
+  }
+};

@@ -1,0 +1,163 @@
+/**
+ * The router filter: acts on the routing decision the connection manager cached (Envoy's route
+ * cache). Local answers (no route, redirect, direct response, no cluster) end here; a forward
+ * picks the cluster, applies the route's request mutations, reads a small body when it may be
+ * replayed (retries, mirrors), starts the mirrors, arms the route timeout, runs the attempts
+ * (`next`: retry → per-try timeout → upstream), and finally either streams the chosen upstream
+ * response or answers with the local reply for how the attempts ended.
+ */
+import { parseOutboundName } from '../../mesh/names.js';
+import { readDataSource } from '../net/tls.js';
+import type { Headers } from '../http1/head.js';
+import { applyHeaderMutations } from '../routing/headers.js';
+import { mirrorVia } from '../routing/mirror.js';
+import type { ResponseFraming } from '../http1/server.js';
+import type { AttemptOutcome, UpstreamResponse } from '../upstream/pool.js';
+import type { Filter, HttpContext } from './context.js';
+import { RETRIES_EXHAUSTED } from './outcomes.js';
+import { stripHopByHop } from './hop.js';
+import { namespaceOfSpiffe } from './stats.js';
+
+/** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
+export function serviceOfCluster(name: string): string | undefined {
+  return parseOutboundName(name)?.hostname;
+}
+
+export const routerFilter: Filter = async (ctx, next) => {
+  const decision = ctx.route;
+  const req = ctx.req;
+  if (!decision) return ctx.reply('no-route-config', ctx.routeConfigName);
+  switch (decision.kind) {
+    case 'no-vhost':
+      return ctx.reply('no-route', `no route for host "${req.authority}"`);
+    case 'no-route':
+      return ctx.reply('no-route', `no route for ${req.method} ${req.path} on host "${req.authority}" (virtual host ${decision.virtualHost.name})`);
+    case 'redirect': {
+      const h: Headers = { location: decision.location };
+      applyHeaderMutations(h, decision.mutations, 'response');
+      return localAnswer(ctx, decision.status, { ...h, 'content-type': 'text/plain' }, '');
+    }
+    case 'direct': {
+      const h: Headers = {};
+      applyHeaderMutations(h, decision.mutations, 'response');
+      let body = '';
+      if (decision.body) {
+        try {
+          body = readDataSource(decision.body);
+        } catch {
+          body = '';
+        }
+      }
+      return localAnswer(ctx, decision.status, { 'content-type': 'text/plain', ...h }, body);
+    }
+    case 'route':
+      break;
+  }
+
+  ctx.forward = decision;
+  const clusterName = decision.cluster;
+  const record = ctx.record;
+  record.destinationCluster = clusterName;
+  if (!ctx.inbound) record.destinationService = serviceOfCluster(clusterName) ?? req.authority;
+  const cluster = ctx.graph.clusters.get(clusterName);
+  if (!cluster) {
+    const what = clusterName ? `no cluster "${clusterName}"` : 'no cluster named by the cluster header';
+    return ctx.reply('no-cluster', what, [], undefined, decision.action.clusterNotFoundResponseCode);
+  }
+  ctx.cluster = cluster;
+  if (!ctx.inbound) record.connectionSecurityPolicy = cluster.tls ? 'mutual_tls' : 'none';
+
+  const headers = req.headers;
+  applyHeaderMutations(headers, decision.mutations, 'request');
+  headers['host'] = decision.hostRewrite ?? req.authority;
+  if (decision.path !== req.path) headers['x-envoy-original-path'] = req.path;
+
+  // A body is read into memory only when it may be sent more than once (retries, mirrors), as
+  // Envoy buffers for retries up to its buffer limit; larger or chunked bodies stream, tried once.
+  const policy = decision.retryPolicy;
+  ctx.maxAttempts = policy ? policy.numRetries + 1 : 1;
+  const mirrors = decision.action.mirrorPolicies;
+  const limit = ctx.maxAttempts > 1 || mirrors?.length ? (ctx.deps.retryBufferBytes ?? 64 * 1024) : 0;
+  const ds = ctx.ds;
+  const cl = ds.contentLength;
+  if (cl === 0) ctx.body = null;
+  else if (cl !== undefined && cl <= limit) ctx.body = await ds.readBody();
+  else {
+    ctx.body = ds.bodyStream();
+    ctx.replayable = false;
+  }
+  if (ctx.replayable && mirrors?.length) {
+    const b = ctx.body as Buffer | null;
+    mirrorVia(ctx.deps, ctx.graph, mirrors, { method: req.method, path: decision.path, headers, body: b && b.length ? b : null });
+  }
+
+  // The route timeout covers all attempts until response headers.
+  const timeoutMs = decision.timeoutMs;
+  const timer = timeoutMs > 0 ? ctx.timers.setTimeout(() => ctx.cancel('timeout'), timeoutMs) : undefined;
+  try {
+    await next(ctx);
+  } finally {
+    if (timer !== undefined) ctx.timers.clearTimeout(timer);
+  }
+  if (ctx.responded) return;
+  const last = ctx.last;
+  if (last?.kind === 'response' && !ctx.cancelled) return forwardResponse(ctx, last.response);
+  if (last?.kind === 'response') last.response.resume();
+  return replyFailure(ctx, last);
+};
+
+function localAnswer(ctx: HttpContext, status: number, headers: Headers, body: string): void {
+  ctx.responded = true;
+  const ds = ctx.ds;
+  if (ds.headersSent || ds.gone) return ctx.finish(0, ['DC']);
+  ds.respond(status, headers, body);
+  if (!ds.requestComplete) ds.discardBody();
+  ctx.finish(status, []);
+}
+
+/** The local reply for attempts that produced no usable response. */
+function replyFailure(ctx: HttpContext, last: AttemptOutcome | undefined): void {
+  const retried = ctx.attempt > 1;
+  const exhausted = retried && ctx.attempt >= ctx.maxAttempts ? [RETRIES_EXHAUSTED] : [];
+  const label = { cluster_name: ctx.cluster!.name };
+  if (ctx.downstreamGone) return ctx.finish(0, ['DC']);
+  if (ctx.timedOut) {
+    ctx.deps.stats.upstreamRqTimeout.inc(label);
+    return ctx.reply('route-timeout');
+  }
+  const reason = retried ? 'retried and the latest reset reason: ' : 'reset reason: ';
+  switch (last?.kind) {
+    case 'timeout':
+      return ctx.reply('per-try-timeout', undefined, exhausted);
+    case 'overflow':
+      return ctx.reply('overflow', `${reason}overflow`);
+    case 'connect-failure': {
+      const tlsDetail = last.detail.startsWith('TLS error') ? `, transport failure reason: ${last.detail}` : '';
+      return ctx.reply('connect-failure', `${reason}connection failure${tlsDetail}`, exhausted);
+    }
+    case 'reset':
+      return ctx.reply('reset', `${reason}connection termination`, exhausted);
+    default:
+      return ctx.reply('no-healthy-upstream');
+  }
+}
+
+function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
+  const status = up.status;
+  const h = stripHopByHop(up.headers);
+  applyHeaderMutations(h, ctx.forward!.mutations, 'response');
+  h['x-envoy-upstream-service-time'] = String(Math.round(ctx.timers.now() - ctx.started));
+  if (!ctx.inbound && up.secure && up.peerId !== null && up.peerId !== undefined) {
+    ctx.record.destinationPrincipal = up.peerId;
+    ctx.record.destinationWorkloadNamespace = namespaceOfSpiffe(up.peerId);
+  }
+  const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : [];
+  let framing: ResponseFraming;
+  if (ctx.req.method === 'HEAD' || status === 204 || status === 304 || status < 200) framing = { kind: 'none' };
+  else {
+    delete h['content-length'];
+    const f = up.framing;
+    framing = f.kind === 'length' ? f : f.kind === 'none' ? { kind: 'length', length: 0 } : { kind: 'chunked' };
+  }
+  ctx.streamResponse(up, status, h, framing, flags);
+}

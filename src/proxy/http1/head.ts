@@ -1,0 +1,187 @@
+/**
+ * HTTP/1.1 message heads: parsed once from the bytes on the wire, serialized once into the bytes
+ * written. Pure functions over Buffers, no sockets, so the limits and the hostile cases are tested
+ * directly.
+ *
+ * Limits are Envoy's defaults (`max_request_headers_kb` 60, `max_headers_count` 100). A head over
+ * either is refused with 431, never truncated: a silently dropped header can be the
+ * x-forwarded-client-cert the app relies on.
+ */
+
+/** Lower-case names; a repeated header becomes an array in arrival order. */
+export type Headers = Record<string, string | string[]>;
+
+export interface HeadLimits {
+  /** Most header fields in one head (Envoy: max_headers_count, default 100). */
+  maxHeaders: number;
+  /** Most bytes of the whole head, request line included (Envoy: max_request_headers_kb, 60). */
+  maxHeadBytes: number;
+}
+
+export const DEFAULT_HEAD_LIMITS: HeadLimits = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
+
+export interface RequestHead {
+  method: string;
+  /** The request target as sent (origin-form, absolute-form, authority-form or `*`). */
+  target: string;
+  /** Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0. */
+  minor: number;
+  headers: Headers;
+}
+
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  minor: number;
+  headers: Headers;
+}
+
+export interface HeadError {
+  error: 400 | 431;
+  reason: string;
+}
+
+/** A head and how many bytes it took (the body starts there), an error, or undefined: need more. */
+export type HeadResult<T> = { head: T; length: number } | HeadError | undefined;
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const VERSION = /^HTTP\/1\.([01])$/;
+// Field values: visible ASCII, obs-text, SP and HTAB (RFC 9110 §5.5); never CR, LF or NUL.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const BAD_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
+
+/** Index of the blank line ending a head (`\r\n\r\n`), searching from `from`; -1 if not there. */
+function headEnd(buf: Buffer, from: number): number {
+  return buf.indexOf('\r\n\r\n', Math.max(0, from - 3), 'latin1');
+}
+
+function parseFields(lines: string[], limits: HeadLimits): Headers | HeadError {
+  if (lines.length - 1 > limits.maxHeaders) return { error: 431, reason: `more than ${limits.maxHeaders} header fields` };
+  const headers: Headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return { error: 400, reason: 'malformed header line' };
+    const name = line.slice(0, colon);
+    // obs-fold (a line starting with SP/HTAB) and spaces before the colon are errors (RFC 9112 §5).
+    if (!TOKEN.test(name)) return { error: 400, reason: `invalid header name ${JSON.stringify(name.slice(0, 40))}` };
+    const value = line.slice(colon + 1).trim();
+    if (BAD_VALUE.test(value)) return { error: 400, reason: `invalid character in header ${name}` };
+    const key = name.toLowerCase();
+    const prev = headers[key];
+    if (prev === undefined) headers[key] = value;
+    else if (typeof prev === 'string') headers[key] = [prev, value];
+    else prev.push(value);
+  }
+  return headers;
+}
+
+/**
+ * Parses a request head from the start of `buf`. `scanned` is how many bytes were already
+ * searched without finding the end (so a head arriving in many pieces is scanned once).
+ */
+export function parseRequestHead(buf: Buffer, limits: HeadLimits = DEFAULT_HEAD_LIMITS, scanned = 0): HeadResult<RequestHead> {
+  const end = headEnd(buf, scanned);
+  if (end < 0) return buf.length > limits.maxHeadBytes ? { error: 431, reason: `request head larger than ${limits.maxHeadBytes} bytes` } : undefined;
+  if (end + 4 > limits.maxHeadBytes) return { error: 431, reason: `request head larger than ${limits.maxHeadBytes} bytes` };
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const first = lines[0]!.split(' ');
+  if (first.length !== 3) return { error: 400, reason: 'malformed request line' };
+  const [method, target, version] = first as [string, string, string];
+  const v = VERSION.exec(version);
+  if (!v || !TOKEN.test(method) || target === '' || BAD_VALUE.test(target)) return { error: 400, reason: 'malformed request line' };
+  const headers = parseFields(lines, limits);
+  if ('error' in headers) return headers as HeadError;
+  return { head: { method, target, minor: v[1] === '1' ? 1 : 0, headers }, length: end + 4 };
+}
+
+/** Parses a response head (from an upstream). Same limits. */
+export function parseResponseHead(buf: Buffer, limits: HeadLimits = DEFAULT_HEAD_LIMITS, scanned = 0): HeadResult<ResponseHead> {
+  const end = headEnd(buf, scanned);
+  if (end < 0) return buf.length > limits.maxHeadBytes ? { error: 431, reason: `response head larger than ${limits.maxHeadBytes} bytes` } : undefined;
+  if (end + 4 > limits.maxHeadBytes) return { error: 431, reason: `response head larger than ${limits.maxHeadBytes} bytes` };
+  const lines = buf.toString('latin1', 0, end).split('\r\n');
+  const line = lines[0]!;
+  // `HTTP/1.1 200 OK`; the reason phrase may be empty or contain spaces.
+  const v = VERSION.exec(line.slice(0, 8));
+  const status = Number(line.slice(9, 12));
+  if (!v || line[8] !== ' ' || !(status >= 100 && status <= 999) || (line.length > 12 && line[12] !== ' ')) return { error: 400, reason: 'malformed status line' };
+  const headers = parseFields(lines, limits);
+  if ('error' in headers) return headers as HeadError;
+  return { head: { status, reason: line.slice(13), minor: v[1] === '1' ? 1 : 0, headers }, length: end + 4 };
+}
+
+/** Appends `name: value` lines (one per value of an array). */
+export function serializeFields(headers: Headers): string {
+  let s = '';
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') s += `${k}: ${v}\r\n`;
+    else for (const x of v) s += `${k}: ${x}\r\n`;
+  }
+  return s;
+}
+
+export function serializeRequestHead(method: string, path: string, headers: Headers): string {
+  return `${method} ${path} HTTP/1.1\r\n${serializeFields(headers)}\r\n`;
+}
+
+export function serializeResponseHead(status: number, reason: string, headers: Headers): string {
+  return `HTTP/1.1 ${status} ${reason}\r\n${serializeFields(headers)}\r\n`;
+}
+
+/** The single value of a header that must not repeat (Content-Length, Host); undefined if absent. */
+export function single(h: Headers, name: string): string | undefined | HeadError {
+  const v = h[name];
+  if (v === undefined || typeof v === 'string') return v;
+  // Repeats with one value are tolerated (RFC 9110 §8.6 for Content-Length); different ones are not.
+  return v.every((x) => x === v[0]) ? v[0] : { error: 400, reason: `conflicting ${name} headers` };
+}
+
+/** Whether the comma-separated header contains `token` (case-insensitive). */
+export function hasToken(v: string | string[] | undefined, token: string): boolean {
+  if (v === undefined) return false;
+  const s = typeof v === 'string' ? v : v.join(',');
+  if (s.length === token.length) return s.toLowerCase() === token;
+  for (const t of s.split(',')) if (t.trim().toLowerCase() === token) return true;
+  return false;
+}
+
+/** How the body of a message is delimited (RFC 9112 §6.3). */
+export type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
+
+const NONE: Framing = { kind: 'none' };
+const CHUNKED: Framing = { kind: 'chunked' };
+const CLOSE: Framing = { kind: 'close' };
+
+function lengthFraming(cl: string | undefined | HeadError): Framing | HeadError | undefined {
+  if (cl === undefined) return undefined;
+  if (typeof cl !== 'string') return cl;
+  if (!/^\d{1,15}$/.test(cl)) return { error: 400, reason: 'invalid Content-Length' };
+  const n = Number(cl);
+  return n === 0 ? NONE : { kind: 'length', length: n };
+}
+
+/**
+ * Request body framing. Transfer-Encoding together with Content-Length is refused (a request
+ * smuggling vector; Envoy refuses it too unless allow_chunked_length), as is any coding but chunked.
+ */
+export function requestFraming(h: Headers): Framing | HeadError {
+  const te = h['transfer-encoding'];
+  if (te !== undefined) {
+    if (h['content-length'] !== undefined) return { error: 400, reason: 'both Transfer-Encoding and Content-Length' };
+    const s = (typeof te === 'string' ? te : te.join(',')).trim().toLowerCase();
+    if (s !== 'chunked') return { error: 400, reason: `unsupported Transfer-Encoding ${JSON.stringify(s)}` };
+    return CHUNKED;
+  }
+  return lengthFraming(single(h, 'content-length')) ?? NONE;
+}
+
+/** Response body framing, given the request method (HEAD has no body) and status. */
+export function responseFraming(h: Headers, status: number, method: string): Framing | HeadError {
+  if (method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) return NONE;
+  const te = h['transfer-encoding'];
+  if (te !== undefined) return hasToken(te, 'chunked') ? CHUNKED : CLOSE;
+  return lengthFraming(single(h, 'content-length')) ?? CLOSE;
+}

@@ -1,0 +1,503 @@
+/**
+ * The downstream side of the HTTP/1.1 codec: takes over accepted connections (plain or TLS) and
+ * turns their bytes into exchanges, one request at a time per connection (pipelined requests
+ * wait in the buffer). The head is parsed once; the body is handed on as slices of the received
+ * buffers; the response head is serialized once and written together with the first body bytes.
+ *
+ * Why not node:http: its server and client were most of a sidecar's CPU (ADR 0025). This codec
+ * does only what a proxy needs and nothing per request that can be done per connection.
+ */
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from './body.js';
+import { DEFAULT_HEAD_LIMITS, hasToken, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from './head.js';
+
+export interface Http1ServerOptions {
+  /** Called once per request, synchronously from the socket's data event. */
+  onExchange: (ex: ServerExchange) => void;
+  /** A request that could not be parsed (400) or whose head is over the limits (431). */
+  onProtocolError?: (socket: Socket, err: HeadError) => void;
+  limits?: HeadLimits;
+  /** Idle keep-alive connections are closed after this long (Node's server used 60 s here). */
+  idleTimeoutMs?: number;
+}
+
+const REASONS: Record<number, string> = {
+  100: 'Continue',
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  301: 'Moved Permanently',
+  302: 'Found',
+  303: 'See Other',
+  304: 'Not Modified',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Payload Too Large',
+  418: "I'm a Teapot",
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? 'Unknown';
+}
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const CONNECT_BODY = 'isle: CONNECT is not supported by this proxy; send plain HTTP requests (absolute-form)\n';
+const CONNECT_REPLY = `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(CONNECT_BODY)}\r\nconnection: close\r\n\r\n${CONNECT_BODY}`;
+const EMPTY = Buffer.alloc(0);
+/** Buffered request bytes (pipelined requests, an unclaimed body) above this pause the socket. */
+const HIGH_WATER = 64 * 1024;
+
+const enum BodyMode {
+  /** Nobody asked for it yet: buffered. */
+  Pending,
+  Collect,
+  Stream,
+  Discard,
+}
+
+/** What an exchange tells the code answering it. */
+export interface ExchangeOwner {
+  /** A write that returned false has drained. */
+  downstreamDrained(): void;
+  /** The connection closed before the response was complete. */
+  downstreamClosed(): void;
+  /** The response is complete (its last byte is with the socket). */
+  responseFinished(): void;
+}
+
+/** How the response body will be delimited. */
+export type ResponseFraming = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'none' };
+
+/** One request on a connection and its response. */
+export class ServerExchange implements BodyData {
+  readonly head: RequestHead;
+  readonly socket: Socket;
+  /** Set when the connection closed before the response was complete. */
+  gone = false;
+  headersSent = false;
+  finished = false;
+  /** Whether the whole request body has been received. */
+  requestComplete: boolean;
+  /** Who hears about drain, close and finish (one object per request, no closures). */
+  owner: ExchangeOwner | null = null;
+
+  private mode = BodyMode.Pending;
+  private pending: Buffer[] | null = null;
+  private pendingBytes = 0;
+  private collectResolve: ((b: Buffer) => void) | null = null;
+  private stream: Readable | null = null;
+  private headText: string | null = null;
+  private chunked = false;
+  private noBody = false;
+
+  constructor(
+    private readonly conn: ServerConnection,
+    head: RequestHead,
+    readonly framing: Framing,
+  ) {
+    this.head = head;
+    this.socket = conn.socket;
+    this.requestComplete = framing.kind === 'none';
+  }
+
+  get method(): string {
+    return this.head.method;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  /** Content-Length of the request body, if it has one. */
+  get contentLength(): number | undefined {
+    return this.framing.kind === 'length' ? this.framing.length : this.framing.kind === 'none' ? 0 : undefined;
+  }
+
+  // --- request body ---------------------------------------------------------------------------
+
+  /** The whole request body (the caller checked its size). */
+  readBody(): Promise<Buffer> {
+    if (this.requestComplete && this.mode === BodyMode.Pending) {
+      this.mode = BodyMode.Discard;
+      return Promise.resolve(this.takePending());
+    }
+    this.mode = BodyMode.Collect;
+    this.conn.resumeReading();
+    return new Promise((resolve) => (this.collectResolve = resolve));
+  }
+
+  /** The request body as a stream (read once). */
+  bodyStream(): Readable {
+    if (this.stream) return this.stream;
+    const s = new Readable({ read: () => this.conn.resumeReading() });
+    this.stream = s;
+    this.mode = BodyMode.Stream;
+    for (const b of this.pending ?? []) s.push(b);
+    this.pending = null;
+    if (this.requestComplete) s.push(null);
+    return s;
+  }
+
+  /** The body will not be used: read and drop the rest so the connection can carry the next request. */
+  discardBody(): void {
+    if (this.mode === BodyMode.Stream || this.mode === BodyMode.Collect) return;
+    this.mode = BodyMode.Discard;
+    this.pending = null;
+    this.conn.resumeReading();
+  }
+
+  private takePending(): Buffer {
+    const p = this.pending;
+    this.pending = null;
+    if (!p) return EMPTY;
+    return p.length === 1 ? p[0]! : Buffer.concat(p);
+  }
+
+  /** From the connection's decoder. */
+  bodyData(chunk: Buffer): void {
+    switch (this.mode) {
+      case BodyMode.Pending:
+      case BodyMode.Collect:
+        (this.pending ??= []).push(chunk);
+        this.pendingBytes += chunk.length;
+        if (this.mode === BodyMode.Pending && this.pendingBytes > HIGH_WATER) this.conn.pauseReading();
+        return;
+      case BodyMode.Stream:
+        if (!this.stream!.push(chunk)) this.conn.pauseReading();
+        return;
+      case BodyMode.Discard:
+        return;
+    }
+  }
+
+  /** From the connection: the request body is complete. */
+  bodyEnd(): void {
+    this.requestComplete = true;
+    if (this.mode === BodyMode.Collect) {
+      const r = this.collectResolve;
+      this.collectResolve = null;
+      this.mode = BodyMode.Discard;
+      r?.(this.takePending());
+    } else if (this.mode === BodyMode.Stream) this.stream!.push(null);
+  }
+
+  /** From the connection: it closed. */
+  closed(): void {
+    if (this.stream && !this.requestComplete) this.stream.destroy(new Error('downstream closed'));
+    if (this.collectResolve) {
+      const r = this.collectResolve;
+      this.collectResolve = null;
+      r(EMPTY);
+    }
+    if (!this.finished) {
+      this.gone = true;
+      const o = this.owner;
+      this.owner = null;
+      o?.downstreamClosed();
+    }
+  }
+
+  // --- response -------------------------------------------------------------------------------
+
+  /**
+   * Starts the response. The head is written with the first body bytes (or at `end`), so a small
+   * response leaves in one write. Hop-by-hop headers must already be gone from `headers`.
+   */
+  writeHead(status: number, reason: string | undefined, headers: Headers, framing: ResponseFraming): void {
+    if (this.headersSent) throw new Error('response already started');
+    this.headersSent = true;
+    const http10 = this.head.minor === 0;
+    const isHead = this.head.method === 'HEAD';
+    const bodiless = status === 204 || status === 304 || status < 200;
+    this.noBody = isHead || bodiless || framing.kind === 'none';
+    let framingLine = '';
+    if (framing.kind === 'length') {
+      if (!bodiless) framingLine = `content-length: ${framing.length}\r\n`;
+    } else if (framing.kind === 'chunked') {
+      // An HTTP/1.0 client cannot read chunked: the body ends when the connection does.
+      if (isHead || bodiless) {
+        // no body, no framing line
+      } else if (http10) this.conn.keepAlive = false;
+      else {
+        framingLine = 'transfer-encoding: chunked\r\n';
+        this.chunked = true;
+      }
+    } else if (!isHead && !bodiless) framingLine = 'content-length: 0\r\n';
+    const conn = this.conn;
+    const connLine = !conn.keepAlive || conn.server.closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : '';
+    if (conn.server.closing) conn.keepAlive = false;
+    this.headText = `HTTP/1.1 ${status} ${reason || reasonPhrase(status)}\r\n${serializeFields(headers)}${framingLine}${connLine}\r\n`;
+  }
+
+  /** Writes body bytes; false means the socket is full (wait for onDrain). */
+  write(chunk: Buffer): boolean {
+    if (this.finished || this.gone) return true;
+    const socket = this.socket;
+    if (this.noBody || chunk.length === 0) {
+      if (this.headText !== null) return this.flushHead();
+      return true;
+    }
+    const head = this.headText;
+    this.headText = null;
+    if (this.chunked) {
+      socket.cork();
+      if (head !== null) socket.write(head, 'latin1');
+      socket.write(chunkHeader(chunk.length), 'latin1');
+      socket.write(chunk);
+      const ok = socket.write(CRLF);
+      socket.uncork();
+      return ok;
+    }
+    if (head === null) return socket.write(chunk);
+    if (chunk.length <= 16 * 1024) {
+      // One buffer, one write, one TLS record: the common small response.
+      const hl = Buffer.byteLength(head, 'latin1');
+      const out = Buffer.allocUnsafe(hl + chunk.length);
+      out.write(head, 0, 'latin1');
+      chunk.copy(out, hl);
+      return socket.write(out);
+    }
+    socket.cork();
+    socket.write(head, 'latin1');
+    const ok = socket.write(chunk);
+    socket.uncork();
+    return ok;
+  }
+
+  private flushHead(): boolean {
+    const head = this.headText!;
+    this.headText = null;
+    return this.socket.write(head, 'latin1');
+  }
+
+  /** Ends the response (optionally with a last chunk). */
+  end(chunk?: Buffer): void {
+    if (this.finished || this.gone) return;
+    if (chunk && chunk.length) this.write(chunk);
+    if (this.headText !== null) this.flushHead();
+    if (this.chunked) this.socket.write(LAST_CHUNK);
+    this.finished = true;
+    const o = this.owner;
+    this.owner = null;
+    o?.responseFinished();
+    this.conn.exchangeDone(this);
+  }
+
+  /** A complete response from memory (local replies). Resets the connection if one already started. */
+  respond(status: number, headers: Headers, body: string | Buffer): void {
+    if (this.headersSent) return this.reset();
+    const buf = typeof body === 'string' ? Buffer.from(body) : body;
+    this.writeHead(status, undefined, headers, { kind: 'length', length: buf.length });
+    this.end(buf);
+  }
+
+  /** The response cannot be completed honestly: close the connection. */
+  reset(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.owner = null;
+    this.gone = true;
+    this.socket.destroy();
+  }
+}
+
+/** Per-connection state: the read buffer, the current exchange, keep-alive. */
+class ServerConnection {
+  private buf: Buffer = EMPTY;
+  private scanned = 0;
+  private current: ServerExchange | null = null;
+  private decoder: BodyDecoder | null = null;
+  private paused = false;
+  keepAlive = true;
+
+  constructor(
+    readonly server: Http1Server,
+    readonly socket: Socket,
+  ) {
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.once('close', () => this.onClose());
+    socket.on('drain', () => this.current?.owner?.downstreamDrained());
+    socket.on('timeout', () => {
+      if (!this.current) socket.destroy();
+    });
+    socket.setTimeout(server.idleTimeoutMs);
+  }
+
+  get idle(): boolean {
+    return this.current === null;
+  }
+
+  pauseReading(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onData(d: Buffer): void {
+    if (this.current && this.decoder) {
+      const at = this.decoder.feed(d, 0, this.current);
+      if (at < 0) return this.protocolError({ error: 400, reason: this.decoder.error ?? 'bad body' });
+      if (this.decoder.done) {
+        this.decoder = null;
+        this.current.bodyEnd();
+        if (at < d.length) this.append(d.subarray(at));
+        if (this.doneWhenBodyEnds) this.next();
+      }
+      return;
+    }
+    this.append(d);
+    if (!this.current) this.parse();
+    else if (this.buf.length > HIGH_WATER) this.pauseReading();
+  }
+
+  private append(d: Buffer): void {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+  }
+
+  /** Parses as many requests as are buffered, up to the first one still being answered. */
+  private parse(): void {
+    while (!this.current && this.buf.length > 0 && !this.socket.destroyed) {
+      // Empty lines before a request are tolerated (RFC 9112 §2.2).
+      let skip = 0;
+      while (this.buf[skip] === 13 && this.buf[skip + 1] === 10) skip += 2;
+      if (skip) {
+        this.buf = this.buf.subarray(skip);
+        this.scanned = 0;
+        continue;
+      }
+      const r = parseRequestHead(this.buf, this.server.limits, this.scanned);
+      if (r === undefined) {
+        this.scanned = this.buf.length;
+        return;
+      }
+      if ('error' in r) return this.protocolError(r);
+      const head = r.head;
+      let rest = this.buf.subarray(r.length);
+      this.buf = EMPTY;
+      this.scanned = 0;
+      if (head.method === 'CONNECT') {
+        // No CONNECT upgrade (as Istio's sidecar): say so rather than leaving the client hanging.
+        this.keepAlive = false;
+        this.socket.end(CONNECT_REPLY);
+        return;
+      }
+      const framing = requestFraming(head.headers);
+      if ('error' in framing) return this.protocolError(framing);
+      const conn = head.headers['connection'];
+      this.keepAlive = head.minor === 1 ? !hasToken(conn, 'close') : hasToken(conn, 'keep-alive');
+      const ex = new ServerExchange(this, head, framing);
+      this.current = ex;
+      if (framing.kind !== 'none') {
+        if (head.minor === 1 && hasToken(head.headers['expect'], '100-continue')) this.socket.write(CONTINUE, 'latin1');
+        const decoder = new BodyDecoder(framing);
+        const at = rest.length ? decoder.feed(rest, 0, ex) : 0;
+        if (at < 0) return this.protocolError({ error: 400, reason: decoder.error ?? 'bad body' });
+        if (decoder.done) {
+          ex.bodyEnd();
+          rest = rest.subarray(at);
+        } else {
+          this.decoder = decoder;
+          rest = EMPTY;
+        }
+      }
+      this.buf = rest;
+      this.server.opts.onExchange(ex);
+    }
+  }
+
+  private protocolError(err: HeadError): void {
+    this.server.opts.onProtocolError?.(this.socket, err);
+    const cur = this.current;
+    if (cur && cur.headersSent) return void this.socket.destroy();
+    const body = err.error === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+    this.keepAlive = false;
+    this.buf = EMPTY;
+    if (cur) cur.finished = true;
+    this.socket.end(`HTTP/1.1 ${err.error} ${body}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length + 1}\r\nconnection: close\r\n\r\n${body}\n`);
+  }
+
+  /** The response of `ex` is complete: next request, or close. */
+  exchangeDone(ex: ServerExchange): void {
+    if (this.current !== ex) return;
+    if (!this.keepAlive) {
+      this.socket.end();
+      return;
+    }
+    if (!ex.requestComplete) {
+      // The rest of an unread body is skipped; only then can the next request be parsed.
+      ex.discardBody();
+      this.doneWhenBodyEnds = true;
+      return;
+    }
+    this.next();
+  }
+
+  private doneWhenBodyEnds = false;
+
+  private next(): void {
+    this.current = null;
+    this.doneWhenBodyEnds = false;
+    this.resumeReading();
+    if (this.buf.length) this.parse();
+  }
+
+  private onClose(): void {
+    this.server.connections.delete(this);
+    const cur = this.current;
+    this.current = null;
+    cur?.closed();
+  }
+}
+
+/** Serves HTTP/1.1 on connections handed to it with `serve(socket)`; it never listens itself. */
+export class Http1Server {
+  readonly connections = new Set<ServerConnection>();
+  readonly limits: HeadLimits;
+  readonly idleTimeoutMs: number;
+  /** Draining: every response says `connection: close`. */
+  closing = false;
+
+  constructor(readonly opts: Http1ServerOptions) {
+    this.limits = opts.limits ?? DEFAULT_HEAD_LIMITS;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  }
+
+  serve(socket: Socket): void {
+    socket.setNoDelay(true);
+    this.connections.add(new ServerConnection(this, socket));
+    socket.resume();
+  }
+
+  /** For drain: responses from now on close their connections. */
+  close(): void {
+    this.closing = true;
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.connections) if (c.idle) c.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const c of this.connections) c.socket.destroy();
+  }
+}
