@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Timers } from '../../mesh/timers.js';
-import { chain, HttpContext, type Filter, type RequestInfo } from '../filters/context.js';
+import { chain, HttpContext, type Downstream, type Filter, type RequestInfo } from '../filters/context.js';
 import { faultFilter } from '../filters/fault.js';
 import { headersFilter } from '../filters/headers.js';
 import { stripHopByHop } from '../filters/hop.js';
@@ -22,8 +22,8 @@ import { routerFilter } from '../filters/router.js';
 import { statsFilter } from '../filters/stats.js';
 import { perTryTimeoutFilter } from '../filters/timeout.js';
 import { upstreamFilter } from '../filters/upstream.js';
-import { Http1Server, type ServerExchange } from '../http1/server.js';
-import type { HeadError } from '../http1/head.js';
+import { Http1Server } from '../http1/server.js';
+import type { HeadError, RequestHead } from '../http1/head.js';
 import type { InflightTracker } from '../net/drain.js';
 import { route as defaultRoute, type RouteResult } from '../routing/router.js';
 import type { RouteRequest } from '../routing/match.js';
@@ -57,7 +57,7 @@ export function createHcmServer(opts: HcmHandlerOptions): Http1Server {
     onExchange: (ex) => {
       const conn = opts.connInfo(ex.socket);
       if (!conn) return void ex.socket.destroy();
-      handleRequest(deps, conn, ex, opts.inflight.begin());
+      handleRequest(deps, conn, ex.head, ex, opts.inflight.begin());
     },
     onProtocolError: (socket, err: HeadError) => {
       const conn = opts.connInfo(socket);
@@ -86,15 +86,18 @@ export function parseTarget(target: string, host: string | string[] | undefined,
   return { authority: host, path: target, scheme: 'http' };
 }
 
-function handleRequest(deps: ListenerDeps, conn: ConnInfo, ex: ServerExchange, done: () => void): void {
-  const head = ex.head;
+/**
+ * Runs one request through the filter chain. `ds` is the downstream exchange (the codec's, or a
+ * test double: the chain itself needs no sockets). `done` is called once when the request is over.
+ */
+export function handleRequest(deps: ListenerDeps, conn: ConnInfo, head: RequestHead, ds: Downstream, done: () => void): void {
   const target = parseTarget(head.target, head.headers['host'], conn.hcm.allowAbsoluteUrl);
   const timers = deps.timers ?? realTimers;
   const req: RequestInfo =
     typeof target === 'string'
       ? { method: head.method, authority: '', path: head.target, scheme: 'http', headers: head.headers }
       : { method: head.method, authority: target.authority, path: target.path, scheme: target.scheme, headers: stripHopByHop(head.headers) };
-  const ctx = new HttpContext(deps, conn, ex, req, timers);
+  const ctx = new HttpContext(deps, conn, ds, req, timers);
   ctx.onDone = done;
   if (typeof target === 'string') {
     ctx.reply('bad-request', target);

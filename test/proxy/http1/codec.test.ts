@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net, { type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { BodyDecoder } from '../../../src/proxy/http1/body.js';
+import { parseRequestHead, parseResponseHead, requestFraming, responseFraming } from '../../../src/proxy/http1/head.js';
+import { Http1Server, type ServerExchange } from '../../../src/proxy/http1/server.js';
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+test('request head: parsed once, repeated fields kept in order, incomplete heads wait', () => {
+  const r = parseRequestHead(b('GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\nBODY'));
+  assert.ok(r && 'head' in r);
+  assert.equal(r.head.method, 'GET');
+  assert.equal(r.head.target, '/a?b=1');
+  assert.equal(r.head.minor, 1);
+  assert.deepEqual(r.head.headers, { host: 'x', 'x-a': ['1', '2'] });
+  assert.equal(r.length, b('GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nx-a: 2\r\n\r\n').length);
+  assert.equal(parseRequestHead(b('GET / HTTP/1.1\r\nHost: x\r\n')), undefined);
+});
+
+test('header limits (Envoy defaults 100 fields / 60 KiB): 431, never truncation', () => {
+  const many = (n: number) => `GET / HTTP/1.1\r\n${Array.from({ length: n }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`;
+  const ok = parseRequestHead(b(many(100)));
+  assert.ok(ok && 'head' in ok && Object.keys(ok.head.headers).length === 100);
+  assert.deepEqual(parseRequestHead(b(many(101))), { error: 431, reason: 'more than 100 header fields' });
+  const big = `GET / HTTP/1.1\r\nx-big: ${'a'.repeat(61 * 1024)}\r\n\r\n`;
+  assert.equal((parseRequestHead(b(big)) as { error: number }).error, 431);
+  // Still incomplete but already over the limit: refused without waiting for the rest.
+  assert.equal((parseRequestHead(b(big.slice(0, 62 * 1024))) as { error: number }).error, 431);
+  assert.equal((parseRequestHead(b(many(3)), { maxHeaders: 2, maxHeadBytes: 1024 }) as { error: number }).error, 431);
+});
+
+test('malformed heads are 400; smuggling-prone framing is refused', () => {
+  for (const bad of ['GET /\r\n\r\n', 'GET / HTTP/2.0\r\n\r\n', 'GET / HTTP/1.1\r\nbad name: x\r\n\r\n', 'GET / HTTP/1.1\r\n folded: x\r\n\r\n', 'GET / HTTP/1.1\r\nx: a\x00b\r\n\r\n']) {
+    assert.equal((parseRequestHead(b(bad)) as { error: number }).error, 400, JSON.stringify(bad));
+  }
+  assert.deepEqual(requestFraming({ 'transfer-encoding': 'chunked', 'content-length': '3' }), { error: 400, reason: 'both Transfer-Encoding and Content-Length' });
+  assert.equal((requestFraming({ 'content-length': ['3', '4'] }) as { error: number }).error, 400);
+  assert.deepEqual(requestFraming({ 'content-length': ['3', '3'] }), { kind: 'length', length: 3 });
+  assert.equal((requestFraming({ 'transfer-encoding': 'gzip' }) as { error: number }).error, 400);
+  assert.deepEqual(requestFraming({}), { kind: 'none' });
+});
+
+test('response head and framing (HEAD, 204, 304, chunked, until close)', () => {
+  const r = parseResponseHead(b('HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc'));
+  assert.ok(r && 'head' in r);
+  assert.equal(r.head.status, 404);
+  assert.equal(r.head.reason, 'Not Found');
+  assert.ok(parseResponseHead(b('HTTP/1.1 200\r\n\r\n')) && 'head' in parseResponseHead(b('HTTP/1.1 200\r\n\r\n'))!);
+  assert.deepEqual(responseFraming({ 'content-length': '3' }, 200, 'HEAD'), { kind: 'none' });
+  assert.deepEqual(responseFraming({}, 204, 'GET'), { kind: 'none' });
+  assert.deepEqual(responseFraming({ 'transfer-encoding': 'chunked' }, 200, 'GET'), { kind: 'chunked' });
+  assert.deepEqual(responseFraming({}, 200, 'GET'), { kind: 'close' });
+});
+
+test('chunked bodies: split anywhere, trailers dropped, the next message left in place', () => {
+  const wire = b('5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\nGET /next');
+  for (let cut = 1; cut < wire.length; cut++) {
+    const d = new BodyDecoder({ kind: 'chunked' });
+    let body = '';
+    const out = { bodyData: (c: Buffer) => void (body += c.toString('latin1')) };
+    const first = d.feed(wire.subarray(0, cut), 0, out);
+    let next: Buffer;
+    if (d.done) next = wire.subarray(first);
+    else {
+      assert.equal(first, cut);
+      const rest = wire.subarray(cut);
+      next = rest.subarray(d.feed(rest, 0, out));
+    }
+    assert.ok(d.done, `cut ${cut}`);
+    assert.equal(body, 'hello world');
+    assert.equal(next.toString(), 'GET /next');
+  }
+  const bad = new BodyDecoder({ kind: 'chunked' });
+  assert.equal(bad.feed(b('zz\r\n'), 0, { bodyData: () => undefined }), -1);
+});
+
+async function rawExchange(port: number, request: string): Promise<string> {
+  const s = net.connect(port, '127.0.0.1');
+  s.end(request);
+  let out = '';
+  s.setEncoding('latin1').on('data', (d: string) => (out += d));
+  await once(s, 'close');
+  return out;
+}
+
+test('a real connection: 431 for 150 headers, keep-alive and pipelining, chunked upload, CONNECT 405', async () => {
+  const seen: string[] = [];
+  const engine = new Http1Server({
+    onExchange: (ex: ServerExchange) => {
+      seen.push(`${ex.head.method} ${ex.head.target}`);
+      if (ex.contentLength === 0) return ex.respond(200, { 'content-type': 'text/plain' }, `hi ${ex.head.target}`);
+      void ex.readBody().then((body) => ex.respond(200, {}, `got ${body.length}`));
+    },
+  });
+  const server = net.createServer((s) => engine.serve(s));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+
+  const headers = Array.from({ length: 150 }, (_, i) => `x-h${i}: v\r\n`).join('');
+  const tooMany = await rawExchange(port, `GET / HTTP/1.1\r\nhost: a\r\n${headers}\r\n`);
+  assert.match(tooMany, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+
+  const two = await rawExchange(port, 'GET /1 HTTP/1.1\r\nhost: a\r\n\r\nGET /2 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  assert.equal(two.match(/HTTP\/1\.1 200 OK/g)?.length, 2);
+  assert.match(two, /hi \/1HTTP\/1\.1 200 OK[\s\S]*connection: close[\s\S]*hi \/2$/);
+
+  // Content-Length 0 on the wire is none; a body needs readBody: here only chunked uploads read.
+  const up = await rawExchange(port, 'POST /u HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+  assert.match(up, /got 3$/);
+
+  const connect = await rawExchange(port, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n');
+  assert.match(connect, /^HTTP\/1\.1 405 Method Not Allowed/);
+
+  const bad = await rawExchange(port, 'NOT A REQUEST\r\n\r\n');
+  assert.match(bad, /^HTTP\/1\.1 400 Bad Request/);
+  assert.deepEqual(seen, ['GET /1', 'GET /2', 'POST /u']);
+  engine.closeAllConnections();
+  server.close();
+});
