@@ -1,5 +1,5 @@
 /**
- * System tools the data-plane benchmark drives (wrk, hey, nginx): found on PATH, or installed from
+ * System tools the data-plane benchmark drives (wrk, hey, nginx, haproxy): found on PATH, or installed from
  * Debian with apt-get when missing and running as root (what it runs is printed). Without root a
  * missing tool is reported and its column skipped.
  */
@@ -10,7 +10,7 @@ export function has(cmd: string): boolean {
 }
 
 /** command → Debian package. */
-const PACKAGES: Record<string, string> = { wrk: 'wrk', hey: 'hey', nginx: 'nginx' };
+const PACKAGES: Record<string, string> = { wrk: 'wrk', hey: 'hey', nginx: 'nginx', haproxy: 'haproxy' };
 
 export function ensureTools(cmds: string[], log: (s: string) => void, install = true): Record<string, boolean> {
   const missing = cmds.filter((c) => !has(c));
