@@ -5,7 +5,10 @@
  */
 import { createHash, createPublicKey, randomBytes, sign, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { IsleError } from '../errors.js';
-import { buildSpiffeId, parseSpiffeId, parsePrivateKeyPem, type IssuingCa, type WorkloadIdentity } from '../pki/index.js';
+// Narrow imports (not ../pki/index.js): the sidecar loads this module and must not pull in @peculiar/x509.
+import type { IssuingCa } from '../pki/ca.js';
+import { parsePrivateKeyPem } from '../pki/keys.js';
+import { buildSpiffeId, parseSpiffeId, type WorkloadIdentity } from '../pki/spiffe.js';
 
 export const TOKEN_AUDIENCE = 'isle-ca';
 export const DEFAULT_TOKEN_TTL_SECONDS = 60 * 60;

@@ -2,7 +2,13 @@ import { createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
 import { IsleError } from '../errors.js';
 import { decodePem, encodePem, errorText } from './pem.js';
 import { assertKeyType, DEFAULT_KEY_TYPE, type KeyType } from './key-types.js';
-import { subtle, type CryptoKey, type CryptoKeyPair } from './x509.js';
+import { webcrypto } from 'node:crypto';
+
+// Node's WebCrypto directly (not through ./x509.js): key handling must not load @peculiar/x509,
+// which costs a sidecar ~17 MB of RSS (ADR 0025).
+const subtle = webcrypto.subtle;
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 export { assertKeyType, DEFAULT_KEY_TYPE, isKeyType, KEY_TYPES, type KeyType } from './key-types.js';
 

@@ -15,7 +15,8 @@ import { pino } from 'pino';
 import { certServiceClientConstructor, requestCertificate } from '../mesh/caclient.js';
 import { realTimers, type Timers } from '../mesh/timers.js';
 import { IsleError } from '../errors.js';
-import { buildSpiffeId, createCsr, parseSubjectAltName, type WorkloadIdentity } from '../pki/index.js';
+import { createCsrNative } from '../pki/pkcs10.js';
+import { buildSpiffeId, parseSubjectAltName, type WorkloadIdentity } from '../pki/spiffe.js';
 import type { SecretModel } from './model.js';
 import { exponentialBackoff, type Backoff } from '../mesh/backoff.js';
 
@@ -152,7 +153,7 @@ export class Identity extends EventEmitter {
   }
 
   private async fetch(useToken: boolean): Promise<CertMaterial> {
-    const { csrPem, keyPem } = await createCsr({ identity: this.opts.identity });
+    const { csrPem, keyPem } = createCsrNative({ identity: this.opts.identity });
     const Ctor = certServiceClientConstructor();
     const creds = useToken ? controlPlaneCredentials(this.opts.rootPem, this.opts.identity.trustDomain) : this.credentials();
     const client = new Ctor(this.opts.address, creds, { ...CONTROL_PLANE_CHANNEL_OPTIONS, ...this.opts.channelOptions });

@@ -13,7 +13,9 @@ import { formatProxyId, type ProxyType } from '../mesh/proxyid.js';
 import type { Timers } from '../mesh/timers.js';
 import { IsleError } from '../errors.js';
 import { decodeToken } from '../mesh/token.js';
-import { parseCertsPem, parseSpiffeId, trustDomainOf } from '../pki/index.js';
+import { X509Certificate } from 'node:crypto';
+import { decodePem } from '../pki/pem.js';
+import { parseSpiffeId, parseSubjectAltName, parseTrustDomainId } from '../pki/spiffe.js';
 import { shortTypeName, type NodeMsg } from '../xds/index.js';
 import { startAdmin, startHealth, type RunningServer } from './admin.js';
 import { Identity, type CertMaterial } from './identity.js';
@@ -84,9 +86,17 @@ export function trustDomainFor(token: string, rootPem: string): string {
     // fall through
   }
   try {
-    for (const c of parseCertsPem(rootPem, 'CA bundle')) {
-      const td = trustDomainOf(c);
-      if (td) return td;
+    // node:crypto's X509Certificate is enough here (pki's trustDomainOf would load @peculiar/x509).
+    for (const b of decodePem(rootPem, 'CA bundle')) {
+      if (b.label !== 'CERTIFICATE') continue;
+      const c = new X509Certificate(b.der);
+      for (const san of parseSubjectAltName(c.subjectAltName ?? '')) {
+        const td = san.type === 'URI' ? parseTrustDomainId(san.value) : undefined;
+        if (td) return td;
+      }
+      const o = /^O=(.*)$/m.exec(c.subject)?.[1];
+      // Foreign CAs (e.g. Istio's samples, O=Istio) use O for something else: only a valid trust domain counts.
+      if (o !== undefined && /^[a-z0-9._-]+$/.test(o)) return o;
     }
   } catch {
     // fall through

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { parseSubjectAltName, spiffeIdFromCert } from '../../pki/index.js';
+import { parseSubjectAltName, spiffeIdFromCert } from '../../pki/spiffe.js';
 import { matchString } from '../routing/match.js';
 import type {
   DataSourceModel,
