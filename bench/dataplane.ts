@@ -19,7 +19,8 @@
  *
  * wrk, hey, nginx and haproxy are installed from Debian when missing and running as root (printed);
  * else their rows or columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
- * ISLE_BENCH_DP_CONNECTIONS (16). `--smoke`: 1 s runs at 200 rps.
+ * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
+ * comma-separated words, e.g. `direct,isle`), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both). `--smoke`: 1 s runs at 200 rps.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -294,8 +295,10 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     ];
     // Warm-up: JIT and connection pools of every path.
     if (!o.smoke) for (const p of paths) await fixedRate(p.url, p.host, { ...o, seconds: 1, rate: Math.min(o.rate, 500) }, tools['hey'] === true).catch(() => undefined);
-    for (const load of ['fixed', 'max'] as const) {
-      for (const p of paths) {
+    const only = (process.env['ISLE_BENCH_DP_PATHS'] ?? '').split(',').filter(Boolean);
+    const loads = (process.env['ISLE_BENCH_DP_LOADS'] ?? 'fixed,max').split(',') as Array<'fixed' | 'max'>;
+    for (const load of loads) {
+      for (const p of paths.filter((x) => only.length === 0 || only.some((w) => x.path.includes(w)))) {
         if (load === 'max' && !tools['wrk']) {
           rows.push({ path: p.path, load, skipped: 'wrk missing', proxies: {} });
           continue;

@@ -5,29 +5,30 @@
  * the router filter's, as in Envoy.
  */
 import { Cancellation } from '../upstream/pool.js';
-import type { Filter } from './context.js';
+import type { Filter, HttpContext, Next } from './context.js';
 
-export const perTryTimeoutFilter: Filter = async (ctx, next) => {
+export const perTryTimeoutFilter: Filter = (ctx, next) => {
   const cancel = new Cancellation();
   ctx.attemptCancel = cancel;
   ctx.perTryTimedOut = false;
   if (ctx.cancelled) cancel.abort();
   const ms = ctx.forward?.retryPolicy?.perTryTimeoutMs ?? 0;
-  const timer =
-    ms > 0
-      ? ctx.timers.setTimeout(() => {
-          ctx.perTryTimedOut = true;
-          cancel.abort();
-        }, ms)
-      : undefined;
+  // No per-try timeout (the common case): no timer, no promise of our own.
+  return ms > 0 ? withTimeout(ctx, next, cancel, ms) : next(ctx);
+};
+
+async function withTimeout(ctx: HttpContext, next: Next, cancel: Cancellation, ms: number): Promise<void> {
+  const timer = ctx.timers.setTimeout(() => {
+    ctx.perTryTimedOut = true;
+    cancel.abort();
+  }, ms);
   try {
     await next(ctx);
   } finally {
-    if (timer !== undefined) ctx.timers.clearTimeout(timer);
-    ctx.attemptCancel = null;
+    ctx.timers.clearTimeout(timer);
   }
   if (ctx.perTryTimedOut && ctx.last?.kind === 'aborted') {
     ctx.deps.stats.upstreamRqPerTryTimeout.inc({ cluster_name: ctx.cluster!.name });
     ctx.last = { kind: 'timeout' };
   }
-};
+}
