@@ -321,6 +321,8 @@ class ServerConnection {
   private decoder: BodyDecoder | null = null;
   private paused = false;
   keepAlive = true;
+  /** When the last exchange ended (or the connection opened). */
+  lastActive: number;
 
   constructor(
     readonly server: Http1Server,
@@ -329,10 +331,9 @@ class ServerConnection {
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.once('close', () => this.onClose());
     socket.on('drain', () => this.current?.owner?.downstreamDrained());
-    socket.on('timeout', () => {
-      if (!this.current) socket.destroy();
-    });
-    socket.setTimeout(server.idleTimeoutMs);
+    // Idle keep-alive connections are closed by the server's sweep, not a socket timeout: a
+    // socket timeout is re-armed on every read and write (a timer-list insert each time).
+    this.lastActive = performance.now();
   }
 
   get idle(): boolean {
@@ -456,6 +457,7 @@ class ServerConnection {
 
   private next(): void {
     this.current = null;
+    this.lastActive = performance.now();
     this.doneWhenBodyEnds = false;
     this.resumeReading();
     if (this.buf.length) this.parse();
@@ -486,6 +488,22 @@ export class Http1Server {
     socket.setNoDelay(true);
     this.connections.add(new ServerConnection(this, socket));
     socket.resume();
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.idleTimeoutMs / 4)));
+      this.sweeper.unref();
+    }
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** Closes keep-alive connections idle for longer than idleTimeoutMs. */
+  private sweep(): void {
+    const cutoff = performance.now() - this.idleTimeoutMs;
+    for (const c of this.connections) if (c.idle && c.lastActive < cutoff) c.socket.destroy();
+    if (this.connections.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   /** For drain: responses from now on close their connections. */

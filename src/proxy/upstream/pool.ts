@@ -138,6 +138,8 @@ class UpstreamConn implements BodyData {
   attempt: Attempt | null = null;
   /** Still counted in the pool's total (max_connections). */
   counted = true;
+  /** When it last went back to the idle list (the pools' sweep closes it after idleTimeoutMs). */
+  idleSince = 0;
   peerId: string | undefined | null = undefined;
   private buf: Buffer = EMPTY;
   private decoder: BodyDecoder | null = null;
@@ -166,9 +168,6 @@ class UpstreamConn implements BodyData {
     s.on('data', (d: Buffer) => this.onData(d));
     s.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
     s.once('close', () => this.onClose());
-    s.on('timeout', () => {
-      if (!this.attempt) s.destroy();
-    });
     this.connectTimer = setTimeout(onConnectTimeout, connectTimeoutMs, this, connectTimeoutMs);
     p.stats.upstreamCxTotal.inc(p.label);
     p.stats.upstreamCxActive.inc(p.label);
@@ -179,7 +178,6 @@ class UpstreamConn implements BodyData {
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     if (this.pool.tlsOptions) this.peerId = upstreamPeerSpiffeId(this.socket as tls.TLSSocket);
-    this.socket.setTimeout(this.pool.idleTimeoutMs);
   }
 
   /** Starts `a` on this connection (it may still be connecting: bytes are queued). */
@@ -379,9 +377,11 @@ class ClusterPool {
       c.socket.destroy();
       return this.open(w);
     }
+    c.idleSince = performance.now();
     const list = this.idle.get(c.key);
     if (list) list.push(c);
     else this.idle.set(c.key, [c]);
+    this.owner.watchIdle();
   }
 
   /** A socket closed (by us or the peer). */
@@ -409,6 +409,18 @@ class ClusterPool {
     let idle = 0;
     for (const l of this.idle.values()) idle += l.length;
     return { connections: this.total, idle };
+  }
+
+  /** Closes connections idle for longer than idleTimeoutMs (a sweep, not a timer per socket). */
+  sweep(now: number): number {
+    let left = 0;
+    for (const l of [...this.idle.values()]) {
+      for (const c of [...l]) {
+        if (now - c.idleSince > this.idleTimeoutMs) c.socket.destroy();
+        else left++;
+      }
+    }
+    return left;
   }
 
   closeIdle(): void {
@@ -675,6 +687,8 @@ export class UpstreamPools {
   }
 
   close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const e of [...this.entries.values(), ...this.retired]) {
       e.retired = true;
       for (const w of e.waiters.splice(0)) w.settle({ kind: 'aborted' });
@@ -689,6 +703,26 @@ export class UpstreamPools {
     p.retired = true;
     p.closeIdle();
     if (p.total > 0) this.retired.add(p);
+  }
+
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /** @internal Some pool has idle connections: make sure the sweep runs. */
+  watchIdle(): void {
+    if (this.sweeper) return;
+    let every = 1000;
+    for (const p of this.entries.values()) every = Math.min(every, Math.max(25, p.idleTimeoutMs / 4));
+    this.sweeper = setInterval(() => {
+      const now = performance.now();
+      let left = 0;
+      for (const p of this.entries.values()) left += p.sweep(now);
+      for (const p of this.retired) p.closeIdle();
+      if (left === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, every);
+    this.sweeper.unref();
   }
 
   /** @internal A pool lost a connection: forget a retired pool once it is empty. */
