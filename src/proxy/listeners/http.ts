@@ -11,7 +11,7 @@
  * `../filters/outcomes.ts`.
  */
 import type { Socket } from 'node:net';
-import type { Timers } from '../../mesh/timers.js';
+import { realTimers } from '../../mesh/timers.js';
 import { chain, HttpContext, type Downstream, type Filter, type RequestInfo } from '../filters/context.js';
 import { faultFilter } from '../filters/fault.js';
 import { headersFilter } from '../filters/headers.js';
@@ -36,12 +36,6 @@ export { serviceOfCluster } from '../filters/router.js';
 export const HTTP_FILTERS: readonly Filter[] = [statsFilter, faultFilter, rbacFilter, headersFilter, routerFilter, retryFilter, perTryTimeoutFilter, upstreamFilter];
 
 const runChain = chain(HTTP_FILTERS);
-
-const realTimers: Timers = {
-  now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
 
 export interface HcmHandlerOptions {
   deps: ListenerDeps;
