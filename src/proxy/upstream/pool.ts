@@ -370,6 +370,7 @@ class ClusterPool {
       c.socket.destroy();
       return;
     }
+    c.socket.resume();
     const w = this.waiters.shift();
     if (w) {
       if (w.endpointKey === c.key) return c.assign(w);
@@ -378,6 +379,9 @@ class ClusterPool {
       return this.open(w);
     }
     c.idleSince = performance.now();
+    // A body that ended while the downstream was full left the socket paused: an idle connection
+    // must read, to see the server close it (and the next response).
+    c.socket.resume();
     const list = this.idle.get(c.key);
     if (list) list.push(c);
     else this.idle.set(c.key, [c]);

@@ -84,6 +84,17 @@ before(async () => {
     }
     if (url.startsWith('/hang-once') && n === 1) return hangs.push(res), true;
     if (/\/hang(\/|$)/.test(url)) return hangs.push(res), true;
+    if (url.startsWith('/chunked-big')) {
+      // No Content-Length: node:http sends it chunked, in 16 KiB writes.
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      for (let i = 0; i < 64; i++) res.write(Buffer.alloc(16 * 1024, i));
+      res.end();
+      return true;
+    }
+    if (url.startsWith('/no-content')) {
+      res.writeHead(204, { 'x-empty': 'yes' }).end();
+      return true;
+    }
     if (url.startsWith('/resp-headers')) {
       res.writeHead(200, { 'x-secret': 'no', 'x-keep': 'yes' }).end('ok');
       return true;
@@ -231,6 +242,40 @@ describe('two sidecars over mTLS', () => {
     const r = await via('http://helloworld/upload', { method: 'POST', body: big, headers: { 'content-type': 'text/plain' } });
     assert.equal(r.status, 200);
     assert.equal(JSON.parse(r.body).body.length, big.length);
+  });
+
+  test('codec shapes through both sidecars: a 1 MiB chunked download, HEAD, 204, a chunked upload', async () => {
+    const big = await via('http://helloworld/chunked-big');
+    assert.equal(big.status, 200);
+    assert.equal(big.headers['transfer-encoding'], 'chunked');
+    assert.equal(Buffer.byteLength(big.body, 'latin1'), 1024 * 1024);
+    const head = await run('curl', ['-sS', '-I', '-x', `http://${proxy.host}:${proxy.port}`, 'http://helloworld/resp-headers']);
+    assert.match(head.stdout, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head.stdout, /x-resp-added: yes\r\n\r\n$/);
+    const none = await via('http://helloworld/no-content');
+    assert.equal(none.status, 204);
+    assert.equal(none.headers['x-empty'], 'yes');
+    assert.equal(none.body, '');
+    const got = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: proxy.host, port: proxy.port, method: 'POST', path: 'http://helloworld/upload', headers: { host: 'helloworld' } }, (res) => {
+        let out = '';
+        res.setEncoding('utf8').on('data', (d: string) => (out += d)).on('end', () => resolve(out));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 10; i++) req.write('y'.repeat(10_000));
+      req.end();
+    });
+    assert.equal(JSON.parse(got).body.length, 100_000);
+  });
+
+  test('more than 100 request headers: 431 from the client sidecar, nothing truncated or forwarded', async () => {
+    const before = app.requests.length;
+    const args = ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', `http://${proxy.host}:${proxy.port}`];
+    for (let i = 0; i < 150; i++) args.push('-H', `x-h${i}: v`);
+    const r = await run('curl', [...args, 'http://helloworld/many-headers']);
+    assert.equal(r.stdout, '431');
+    assert.equal(app.requests.length, before);
+    assert.match(await clientStats.metrics(), /istio_requests_total\{[^}]*response_code="431",response_flags="DPE"/);
   });
 
   test('expected SAN mismatch → 503 with Envoy text', async () => {
