@@ -70,6 +70,28 @@ test('mTLS origination: SNI, client certificate, expected SAN; keep-alive reuses
   pools.close();
 });
 
+test('TLS session resumption: a new connection resumes, and the server still sees the client certificate', async () => {
+  const stats = new ProxyStats();
+  const reused: boolean[] = [];
+  const onSecure = (t: tls.TLSSocket) => reused.push(t.isSessionReused());
+  mtlsServer.on('secureConnection', onSecure);
+  // Idle connections are swept after ~25 ms, so each request below opens a new one.
+  const pools = new UpstreamPools({ stats, secrets: () => secretsFor(client), freeSocketTimeoutMs: 20 });
+  const c = cluster('resume', { tls: istioMtls(SNI, [server.spiffeId]) });
+  const ep = endpoint('127.0.0.1', mtlsPort);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await body(await pools.send(GET, c, ep)), `hello ${SNI}`);
+    assert.match(seenPeers.at(-1)!, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
+    await new Promise((r) => setTimeout(r, 120));
+  }
+  mtlsServer.off('secureConnection', onSecure);
+  pools.close();
+  assert.equal(reused.length, 3, 'three connections');
+  assert.equal(reused[0], false);
+  assert.ok(reused.slice(1).some((r) => r), `a later connection resumed (${reused.join(',')})`);
+  assert.match(await stats.metrics(), /envoy_cluster_upstream_cx_total\{cluster_name="resume"\} 3/);
+});
+
 test('rotation does not cut a request in flight on the old connection', async () => {
   const stats = new ProxyStats();
   let secrets: ReadonlyMap<string, SecretModel> = secretsFor(client);
