@@ -33,7 +33,8 @@ import { MeshSettingsResolver, pickMeshConfig } from '../mesh/settings.js';
 import { Pusher } from './pusher.js';
 import { assertPlaintextAddress, grpcServerCredentials, isLoopback, issueServerCert, type ServerCert } from './servercert.js';
 import { realTimers, type Timers } from '../mesh/timers.js';
-import { describeServerTlsFailure, observeTlsFailures, parseGatewayAddresses, PeeringExport, PeeringManager } from '../peering/index.js';
+import { CentralLink, CentralServer, describeServerTlsFailure, observeTlsFailures, parseGatewayAddresses, PeeringExport, PeeringManager } from '../peering/index.js';
+import { MemorySource } from '../config/sources/memory.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import { EAST_WEST_PORT } from '../generate/network.js';
 
@@ -72,6 +73,12 @@ export interface ControlPlaneOptions {
   eastWestGateways?: readonly string[];
   /** Reconnect delay to peers after `attempt` failures (default: exponential with jitter). */
   peerBackoff?: (attempt: number) => number;
+  /**
+   * host:port of the central control plane: run as a remote control plane of this cluster (seed
+   * 001). Mesh resources come from the central one and win over local files; this cluster's
+   * services are pushed to it over the same connection.
+   */
+  central?: string;
 }
 
 interface ListenAddresses {
@@ -150,6 +157,11 @@ export class ControlPlane {
   private debug: DebugServer | undefined;
   peering: PeeringManager | undefined;
   peeringExport: PeeringExport | undefined;
+  /** Serves central config to remote control planes and takes their pushed services. */
+  central: CentralServer | undefined;
+  /** Remote mode (`--central`): the link to the central control plane. */
+  centralLink: CentralLink | undefined;
+  private centralConfig: MemorySource | undefined;
   /** Gateways from --east-west-gateway, and gateway proxies connected now (stream id → address). */
   private staticGateways: GatewayAddress[] = [];
   private readonly gatewayStreams = new Map<string, GatewayAddress>();
@@ -197,6 +209,7 @@ export class ControlPlane {
     await this.listen(servers, addrs);
     await this.setupDebug(addrs.debug);
     this.peering!.start();
+    this.setupCentralLink();
     this.ready = true;
     const settings = this.mesh.current();
     this.logger.info({ cluster: this.cluster, trustDomain: this.trustDomain, ...this.addresses, debounceMs: settings.debounce, meshConfig: settings.source }, 'control plane ready');
@@ -223,6 +236,10 @@ export class ControlPlane {
 
   private async setupConfig(): Promise<void> {
     const o = this.opts;
+    // A remote control plane ranks the central's resources above its own files (ADR 0031).
+    if (o.central !== undefined && !parseHostPort(o.central)) throw new IsleError('ERR_USAGE', `--central: invalid address ${JSON.stringify(o.central)} (use host:port of the central control plane's :15012)`);
+    this.centralConfig = o.central !== undefined ? new MemorySource(`central:${o.central}`) : undefined;
+    if (this.centralConfig) this.store.addSource(this.centralConfig);
     this.source = new DirectorySource(o.configDir, { ...o.directory, name: `dir:${o.configDir}` });
     this.store.addSource(this.source);
     try {
@@ -295,6 +312,7 @@ export class ControlPlane {
       logger: this.logger.child({ component: 'push' }),
       ...(this.opts.pushChunkSize !== undefined ? { chunkSize: this.opts.pushChunkSize } : {}),
       networkGateways: () => this.peering?.networkGateways() ?? {},
+      settledUpstream: (e) => (e.type === 'deleted' ? e.previous : e.resource).source.file.startsWith('central:'),
     });
   }
 
@@ -345,6 +363,18 @@ export class ControlPlane {
     }
     this.peeringExport = new PeeringExport({ registry: this.registry, cluster: this.cluster, network, trustDomain: this.trustDomain, gateways: this.staticGateways, logger: peerLog, now: this.now });
     this.peeringExport.addToServer(main);
+    this.central = new CentralServer({
+      cluster: this.cluster,
+      network,
+      trustDomain: this.trustDomain,
+      store: this.store,
+      mesh: () => this.mesh.current(),
+      registry: this.registry,
+      onGateways: (c, net, gws) => this.peering?.setPeerGateways(c, net, gws),
+      logger: this.logger.child({ component: 'central' }),
+      now: this.now,
+    });
+    this.central.addToServer(main);
     this.offs.push(observeTlsFailures(main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
     this.peering = new PeeringManager({
       localCluster: this.cluster,
@@ -359,6 +389,28 @@ export class ControlPlane {
       logger: peerLog,
     });
     this.offs.push(this.peering.onGatewaysChange(() => this.pusher.requestFullPush('gateways')));
+  }
+
+  /** Remote mode (`--central`): the link to the central control plane, started once we serve. */
+  private setupCentralLink(): void {
+    const o = this.opts;
+    if (!this.centralConfig || o.central === undefined) return;
+    this.centralLink = new CentralLink({
+      address: o.central,
+      localCluster: this.cluster,
+      localNetwork: this.mesh.current().network,
+      trustDomain: this.trustDomain,
+      tls: () => ({ rootBundlePem: this.ca.rootBundlePem, certChainPem: this.serverCert.chainPem, keyPem: this.serverCert.keyPem, trustDomain: this.trustDomain }),
+      config: this.centralConfig,
+      exporter: this.peeringExport!,
+      registry: this.registry,
+      onGateways: (c, net, gws) => this.peering?.setPeerGateways(c, net, gws),
+      timers: this.timers,
+      now: this.now,
+      ...(o.peerBackoff ? { backoff: o.peerBackoff } : {}),
+      logger: this.logger.child({ component: 'central-link' }),
+    });
+    this.centralLink.start();
   }
 
   private async listen(servers: GrpcServers, addrs: ListenAddresses): Promise<void> {
@@ -387,6 +439,9 @@ export class ControlPlane {
         gateways: this.localGateways(),
         remoteClusters: this.peering?.status() ?? [],
         subscribers: this.peeringExport?.subscribers() ?? [],
+        ...(this.centralLink ? { central: this.centralLink.status() } : {}),
+        remoteControlPlanes: this.central?.status() ?? [],
+        remoteClustersSeeCentral: this.mesh.current().remoteClustersSeeCentral,
         networkGateways: this.peering?.networkGateways() ?? {},
       }),
     });
@@ -460,6 +515,8 @@ export class ControlPlane {
       this.ready = false;
       for (const off of this.offs.splice(0)) off();
       this.pusher?.stop();
+      this.centralLink?.close();
+      this.central?.close();
       this.peering?.close();
       this.peeringExport?.close();
       for (const x of this.xdsServers) x.close();

@@ -5,6 +5,8 @@ export interface DebounceOptions<T> {
   quietMs: number;
   /** …but never later than this after the first change of a burst (PILOT_DEBOUNCE_MAX, 10 s). */
   maxMs: number;
+  /** Quiet period of a change debounced upstream (default 0: the next timer turn). */
+  settledQuietMs?: number;
   timers: Timers;
   /** Folds a new change into what is pending. */
   merge: (pending: T, next: T) => T;
@@ -28,7 +30,10 @@ export class Debouncer<T> {
   private pending: T | undefined;
   private changes = 0;
   private firstAt = 0;
-  private lastAt = 0;
+  /** The last change of this burst that was not settled upstream, if any. */
+  private lastLocalAt: number | undefined;
+  /** When a burst of settled changes only is due. */
+  private settledDue = 0;
   private timer: unknown;
   private stopped = false;
 
@@ -49,17 +54,23 @@ export class Debouncer<T> {
     if (this.pending !== undefined && !this.stopped) this.arm();
   }
 
-  add(change: T): void {
+  /**
+   * `settled`: the change was already debounced where it came from (a peer's or the central
+   * control plane's push), so it waits only `settledQuietMs` and never extends a pending wait.
+   */
+  add(change: T, settled = false): void {
     if (this.stopped) return;
     const now = this.opts.timers.now();
     if (this.pending === undefined) {
       this.pending = change;
       this.firstAt = now;
+      this.lastLocalAt = undefined;
+      this.settledDue = now + Math.min(this.quietMs, this.opts.settledQuietMs ?? 0);
     } else {
       this.pending = this.opts.merge(this.pending, change);
     }
+    if (!settled) this.lastLocalAt = now;
     this.changes++;
-    this.lastAt = now;
     this.arm();
   }
 
@@ -82,7 +93,7 @@ export class Debouncer<T> {
   private arm(): void {
     if (this.timer !== undefined) this.opts.timers.clearTimeout(this.timer);
     const now = this.opts.timers.now();
-    const quietDue = this.lastAt + this.quietMs;
+    const quietDue = this.lastLocalAt !== undefined ? this.lastLocalAt + this.quietMs : this.settledDue;
     const maxDue = this.firstAt + this.maxMs;
     const due = Math.min(quietDue, maxDue);
     this.timer = this.opts.timers.setTimeout(() => {

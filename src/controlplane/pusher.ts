@@ -90,6 +90,11 @@ export interface PusherOptions {
   chunkSize?: number;
   /** network → its east-west gateways (peering); read at every push. Absent: one flat network. */
   networkGateways?: () => NetworkGateways;
+  /**
+   * Config events that were debounced upstream (the central control plane's); they skip the
+   * local quiet period, as do registry changes of any shard but the local one (issue 18).
+   */
+  settledUpstream?: (e: ConfigEvent) => boolean;
 }
 
 export class Pusher {
@@ -188,7 +193,8 @@ export class Pusher {
     const relevant = [...kinds].filter((k) => PUSH_KINDS.has(k));
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
-    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }));
+    const settled = this.o.settledUpstream !== undefined && events.every(this.o.settledUpstream);
+    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }), settled);
   }
 
   /** MeshConfig (or its defaults) moved: debounce and proxy defaults follow; the config event pushes. */
@@ -207,10 +213,12 @@ export class Pusher {
 
   private onRegistry(change: RegistryChange): void {
     const start = this.o.timers.now();
+    // A peer's (or a pushing remote's) shard was debounced by its own control plane.
+    const settled = change.cluster !== this.o.registry.localCluster;
     if (change.services.size > 0) {
-      this.debouncer.add(new PushRequest({ full: true, reasons: ['services'], hosts: change.endpoints, start }));
+      this.debouncer.add(new PushRequest({ full: true, reasons: ['services'], hosts: change.endpoints, start }), settled);
     } else if (change.endpoints.size > 0) {
-      this.debouncer.add(new PushRequest({ full: false, reasons: ['endpoints'], hosts: change.endpoints, start }));
+      this.debouncer.add(new PushRequest({ full: false, reasons: ['endpoints'], hosts: change.endpoints, start }), settled);
     }
     // Workload-only changes: a proxy's inbound config follows endpoints at its address, which
     // arrive as endpoint changes; a workload no service selects changes nobody's config.

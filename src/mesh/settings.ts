@@ -22,6 +22,8 @@ export interface MeshSettings {
   readonly debounce: { readonly quietMs: number; readonly maxMs: number };
   /** How long an auto-registered workload outlives its last xDS stream. */
   readonly registrationGraceMs: number;
+  /** As a central control plane: whether remote control planes' clusters see this one (seed 001). */
+  readonly remoteClustersSeeCentral: boolean;
   /** `name (file:line)` of the MeshConfig in use, for logs; undefined when there is none. */
   readonly source?: string;
 }
@@ -60,6 +62,7 @@ export function resolveMeshSettings(mesh: Resource<MeshConfigSpec> | undefined, 
       maxMs: durationMs(spec?.debounce?.max, MESH_DEFAULTS.debounce.max),
     }),
     registrationGraceMs: durationMs(spec?.registrationGracePeriod, MESH_DEFAULTS.registrationGracePeriod),
+    remoteClustersSeeCentral: spec?.remoteClustersSeeCentral ?? false,
     ...(mesh ? { source: `${mesh.metadata.name} (${mesh.source.file}:${mesh.source.line})` } : {}),
   });
 }

@@ -19,7 +19,7 @@ import type { Endpoint, Service, Workload } from '../registry/model.js';
 import type { Shard } from '../registry/shard.js';
 import { adsServiceDefinition, DELTA_METHOD } from '../xds/ads.js';
 import { resourceFromAny, SnapshotCache, typeSnapshot, type XdsResource } from '../xds/cache.js';
-import { XdsServer, type NodeInfo, type XdsLogger } from '../xds/server.js';
+import { XdsServer, type NodeInfo, type XdsLogger, type XdsServerOptions } from '../xds/server.js';
 import { controlPlaneCluster, controlPlaneSpiffeId } from './identity.js';
 import {
   endpointToWire,
@@ -70,17 +70,21 @@ function exported(kind: string): boolean {
   return descriptorFor(kind)?.exportToPeers === true;
 }
 
-/** The `grpc.Server`-shaped adapter that moves the ADS delta method under PEERING_PATH. */
-function renamingServer(server: grpc.Server): grpc.Server {
+/**
+ * Registers `xds`'s delta ADS method under another service `path` (`/<service>/<method>`), so
+ * feeds with their own types and auth share one gRPC server with the proxies' ADS.
+ */
+export function serveDeltaAs(xds: XdsServer, server: grpc.Server, path: string): void {
+  const method = path.slice(path.lastIndexOf('/') + 1);
   const adapter = {
     addService(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
       const delta = def[DELTA_METHOD];
       const handler = impl[DELTA_METHOD];
       if (!delta || !handler) throw new Error('XdsServer registered no delta ADS method');
-      server.addService({ [PEERING_METHOD]: { ...delta, path: PEERING_PATH, originalName: PEERING_METHOD } }, { [PEERING_METHOD]: handler });
+      server.addService({ [method]: { ...delta, path, originalName: method } }, { [method]: handler });
     },
   };
-  return adapter as unknown as grpc.Server;
+  xds.addToServer(adapter as unknown as grpc.Server);
 }
 
 /** The client-side definition of the feed's one method (same messages as Envoy's delta ADS). */
@@ -89,13 +93,19 @@ export function peeringMethodDefinition(): grpc.MethodDefinition<unknown, unknow
   return { ...delta, path: PEERING_PATH, originalName: PEERING_METHOD } as grpc.MethodDefinition<unknown, unknown>;
 }
 
-function peerCertificate(call: unknown): PeerCertificate | undefined {
+/** The verified client certificate of a gRPC call on a TLS server, if any. */
+export function peerCertificate(call: unknown): PeerCertificate | undefined {
   const c = call as { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null };
   try {
     return c.getAuthContext?.()?.sslPeerCertificate ?? undefined;
   } catch {
     return undefined;
   }
+}
+
+/** An XdsServer for a feed of Isle types that every subscriber sees the same (one cache key, wildcard types). */
+export function feedServer(cache: SnapshotCache, types: readonly string[], key: string, logger: XdsLogger, now: (() => number) | undefined, authenticate: XdsServerOptions['authenticate']): XdsServer {
+  return new XdsServer({ cache, typeUrls: types, wildcardTypes: new Set(types), nodeKey: () => key, logger, ...(now ? { now } : {}), ...(authenticate ? { authenticate } : {}) });
 }
 
 function typeVersion(resources: Iterable<XdsResource>): string {
@@ -132,15 +142,7 @@ export class PeeringExport {
     this.gateways = opts.gateways ?? [];
     this.trustDomain = opts.trustDomain;
     this.logger = opts.logger ?? silent;
-    this.xds = new XdsServer({
-      cache: this.cache,
-      typeUrls: PEERING_TYPES,
-      wildcardTypes: new Set(PEERING_TYPES),
-      nodeKey: () => EXPORT_KEY,
-      logger: this.logger,
-      ...(opts.now ? { now: opts.now } : {}),
-      authenticate: (node, call) => this.authenticate(node, call),
-    });
+    this.xds = feedServer(this.cache, PEERING_TYPES, EXPORT_KEY, this.logger, opts.now, (node, call) => this.authenticate(node, call));
     this.offs.push(
       // Built on demand: the first subscriber gets a fresh export before the server reads the cache.
       this.xds.on('connect', () => this.refresh(true)),
@@ -158,7 +160,7 @@ export class PeeringExport {
 
   /** Registers the feed (`isle.peering.v1.PeeringExport`) on a server the caller owns and binds. */
   addToServer(server: grpc.Server): void {
-    this.xds.addToServer(renamingServer(server));
+    serveDeltaAs(this.xds, server, PEERING_PATH);
   }
 
   /** The local east-west gateways changed (config or flag). */

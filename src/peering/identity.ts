@@ -9,6 +9,8 @@
  * cluster with a certificate from its own intermediate.
  */
 import type { PeerCertificate } from 'node:tls';
+import { certFromDer } from '../pki/certs.js';
+import { x509 } from '../pki/x509.js';
 import { buildSpiffeId, parseSubjectAltName } from '../pki/index.js';
 import { CONTROL_PLANE_NAME, CONTROL_PLANE_NAMESPACE } from '../mesh/names.js';
 
@@ -69,4 +71,21 @@ const UNTRUSTED_CHAIN = /unable to (verify|get (local )?issuer)|self[- ]signed|c
 
 export function isUntrustedChainError(message: string): boolean {
   return UNTRUSTED_CHAIN.test(message);
+}
+
+/**
+ * Which intermediate issued a peer's certificate: its Authority Key Identifier (the intermediate's
+ * key id), else the issuer name. Two control planes claiming one cluster with different
+ * intermediates differ here even when the intermediates' subjects are the same.
+ */
+export function issuerKeyId(cert: PeerCertificate): string {
+  try {
+    if (cert.raw) {
+      const aki = certFromDer(cert.raw, 'peer certificate').px.getExtension(x509.AuthorityKeyIdentifierExtension);
+      if (aki?.keyId) return aki.keyId;
+    }
+  } catch {
+    // fall back to the name
+  }
+  return JSON.stringify(cert.issuer ?? {});
 }

@@ -6,3 +6,6 @@ export { PeeringManager, type NetworkGateways, type PeeringManagerOptions, type 
 export { peerChannel, observeTlsFailures, describeServerTlsFailure, type PeerClientTls, type TlsFailure } from './tls.js';
 export { controlPlaneSpiffeId, controlPlaneCluster, peerCertInfo } from './identity.js';
 export { parseGatewayAddresses } from './gateways.js';
+export { CentralServer, remoteExportMethod, type CentralServerOptions, type RemoteStatus } from './central.js';
+export { CentralLink, type CentralLinkOptions, type CentralLinkStatus } from './centrallink.js';
+export * from './centralwire.js';

@@ -173,9 +173,10 @@ export class PeeringManager {
     this.peers.clear();
   }
 
-  private setPeerGateways(peer: string, network: string, gateways: GatewayAddress[]): void {
+  /** A peer's network and gateways (subscribers, and feeds the manager does not own: the central link, pushing remotes). */
+  setPeerGateways(peer: string, network: string, gateways: readonly GatewayAddress[]): void {
     if (gateways.length === 0 && !this.peers.has(peer)) this.peerGateways.delete(peer);
-    else this.peerGateways.set(peer, { network, gateways });
+    else this.peerGateways.set(peer, { network, gateways: [...gateways] });
     this.gatewaysChanged();
   }
 

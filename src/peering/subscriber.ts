@@ -11,30 +11,18 @@
  * - Everything the peer says about itself is checked: endpoints and workloads must be the peer's
  *   own cluster (a peer cannot inject endpoints for us or a third cluster).
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { exponentialBackoff, type Backoff } from '../mesh/backoff.js';
 import type { Timers } from '../mesh/timers.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import type { Registry } from '../registry/aggregate.js';
-import { LABEL_NETWORK, type Endpoint, type RegistryProblem, type Service, type Workload } from '../registry/model.js';
 import type { Shard } from '../registry/shard.js';
 import { DiscoveryClient, ResourceStore, type NackEvent, type SentRequests } from '../xds/client/index.js';
 import type { NodeMsg } from '../xds/protos.js';
 import type { XdsLogger } from '../xds/server.js';
-import { isUntrustedChainError } from './identity.js';
-import { peerChannel, type PeerClientTls } from './tls.js';
-import {
-  endpointFromWire,
-  PEER_CLUSTER_TYPE,
-  PEER_ENDPOINTS_TYPE,
-  PEER_SERVICE_TYPE,
-  PEER_WORKLOAD_TYPE,
-  PEERING_PATH,
-  PEERING_TYPES,
-  peeringDecoders,
-  type ClusterWire,
-  type PeeringResources,
-} from './wire.js';
+import { feedGateways, feedNetwork, feedShard } from './shard.js';
+import { describeFeedError, peerChannel, type PeerClientTls } from './tls.js';
+import { PEERING_PATH, PEERING_TYPES, peeringDecoders, type PeeringResources } from './wire.js';
 
 export type { SentRequests } from '../xds/client/index.js';
 
@@ -76,6 +64,8 @@ export interface PeerSubscriberOptions {
   registry: Registry;
   /** A function is re-read on every (re)connect, so a renewed control-plane certificate is used. */
   tls: PeerClientTls | (() => PeerClientTls);
+  /** A channel owned by someone else (the central link shares its connection); `tls` is then unused. */
+  channel?: () => grpc.Client;
   timers?: Timers;
   /** Wall clock (ms) for lastSyncTime. */
   now?: () => number;
@@ -140,6 +130,7 @@ export class PeerSubscriber {
     };
     this.client = new DiscoveryClient<PeeringResources>({
       channel: () => {
+        if (this.o.channel) return { address: this.remote.address, shared: this.o.channel() };
         this.identityFailure = undefined;
         const tls = typeof this.o.tls === 'function' ? this.o.tls() : this.o.tls;
         const ch = peerChannel(tls, this.name, (why) => (this.identityFailure = why));
@@ -214,20 +205,7 @@ export class PeerSubscriber {
   }
 
   private describe(e: grpc.ServiceError | undefined): string {
-    if (!e) return `${this.where()} closed the feed`;
-    const details = e.details || e.message;
-    if (this.identityFailure) {
-      return `${this.where()} is not who the RemoteCluster says: ${this.identityFailure}`;
-    }
-    if (e.code === grpc.status.PERMISSION_DENIED) return `${this.where()} refused our subscription: ${details}`;
-    const cause = details
-      .replace(/^No connection established\.\s*Last error:\s*/i, '')
-      .replace(/^Error:\s*/, '')
-      .replace(/\.?\s*Resolution note:\s*$/, '');
-    if (e.code === grpc.status.UNAVAILABLE && isUntrustedChainError(details)) {
-      return `${this.where()} presented a certificate not signed by our root (${cause}); peering clusters must share one root CA`;
-    }
-    return `${this.where()}: ${grpc.status[e.code] ?? e.code}: ${cause}`;
+    return describeFeedError(this.where(), e, this.identityFailure);
   }
 
   private onDown(why: string): void {
@@ -287,18 +265,9 @@ export class PeerSubscriber {
     this.setState('synced', true);
   }
 
-  /** The peer's own description (one resource, named by the cluster). */
-  private info(): ClusterWire | undefined {
-    return this.store.type(PEER_CLUSTER_TYPE).accepted.values().next().value?.model;
-  }
-
-  private peerNetwork(): string {
-    return this.info()?.network || this.remote.network || '';
-  }
-
   private publishGateways(): void {
-    const network = this.peerNetwork();
-    const gateways: GatewayAddress[] = (this.info()?.gateways ?? []).map((g) => ({ address: g.address, port: g.port, cluster: this.name }));
+    const network = feedNetwork(this.store, this.remote.network);
+    const gateways = feedGateways(this.name, this.store);
     this.st.network = network;
     this.st.gateways = gateways;
     const key = JSON.stringify([network, gateways]);
@@ -309,53 +278,9 @@ export class PeerSubscriber {
 
   /** The peer's shard, in buildShard's shape: sorted, every service with an endpoints entry. */
   buildShard(): Shard {
-    const peer = this.name;
-    const problems: RegistryProblem[] = [];
-    const network = this.peerNetwork();
-    const warnings: string[] = [];
-    const info = this.info();
-    if (info?.network && this.remote.network && info.network !== this.remote.network) {
-      warnings.push(`RemoteCluster ${peer} says network ${this.remote.network}, the peer announces ${info.network}; using ${info.network}`);
-    }
+    const { shard, warnings } = feedShard(this.name, this.store, this.remote.network);
     this.st.warnings = warnings;
-    const withNetwork = <T extends { network: string; labels: Readonly<Record<string, string>> }>(x: T): T => {
-      if (x.network || !network) return x;
-      return { ...x, network, labels: x.labels[LABEL_NETWORK] ? x.labels : { ...x.labels, [LABEL_NETWORK]: network } };
-    };
-
-    const workloads: Workload[] = [];
-    for (const [key, w] of [...this.store.values(PEER_WORKLOAD_TYPE)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      if (w.cluster !== peer) {
-        problems.push({ cluster: peer, resource: key, message: `peer ${peer} exported workload ${key} of cluster ${w.cluster}; ignored (a peer exports only its own cluster)` });
-        continue;
-      }
-      workloads.push(withNetwork(w));
-    }
-    const services = new Map<string, Service>();
-    const endpoints = new Map<string, Endpoint[]>();
-    const wireServices = this.store.values(PEER_SERVICE_TYPE);
-    const wireEndpoints = this.store.values(PEER_ENDPOINTS_TYPE);
-    for (const hostname of [...wireServices.keys()].sort()) {
-      const s = wireServices.get(hostname)!;
-      services.set(hostname, {
-        ...s,
-        hostname,
-        ports: s.ports,
-        addresses: s.addresses,
-        clusterAddresses: { [peer]: s.addresses },
-        clusters: [peer],
-      });
-      const eps: Endpoint[] = [];
-      for (const e of wireEndpoints.get(hostname)?.endpoints ?? []) {
-        if (e.cluster !== peer) {
-          problems.push({ cluster: peer, hostname, resource: e.workload, message: `peer ${peer} exported an endpoint of ${hostname} in cluster ${e.cluster}; ignored (a peer exports only its own cluster)` });
-          continue;
-        }
-        eps.push(withNetwork(endpointFromWire(hostname, e, e.network)));
-      }
-      endpoints.set(hostname, eps);
-    }
-    return { cluster: peer, origin: 'peer', services, endpoints, workloads, problems };
+    return shard;
   }
 
   private setState(state: PeerState, force = false): void {

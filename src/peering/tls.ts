@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
-import { controlPlaneCluster } from './identity.js';
+import { controlPlaneCluster, isUntrustedChainError } from './identity.js';
 import { CONTROL_PLANE_NAME } from '../mesh/names.js';
 
 export interface PeerClientTls {
@@ -34,13 +34,18 @@ export interface PeerChannel {
 /** Why the server's certificate was not the expected peer's (set by checkServerIdentity). */
 export type IdentityFailureSink = (message: string) => void;
 
-export function peerChannel(tls: PeerClientTls, peerCluster: string, onIdentityFailure?: IdentityFailureSink): PeerChannel {
+/**
+ * `peerCluster` is the cluster the server must be; `{ notCluster }` accepts a control plane of
+ * any other cluster of the mesh (the central control plane, whose name the remote learns from it).
+ */
+export function peerChannel(tls: PeerClientTls, peerCluster: string | { notCluster: string }, onIdentityFailure?: IdentityFailureSink): PeerChannel {
   const credentials = grpc.credentials.createSsl(Buffer.from(tls.rootBundlePem), Buffer.from(tls.keyPem), Buffer.from(tls.certChainPem), {
     checkServerIdentity: (_host: string, cert: PeerCertificate): Error | undefined => {
       const who = controlPlaneCluster(cert, tls.trustDomain);
       let why: string | undefined;
       if ('refusal' in who) why = `its ${who.refusal}`;
-      else if (who.cluster !== peerCluster) why = `it is the control plane of cluster ${who.cluster}, not of ${peerCluster}`;
+      else if (typeof peerCluster === 'string' && who.cluster !== peerCluster) why = `it is the control plane of cluster ${who.cluster}, not of ${peerCluster}`;
+      else if (typeof peerCluster !== 'string' && who.cluster === peerCluster.notCluster) why = `it is the control plane of cluster ${who.cluster}, this cluster itself`;
       if (why === undefined) return undefined;
       onIdentityFailure?.(why);
       return Object.assign(new Error(why), { code: 'ERR_ISLE_PEER_IDENTITY' });
@@ -50,8 +55,8 @@ export function peerChannel(tls: PeerClientTls, peerCluster: string, onIdentityF
     credentials,
     options: {
       // The name the peer's certificate carries; addresses (and so IP SANs) vary by deployment.
-      'grpc.ssl_target_name_override': `${CONTROL_PLANE_NAME}.${peerCluster}`,
-      'grpc.default_authority': `${CONTROL_PLANE_NAME}.${peerCluster}`,
+      'grpc.ssl_target_name_override': typeof peerCluster === 'string' ? `${CONTROL_PLANE_NAME}.${peerCluster}` : CONTROL_PLANE_NAME,
+      'grpc.default_authority': typeof peerCluster === 'string' ? `${CONTROL_PLANE_NAME}.${peerCluster}` : CONTROL_PLANE_NAME,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -114,4 +119,29 @@ export function describeServerTlsFailure(f: TlsFailure): string {
     return `TLS handshake from ${f.remote} failed (${detail}): the client gave up on our certificate, most likely a peer cluster or proxy under another root CA; peering clusters must share one root`;
   }
   return `TLS handshake from ${f.remote} failed: ${detail}`;
+}
+
+/**
+ * One line for a failed feed stream (peering subscription or central link): who refused whom,
+ * and for a foreign root, that clusters must share one. `identityFailure` is what
+ * checkServerIdentity found, if anything.
+ */
+export function describeFeedError(
+  where: string,
+  e: grpc.ServiceError | undefined,
+  identityFailure: string | undefined,
+  words: { notWho: string; refused: string; shared: string } = { notWho: 'is not who the RemoteCluster says', refused: 'refused our subscription', shared: 'peering clusters' },
+): string {
+  if (!e) return `${where} closed the feed`;
+  const details = e.details || e.message;
+  if (identityFailure) return `${where} ${words.notWho}: ${identityFailure}`;
+  if (e.code === grpc.status.PERMISSION_DENIED) return `${where} ${words.refused}: ${details}`;
+  const cause = details
+    .replace(/^No connection established\.\s*Last error:\s*/i, '')
+    .replace(/^Error:\s*/, '')
+    .replace(/\.?\s*Resolution note:\s*$/, '');
+  if (e.code === grpc.status.UNAVAILABLE && isUntrustedChainError(details)) {
+    return `${where} presented a certificate not signed by our root (${cause}); ${words.shared} must share one root CA`;
+  }
+  return `${where}: ${grpc.status[e.code] ?? e.code}: ${cause}`;
 }

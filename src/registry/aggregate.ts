@@ -24,6 +24,8 @@ import { cmp, emptyShard, type Shard } from './shard.js';
  */
 export interface RegistryChange {
   readonly version: number;
+  /** The shard that changed: the local cluster's, or a peer's (already debounced at its source). */
+  readonly cluster: string;
   readonly services: ReadonlySet<string>;
   readonly endpoints: ReadonlySet<string>;
   readonly workloads: ReadonlySet<string>;
@@ -255,7 +257,7 @@ export class Registry {
     if (services.size === 0 && endpoints.size === 0 && workloads.size === 0) return undefined;
 
     this.currentVersion += 1;
-    const change: RegistryChange = Object.freeze({ version: this.currentVersion, services, endpoints, workloads });
+    const change: RegistryChange = Object.freeze({ version: this.currentVersion, cluster, services, endpoints, workloads });
     notifyAll(this.listeners, [change], this.onListenerError);
     return change;
   }

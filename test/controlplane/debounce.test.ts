@@ -58,3 +58,23 @@ test('flushNow pushes at once; stop drops what is pending and ignores later chan
 test('quiet greater than max is refused', () => {
   assert.throws(() => setup(200, 100), /quiet/);
 });
+
+test('a change debounced upstream (peer, central) skips the quiet period and never extends a pending one', () => {
+  const { timers, flushed, d } = setup();
+  d.add(['peer'], true);
+  timers.advance(0);
+  assert.deepEqual(flushed.map((f) => f.items), [['peer']], 'flushed on the next timer turn');
+  d.add(['local']);
+  timers.advance(60);
+  d.add(['peer2'], true);
+  timers.advance(39);
+  assert.equal(flushed.length, 1, 'the local change still waits its quiet period');
+  timers.advance(1);
+  assert.deepEqual(flushed[1]!.items, ['local', 'peer2']);
+  d.add(['peer3'], true);
+  timers.advance(10);
+  d.add(['local2']);
+  timers.advance(99);
+  assert.equal(flushed.length, 3, 'the settled change went at once; the local one after it waits its own quiet period');
+  assert.deepEqual(flushed[2]!.items, ['peer3']);
+});

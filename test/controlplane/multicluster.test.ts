@@ -11,6 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { caFiles, createIntermediate, writeFilesAtomic } from '../../src/pki/index.js';
 import { decodeResource, ENDPOINT_TYPE } from '../../src/xds/index.js';
 import { outboundClusterName } from '../../src/mesh/names.js';
+import { clusterMeshYaml } from '../helpers/config.js';
 import {
   channel,
   getJson,
@@ -29,17 +30,6 @@ import {
 
 const HELLO = outboundClusterName(5000, 'helloworld.default.svc.cluster.local');
 
-function meshYaml(cluster: string, network: string): string {
-  return `apiVersion: mesh.isle.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec:
-  clusterName: ${cluster}
-  network: ${network}
-  debounce: {quiet: 50ms, max: 2s}
-`;
-}
-
 function remoteClusterYaml(name: string, address: string, network: string): string {
   return `apiVersion: mesh.isle.dev/v1alpha1
 kind: RemoteCluster
@@ -50,7 +40,7 @@ spec: {address: "${address}", network: ${network}, discoveryOnly: true}
 
 function clusterDir(cluster: string, network: string, workload: [string, string]): string {
   const d = tempDir(`isle-${cluster}-`);
-  writeFileSync(join(d, 'mesh.yaml'), meshYaml(cluster, network));
+  writeFileSync(join(d, 'mesh.yaml'), clusterMeshYaml(cluster, network));
   writeFileSync(join(d, 'helloworld.yaml'), HELLOWORLD_YAML);
   writeFileSync(join(d, `${workload[0]}.yaml`), workloadEntryYaml(workload[0], workload[1]));
   return d;

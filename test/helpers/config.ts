@@ -15,6 +15,18 @@ spec:
 `;
 }
 
+/** A MeshConfig for any cluster and network (multi-cluster tests), with `extra` spec lines. */
+export function clusterMeshYaml(cluster: string, network: string, extra = ''): string {
+  return `apiVersion: mesh.isle.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  clusterName: ${cluster}
+  network: ${network}
+  debounce: {quiet: 50ms, max: 2s}
+${extra}`;
+}
+
 export const HELLOWORLD_YAML = `apiVersion: v1
 kind: Service
 metadata:

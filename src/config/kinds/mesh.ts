@@ -25,6 +25,12 @@ export interface MeshConfigSpec {
    * PILOT_WORKLOAD_ENTRY_GRACE_PERIOD). Default `10s`; `0s` removes it at once.
    */
   registrationGracePeriod: string;
+  /**
+   * On a central control plane: whether the clusters of its remote control planes discover this
+   * cluster's services. Default false (ASM's asymmetric default: central workloads reach remote
+   * services, not the reverse).
+   */
+  remoteClustersSeeCentral?: boolean;
 }
 
 /** The MeshConfig defaults, written once: normalize() fills them and the mesh settings resolver reads them. */
@@ -79,6 +85,7 @@ const meshConfigSpec = obj(
     defaultLocality,
     rootNamespace: dnsLabel,
     registrationGracePeriod: duration(),
+    remoteClustersSeeCentral: bool,
     debounce: obj(
       { quiet: duration(), max: duration() },
       {

@@ -30,7 +30,15 @@ export type XdsProtocol = 'delta' | 'sotw';
 const INVALID_ARGUMENT = 3;
 const UNIMPLEMENTED = 12;
 
-export interface ChannelSpec {
+export type ChannelSpec = OwnChannel | SharedChannel;
+
+/** A channel someone else owns (several streams over one connection); never closed here. */
+export interface SharedChannel {
+  address: string;
+  shared: grpc.Client;
+}
+
+export interface OwnChannel {
   address: string;
   credentials: grpc.ChannelCredentials;
   options?: grpc.ChannelOptions;
@@ -118,7 +126,7 @@ export class DiscoveryClient<M> extends EventEmitter {
   private readonly now: () => number;
   private readonly subs: (typeUrl: string) => readonly string[] | null;
   private stream: StreamState | undefined;
-  private channel: { client: grpc.Client; key: string | undefined } | undefined;
+  private channel: { client: grpc.Client; key: string | undefined; owned: boolean } | undefined;
   private reconnectTimer: unknown;
   private stopped = true;
   private address = '';
@@ -203,13 +211,18 @@ export class DiscoveryClient<M> extends EventEmitter {
   private openChannel(): grpc.Client {
     const spec = this.opts.channel();
     this.address = spec.address;
-    if (this.channel && (spec.key === undefined || spec.key !== this.channel.key)) this.closeChannel();
-    if (!this.channel) this.channel = { client: new grpc.Client(spec.address, spec.credentials, spec.options ?? {}), key: spec.key };
+    if ('shared' in spec) {
+      if (this.channel?.client !== spec.shared) this.closeChannel();
+      this.channel = { client: spec.shared, key: 'shared', owned: false };
+      return spec.shared;
+    }
+    if (this.channel && (spec.key === undefined || spec.key !== this.channel.key || !this.channel.owned)) this.closeChannel();
+    if (!this.channel) this.channel = { client: new grpc.Client(spec.address, spec.credentials, spec.options ?? {}), key: spec.key, owned: true };
     return this.channel.client;
   }
 
   private closeChannel(): void {
-    this.channel?.client.close();
+    if (this.channel?.owned) this.channel.client.close();
     this.channel = undefined;
   }
 
