@@ -84,11 +84,21 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       const problems = [...parsed.sort(byPosition), ...found.sort(byPosition)];
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
+      // Seed 001: which way discovery goes between this (central) cluster and its remote control planes.
+      const mesh = loaded.resources.find((r) => r.kind === 'MeshConfig' && typeof (r.spec as { remoteClustersSeeCentral?: unknown }).remoteClustersSeeCentral === 'boolean');
+      const seeCentral = mesh ? (mesh.spec as { remoteClustersSeeCentral: boolean }).remoteClustersSeeCentral : undefined;
+      const direction =
+        seeCentral === undefined
+          ? undefined
+          : seeCentral
+            ? 'discovery with remote control planes: both ways (remoteClustersSeeCentral: true)'
+            : 'discovery with remote control planes: this cluster sees theirs, they do not see this one (asymmetric, remoteClustersSeeCentral: false)';
       if (opts.json) {
-        io.out(`${JSON.stringify({ files: loaded.files.length, resources: loaded.resources.length, errors, warnings, problems }, null, 2)}\n`);
+        io.out(`${JSON.stringify({ files: loaded.files.length, resources: loaded.resources.length, errors, warnings, problems, ...(direction ? { discovery: direction } : {}) }, null, 2)}\n`);
       } else {
         for (const p of problems) io.out(`${formatConfigError(p)}\n`);
         io.out(`${plural(errors, 'error')}, ${plural(warnings, 'warning')} in ${plural(loaded.files.length, 'file')} (${plural(loaded.resources.length, 'resource')})\n`);
+        if (direction) io.out(`${direction}\n`);
       }
       process.exitCode = errors > 0 ? 1 : 0;
     });

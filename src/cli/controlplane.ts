@@ -11,6 +11,7 @@ interface ControlPlaneFlags {
   debugListen: string;
   plaintextListen?: string;
   eastWestGateway: string[];
+  central?: string;
   logLevel: string;
 }
 
@@ -34,6 +35,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .option('--debug-listen <addr>', 'debug and metrics HTTP server', '127.0.0.1:15014')
     .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
     .option('--east-west-gateway <addr>', "this network's east-west gateway as other networks dial it (host:15443; repeatable); connected gateway proxies are added automatically", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--central <addr>', "run as a remote control plane of this cluster: mesh resources come from the central control plane at host:port (its :15012) and win over local files; this cluster's services are pushed to it over the same mTLS connection")
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .action(async (o: ControlPlaneFlags) => {
       const { IsleError } = await import('../errors.js');
@@ -55,6 +57,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
         debugListen: o.debugListen,
         ...(o.plaintextListen !== undefined ? { plaintextListen: o.plaintextListen } : {}),
         eastWestGateways: o.eastWestGateway,
+        ...(o.central !== undefined ? { central: o.central } : {}),
         logger,
       });
       const a = cp.addresses;
@@ -62,6 +65,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
       io.out(`xds+ca mtls ${a.grpc}\n`);
       if (a.plaintext) io.out(`xds plaintext ${a.plaintext}\n`);
       io.out(`debug http://${a.debug}\n`);
+      if (o.central !== undefined) io.out(`central ${o.central}\n`);
       const signal = await new Promise<NodeJS.Signals>((resolve) => {
         const on = (s: NodeJS.Signals) => {
           process.off('SIGINT', on);

@@ -26,6 +26,19 @@ export interface RemoteClusterz {
     endpoints: number;
   }[];
   subscribers: { cluster: string }[];
+  /** Remote mode: the link to the central control plane (src/peering/centrallink.ts). */
+  central?: {
+    address: string;
+    centralCluster?: string;
+    connected: boolean;
+    lastError?: string;
+    resources: number;
+    remoteClustersSeeCentral: boolean;
+    lastRejected?: { version: string; errors: string[] };
+  };
+  /** Central mode: the remote control planes connected (src/peering/central.ts). */
+  remoteControlPlanes?: { cluster: string; configStreams: number; pushStreams: number; state: string; services: number; endpoints: number; lastSyncTime?: number }[];
+  remoteClustersSeeCentral?: boolean;
 }
 
 export interface PlaneStatus {
@@ -34,6 +47,8 @@ export interface PlaneStatus {
   error?: string;
   proxies: SynczProxy[];
   remote?: RemoteClusterz;
+  /** Local config the central control plane's overrides (from /debug/configz). */
+  overridden?: string[];
 }
 
 const TYPES = ['CDS', 'LDS', 'EDS', 'RDS', 'SDS'];
@@ -81,9 +96,35 @@ export function formatStatus(planes: readonly PlaneStatus[], now = Date.now()): 
     }
   }
   out.push(rcRows.length > 1 ? table(rcRows) : 'no remote clusters');
+  const central = formatCentral(planes, now);
+  if (central) out.push('', central);
   const down = planes.filter((p) => p.error);
   if (down.length > 0) out.push('', ...down.map((p) => `unreachable: ${p.url}: ${p.error}`));
   return out.join('\n') + '\n';
+}
+
+/** Seed 001: who is central, who is remote, and which way discovery goes. */
+function formatCentral(planes: readonly PlaneStatus[], now: number): string | undefined {
+  const rows = [['CONTROL PLANE', 'ROLE', 'PEER', 'STATUS', 'REPLICAS', 'SERVICES', 'LAST SYNC', 'DISCOVERY']];
+  const notes: string[] = [];
+  for (const p of planes) {
+    const r = p.remote;
+    if (!r) continue;
+    if (r.central) {
+      const c = r.central;
+      const status = c.connected ? 'connected' : `down, serving last config${c.lastError ? ` (${c.lastError})` : ''}`;
+      const sees = c.remoteClustersSeeCentral ? 'sees central' : 'does not see central (asymmetric)';
+      rows.push([r.cluster, 'remote', `${c.centralCluster ?? '?'} at ${c.address}`, status, '-', `${c.resources} resources`, '-', sees]);
+      if (c.lastRejected) notes.push(`  ${r.cluster}: rejected central config v${c.lastRejected.version}: ${c.lastRejected.errors.join('; ')}`);
+    }
+    for (const x of r.remoteControlPlanes ?? []) {
+      const sees = r.remoteClustersSeeCentral ? 'both ways' : `${r.cluster} sees ${x.cluster} only`;
+      rows.push([r.cluster, 'central', x.cluster, x.state, `${x.pushStreams} pushing, ${x.configStreams} subscribed`, String(x.services), ago(x.lastSyncTime, now), sees]);
+    }
+    for (const o of p.overridden ?? []) notes.push(`  ${r.cluster}: not applied, central config wins: ${o}`);
+  }
+  if (rows.length === 1 && notes.length === 0) return undefined;
+  return [rows.length > 1 ? table(rows) : '', ...(notes.length ? ['central control plane notes:', ...notes] : [])].filter((l) => l !== '').join('\n');
 }
 
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
@@ -96,8 +137,10 @@ async function getJson(url: string, timeoutMs: number): Promise<unknown> {
 export async function fetchPlane(url: string, timeoutMs = 3000): Promise<PlaneStatus> {
   const base = url.replace(/\/+$/, '');
   try {
-    const [proxies, remote] = await Promise.all([getJson(`${base}/debug/syncz`, timeoutMs), getJson(`${base}/debug/remoteclusterz`, timeoutMs)]);
-    return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz };
+    const [proxies, remote, configz] = await Promise.all([getJson(`${base}/debug/syncz`, timeoutMs), getJson(`${base}/debug/remoteclusterz`, timeoutMs), getJson(`${base}/debug/configz`, timeoutMs)]);
+    const problems = (configz as { problems?: { text: string }[] }).problems ?? [];
+    const overridden = problems.map((x) => x.text).filter((t) => /also defined by source central:/.test(t));
+    return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz, ...(overridden.length ? { overridden } : {}) };
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code;
     return { url: base, proxies: [], error: cause ?? (e instanceof Error ? e.message : String(e)) };

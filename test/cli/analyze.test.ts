@@ -223,4 +223,16 @@ spec:
       await rm(d, { recursive: true, force: true });
     }
   });
+
+  it('shows which way discovery goes with remote control planes when the MeshConfig says', async () => {
+    const mesh = (v: boolean) => `apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {clusterName: cluster-1, remoteClustersSeeCentral: ${v}}\n`;
+    await mkdir(join(dir, 'central'));
+    await writeFile(join(dir, 'central', 'mesh.yaml'), mesh(false));
+    const r = await runIsle(['analyze', 'central'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /discovery with remote control planes: this cluster sees theirs, they do not see this one \(asymmetric, remoteClustersSeeCentral: false\)\n$/);
+    await writeFile(join(dir, 'central', 'mesh.yaml'), mesh(true));
+    const j = await runIsle(['analyze', '--json', 'central'], { cwd: dir });
+    assert.match((JSON.parse(j.stdout) as { discovery: string }).discovery, /both ways/);
+  });
 });

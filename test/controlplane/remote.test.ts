@@ -14,6 +14,7 @@ import { caFiles, createIntermediate, writeFilesAtomic } from '../../src/pki/ind
 import { CENTRAL_CONFIG_TYPE, toWireAny } from '../../src/peering/index.js';
 import { resourceFromAny, typeSnapshot, type SendEvent } from '../../src/xds/index.js';
 import { clusterMeshYaml } from '../helpers/config.js';
+import { fetchPlane, formatStatus } from '../../src/controlplane/status.js';
 import { getJson, HELLOWORLD_YAML, meshPki, startPlane, tempDir, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
 
 const HTTPBIN = 'httpbin.default.svc.cluster.local';
@@ -90,6 +91,11 @@ test('remote control plane: central config wins, services pushed back, asymmetri
   assert.equal(a.cp.registry.shard('cluster-1'), undefined);
   const rz = await getJson<{ central: { remoteClustersSeeCentral: boolean; connected: boolean; centralCluster: string } }>(`${a.debugUrl}/debug/remoteclusterz`);
   assert.deepEqual([rz.body.central.connected, rz.body.central.centralCluster, rz.body.central.remoteClustersSeeCentral], [true, 'cluster-1', false]);
+  // `isle status` shows the roles, the direction and the overridden local object.
+  const text = formatStatus([await fetchPlane(p1.debugUrl), await fetchPlane(a.debugUrl)]);
+  assert.match(text, /cluster-1\s+central\s+cluster-2\s+connected\s+2 pushing, 2 subscribed\s+1\s+\S+ ago\s+cluster-1 sees cluster-2 only/);
+  assert.match(text, /cluster-2\s+remote\s+cluster-1 at \S+\s+connected\s+-\s+1 resources\s+-\s+does not see central \(asymmetric\)/);
+  assert.match(text, /cluster-2: not applied, central config wins: .*local-vs\.yaml:1 VirtualService default\/httpbin/);
   // …until the central enables it.
   writeFileSync(join(dir1, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1', '  remoteClustersSeeCentral: true\n'));
   for (const r of replicas) await waitUntil(() => r.cp.registry.shard('cluster-1')?.services.has(HELLO) === true, 'cluster-1 services seen from cluster-2', 10_000);
