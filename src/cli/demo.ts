@@ -9,7 +9,7 @@ export function registerDemo(program: Command, io: CliIO): void {
   program
     .command('demo')
     .description('run seed 000 on this machine: two clusters, two control planes sharing one root, east-west gateways, helloworld v1/v2, sleep — and verify it')
-    .option('--scenario <name>', 'which scenario: seed-000, or a traffic-policy scenario (strict-mtls, routing, distribute, failover)', 'seed-000')
+    .option('--scenario <name>', 'which scenario: seed-000, or a traffic-policy scenario (strict-mtls, routing, distribute, failover), or remote-control-plane (seed 001)', 'seed-000')
     .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
     .option('--dir <dir>', 'where certificates, config, tokens and logs go', '.isle/demo')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
@@ -42,17 +42,36 @@ export function registerDemo(program: Command, io: CliIO): void {
     });
 
   program
+    .command('demo-relay', { hidden: true })
+    .description('a TCP relay of the demo: a WAN link with a delay each way, or a Service in front of replicas')
+    .requiredOption('--listen <addr>', 'host:port')
+    .requiredOption('--target <addrs>', 'host:port[,host:port…] (round robin, a refusing one skipped)')
+    .option('--delay-ms <ms>', 'one-way delay added to every chunk', '0')
+    .action(async (o: { listen: string; target: string; delayMs: string }) => {
+      const { startRelay } = await import('../demo/relay.js');
+      const { server, address } = await startRelay({ listen: o.listen, targets: o.target.split(','), delayMs: Number(o.delayMs) });
+      io.out(`relaying ${address} -> ${o.target} delay ${o.delayMs}ms\n`);
+      await new Promise<void>((resolve) => {
+        const on = () => resolve();
+        process.once('SIGINT', on);
+        process.once('SIGTERM', on);
+      });
+      server.close();
+    });
+
+  program
     .command('demo-app', { hidden: true })
-    .description('a sample application of the demo (helloworld)')
-    .argument('<app>', 'helloworld')
+    .description('a sample application of the demo (helloworld, httpbin)')
+    .argument('<app>', 'helloworld or httpbin')
     .option('--app-version <v>', 'helloworld version', 'v1')
     .option('--listen <addr>', 'host:port (port 0: any free port)', '127.0.0.1:0')
     .action(async (app: string, o: { appVersion: string; listen: string }) => {
       const { IsleError } = await import('../errors.js');
-      if (app !== 'helloworld') throw new IsleError('ERR_USAGE', `unknown demo app ${JSON.stringify(app)} (helloworld)`);
-      const { startHelloworld } = await import('../demo/app.js');
+      if (app !== 'helloworld' && app !== 'httpbin') throw new IsleError('ERR_USAGE', `unknown demo app ${JSON.stringify(app)} (helloworld, httpbin)`);
+      const { startHelloworld, startHttpbin } = await import('../demo/app.js');
       const i = o.listen.lastIndexOf(':');
-      const { server, address, instance } = await startHelloworld({ version: o.appVersion, host: o.listen.slice(0, i), port: Number(o.listen.slice(i + 1)) });
+      const at = { host: o.listen.slice(0, i), port: Number(o.listen.slice(i + 1)) };
+      const { server, address, instance } = app === 'httpbin' ? await startHttpbin(at) : await startHelloworld({ version: o.appVersion, ...at });
       io.out(`listening ${address} instance ${instance}\n`);
       await new Promise<void>((resolve) => {
         const on = () => resolve();

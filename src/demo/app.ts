@@ -42,6 +42,45 @@ export function startHelloworld(o: HelloworldOptions): Promise<{ server: Server;
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   });
+  return listenApp(server, o, instance);
+}
+
+/** httpbin's teapot, as `curl httpbin:8000/status/418` prints it (seed 001's verification). */
+export const TEAPOT = `
+    -=[ teapot ]=-
+
+       _...._
+     .'  _ _ \`.
+    | ."\` ^ \`". _,
+    \\_;\`"---"\`|//
+      |       ;/
+      \\_     _/
+        \`"""\`
+`;
+
+/** A small httpbin: `/status/<code>` answers with that status (418: the teapot), `/get` and `/headers` echo. */
+export function startHttpbin(o: { host?: string; port?: number; instance?: string }): Promise<{ server: Server; address: string; instance: string }> {
+  const instance = o.instance ?? podName('httpbin');
+  const server = createServer((req, res) => {
+    const status = /^\/status\/(\d{3})(?:\?|$)/.exec(req.url ?? '');
+    if (status) {
+      const code = Number(status[1]);
+      res.writeHead(code, { 'content-type': 'text/plain', 'x-more-info': 'http://tools.ietf.org/html/rfc2324' });
+      res.end(code === 418 ? TEAPOT : '');
+      return;
+    }
+    if (req.url === '/get' || req.url === '/headers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ headers: req.headers, url: req.url, instance }, null, 2) + '\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+  });
+  return listenApp(server, o, instance);
+}
+
+function listenApp(server: Server, o: { host?: string; port?: number }, instance: string): Promise<{ server: Server; address: string; instance: string }> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => {

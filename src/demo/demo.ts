@@ -63,8 +63,11 @@ function clusterOf(topo: DemoTopology, name: string): DemoCluster {
 
 /** Every address the demo binds, checked up front so a taken one is named before anything starts. */
 export function addressesToBind(topo: DemoTopology): string[] {
-  const out: string[] = [];
-  for (const c of topo.clusters) out.push(c.controlPlane, c.debug, `${c.gatewayIp}:${EAST_WEST_PORT}`, `${c.gatewayIp}:15000`, `${c.gatewayIp}:15021`);
+  const out: string[] = (topo.relays ?? []).map((x) => x.listen);
+  for (const c of topo.clusters) {
+    for (const cp of c.replicas ?? [{ controlPlane: c.controlPlane, debug: c.debug }]) out.push(cp.controlPlane, cp.debug);
+    out.push(`${c.gatewayIp}:${EAST_WEST_PORT}`, `${c.gatewayIp}:15000`, `${c.gatewayIp}:15021`);
+  }
   for (const w of topo.workloads) {
     out.push(`${w.ip}:15000`, `${w.ip}:15021`);
     out.push(w.port !== undefined ? `${w.ip}:${w.port}` : `${w.ip}:${OUTBOUND_PORT}`);
@@ -172,15 +175,23 @@ async function gatewayTraffic(topo: DemoTopology): Promise<string[]> {
   return lines;
 }
 
-/** Starts (or restarts) a cluster's control plane process; resolves when it is serving. */
+/** Starts (or restarts) a cluster's control plane process (every replica); resolves when they serve. */
 export async function startControlPlane(r: Running, c: DemoCluster): Promise<Managed> {
-  const { managed } = await r.sup.start({
-    name: `${c.name}-control-plane`,
-    args: ['control-plane', '--config', join(r.dir, c.name), '--ca', join(r.dir, 'certs', c.name), '--listen', c.controlPlane, '--debug-listen', c.debug, '--east-west-gateway', `${c.gatewayIp}:${EAST_WEST_PORT}`, '--log-level', r.logLevel],
-    ready: /^debug (\S+)/,
-    ...(c.netns ? { netns: c.netns } : {}),
-  });
-  return managed;
+  const replicas = c.replicas ?? [{ controlPlane: c.controlPlane, debug: c.debug }];
+  const started: Managed[] = [];
+  for (const [i, cp] of replicas.entries()) {
+    const { managed } = await r.sup.start({
+      name: c.replicas ? `${c.name}-control-plane-${i + 1}` : `${c.name}-control-plane`,
+      args: [
+        'control-plane', '--config', join(r.dir, c.name), '--ca', join(r.dir, 'certs', c.name), '--listen', cp.controlPlane, '--debug-listen', cp.debug,
+        '--east-west-gateway', `${c.gatewayIp}:${EAST_WEST_PORT}`, ...(c.central ? ['--central', c.central] : []), '--log-level', r.logLevel,
+      ],
+      ready: /^debug (\S+)/,
+      ...(c.netns ? { netns: c.netns } : {}),
+    });
+    started.push(managed);
+  }
+  return started[0]!;
 }
 
 /**
@@ -190,8 +201,8 @@ export async function startControlPlane(r: Running, c: DemoCluster): Promise<Man
 export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> {
   const c = clusterOf(r.topo, w.cluster);
   let appPort: [number, string] | undefined;
-  if (w.app === 'helloworld') {
-    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', 'helloworld', '--app-version', w.version!], ready: /^listening (\S+) instance (\S+)/, ...(c.netns ? { netns: c.netns } : {}) });
+  if (w.app !== 'sleep') {
+    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', w.app, ...(w.version ? ['--app-version', w.version] : [])], ready: /^listening (\S+) instance (\S+)/, ...(c.netns ? { netns: c.netns } : {}) });
     r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
     appPort = [w.port!, match[1]!];
   }
@@ -260,10 +271,18 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
     if (o.netns) await teardownNetns(topo);
   };
   try {
-    // 3. Control planes, each with its own CA and config, adding the other for discovery only.
+    // 3. Relays (WAN links, replica fronts), then control planes, each with its own CA and config.
+    for (const x of topo.relays ?? []) {
+      await sup.start({ name: `relay-${x.name}`, args: ['demo-relay', '--listen', x.listen, '--target', x.targets.join(','), '--delay-ms', String(x.delayMs)], ready: /^relaying / });
+      say(`  ✓ relay ${x.name}   ${x.listen} → ${x.targets.join(', ')}${x.delayMs ? `   ${x.delayMs} ms each way` : ''}\n`);
+    }
     for (const c of topo.clusters) {
       await startControlPlane(running, c);
-      say(`  ✓ ${c.name} control plane   ${c.controlPlane} (mTLS: xDS, CA, peering)   debug http://${c.debug}   network ${c.network}\n`);
+      if (c.replicas) {
+        say(`  ✓ ${c.name} remote control plane, ${c.replicas.length} replicas   ${c.replicas.map((x) => x.controlPlane).join(', ')} behind ${c.controlPlane}${c.central ? `   central ${c.central}` : ''}   debug ${c.replicas.map((x) => `http://${x.debug}`).join(', ')}   network ${c.network}\n`);
+      } else {
+        say(`  ✓ ${c.name} control plane   ${c.controlPlane} (mTLS: xDS, CA, peering)   debug http://${c.debug}   network ${c.network}\n`);
+      }
     }
     // `isle status` (without flags) reads this to find the demo's control planes.
     await mkdir(dirname(DEMO_STATE_FILE), { recursive: true });
@@ -321,7 +340,7 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   // 7. Status: clusters, proxies and their sync state, remote clusters, gateway traffic.
   say('\nClusters\n');
   for (const c of topo.clusters) say(`  ${c.name.padEnd(10)} network ${c.network}   control plane ${c.controlPlane}   gateway ${c.gatewayIp}:${EAST_WEST_PORT}   config ${join(dir, c.name)}\n`);
-  const planes = await Promise.all(topo.clusters.map((c) => fetchPlane(`http://${c.debug}`)));
+  const planes = await Promise.all(topo.clusters.flatMap((c) => (c.replicas ?? [c]).map((x) => fetchPlane(`http://${x.debug}`))));
   say('\nProxies and remote clusters (isle status)\n');
   say(formatStatus(planes).replace(/^/gm, '  ').replace(/ +$/gm, ''));
   say('\nGateway traffic\n');

@@ -17,13 +17,28 @@ export interface DemoCluster {
   gatewayIp: string;
   /** Network namespace the cluster runs in (`isle demo --netns`); absent: the host's loopback. */
   netns?: string;
+  /**
+   * Control-plane replicas (seed 001's `replicas: 2`): each listens on its own address, and
+   * `controlPlane` is then a relay in front of them (a Service VIP). `debug` is the first one's.
+   */
+  replicas?: { controlPlane: string; debug: string }[];
+  /** Run as a remote control plane of this central one (`--central`), host:port. */
+  central?: string;
+}
+
+/** A TCP relay the demo starts first: a WAN link with a delay, or a front for replicas. */
+export interface DemoRelay {
+  name: string;
+  listen: string;
+  targets: string[];
+  delayMs: number;
 }
 
 export interface DemoWorkload {
   cluster: string;
   /** Deployment-like name, e.g. helloworld-v1. */
   name: string;
-  app: 'helloworld' | 'sleep';
+  app: 'helloworld' | 'httpbin' | 'sleep';
   version?: string;
   namespace: string;
   serviceAccount: string;
@@ -37,6 +52,7 @@ export interface DemoWorkload {
 export interface DemoTopology {
   clusters: DemoCluster[];
   workloads: DemoWorkload[];
+  relays?: DemoRelay[];
 }
 
 export const SEED_000: DemoTopology = {

@@ -5,9 +5,10 @@ import type { Scenario } from './common.js';
 import { distribute } from './distribute.js';
 import { failover } from './failover.js';
 import { routing } from './routing.js';
+import { remoteControlPlane } from './remote-control-plane.js';
 import { strictMtls } from './strict-mtls.js';
 
-const ALL: Scenario[] = [strictMtls, routing, distribute, failover];
+const ALL: Scenario[] = [strictMtls, routing, distribute, failover, remoteControlPlane];
 
 export function scenarioByName(name: string): Scenario {
   const s = ALL.find((x) => x.name === name);
