@@ -37,7 +37,7 @@ export async function runPart(name: PartName, common: CommonOptions): Promise<Pa
 const TITLES: Record<PartName, string> = {
   'cp-scale': 'Control-plane scale',
   dataplane: 'Data plane',
-  wan: 'Multi-primary vs one control plane across a WAN',
+  wan: 'One control plane across a WAN vs multi-primary vs a remote control plane',
 };
 
 function updateLatest(file: string, name: PartName, section: string): void {

@@ -7,7 +7,10 @@
  *       crosses the relay;
  *   (b) one control plane per region (multi-primary, discovery-only peering): region-2 proxies
  *       talk to the region-2 control plane; only the two peering connections cross the relay;
- *   (c) a remote control plane (seed 001's primary-remote with an istiod-less remote): not built yet.
+ *   (c) a remote control plane (seed 001, `isle control-plane --central`): region-2 proxies talk to
+ *       the region-2 remote control plane, which receives mesh config from the central one in
+ *       region 1 and pushes its own services back over one connection across the relay; the
+ *       central enables `remoteClustersSeeCentral` so region-1 endpoints reach region 2 as in (a).
  *
  * Changes: an endpoint of a region-1 service moves (written to region 1's config), and an endpoint
  * of a region-2 service moves (written where its cluster's config lives: region 1's single control
@@ -219,6 +222,62 @@ async function multiPrimary(o: WanOptions, root: string, caDirs: Map<string, str
   }
 }
 
+async function waitRemote(centralDebug: string, remoteDebug: string, wantServices: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  const get = async (u: string) => (await (await fetch(`${u}/debug/remoteclusterz?pretty=false`)).json()) as {
+    remoteControlPlanes?: { services: number }[];
+    central?: { connected: boolean; centralDiscovery?: { services: number; lastSyncTime?: number } };
+  };
+  while (Date.now() < deadline) {
+    try {
+      const [c, r] = await Promise.all([get(centralDebug), get(remoteDebug)]);
+      const pushed = (c.remoteControlPlanes ?? []).some((x) => x.services >= wantServices);
+      const seen = (r.central?.centralDiscovery?.services ?? 0) >= wantServices;
+      if (pushed && seen && r.central?.connected) return true;
+    } catch {
+      /* not yet */
+    }
+    await sleep(100);
+  }
+  return false;
+}
+
+async function remoteControlPlane(o: WanOptions, root: string, caDirs: Map<string, string>): Promise<ScenarioResult> {
+  const dir = join(root, 'c');
+  const r1 = regionConfig(dir, 1, o);
+  const r2 = regionConfig(dir, 2, o);
+  // The central lets the remote cluster discover its services (as (a) and (b) do).
+  writeFileSync(join(r1, 'mesh.yaml'), `${mesh('cluster-1')}  remoteClustersSeeCentral: true\n`);
+  writeFileSync(join(r1, 'change-endpoint.yaml'), workloadEntryYaml('bench-ep', loopbackIp(201, 0), 0));
+  writeFileSync(join(r2, 'change-endpoint-r2.yaml'), workloadEntryYaml('bench-ep-r2', loopbackIp(211, 0), o.services));
+  const cp1 = await startControlPlane({ configDir: r1, caDir: caDirs.get('cluster-1')! });
+  // The remote reaches the central only through the WAN.
+  const to1 = await DelayRelay.start(cp1.mtls, o.delayMs);
+  const t0 = clock();
+  const cp2 = await startControlPlane({ configDir: r2, caDir: caDirs.get('cluster-2')!, extra: ['--central', to1.address] });
+  const pool = await XdsPool.start(layout(o.proxies));
+  try {
+    const synced = await waitRemote(cp1.debug, cp2.debug, o.services, 60_000);
+    o.log(`  (c) remote control plane ${synced ? 'synced with the central one' : 'NOT synced'} after ${fmt(clock() - t0)} ms`);
+    await sleep(500);
+    const s0 = to1.snapshot();
+    const conn = await pool.connect(cp2.plaintext, (i) => sidecarNode(i, { ipOctet: 160, cluster: 'cluster-2', region: 'region2' }), 120_000);
+    const setup = to1.snapshot();
+    o.log(`  (c) ${o.proxies} region-2 proxies on the remote control plane: first full config after ${fmt(conn.wallMs)} ms; WAN ${setup.connections} connection(s), ${fmtBytes(setup.bytesUp + setup.bytesDown)} in all, ${fmtBytes(diff(s0, setup).bytesUp + diff(s0, setup).bytesDown)} while the proxies connected`);
+    await sleep(o.smoke ? 200 : 1000);
+    const rows = await changes(pool, [to1], o, [
+      { kind: 'region-1 endpoint change', dir: r1, svc: 0, ipOctet: 201 },
+      { kind: 'region-2 endpoint change', dir: r2, svc: o.services, ipOctet: 211 },
+    ]);
+    return { scenario: '(c) remote control plane', firstConfigMs: conn.wallMs, firstConfigComplete: conn.times.filter(Number.isFinite).length, wanSetup: setup, wanConnections: setup.connections, changes: rows };
+  } finally {
+    await pool.close();
+    await cp2.child.stop();
+    await to1.close();
+    await cp1.child.stop();
+  }
+}
+
 export async function runWan(o: WanOptions): Promise<PartResult> {
   const { dir, remove } = tempDir('wan-');
   try {
@@ -226,7 +285,8 @@ export async function runWan(o: WanOptions): Promise<PartResult> {
     o.log(`wan: ${o.proxies} proxies in region 2, ${o.delayMs} ms each way, ${o.services} services and ${o.endpoints} endpoints per region`);
     const a = await oneControlPlane(o, dir, pki.caDirs.get('cluster-1')!);
     const b = await multiPrimary(o, dir, pki.caDirs);
-    const results = [a, b];
+    const c = await remoteControlPlane(o, dir, pki.caDirs);
+    const results = [a, b, c];
     return { name: 'wan', markdown: wanMarkdown(results, o), data: { options: { ...o, log: undefined }, results }, notes: [] };
   } finally {
     remove();
@@ -234,7 +294,7 @@ export async function runWan(o: WanOptions): Promise<PartResult> {
 }
 
 export function wanMarkdown(results: ScenarioResult[], o: Pick<WanOptions, 'proxies' | 'delayMs' | 'services' | 'endpoints'>): string {
-  const [a, b] = results;
+  const [a, b, c] = results;
   const col = (s: ScenarioResult | undefined, f: (s: ScenarioResult) => string) => (s ? f(s) : '—');
   const ch = (s: ScenarioResult, kind: string) => s.changes.find((c) => c.kind === kind);
   const lat = (kind: string) => (s: ScenarioResult) => {
@@ -243,13 +303,13 @@ export function wanMarkdown(results: ScenarioResult[], o: Pick<WanOptions, 'prox
   };
   const wanB = (kind: string) => (s: ScenarioResult) => fmtBytes(ch(s, kind)?.wanBytesPerChange);
   const rows: string[][] = [
-    ['region-1 endpoint change → 200 region-2 proxies, p50 / p99 ms', col(a, lat('region-1 endpoint change')), col(b, lat('region-1 endpoint change')), 'not built yet'],
-    ['region-2 endpoint change → region-2 proxies, p50 / p99 ms', col(a, lat('region-2 endpoint change')), col(b, lat('region-2 endpoint change')), 'not built yet'],
-    ['first full config of all region-2 proxies', col(a, (s) => `${fmt(s.firstConfigMs)} ms`), col(b, (s) => `${fmt(s.firstConfigMs)} ms`), 'not built yet'],
-    ['connections across the WAN', col(a, (s) => fmt(s.wanConnections)), col(b, (s) => `${fmt(s.wanConnections)} (peering)`), 'not built yet'],
-    ['bytes across the WAN: initial sync', col(a, (s) => fmtBytes(s.wanSetup.bytesUp + s.wanSetup.bytesDown)), col(b, (s) => fmtBytes(s.wanSetup.bytesUp + s.wanSetup.bytesDown)), 'not built yet'],
-    ['bytes across the WAN per region-1 endpoint change', col(a, wanB('region-1 endpoint change')), col(b, wanB('region-1 endpoint change')), 'not built yet'],
-    ['bytes across the WAN per region-2 endpoint change', col(a, wanB('region-2 endpoint change')), col(b, wanB('region-2 endpoint change')), 'not built yet'],
+    ['region-1 endpoint change → 200 region-2 proxies, p50 / p99 ms', col(a, lat('region-1 endpoint change')), col(b, lat('region-1 endpoint change')), col(c, lat('region-1 endpoint change'))],
+    ['region-2 endpoint change → region-2 proxies, p50 / p99 ms', col(a, lat('region-2 endpoint change')), col(b, lat('region-2 endpoint change')), col(c, lat('region-2 endpoint change'))],
+    ['first full config of all region-2 proxies', col(a, (s) => `${fmt(s.firstConfigMs)} ms`), col(b, (s) => `${fmt(s.firstConfigMs)} ms`), col(c, (s) => `${fmt(s.firstConfigMs)} ms`)],
+    ['connections across the WAN', col(a, (s) => fmt(s.wanConnections)), col(b, (s) => `${fmt(s.wanConnections)} (peering)`), col(c, (s) => `${fmt(s.wanConnections)} (one per replica)`)],
+    ['bytes across the WAN: initial sync', col(a, (s) => fmtBytes(s.wanSetup.bytesUp + s.wanSetup.bytesDown)), col(b, (s) => fmtBytes(s.wanSetup.bytesUp + s.wanSetup.bytesDown)), col(c, (s) => fmtBytes(s.wanSetup.bytesUp + s.wanSetup.bytesDown))],
+    ['bytes across the WAN per region-1 endpoint change', col(a, wanB('region-1 endpoint change')), col(b, wanB('region-1 endpoint change')), col(c, wanB('region-1 endpoint change'))],
+    ['bytes across the WAN per region-2 endpoint change', col(a, wanB('region-2 endpoint change')), col(b, wanB('region-2 endpoint change')), col(c, wanB('region-2 endpoint change'))],
   ].map((r) => r.map((x) => x.replace('200 region-2', `${o.proxies} region-2`)));
   return [
     `${fmt(o.proxies)} simulated proxies (delta xDS, worker processes) in region 2; WAN = a TCP relay adding ${o.delayMs} ms each way (${o.delayMs * 2} ms round trip); ${fmt(o.services)} services and ${fmt(o.endpoints)} endpoints per region; latency from the file write to each proxy's ACK.`,
@@ -257,6 +317,8 @@ export function wanMarkdown(results: ScenarioResult[], o: Pick<WanOptions, 'prox
     table(['', '(a) one control plane in region 1', '(b) multi-primary, one per region', '(c) remote control plane'], rows),
     '',
     '- In (a) the region-2 change is written to the single control plane\'s own config directory, so only the push crosses the WAN; with Kubernetes the control plane would also watch region 2\'s API server across it.',
+    '- In (c) the region-1 change reaches region 2 as discovery from the central (remoteClustersSeeCentral: true); the region-2 change is written to the remote control plane\'s own config, so nothing needs to cross the WAN before region-2 proxies get it (only the export pushed to the central does).',
+    '- Changes that arrive from a peer or the central were debounced at their source and skip the local quiet period (ADR 0031).',
     '- The relay delays data, not the TCP handshake.',
   ].join('\n');
 }
