@@ -97,6 +97,8 @@ interface RemoteState {
   pushes: Set<PushStream>;
   synced: boolean;
   hasShard: boolean;
+  rebuildQueued: boolean;
+  gatewaysDirty: boolean;
   network: string;
   services: number;
   endpoints: number;
@@ -258,6 +260,8 @@ export class CentralServer {
         pushes: new Set(),
         synced: false,
         hasShard: false,
+        rebuildQueued: false,
+        gatewaysDirty: true,
         network: '',
         services: 0,
         endpoints: 0,
@@ -322,6 +326,17 @@ export class CentralServer {
     if (!r.synced && !PEERING_TYPES.every((t) => s.received.has(t))) return;
     r.synced = true;
     if (res.changed.length === 0 && res.removed.length === 0 && r.hasShard) return;
+    if (typeUrl === PEERING_TYPES[0]) r.gatewaysDirty = true;
+    // A remote sends its types back to back: one rebuild for the lot (as PeerSubscriber does).
+    if (r.rebuildQueued) return;
+    r.rebuildQueued = true;
+    setImmediate(() => {
+      r.rebuildQueued = false;
+      if (!this.closed) this.rebuild(r);
+    });
+  }
+
+  private rebuild(r: RemoteState): void {
     const { shard } = feedShard(r.cluster, r.store, undefined);
     this.o.registry.setShard(r.cluster, shard);
     r.hasShard = true;
@@ -329,7 +344,8 @@ export class CentralServer {
     r.endpoints = [...shard.endpoints.values()].reduce((n, l) => n + l.length, 0);
     r.lastSyncTime = this.now();
     const network = feedNetwork(r.store, undefined);
-    if (network !== r.network || typeUrl === PEERING_TYPES[0]) this.o.onGateways?.(r.cluster, network, feedGateways(r.cluster, r.store));
+    if (network !== r.network || r.gatewaysDirty) this.o.onGateways?.(r.cluster, network, feedGateways(r.cluster, r.store));
+    r.gatewaysDirty = false;
     r.network = network;
   }
 

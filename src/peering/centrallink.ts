@@ -103,6 +103,7 @@ export class CentralLink {
   private centralSub: PeerSubscriber | undefined;
   private settings: MeshSettings | undefined;
   private offRegistry: (() => void) | undefined;
+  private exportQueued = false;
   private closed = false;
 
   constructor(opts: CentralLinkOptions) {
@@ -143,7 +144,7 @@ export class CentralLink {
   }
 
   start(): void {
-    this.offRegistry = this.o.registry.subscribe(() => this.sendExport());
+    this.offRegistry = this.o.registry.subscribe(() => this.queueExport());
     this.client.start();
   }
 
@@ -279,6 +280,16 @@ export class CentralLink {
     p.held.set(t, new Map(Object.entries(req.initial_resource_versions ?? {})));
     p.ready.add(t);
     if (PEERING_TYPES.every((x) => p.ready.has(x))) this.sendExport();
+  }
+
+  /** Registry changes come in bursts (proxies connecting): one diff per event-loop turn. */
+  private queueExport(): void {
+    if (this.exportQueued) return;
+    this.exportQueued = true;
+    setImmediate(() => {
+      this.exportQueued = false;
+      if (!this.closed) this.sendExport();
+    });
   }
 
   /** Sends, per type, what differs from what the central holds (nothing when nothing changed). */

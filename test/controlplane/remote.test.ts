@@ -143,6 +143,18 @@ test('remote control plane: central config wins, services pushed back, asymmetri
   const imposter = await startPlane({ configDir: dir2, caDir: imposterDir, central, peerBackoff: () => 60_000 });
   await waitUntil(() => /a second control plane cannot claim the same cluster name/.test(imposter.cp.centralLink!.status().lastError ?? ''), 'imposter refused');
   await imposter.cp.stop();
+  // An intermediate under another root: refused by the TLS of both sides, each saying why.
+  const { foreignRoot } = await meshPki();
+  const foreignCa = await createIntermediate({ root: foreignRoot, cluster: 'cluster-3' });
+  const foreignDir = tempDir('isle-cacerts-foreign-');
+  await writeFilesAtomic(foreignDir, caFiles(foreignCa), { force: true });
+  const dir3 = tempDir('isle-foreign-');
+  writeFileSync(join(dir3, 'mesh.yaml'), clusterMeshYaml('cluster-3', 'network3'));
+  const foreign = await startPlane({ configDir: dir3, caDir: foreignDir, central, peerBackoff: () => 60_000 });
+  await waitUntil(() => /presented a certificate not signed by our root/.test(foreign.cp.centralLink!.status().lastError ?? ''), 'foreign root refused by the remote');
+  await waitUntil(() => p1.logs.some((l) => /TLS handshake from .* failed/.test(l.msg)), 'the central logged the refused handshake');
+  assert.equal(p1.cp.registry.shard('cluster-3'), undefined);
+  await foreign.cp.stop();
   const dirSelf = tempDir('isle-self-');
   writeFileSync(join(dirSelf, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1'));
   const self = await startPlane({ configDir: dirSelf, central, peerBackoff: () => 60_000 });
