@@ -375,7 +375,6 @@ export class ControlPlane {
       now: this.now,
     });
     this.central.addToServer(main);
-    this.offs.push(observeTlsFailures(main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
     this.peering = new PeeringManager({
       localCluster: this.cluster,
       localNetwork: network,
@@ -416,6 +415,9 @@ export class ControlPlane {
   private async listen(servers: GrpcServers, addrs: ListenAddresses): Promise<void> {
     const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
     this.addresses.grpc = await bindGrpc(servers.main, addrs.grpc.host, addrs.grpc.port, creds, 'xDS + CA, mTLS');
+    // Only bound listeners can be watched: a peer or remote under another root is logged here.
+    const peerLog = this.logger.child({ component: 'peering' });
+    this.offs.push(observeTlsFailures(servers.main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
     if (servers.plaintext && addrs.plaintext) {
       this.addresses.plaintext = await bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
       this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');
