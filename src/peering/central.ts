@@ -35,7 +35,7 @@ import {
 } from './centralwire.js';
 import { feedServer, peerCertificate, serveDeltaAs } from './export.js';
 import { controlPlaneCluster, issuerKeyId } from './identity.js';
-import { feedGateways, feedNetwork, feedShard } from './shard.js';
+import { feedGateways, feedNetwork, feedShard, unionFeed } from './shard.js';
 import { PEERING_TYPES, peeringDecoders, type PeeringResources } from './wire.js';
 
 /** Every remote sees the same central config: one cache key. */
@@ -93,9 +93,12 @@ export interface RemoteStatus {
 interface RemoteState {
   cluster: string;
   issuer: string;
-  store: ResourceStore<PeeringResources>;
+  /**
+   * One store per replica (the `x-isle-replica` header): a proxy auto-registered at one replica is
+   * known only there, so the cluster's shard is the union of what its replicas say.
+   */
+  replicas: Map<string, ReplicaState>;
   pushes: Set<PushStream>;
-  synced: boolean;
   hasShard: boolean;
   rebuildQueued: boolean;
   gatewaysDirty: boolean;
@@ -106,10 +109,22 @@ interface RemoteState {
   lastNack?: string;
 }
 
+interface ReplicaState {
+  id: string;
+  store: ResourceStore<PeeringResources>;
+  streams: Set<PushStream>;
+  /** Every type answered once: the replica counts in the shard. */
+  synced: boolean;
+}
+
 interface PushStream {
   call: grpc.ServerDuplexStream<DeltaDiscoveryResponseMsg, DeltaDiscoveryRequestMsg>;
+  replica: ReplicaState;
   received: Set<string>;
 }
+
+/** The metadata header a remote control plane names its replica with (stable for a process). */
+export const REPLICA_HEADER = 'x-isle-replica';
 
 function versionOf(resources: readonly XdsResource[]): string {
   const h = createHash('sha256');
@@ -253,30 +268,25 @@ export class CentralServer {
     const cluster = who.cluster;
     let r = this.remotes.get(cluster);
     if (!r) {
-      r = {
-        cluster,
-        issuer: who.issuer,
-        store: new ResourceStore<PeeringResources>({ decoders: peeringDecoders(cluster), order: PEERING_TYPES as (keyof PeeringResources)[], now: this.now }),
-        pushes: new Set(),
-        synced: false,
-        hasShard: false,
-        rebuildQueued: false,
-        gatewaysDirty: true,
-        network: '',
-        services: 0,
-        endpoints: 0,
-      };
+      r = { cluster, issuer: who.issuer, replicas: new Map(), pushes: new Set(), hasShard: false, rebuildQueued: false, gatewaysDirty: true, network: '', services: 0, endpoints: 0 };
       this.remotes.set(cluster, r);
     }
     r.issuer = who.issuer;
     const remote = r;
-    const stream: PushStream = { call, received: new Set() };
+    const id = String(call.metadata.get(REPLICA_HEADER)[0] ?? 'default');
+    let replica = remote.replicas.get(id);
+    if (!replica) {
+      replica = { id, store: new ResourceStore<PeeringResources>({ decoders: peeringDecoders(cluster), order: PEERING_TYPES as (keyof PeeringResources)[], now: this.now }), streams: new Set(), synced: false };
+      remote.replicas.set(id, replica);
+    }
+    const stream: PushStream = { call, replica, received: new Set() };
+    replica.streams.add(stream);
     remote.pushes.add(stream);
     this.o.registry.markStale(cluster, false);
-    this.logger.info({ remoteCluster: cluster }, `remote control plane of ${cluster} is pushing its services (${remote.pushes.size} replica stream(s))`);
-    // What we hold already: a reconnecting replica sends only the difference.
+    this.logger.info({ remoteCluster: cluster, replica: id }, `remote control plane of ${cluster} is pushing its services (${remote.pushes.size} replica stream(s))`);
+    // What we hold from this replica already: a reconnecting replica sends only the difference.
     for (const t of PEERING_TYPES) {
-      const versions = remote.store.resourceVersions(t);
+      const versions = replica.store.resourceVersions(t);
       try {
         call.write({ type_url: t, resource_names_subscribe: ['*'], initial_resource_versions: versions });
       } catch {
@@ -286,10 +296,16 @@ export class CentralServer {
     call.on('data', (msg: DeltaDiscoveryResponseMsg) => this.onPushed(remote, stream, msg));
     const gone = () => {
       if (!remote.pushes.delete(stream)) return;
-      if (remote.pushes.size === 0 && remote.hasShard) {
-        this.o.registry.markStale(cluster, true);
-        this.logger.warn({ remoteCluster: cluster }, `remote control plane of ${cluster} disconnected; keeping its last known endpoints (stale)`);
+      stream.replica.streams.delete(stream);
+      if (remote.pushes.size === 0) {
+        if (remote.hasShard) {
+          this.o.registry.markStale(cluster, true);
+          this.logger.warn({ remoteCluster: cluster }, `remote control plane of ${cluster} disconnected; keeping its last known endpoints (stale)`);
+        }
+        return;
       }
+      // Another replica serves the cluster: what only this one knew goes (its proxies reconnect there).
+      if (stream.replica.streams.size === 0 && remote.replicas.delete(stream.replica.id)) this.queueRebuild(remote);
     };
     call.on('end', () => {
       gone();
@@ -309,12 +325,13 @@ export class CentralServer {
         // gone
       }
     };
-    if (!r.store.has(typeUrl)) {
+    const store = s.replica.store;
+    if (!store.has(typeUrl)) {
       write({ type_url: typeUrl, response_nonce: msg.nonce, error_detail: { code: grpc.status.UNIMPLEMENTED, message: `type ${typeUrl} is not part of a remote export` } });
       return;
     }
     const update: Update = { kind: 'delta', version: msg.system_version_info ?? '', resources: msg.resources ?? [], removed: msg.removed_resources ?? [] };
-    const res = r.store.handle(typeUrl, update, msg.nonce);
+    const res = store.handle(typeUrl, update, msg.nonce);
     if (!res.ack) {
       r.lastNack = res.errors.join('; ');
       this.logger.warn({ remoteCluster: r.cluster, typeUrl, errors: res.errors }, `rejected a push of ${r.cluster}; keeping its last good state`);
@@ -323,11 +340,16 @@ export class CentralServer {
     }
     write({ type_url: typeUrl, response_nonce: msg.nonce });
     s.received.add(typeUrl);
-    if (!r.synced && !PEERING_TYPES.every((t) => s.received.has(t))) return;
-    r.synced = true;
-    if (res.changed.length === 0 && res.removed.length === 0 && r.hasShard) return;
+    if (!s.replica.synced && !PEERING_TYPES.every((t) => s.received.has(t))) return;
+    const first = !s.replica.synced;
+    s.replica.synced = true;
+    if (!first && res.changed.length === 0 && res.removed.length === 0 && r.hasShard) return;
     if (typeUrl === PEERING_TYPES[0]) r.gatewaysDirty = true;
-    // A remote sends its types back to back: one rebuild for the lot (as PeerSubscriber does).
+    this.queueRebuild(r);
+  }
+
+  /** A remote sends its types back to back: one rebuild for the lot (as PeerSubscriber does). */
+  private queueRebuild(r: RemoteState): void {
     if (r.rebuildQueued) return;
     r.rebuildQueued = true;
     setImmediate(() => {
@@ -337,14 +359,17 @@ export class CentralServer {
   }
 
   private rebuild(r: RemoteState): void {
-    const { shard } = feedShard(r.cluster, r.store, undefined);
+    const stores = [...r.replicas.values()].filter((x) => x.synced).map((x) => x.store);
+    if (stores.length === 0) return;
+    const feed = unionFeed(stores);
+    const { shard } = feedShard(r.cluster, feed, undefined);
     this.o.registry.setShard(r.cluster, shard);
     r.hasShard = true;
     r.services = shard.services.size;
     r.endpoints = [...shard.endpoints.values()].reduce((n, l) => n + l.length, 0);
     r.lastSyncTime = this.now();
-    const network = feedNetwork(r.store, undefined);
-    if (network !== r.network || r.gatewaysDirty) this.o.onGateways?.(r.cluster, network, feedGateways(r.cluster, r.store));
+    const network = feedNetwork(feed, undefined);
+    if (network !== r.network || r.gatewaysDirty) this.o.onGateways?.(r.cluster, network, feedGateways(r.cluster, feed));
     r.gatewaysDirty = false;
     r.network = network;
   }

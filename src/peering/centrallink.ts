@@ -15,6 +15,7 @@
  * central's shard marked stale); on reconnect the feed resumes with `initial_resource_versions`,
  * so only what changed travels and only that is pushed to proxies.
  */
+import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { MemorySource } from '../config/sources/memory.js';
 import type { Resource } from '../config/types.js';
@@ -26,7 +27,7 @@ import type { TypeSnapshot } from '../xds/cache.js';
 import { DiscoveryClient, ResourceStore, type NackEvent } from '../xds/client/index.js';
 import type { DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, NodeMsg } from '../xds/protos.js';
 import type { XdsLogger } from '../xds/server.js';
-import { remoteExportMethod } from './central.js';
+import { remoteExportMethod, REPLICA_HEADER } from './central.js';
 import { CENTRAL_CONFIG_TYPE, CENTRAL_MESH_TYPE, CENTRAL_PATH, CENTRAL_TYPES, centralDecoders, type CentralResources, type MeshSettings } from './centralwire.js';
 import { EXPORT_KEY, type PeeringExport } from './export.js';
 import { PEER_BACKOFF, PeerSubscriber, type PeerStatus } from './subscriber.js';
@@ -104,6 +105,8 @@ export class CentralLink {
   private settings: MeshSettings | undefined;
   private offRegistry: (() => void) | undefined;
   private exportQueued = false;
+  /** Names this process to the central: its reconnects resume, a restart starts over. */
+  private readonly replicaId = randomUUID();
   private closed = false;
 
   constructor(opts: CentralLinkOptions) {
@@ -239,7 +242,9 @@ export class CentralLink {
     if (this.closed || (this.push && !this.push.closed)) return;
     const m = remoteExportMethod();
     const client = this.sharedChannel();
-    const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize) as PushCall;
+    const md = new grpc.Metadata();
+    md.set(REPLICA_HEADER, this.replicaId);
+    const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, md) as PushCall;
     const p: PushState = { call, held: new Map(), ready: new Set(), sentOnce: new Set(), nonce: 0, closed: false };
     this.push = p;
     call.on('data', (req: DeltaDiscoveryRequestMsg) => this.onPushReply(p, req));

@@ -8,13 +8,43 @@ import type { GatewayAddress } from '../model/pushcontext.js';
 import { LABEL_NETWORK, type Endpoint, type RegistryProblem, type Service, type Workload } from '../registry/model.js';
 import type { Shard } from '../registry/shard.js';
 import type { ResourceStore } from '../xds/client/index.js';
-import { endpointFromWire, PEER_CLUSTER_TYPE, PEER_ENDPOINTS_TYPE, PEER_SERVICE_TYPE, PEER_WORKLOAD_TYPE, type ClusterWire, type PeeringResources } from './wire.js';
+import { endpointFromWire, PEER_CLUSTER_TYPE, PEER_ENDPOINTS_TYPE, PEER_SERVICE_TYPE, PEER_WORKLOAD_TYPE, type ClusterWire, type EndpointsWire, type PeeringResources } from './wire.js';
 
-export type FeedStore = ResourceStore<PeeringResources>;
+/** What a feed's accepted resources look like to the shard builder: one store, or several merged. */
+export type FeedStore = Pick<ResourceStore<PeeringResources>, 'values'>;
+
+/**
+ * Several replicas' feeds of one cluster as one: services, workloads and the cluster by name (the
+ * replicas read the same config, so a name means the same thing), and a service's endpoints as the
+ * union of every replica's list (a proxy auto-registered at one replica is known only there).
+ */
+export function unionFeed(stores: readonly FeedStore[]): FeedStore {
+  if (stores.length === 1) return stores[0]!;
+  const endpoints = (): Map<string, EndpointsWire> => {
+    const out = new Map<string, EndpointsWire>();
+    for (const s of stores) {
+      for (const [host, e] of s.values(PEER_ENDPOINTS_TYPE)) {
+        const have = out.get(host);
+        if (!have) {
+          out.set(host, e);
+          continue;
+        }
+        const key = (x: EndpointsWire['endpoints'][number]) => `${x.workload}|${x.address ?? ''}|${x.port}|${x.portName}`;
+        const seen = new Set(have.endpoints.map(key));
+        out.set(host, { hostname: host, endpoints: [...have.endpoints, ...e.endpoints.filter((x) => !seen.has(key(x)))] });
+      }
+    }
+    return out;
+  };
+  return {
+    values: <K extends keyof PeeringResources & string>(t: K): Map<string, PeeringResources[K]> =>
+      (t === PEER_ENDPOINTS_TYPE ? endpoints() : new Map(stores.flatMap((s) => [...s.values(t)]))) as Map<string, PeeringResources[K]>,
+  };
+}
 
 /** The peer's own description (one resource, named by the cluster). */
 export function feedInfo(store: FeedStore): ClusterWire | undefined {
-  return store.type(PEER_CLUSTER_TYPE).accepted.values().next().value?.model;
+  return store.values(PEER_CLUSTER_TYPE).values().next().value;
 }
 
 /** The network the peer's endpoints are on: announced, else configured, else ''. */

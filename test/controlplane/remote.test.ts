@@ -86,6 +86,12 @@ test('remote control plane: central config wins, services pushed back, asymmetri
     [['127.2.0.20', 'cluster-2', 'network2']],
   );
   await waitUntil(() => (p1.cp.peering!.networkGateways()['network2'] ?? []).some((g) => g.address === '127.2.255.1'), 'cluster-2 gateway known at the central');
+  // A proxy auto-registered at one replica only: the central's view is the union of the replicas'.
+  const onlyA = a.cp.autoRegistry.register({ namespace: 'default', serviceAccount: 'httpbin', address: '127.2.0.21', labels: { app: 'httpbin' } });
+  await waitUntil(() => a.cp.registry.endpoints(HTTPBIN, 8000).length === 2, 'replica A registered it');
+  await waitUntil(() => p1.cp.registry.endpoints(HTTPBIN, 8000).length === 2, `replica A's own workload at the central`);
+  assert.equal(b.cp.registry.endpoints(HTTPBIN, 8000).length, 1, 'replica B does not know it');
+  a.cp.autoRegistry.unregister(onlyA);
 
   // Asymmetric by default: cluster-2 does not see cluster-1's helloworld…
   assert.equal(a.cp.registry.shard('cluster-1'), undefined);
