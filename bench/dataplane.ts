@@ -26,8 +26,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createToken } from '../src/mesh/token.js';
-import { cpuSeconds, fmt, meshPki, rssBytes, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
+import { cpuSeconds, fmt, rssBytes, sidecarPairSetup, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
 import { haproxyCerts, haproxyClientConf, haproxyServerConf, startHaproxy } from './lib/haproxy.js';
 import { ensureTools, has, version } from './lib/tools.js';
 
@@ -200,18 +199,8 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
   const procs: Child[] = [];
   const rows: PathRow[] = [];
   try {
-    const mesh = await meshPki(dir, ['cluster-1']);
-    const ca = mesh.cas.get('cluster-1')!;
-    const caDir = mesh.caDirs.get('cluster-1')!;
-    const cfg = join(dir, 'config');
-    mkdirSync(cfg);
+    const { caDir, cfg, token } = await sidecarPairSetup(dir);
     writeFileSync(join(cfg, 'mesh.yaml'), 'apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  clusterName: cluster-1\n');
-    writeFileSync(join(cfg, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata:\n  name: helloworld\n  namespace: default\nspec:\n  selector:\n    app: helloworld\n  ports:\n  - name: http\n    port: 5000\n');
-    const token = (sa: string) => {
-      const f = join(dir, `token-${sa}`);
-      writeFileSync(f, createToken({ ca, namespace: 'default', serviceAccount: sa, cluster: 'cluster-1' }).token);
-      return f;
-    };
     const app = await startProcess(process.execPath, [join(here, 'lib', 'app.js'), '127.0.0.1'], /listening (\S+)/);
     procs.push(app);
     const appAddr = /listening (\S+)/.exec(app.out())![1]!;

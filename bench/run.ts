@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- NAME…] [--smoke]`: runs the benchmarks (all, or the named parts: cp-scale,
- * dataplane, wan), prints their tables, and writes bench/results/<name>-<date>.json (raw data and
+ * cp-resilience, dataplane, wan), prints their tables, and writes bench/results/<name>-<date>.json (raw data and
  * the machine) plus bench/results/latest.md (the tables of the last full-size run of each part).
  * Never fails on numbers: the exit code is 1 only when a part could not run at all.
  *
@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpResilienceDefaults, runCpResilience } from './cp-resilience.js';
 import { cpScaleDefaults, runCpScale } from './cp-scale.js';
 import { dataplaneDefaults, runDataplane } from './dataplane.js';
 import { clock, describeMachine, machine, type CommonOptions, type PartResult } from './lib/common.js';
@@ -20,13 +21,15 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** bench/results in the source tree (dist/bench/run.js → ../../bench/results). */
 export const RESULTS_DIR = resolve(here, '..', '..', 'bench', 'results');
 
-export const PARTS = ['cp-scale', 'dataplane', 'wan'] as const;
+export const PARTS = ['cp-scale', 'cp-resilience', 'dataplane', 'wan'] as const;
 export type PartName = (typeof PARTS)[number];
 
 export async function runPart(name: PartName, common: CommonOptions): Promise<PartResult> {
   switch (name) {
     case 'cp-scale':
       return runCpScale({ ...common, ...cpScaleDefaults(common.smoke) });
+    case 'cp-resilience':
+      return runCpResilience({ ...common, ...cpResilienceDefaults(common.smoke) });
     case 'dataplane':
       return runDataplane({ ...common, ...dataplaneDefaults(common.smoke) });
     case 'wan':
@@ -36,6 +39,7 @@ export async function runPart(name: PartName, common: CommonOptions): Promise<Pa
 
 const TITLES: Record<PartName, string> = {
   'cp-scale': 'Control-plane scale',
+  'cp-resilience': 'Control plane killed under load',
   dataplane: 'Data plane',
   wan: 'One control plane across a WAN vs multi-primary vs a remote control plane',
 };

@@ -4,11 +4,12 @@
  * a throw-away mesh PKI. Nothing here asserts on numbers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { caFiles, createIntermediate, createRoot, writeFilesAtomic, type IssuingCa, type RootCa } from '../../src/pki/index.js';
+import { createToken } from '../../src/mesh/token.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The compiled CLI entry point (dist/src/cli/bin.js beside dist/bench/). */
@@ -201,6 +202,27 @@ export async function meshPki(dir: string, clusters: string[]): Promise<Mesh> {
     caDirs.set(c, d);
   }
   return { root, cas, caDirs };
+}
+
+const HELLOWORLD_SERVICE = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: helloworld\n  namespace: default\nspec:\n  selector:\n    app: helloworld\n  ports:\n  - name: http\n    port: 5000\n';
+
+/**
+ * What a benchmark with a real sidecar pair needs: cluster-1's CA under `dir`, a config directory
+ * holding the helloworld Service (the caller adds the rest), and bootstrap token files.
+ */
+export async function sidecarPairSetup(dir: string): Promise<{ caDir: string; cfg: string; token: (serviceAccount: string) => string }> {
+  const mesh = await meshPki(dir, ['cluster-1']);
+  const ca = mesh.cas.get('cluster-1')!;
+  const cfg = join(dir, 'config');
+  mkdirSync(cfg);
+  writeFileSync(join(cfg, 'svc.yaml'), HELLOWORLD_SERVICE);
+  let n = 0;
+  const token = (sa: string) => {
+    const f = join(dir, `token-${sa}-${++n}`);
+    writeFileSync(f, createToken({ ca, namespace: 'default', serviceAccount: sa, cluster: 'cluster-1' }).token);
+    return f;
+  };
+  return { caDir: mesh.caDirs.get('cluster-1')!, cfg, token };
 }
 
 export function tempDir(prefix: string): { dir: string; remove: () => void } {

@@ -217,7 +217,8 @@ class Proxy {
 
   private onSotw(r: DiscoveryResponseMsg): void {
     const t = r.type_url;
-    const have = new Set<string>();
+    // LDS/CDS responses are the whole state; EDS/RDS/SDS ones may carry only what changed.
+    const have = t === CLUSTER_TYPE || t === LISTENER_TYPE ? new Set<string>() : new Set(this.have.get(t));
     const names: string[] = [];
     if (t === CLUSTER_TYPE) this.clusters.clear();
     if (t === LISTENER_TYPE) this.listeners.clear();

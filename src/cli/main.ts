@@ -11,6 +11,7 @@ import { registerStatus } from './status.js';
 import { registerDemo } from './demo.js';
 import { registerPrecheck } from './precheck.js';
 import { registerDescribe } from './describe.js';
+import { registerConfig } from './config.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerDemo(program, io);
   registerPrecheck(program, io);
   registerDescribe(program, io);
+  registerConfig(program, io);
   return program;
 }
 

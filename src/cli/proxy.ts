@@ -73,7 +73,7 @@ export function registerProxy(program: Command, io: CliIO): void {
     .command('proxy')
     .description('run the data plane: an xDS-driven sidecar (outbound HTTP proxy on 15001, inbound mTLS) or east-west gateway (SNI passthrough on 15443)')
     .option('--mode <mode>', 'sidecar or gateway', 'sidecar')
-    .requiredOption('--control-plane <addr>', "the control plane's mTLS address (xDS + certificate service), host:port")
+    .requiredOption('--control-plane <addr>', "the control plane's mTLS address (xDS + certificate service), host:port; replicas as host:port,host:port (the proxy moves to another when its replica dies)")
     .requiredOption('--token <file>', 'bootstrap token file (isle token create)')
     .requiredOption('--ip <addr>', "the workload's IP address (its own 127.x.y.z in universal mode)")
     .requiredOption('--namespace <ns>', 'namespace of the workload')
@@ -108,7 +108,8 @@ export function registerProxy(program: Command, io: CliIO): void {
       const name = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
       if (!name.test(o.namespace)) usage(`--namespace: invalid name ${JSON.stringify(o.namespace)}`);
       if (!name.test(o.serviceAccount)) usage(`--service-account: invalid name ${JSON.stringify(o.serviceAccount)}`);
-      if (!/^\S+:\d{1,5}$/.test(o.controlPlane)) usage(`--control-plane: invalid address ${JSON.stringify(o.controlPlane)} (use host:port)`);
+      const { controlPlaneTarget } = await import('../mesh/target.js');
+      const controlPlane = controlPlaneTarget(o.controlPlane);
       const port = (v: string, flag: string, allowZero: boolean): number => {
         const n = /^\d+$/.test(v) ? Number(v) : NaN;
         if (!Number.isInteger(n) || n > 65535 || n < (allowZero ? 0 : 1)) usage(`${flag}: invalid port ${JSON.stringify(v)}`);
@@ -169,7 +170,7 @@ export function registerProxy(program: Command, io: CliIO): void {
 
       const proxy = await IsleProxy.start({
         mode: o.mode as 'sidecar' | 'gateway',
-        controlPlane: o.controlPlane,
+        controlPlane,
         token,
         rootPem,
         ip: o.ip,

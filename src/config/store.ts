@@ -1,5 +1,5 @@
 import { deepFreeze, notifyAll, rethrowAsync, type ConfigSource, type SourceSnapshot } from './sources/source.js';
-import { resourceKey, type ConfigError, type ConfigEvent, type Kind, type Resource, type ResourceKey } from './types.js';
+import { errorAt, resourceKey, type ConfigError, type ConfigEvent, type Kind, type Resource, type ResourceKey } from './types.js';
 
 /**
  * Receives each batch of changes. `version` is the store version after the batch (every event in it
@@ -202,15 +202,7 @@ export class ConfigStore {
     const [win, ...losers] = holders as [(typeof holders)[0], ...typeof holders];
     this.conflicts.set(
       key,
-      losers.map(({ name, r }) => ({
-        severity: 'error',
-        file: r.source.file,
-        line: r.source.line,
-        kind: r.kind,
-        namespace: r.metadata.namespace,
-        name: r.metadata.name,
-        message: `also defined by source ${win.name} (${win.r.source.file}:${win.r.source.line}), which takes precedence over source ${name}`,
-      })),
+      losers.map(({ name, r }) => errorAt(r, `also defined by source ${win.name} (${win.r.source.file}:${win.r.source.line}), which takes precedence over source ${name}`)),
     );
     return true;
   }

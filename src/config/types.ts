@@ -77,6 +77,11 @@ export function resourceKey(r: { kind: string; metadata: { name: string; namespa
   return `${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name}`;
 }
 
+/** An error about one resource, at the line that defines it. */
+export function errorAt(r: Resource, message: string): ConfigError {
+  return { severity: 'error', file: r.source.file, line: r.source.line, kind: r.kind, namespace: r.metadata.namespace, name: r.metadata.name, message };
+}
+
 export function formatConfigError(e: ConfigError): string {
   const where = e.line !== undefined ? `${e.file}:${e.line}` : e.file;
   let subject = '';

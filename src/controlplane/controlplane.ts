@@ -11,6 +11,7 @@
  *
  * Every port is configurable (`0` = ephemeral) and `addresses` reports what was bound.
  */
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
@@ -22,6 +23,10 @@ import { loadCaDir, validateClusterName, type IssuingCa } from '../pki/index.js'
 import { AutoRegistry } from '../registry/autoregister.js';
 import { Registry } from '../registry/aggregate.js';
 import { watchLocalShard, type LocalShardWatch } from '../registry/local.js';
+import { followRegistrations, persistRegistrations, restoreRegistrations, type RegistrationPersister } from '../registry/persist.js';
+import { CONFIG_PREFIX, FileStateStore, isWatchable, type StateStore, type WatchableStore } from '../mesh/state.js';
+import { TextFilesSource } from '../config/sources/files.js';
+import { EtcdStateStore } from '../mesh/state-etcd.js';
 import { SnapshotCache } from '../xds/cache.js';
 import { RECOMMENDED_GRPC_SERVER_OPTIONS, XdsServer } from '../xds/server.js';
 import { xdsAuthenticator } from './auth.js';
@@ -66,6 +71,8 @@ export interface ControlPlaneOptions {
   directory?: Omit<DirectorySourceOptions, 'name' | 'timers'>;
   /** Proxies generated per event-loop turn (default 100). */
   pushChunkSize?: number;
+  /** Proxies with a push sent and not yet answered, at most (default 100, Istio's PILOT_PUSH_THROTTLE). */
+  pushMaxInFlight?: number;
   /**
    * This network's east-west gateways as other networks dial them (`host:15443`), advertised to
    * peers. Gateway-mode proxies that connect to this control plane are added automatically.
@@ -79,7 +86,23 @@ export interface ControlPlaneOptions {
    * services are pushed to it over the same connection.
    */
   central?: string;
+  /** Directory of the file state store (default `<configDir>/.isle/state`; hidden dirs hold no config). */
+  stateDir?: string;
+  /** A state store to use instead of the file one (tests). Closed on stop. */
+  stateStore?: StateStore;
+  /**
+   * `etcd://host:port[,host:port…]`: the state replicas of this cluster's control plane share
+   * (auto-registrations with leases, used token ids). Default: the file store in `stateDir`.
+   */
+  store?: string;
+  /**
+   * How long to hold config back after start while peers have not synced (default 5 s). Restored
+   * registrations are in the registry before the first push; only peer feeds are waited for.
+   */
+  settleTimeoutMs?: number;
 }
+
+export const DEFAULT_SETTLE_TIMEOUT_MS = 5_000;
 
 interface ListenAddresses {
   grpc: { host: string; port: number };
@@ -166,6 +189,10 @@ export class ControlPlane {
   private staticGateways: GatewayAddress[] = [];
   private readonly gatewayStreams = new Map<string, GatewayAddress>();
   private readonly offs: (() => void)[] = [];
+  /** Auto-registrations, single-use token ids; the file store unless another is given. */
+  state!: StateStore;
+  private persister: RegistrationPersister | undefined;
+  private settleTimer: unknown;
   private ready = false;
   private stopping: Promise<void> | undefined;
 
@@ -199,10 +226,11 @@ export class ControlPlane {
    */
   private async init(): Promise<void> {
     const addrs = this.parseAddresses();
+    await this.setupState();
     await this.setupConfig();
     await this.setupCa();
     this.setupMesh();
-    this.setupRegistry();
+    await this.setupRegistry();
     this.setupPush();
     const servers = await this.setupServers(addrs);
     this.setupPeering(servers.main);
@@ -210,6 +238,7 @@ export class ControlPlane {
     await this.setupDebug(addrs.debug);
     this.peering!.start();
     this.setupCentralLink();
+    this.settleWhenPeersSynced();
     this.ready = true;
     const settings = this.mesh.current();
     this.logger.info({ cluster: this.cluster, trustDomain: this.trustDomain, ...this.addresses, debounceMs: settings.debounce, meshConfig: settings.source }, 'control plane ready');
@@ -242,6 +271,7 @@ export class ControlPlane {
     if (this.centralConfig) this.store.addSource(this.centralConfig);
     this.source = new DirectorySource(o.configDir, { ...o.directory, name: `dir:${o.configDir}` });
     this.store.addSource(this.source);
+    if (o.store !== undefined && isWatchable(this.state)) await this.addStoreConfig(this.state, o.store);
     try {
       await this.store.start();
     } catch (e) {
@@ -249,6 +279,19 @@ export class ControlPlane {
       throw new IsleError('ERR_FILE_MISSING', `${o.configDir}: cannot read config directory: ${e instanceof Error ? e.message : String(e)}`, { file: o.configDir });
     }
     this.watchConfigErrors();
+  }
+
+  /**
+   * Replicas: the config files `isle config push` put in the shared store, followed live, as a
+   * second source next to the config directory (the ConfigStore reports a resource both define).
+   */
+  private async addStoreConfig(state: WatchableStore, url: string): Promise<void> {
+    const files = new TextFilesSource(`etcd:${url}`);
+    const cancel = await state.watch(CONFIG_PREFIX, (key, text) => files.setFile(key.slice(CONFIG_PREFIX.length), text));
+    this.offs.push(() => void cancel().catch(() => {}));
+    for (const [key, text] of await state.list(CONFIG_PREFIX)) files.setFile(key.slice(CONFIG_PREFIX.length), text);
+    this.store.addSource(files);
+    this.logger.info({ store: url, files: files.fileNames().length }, 'config: the directory plus the files in the shared store');
   }
 
   /**
@@ -288,15 +331,73 @@ export class ControlPlane {
     );
   }
 
-  /** The local shard from the store plus auto-registered proxies. */
-  private setupRegistry(): void {
+  /** What must survive a restart (and, on etcd, what replicas share). */
+  private async setupState(): Promise<void> {
+    const o = this.opts;
+    if (o.stateStore) {
+      this.state = o.stateStore;
+    } else if (o.store !== undefined) {
+      this.state = await EtcdStateStore.open(o.store);
+      this.logger.info({ store: o.store }, 'state store: etcd (shared with the other replicas of this cluster)');
+    } else {
+      this.state = new FileStateStore(o.stateDir ?? join(o.configDir, '.isle', 'state'));
+    }
+  }
+
+  /**
+   * The local shard from the store plus auto-registered proxies. Registrations kept in the state
+   * store come back first (each in its grace period), so the first PushContext already has them.
+   */
+  private async setupRegistry(): Promise<void> {
     this.registry = new Registry({ localCluster: this.cluster, log: (line) => this.logger.warn(line) });
+    const graceMs = () => this.opts.graceMs ?? this.mesh.current().registrationGraceMs;
     this.autoRegistry = new AutoRegistry({
-      graceMs: () => this.opts.graceMs ?? this.mesh.current().registrationGraceMs,
+      graceMs,
       timers: this.timers,
       onListenerError: (e) => this.logger.error({ err: e }, 'auto-registration listener failed'),
     });
+    const persist = {
+      store: this.state,
+      cluster: this.cluster,
+      auto: this.autoRegistry,
+      graceMs,
+      onError: (err: unknown, key: string) => this.logger.error({ err, registration: key }, 'cannot save auto-registration in the state store'),
+      onBadRecord: (key: string, why: string) => this.logger.warn({ record: key }, `state store: registration skipped: ${why}`),
+    };
+    const restored = await restoreRegistrations(persist);
+    if (restored > 0) this.logger.info({ restored }, 'auto-registrations restored from the state store (each in its grace period until its proxy reconnects)');
+    this.persister = persistRegistrations(persist);
+    if (isWatchable(this.state)) {
+      // Replicas: the other replicas' registrations, live.
+      const cancel = await followRegistrations({ ...persist, store: this.state });
+      this.offs.push(() => void cancel().catch(() => {}));
+    }
     this.shardWatch = watchLocalShard({ cluster: this.cluster, store: this.store, registry: this.registry, autoRegistry: this.autoRegistry, mesh: this.mesh });
+  }
+
+  /**
+   * Config is held until peers have delivered their first complete update (or the settle timeout):
+   * a proxy reconnecting after a restart must not be pushed a view missing another cluster's
+   * endpoints it is using. Without peers the registry is complete at once.
+   */
+  private settleWhenPeersSynced(): void {
+    const deadline = this.timers.now() + (this.opts.settleTimeoutMs ?? DEFAULT_SETTLE_TIMEOUT_MS);
+    const check = () => {
+      this.settleTimer = undefined;
+      if (this.stopping) return;
+      const peers = this.peering?.status() ?? [];
+      const waiting = peers.filter((p) => p.lastSyncTime === undefined).map((p) => p.name);
+      // A remote control plane also waits for its central's config (VirtualServices… authored there).
+      const central = this.centralLink?.status();
+      if (central && central.configVersion === '') waiting.push(`central ${central.address}`);
+      if (waiting.length === 0 || this.timers.now() >= deadline) {
+        if (waiting.length > 0) this.logger.warn({ waiting }, 'peers (or the central control plane) not synced within the settle timeout; pushing without them');
+        this.pusher.settle();
+        return;
+      }
+      this.settleTimer = this.timers.setTimeout(check, 50);
+    };
+    check();
   }
 
   private setupPush(): void {
@@ -311,8 +412,10 @@ export class ControlPlane {
       metrics: this.metrics,
       logger: this.logger.child({ component: 'push' }),
       ...(this.opts.pushChunkSize !== undefined ? { chunkSize: this.opts.pushChunkSize } : {}),
+      ...(this.opts.pushMaxInFlight !== undefined ? { maxInFlight: this.opts.pushMaxInFlight } : {}),
       networkGateways: () => this.peering?.networkGateways() ?? {},
       settledUpstream: (e) => (e.type === 'deleted' ? e.previous : e.resource).source.file.startsWith('central:'),
+      held: true,
     });
   }
 
@@ -516,6 +619,11 @@ export class ControlPlane {
       const wasReady = this.ready;
       this.ready = false;
       for (const off of this.offs.splice(0)) off();
+      if (this.settleTimer !== undefined) this.timers.clearTimeout(this.settleTimer);
+      // Registrations are saved as they are (connected), before the pusher lets go of its
+      // proxies: a stopped control plane is not a proxy that left, and the next start restores them.
+      await this.persister?.flush();
+      this.persister?.stop();
       this.pusher?.stop();
       this.centralLink?.close();
       this.central?.close();
@@ -528,6 +636,7 @@ export class ControlPlane {
       this.autoRegistry?.close();
       this.mesh?.stop();
       await this.store.stop();
+      await this.state?.close().catch((e: unknown) => this.logger.error({ err: e }, 'closing the state store failed'));
       // A start that failed has already said why; "stopped" would only bury that line.
       if (wasReady) this.logger.info('control plane stopped');
     })();

@@ -33,7 +33,7 @@ import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { localityString } from '../registry/model.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
-import type { AckEvent, NackEvent, ProxyStatus, XdsServer } from '../xds/server.js';
+import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
@@ -88,6 +88,14 @@ export interface PusherOptions {
   logger: Logger;
   /** Proxies generated per event-loop turn. Default 100; Infinity drains synchronously. */
   chunkSize?: number;
+  /**
+   * At most this many proxies have a push sent and not yet ACKed (Istio's PILOT_PUSH_THROTTLE,
+   * 100): the queue waits for ACKs instead of flooding sockets, and a proxy with a push in flight
+   * keeps its newer requests merged in the queue until it answers. Infinity: no bound.
+   */
+  maxInFlight?: number;
+  /** A push not answered in this long frees its slot anyway (default 5 s): a stuck proxy cannot stall the queue. */
+  inFlightTimeoutMs?: number;
   /** network → its east-west gateways (peering); read at every push. Absent: one flat network. */
   networkGateways?: () => NetworkGateways;
   /**
@@ -95,6 +103,12 @@ export interface PusherOptions {
    * local quiet period, as do registry changes of any shard but the local one (issue 18).
    */
   settledUpstream?: (e: ConfigEvent) => boolean;
+  /**
+   * Start held: proxies that connect are registered but get no config until `settle()` (the
+   * registry is not complete yet after a start, and a partial view would remove endpoints they
+   * serve from). Default false.
+   */
+  held?: boolean;
 }
 
 export class Pusher {
@@ -111,13 +125,19 @@ export class Pusher {
   private readonly offs: (() => void)[] = [];
   private readonly history: PushRecord[] = [];
   private stopped = false;
+  private held: boolean;
   private readonly chunkSize: number;
+  private readonly maxInFlight: number;
+  /** Proxies with a response sent and not answered: typeUrl → nonce awaited, and the slot's timeout. */
+  private readonly inFlight = new Map<string, { nonces: Map<string, string>; timer: unknown }>();
   /** Pushes built so far (PushContexts after the initial one). */
   pushCount = 0;
 
   constructor(opts: PusherOptions) {
     this.o = opts;
     this.chunkSize = opts.chunkSize ?? 100;
+    this.maxInFlight = opts.maxInFlight ?? 100;
+    this.held = opts.held ?? false;
     const { quietMs, maxMs } = opts.mesh.current().debounce;
     this.debouncer = new Debouncer<PushRequest>({
       quietMs,
@@ -156,6 +176,7 @@ export class Pusher {
   attach(xds: XdsServer): void {
     this.offs.push(xds.on('connect', ({ proxy }) => this.onConnect(proxy)));
     this.offs.push(xds.on('disconnect', ({ proxy }) => this.onDisconnect(proxy)));
+    this.offs.push(xds.on('send', (e) => this.onSend(e)));
     this.offs.push(xds.on('ack', (e) => this.onAck(e)));
     this.offs.push(xds.on('nack', (e) => this.onNack(e)));
   }
@@ -167,6 +188,25 @@ export class Pusher {
   requestFullPush(reason: PushReason): void {
     if (this.stopped) return;
     this.debouncer.add(new PushRequest({ full: true, reasons: [reason], start: this.o.timers.now() }));
+  }
+
+  /** Whether config is held back until the registry settles. */
+  get settled(): boolean {
+    return !this.held;
+  }
+
+  /**
+   * The registry is complete (registrations restored, peers synced or timed out): every proxy
+   * that connected meanwhile gets its whole config, from a PushContext built now. Idempotent.
+   */
+  settle(): void {
+    if (!this.held || this.stopped) return;
+    this.held = false;
+    this.current = this.build();
+    const request = new PushRequest({ full: true, reasons: ['settled'] });
+    for (const key of this.proxies.keys()) this.queue.set(key, request);
+    this.o.logger.info({ proxies: this.proxies.size, version: this.current.version }, 'registry settled: pushing held proxies');
+    this.drain();
   }
 
   /** Skips the debounce wait (tests, shutdown). */
@@ -181,6 +221,8 @@ export class Pusher {
     if (this.drainHandle) clearImmediate(this.drainHandle);
     this.drainHandle = undefined;
     this.queue.clear();
+    for (const f of this.inFlight.values()) this.o.timers.clearTimeout(f.timer);
+    this.inFlight.clear();
     for (const e of this.proxies.values()) if (e.registration) this.o.autoRegistry?.unregister(e.registration);
     this.proxies.clear();
   }
@@ -243,8 +285,9 @@ export class Pusher {
     }
     const entry: ProxyEntry = { key, node: status.node, base, streams: new Set([status.streamId]), awaiting: new Map() };
     this.proxies.set(key, entry);
-    // Synchronously, so the server's first flush reads a complete snapshot.
-    this.generate(entry, CONNECT_REQUEST);
+    // Synchronously, so the server's first flush reads a complete snapshot (unless held: then
+    // the stream waits, and the proxy keeps serving its last config).
+    if (!this.held) this.generate(entry, CONNECT_REQUEST);
     if (base.type === 'sidecar' && this.o.autoRegistry) {
       try {
         entry.registration = this.o.autoRegistry.register({
@@ -268,11 +311,13 @@ export class Pusher {
     if (!entry || !entry.streams.delete(status.streamId) || entry.streams.size > 0) return;
     this.proxies.delete(status.key);
     this.queue.delete(status.key);
+    this.release(status.key);
     this.o.cache.clearSnapshot(status.key);
     if (entry.registration) this.o.autoRegistry?.unregister(entry.registration);
   }
 
   private onAck(e: AckEvent): void {
+    this.answered(e.nodeId, e.typeUrl, e.nonce);
     const entry = this.proxies.get(e.nodeId);
     const w = entry?.awaiting.get(e.typeUrl);
     if (!entry || !w || w.version !== e.version) return;
@@ -280,8 +325,37 @@ export class Pusher {
     this.o.metrics.convergence.observe(Math.max(0, this.o.timers.now() - w.seenAt) / 1000);
   }
 
+  /** A response went out: the proxy holds a slot of the push queue until it answers every type sent. */
+  private onSend(e: SendEvent): void {
+    if (!this.proxies.has(e.nodeId)) return;
+    let f = this.inFlight.get(e.nodeId);
+    if (!f) {
+      f = { nonces: new Map(), timer: this.o.timers.setTimeout(() => this.release(e.nodeId), this.o.inFlightTimeoutMs ?? 5_000) };
+      this.inFlight.set(e.nodeId, f);
+    }
+    f.nonces.set(e.typeUrl, e.nonce);
+  }
+
+  /** An ACK or NACK of the latest response of a type. */
+  private answered(nodeId: string, typeUrl: string, nonce: string): void {
+    const f = this.inFlight.get(nodeId);
+    if (!f || f.nonces.get(typeUrl) !== nonce) return;
+    f.nonces.delete(typeUrl);
+    if (f.nonces.size === 0) this.release(nodeId);
+  }
+
+  /** The proxy answered (or left, or timed out): its slot goes to the next in the queue. */
+  private release(key: string): void {
+    const f = this.inFlight.get(key);
+    if (!f) return;
+    this.inFlight.delete(key);
+    this.o.timers.clearTimeout(f.timer);
+    if (this.queue.size > 0 && !this.drainHandle && !this.stopped) this.drainHandle = setImmediate(() => this.drain());
+  }
+
   private onNack(e: NackEvent): void {
     this.o.metrics.nacks.inc({ type: shortTypeName(e.typeUrl) });
+    this.answered(e.nodeId, e.typeUrl, e.nonce);
     const entry = this.proxies.get(e.nodeId);
     // That version will never be ACKed; the next one that changes this type carries the change.
     if (entry?.awaiting.get(e.typeUrl)?.version === e.version) entry.awaiting.delete(e.typeUrl);
@@ -314,6 +388,8 @@ export class Pusher {
     }
     this.current = next;
     this.pushCount++;
+    // Held: nobody has config to update; settle() pushes everyone from the newest PushContext.
+    if (this.held) return;
     let cds = change.full;
     if (!change.full) {
       // CDS carries each service's expected SPIFFE ids: an endpoint-only change that adds or drops
@@ -352,14 +428,21 @@ export class Pusher {
     if (this.stopped) return;
     let n = 0;
     for (const [key, scope] of this.queue) {
+      // Full: the rest waits for ACKs (release() drains again). In flight: its requests stay
+      // merged in the queue until it answers.
+      if (this.inFlight.size >= this.maxInFlight) return;
+      if (this.inFlight.has(key)) continue;
       this.queue.delete(key);
       const entry = this.proxies.get(key);
+      // Its responses go out on a microtask (onSend takes the slot), so one chunk may overshoot
+      // the bound by at most chunkSize.
       if (entry) this.generate(entry, scope);
       if (++n >= this.chunkSize && this.queue.size > 0) {
         this.drainHandle = setImmediate(() => this.drain());
         return;
       }
     }
+    if (this.queue.size > 0) return;
     if (this.drainStartedAt !== undefined) {
       this.o.metrics.pushDuration.observe({ kind: this.drainFull ? 'full' : 'eds' }, (this.o.timers.now() - this.drainStartedAt) / 1000);
     }

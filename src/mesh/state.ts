@@ -12,9 +12,21 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { IsleError } from '../errors.js';
 
+/**
+ * Config files in a shared store (`isle config push DIR --store …`): `config/<path in DIR>` →
+ * the file's text. Control-plane replicas started with the same `--store` serve them.
+ */
+export const CONFIG_PREFIX = 'config/';
+
 export interface PutOptions {
   /** Absolute expiry (ms since the epoch, `Date.now()` clock); the record vanishes after it. */
   expiresAt?: number;
+  /**
+   * The record lives while this process does: on a shared store (etcd) it is bound to the
+   * process's lease, so it goes a lease TTL after the process dies. Local engines keep it (a
+   * restarted process restores it, which is the point of saving it).
+   */
+  ephemeral?: boolean;
 }
 
 export interface StateStore {
@@ -26,6 +38,16 @@ export interface StateStore {
   /** Every live record whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<Map<string, string>>;
   close(): Promise<void>;
+}
+
+/** A store other replicas write to, with change notifications (the etcd engine). */
+export interface WatchableStore extends StateStore {
+  /** `listener(key, value)` for every put (value) or delete/expiry (undefined) under `prefix`; resolves to the cancel function. */
+  watch(prefix: string, listener: (key: string, value: string | undefined) => void): Promise<() => Promise<void>>;
+}
+
+export function isWatchable(store: StateStore): store is WatchableStore {
+  return typeof (store as Partial<WatchableStore>).watch === 'function';
 }
 
 interface Entry {
@@ -49,15 +71,17 @@ export class MemoryStateStore implements StateStore {
     return e;
   }
 
-  protected changed(): void {}
+  /** Called after every change; the returned promise settles when the change is durable. */
+  protected changed(): Promise<void> | void {}
 
   async get(key: string): Promise<string | undefined> {
     return this.live(key)?.v;
   }
 
   async put(key: string, value: string, opts: PutOptions = {}): Promise<void> {
+    // The table changes synchronously (so putIfAbsent stays atomic); durability may follow.
     this.entries.set(key, opts.expiresAt === undefined ? { v: value } : { v: value, x: opts.expiresAt });
-    this.changed();
+    await this.changed();
   }
 
   async putIfAbsent(key: string, value: string, opts: PutOptions = {}): Promise<boolean> {
@@ -67,7 +91,7 @@ export class MemoryStateStore implements StateStore {
   }
 
   async delete(key: string): Promise<void> {
-    if (this.entries.delete(key)) this.changed();
+    if (this.entries.delete(key)) await this.changed();
   }
 
   async list(prefix: string): Promise<Map<string, string>> {
@@ -85,14 +109,21 @@ export class MemoryStateStore implements StateStore {
 
 /**
  * The embedded default: one JSON file (`<dir>/state.json`), rewritten atomically (write a
- * temporary file, then rename) on every change, so a crash leaves either the old or the new table,
- * never half of one. Records are few (token ids, registrations), so whole-file writes are cheap.
+ * temporary file, then rename), so a crash leaves either the old or the new table, never half of
+ * one. Writes are coalesced: the first change after a quiet spell is written on the next turn,
+ * later ones at most every `minWriteIntervalMs` (default 100 ms), so two thousand proxies
+ * registering one by one cost a few dozen whole-file writes, not two thousand (each is O(records)).
+ * Each put/delete resolves once the write holding it is done.
  */
 export class FileStateStore extends MemoryStateStore {
   readonly file: string;
+  private scheduled: Promise<void> | undefined;
+  private lastWrite = -Infinity;
+  private readonly minWriteIntervalMs: number;
 
-  constructor(dir: string, now: () => number = Date.now) {
+  constructor(dir: string, now: () => number = Date.now, opts: { minWriteIntervalMs?: number } = {}) {
     super(now);
+    this.minWriteIntervalMs = opts.minWriteIntervalMs ?? 100;
     this.file = join(dir, 'state.json');
     let text: string | undefined;
     try {
@@ -118,7 +149,31 @@ export class FileStateStore extends MemoryStateStore {
     }
   }
 
-  protected override changed(): void {
+  protected override changed(): Promise<void> {
+    this.scheduled ??= new Promise<void>((resolve, reject) => {
+      const run = () => {
+        this.scheduled = undefined;
+        this.lastWrite = performance.now();
+        try {
+          this.write();
+          resolve();
+        } catch (e) {
+          reject(new IsleError('ERR_STATE', `${this.file}: cannot write: ${(e as Error).message}`));
+        }
+      };
+      const wait = this.lastWrite + this.minWriteIntervalMs - performance.now();
+      if (wait <= 0) setImmediate(run);
+      else setTimeout(run, wait);
+    });
+    return this.scheduled;
+  }
+
+  /** Waits for a pending write. */
+  override async close(): Promise<void> {
+    await this.scheduled;
+  }
+
+  private write(): void {
     const now = this.now();
     const table: Record<string, Entry> = Object.create(null) as Record<string, Entry>;
     for (const [k, e] of this.entries) if (e.x === undefined || e.x > now) table[k] = e;

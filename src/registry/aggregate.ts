@@ -122,6 +122,17 @@ export class Registry {
     return this.applyDiff(cluster, old, shard);
   }
 
+  /**
+   * Replaces the shard of `cluster` with one that differs only in the endpoints of `hosts` and in
+   * the workloads `workloads` (`namespace/name`), as patchShardWorkloads makes it: only those
+   * hosts are merged again, nothing is diffed whole. Same result and notification as setShard.
+   */
+  patchShard(cluster: string, shard: Shard, hosts: ReadonlySet<string>, workloads: ReadonlySet<string>): RegistryChange | undefined {
+    this.shardMap.set(cluster, shard);
+    this.staleSet.delete(cluster);
+    return this.applyChanges(cluster, new Set(hosts), new Set([...workloads].map((k) => `${cluster}/${k}`)));
+  }
+
   removeShard(cluster: string): RegistryChange | undefined {
     const old = this.shardMap.get(cluster);
     this.staleSet.delete(cluster);
@@ -238,6 +249,11 @@ export class Registry {
     const workloads = new Set<string>();
     for (const [k, v] of fa.workloads) if (fb.workloads.get(k) !== v) workloads.add(`${cluster}/${k}`);
     for (const k of fb.workloads.keys()) if (!fa.workloads.has(k)) workloads.add(`${cluster}/${k}`);
+    return this.applyChanges(cluster, touched, workloads);
+  }
+
+  /** Merges `touched` hosts again (a change of `cluster`'s shard), classifies what moved, and notifies. */
+  private applyChanges(cluster: string, touched: Set<string>, workloads: Set<string>): RegistryChange | undefined {
     if (workloads.size > 0) this.addressIndex = undefined;
 
     const services = new Set<string>();

@@ -37,6 +37,20 @@ export interface RegistrationHandle {
 
 export type AutoRegistryListener = (workloads: readonly WorkloadSpec[]) => void;
 
+/** One workload's change, for consumers that work per key (persistence, incremental shards). */
+export interface RegistrationChange {
+  /** `namespace/name`. */
+  key: string;
+  /** The workload now; undefined when it was removed. */
+  spec?: WorkloadSpec;
+  /** Whether a proxy connection holds it (false: it waits out its grace period). */
+  connected: boolean;
+  /** Came from the state store (restore(), or another replica's record): already saved there. */
+  fromStore?: boolean;
+}
+
+export type RegistrationChangeListener = (change: RegistrationChange) => void;
+
 export interface AutoRegistryOptions {
   /** How long a workload outlives its last connection (a function: read when the connection closes). Default 10 s. */
   graceMs?: number | (() => number);
@@ -59,6 +73,7 @@ export const DEFAULT_GRACE_MS = 10_000;
 export class AutoRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<AutoRegistryListener>();
+  private readonly changeListeners = new Set<RegistrationChangeListener>();
   private readonly graceMs: () => number;
   private readonly timers: Timers;
   private readonly onListenerError: (err: unknown) => void;
@@ -83,9 +98,10 @@ export class AutoRegistry {
     const e = this.entries.get(key);
     if (!e) {
       this.entries.set(key, { spec, fingerprint, handles: new Set([handle]) });
-      this.changed();
+      this.changed(key);
       return handle;
     }
+    const revived = e.handles.size === 0;
     if (e.timer !== undefined) {
       this.timers.clearTimeout(e.timer);
       delete e.timer;
@@ -94,7 +110,10 @@ export class AutoRegistry {
     if (e.fingerprint !== fingerprint) {
       e.spec = spec;
       e.fingerprint = fingerprint;
-      this.changed();
+      this.changed(key);
+    } else if (revived) {
+      // Same workload, connected again: the view is unchanged, only its connection state moved.
+      this.notifyChange(key, e);
     }
     return handle;
   }
@@ -103,12 +122,85 @@ export class AutoRegistry {
   unregister(handle: RegistrationHandle): void {
     const e = this.entries.get(handle.key);
     if (!e || !e.handles.delete(handle) || e.handles.size > 0) return;
-    const graceMs = this.graceMs();
-    if (graceMs <= 0) {
-      this.expire(handle.key, e);
+    this.startGrace(handle.key, e, this.graceMs());
+  }
+
+  /**
+   * Workloads kept from before a restart (the control plane's state store). Each waits out
+   * `graceMs` (what is left of its grace period) unless a proxy registers it again; one view
+   * change for the whole batch. A workload already registered here is left alone.
+   */
+  restore(list: readonly { spec: WorkloadSpec; graceMs: number }[]): void {
+    let any = false;
+    for (const { spec, graceMs } of list) {
+      const key = `${spec.namespace}/${spec.name}`;
+      if (this.entries.has(key) || graceMs <= 0) continue;
+      const e: Entry = { spec, fingerprint: JSON.stringify(spec), handles: new Set() };
+      this.entries.set(key, e);
+      this.startGrace(key, e, graceMs, false);
+      any = true;
+    }
+    if (any) {
+      this.cached = undefined;
+      notifyAll(this.listeners, [this.workloads()], this.onListenerError);
+      if (this.changeListeners.size > 0) {
+        for (const { spec } of list) {
+          const key = `${spec.namespace}/${spec.name}`;
+          const e = this.entries.get(key);
+          if (e && e.spec === spec) notifyAll(this.changeListeners, [{ key, spec, connected: false, fromStore: true }], this.onListenerError);
+        }
+      }
+    }
+  }
+
+  /**
+   * Another replica's record of `key` (a shared state store): `connected` while a proxy holds it
+   * there. A workload connected here is ours and stays; if the other replica's record went away
+   * meanwhile, ours is announced again (so it is saved again). Otherwise the other replica's view
+   * is taken: connected there → kept without a timer; disconnected or deleted there → it waits out
+   * `graceMs` here too, unless a proxy registers it again (here or there).
+   */
+  applyRemote(key: string, spec: WorkloadSpec | undefined, connected: boolean, graceMs: number): void {
+    const e = this.entries.get(key);
+    if (e && e.handles.size > 0) {
+      if (!spec || !connected) this.notifyChange(key, e);
       return;
     }
-    e.timer = this.timers.setTimeout(() => this.expire(handle.key, e), graceMs);
+    if (spec && connected) {
+      if (e?.timer !== undefined) {
+        this.timers.clearTimeout(e.timer);
+        delete e.timer;
+      }
+      const fingerprint = JSON.stringify(spec);
+      if (!e) this.entries.set(key, { spec, fingerprint, handles: new Set() });
+      else if (e.fingerprint === fingerprint) return;
+      else Object.assign(e, { spec, fingerprint });
+      this.changed(key, true);
+      return;
+    }
+    if (!e) {
+      if (!spec || graceMs <= 0) return;
+      const fresh: Entry = { spec, fingerprint: JSON.stringify(spec), handles: new Set() };
+      this.entries.set(key, fresh);
+      this.startGrace(key, fresh, graceMs, false);
+      this.changed(key, true);
+      return;
+    }
+    if (e.timer === undefined) this.startGrace(key, e, graceMs, false);
+  }
+
+  /** The workload registered under `namespace/name`, if any (connected or in its grace period). */
+  spec(key: string): WorkloadSpec | undefined {
+    return this.entries.get(key)?.spec;
+  }
+
+  private startGrace(key: string, e: Entry, graceMs: number, notify = true): void {
+    if (graceMs <= 0) {
+      this.expire(key, e);
+      return;
+    }
+    e.timer = this.timers.setTimeout(() => this.expire(key, e), graceMs);
+    if (notify) this.notifyChange(key, e);
   }
 
   /** Readiness as the proxy reports it (health checks of the app). */
@@ -117,7 +209,7 @@ export class AutoRegistry {
     if (!e || !e.handles.has(handle) || (e.spec.health ?? 'HEALTHY') === health) return;
     e.spec = { ...e.spec, health };
     e.fingerprint = JSON.stringify(e.spec);
-    this.changed();
+    this.changed(handle.key);
   }
 
   /** Current workloads, sorted by namespace/name (including those in their grace period). */
@@ -136,6 +228,12 @@ export class AutoRegistry {
     return () => void this.listeners.delete(listener);
   }
 
+  /** Per-workload changes: added, changed, removed, connected again, or disconnected (grace started). */
+  subscribeChanges(listener: RegistrationChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => void this.changeListeners.delete(listener);
+  }
+
   /** Cancels pending grace timers (shutdown). Workloads stay as they are. */
   close(): void {
     for (const e of this.entries.values()) {
@@ -148,13 +246,21 @@ export class AutoRegistry {
     // A re-register between scheduling and firing replaced or revived the entry.
     if (this.entries.get(key) !== e || e.handles.size > 0) return;
     this.entries.delete(key);
-    this.changed();
+    this.changed(key);
   }
 
-  private changed(): void {
+  private changed(key: string, fromStore = false): void {
     this.cached = undefined;
     const list = this.workloads();
     notifyAll(this.listeners, [list], this.onListenerError);
+    this.notifyChange(key, this.entries.get(key), fromStore);
+  }
+
+  private notifyChange(key: string, e: Entry | undefined, fromStore = false): void {
+    if (this.changeListeners.size === 0) return;
+    const base: RegistrationChange = e ? { key, spec: e.spec, connected: e.handles.size > 0 } : { key, connected: false };
+    const change: RegistrationChange = fromStore ? { ...base, fromStore } : base;
+    notifyAll(this.changeListeners, [change], this.onListenerError);
   }
 }
 

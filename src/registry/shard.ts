@@ -143,12 +143,7 @@ export function buildShard(cluster: string, defaults: MeshDefaults, input: Shard
         for (const p of svc.ports) {
           const target = resolveTargetPort(p.targetPort, w.ports);
           if (target === undefined) {
-            problems.push({
-              cluster,
-              hostname: svc.hostname,
-              resource: `${w.namespace}/${w.name}`,
-              message: `${what} port ${p.name || p.port}: workload ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; endpoint skipped`,
-            });
+            problems.push(missingPortProblem(cluster, svc, p, w));
             continue;
           }
           eps.push(workloadEndpoint(svc.hostname, p, target, w, workloadSource(w)));
@@ -384,6 +379,33 @@ function inlineWorkload(spec: WorkloadSpec, cluster: string, defaults: MeshDefau
  */
 const workloadCache = new WeakMap<object, { context: string; workload: Workload; problems: RegistryProblem[] }>();
 
+/** A WorkloadEntry or an auto-registration, before normalization: what a workload of the shard is made from. */
+export type WorkloadSource = { kind: 'WorkloadEntry'; resource: Resource<WorkloadEntrySpec> } | { kind: 'auto'; spec: WorkloadSpec };
+
+function cachedWorkload(cluster: string, defaults: MeshDefaults, src: WorkloadSource, problems: RegistryProblem[]): Workload {
+  const context = `${cluster} ${JSON.stringify(defaults)}`;
+  const from = src.kind === 'auto' ? src.spec : src.resource;
+  let c = workloadCache.get(from);
+  if (!c || c.context !== context) {
+    const own: RegistryProblem[] = [];
+    let workload: Workload;
+    if (src.kind === 'auto') {
+      workload = normalizeWorkload(src.spec, cluster, defaults, 'auto', own);
+    } else {
+      const r = src.resource;
+      workload = normalizeWorkload({ ...r.spec, name: r.metadata.name, namespace: r.metadata.namespace ?? 'default' }, cluster, defaults, 'WorkloadEntry', own);
+    }
+    c = { context, workload, problems: own };
+    workloadCache.set(from, c);
+  }
+  problems.push(...c.problems);
+  return c.workload;
+}
+
+function shadowedProblem(cluster: string, key: string): RegistryProblem {
+  return { cluster, resource: key, message: `auto-registered workload ${key} has the name of a WorkloadEntry, which takes precedence` };
+}
+
 function collectWorkloads(
   cluster: string,
   defaults: MeshDefaults,
@@ -391,32 +413,129 @@ function collectWorkloads(
   auto: Iterable<WorkloadSpec>,
   problems: RegistryProblem[],
 ): Workload[] {
-  const context = `${cluster} ${JSON.stringify(defaults)}`;
-  const cached = (from: object, make: (problems: RegistryProblem[]) => Workload): Workload => {
-    let c = workloadCache.get(from);
-    if (!c || c.context !== context) {
-      const own: RegistryProblem[] = [];
-      c = { context, workload: make(own), problems: own };
-      workloadCache.set(from, c);
-    }
-    problems.push(...c.problems);
-    return c.workload;
-  };
   const byKey = new Map<string, Workload>();
-  for (const r of wles) {
-    const ns = r.metadata.namespace ?? 'default';
-    const w = cached(r, (ps) => normalizeWorkload({ ...r.spec, name: r.metadata.name, namespace: ns }, cluster, defaults, 'WorkloadEntry', ps));
-    byKey.set(`${ns}/${r.metadata.name}`, w);
-  }
+  for (const r of wles) byKey.set(`${r.metadata.namespace ?? 'default'}/${r.metadata.name}`, cachedWorkload(cluster, defaults, { kind: 'WorkloadEntry', resource: r }, problems));
   for (const spec of auto) {
     const key = `${spec.namespace}/${spec.name}`;
     if (byKey.has(key)) {
-      problems.push({ cluster, resource: key, message: `auto-registered workload ${key} has the name of a WorkloadEntry, which takes precedence` });
+      problems.push(shadowedProblem(cluster, key));
       continue;
     }
-    byKey.set(key, cached(spec, (ps) => normalizeWorkload(spec, cluster, defaults, 'auto', ps)));
+    byKey.set(key, cachedWorkload(cluster, defaults, { kind: 'auto', spec }, problems));
   }
   return [...byKey].sort(([a], [b]) => cmp(a, b)).map(([, w]) => w);
+}
+
+/** What a workload key is made of now: the WorkloadEntry if there is one, else the auto-registration. */
+export interface WorkloadInputs {
+  wle?: Resource<WorkloadEntrySpec>;
+  auto?: WorkloadSpec;
+}
+
+const workloadKey = (w: { namespace: string; name: string }): string => `${w.namespace}/${w.name}`;
+const endpointWorkloadKey = (e: Endpoint): string => `${e.serviceAccount.namespace}/${e.workload}`;
+
+/**
+ * A local shard after some workloads changed, without rebuilding it: each changed workload is
+ * replaced in the sorted workload list, and only the services that select it (before or after)
+ * get new endpoint lists, in the order buildShard would give them. Services, ServiceEntries and
+ * defaults must be unchanged (callers rebuild for those). Returns the shard and the hostnames whose
+ * endpoints were recomputed; `problems` keeps buildShard's content, not necessarily its order.
+ */
+export function patchShardWorkloads(
+  prev: Shard,
+  defaults: MeshDefaults,
+  changed: ReadonlyMap<string, WorkloadInputs>,
+): { shard: Shard; hosts: Set<string>; workloads: Set<string> } {
+  const cluster = prev.cluster;
+  const byKey = new Map(prev.workloads.map((w) => [workloadKey(w), w] as const));
+  const workloads = new Set<string>();
+  const hosts = new Set<string>();
+  const next = new Map<string, Workload | undefined>();
+  const own: RegistryProblem[] = [];
+  const shadowMoved = new Set<string>();
+  for (const [key, input] of changed) {
+    let w: Workload | undefined;
+    const mine: RegistryProblem[] = [];
+    if (input.wle) {
+      w = cachedWorkload(cluster, defaults, { kind: 'WorkloadEntry', resource: input.wle }, mine);
+      if (input.auto) mine.push(shadowedProblem(cluster, key));
+    } else if (input.auto) {
+      w = cachedWorkload(cluster, defaults, { kind: 'auto', spec: input.auto }, mine);
+    }
+    const old = byKey.get(key);
+    if (old === w) {
+      // Same workload; only whether an auto-registration hides behind its WorkloadEntry may move.
+      const shadow = shadowedProblem(cluster, key).message;
+      const had = prev.problems.some((p) => p.resource === key && p.message === shadow);
+      if (had !== (input.wle !== undefined && input.auto !== undefined)) shadowMoved.add(key);
+      if (!had && shadowMoved.has(key)) own.push(shadowedProblem(cluster, key));
+      continue;
+    }
+    own.push(...mine);
+    next.set(key, w);
+    workloads.add(key);
+    if (w) byKey.set(key, w);
+    else byKey.delete(key);
+    for (const svc of prev.services.values()) {
+      if (selects(svc, old) || selects(svc, w)) hosts.add(svc.hostname);
+    }
+  }
+  if (workloads.size === 0 && shadowMoved.size === 0) return { shard: prev, hosts, workloads };
+  const dropped = (p: RegistryProblem) =>
+    p.resource !== undefined && (next.has(p.resource) || (shadowMoved.has(p.resource) && p.message === shadowedProblem(cluster, p.resource).message));
+  const problems = [...prev.problems.filter((p) => !dropped(p)), ...own];
+  const endpoints = new Map(prev.endpoints);
+  for (const h of hosts) {
+    const svc = prev.services.get(h)!;
+    let eps = (prev.endpoints.get(h) ?? []).filter((e) => !next.has(endpointWorkloadKey(e)));
+    for (const [key, w] of next) {
+      if (!w || !selects(svc, w)) continue;
+      const add = workloadEndpointsFor(svc, w, problems, cluster);
+      const at = eps.findIndex((e) => cmp(endpointWorkloadKey(e), key) > 0);
+      eps = at < 0 ? [...eps, ...add] : [...eps.slice(0, at), ...add, ...eps.slice(at)];
+    }
+    endpoints.set(h, eps);
+  }
+  return {
+    shard: { cluster, origin: prev.origin, services: prev.services, endpoints, workloads: [...byKey].sort(([a], [b]) => cmp(a, b)).map(([, w]) => w), problems },
+    hosts,
+    workloads,
+  };
+}
+
+/** Whether buildShard would make endpoints of `svc` from workload `w`. */
+function selects(svc: Service, w: Workload | undefined): boolean {
+  if (!w || w.namespace !== svc.namespace || !svc.selector) return false;
+  if (svc.kind === 'Service' && (Object.keys(svc.selector).length === 0 || svc.resolution === 'DNS')) return false;
+  return labelsMatch(svc.selector, w.labels);
+}
+
+/** The endpoints buildShard makes of one selected workload for one service (kube Service or ServiceEntry rules). */
+function workloadEndpointsFor(svc: Service, w: Workload, problems: RegistryProblem[], cluster: string): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const p of svc.ports) {
+    if (svc.kind === 'ServiceEntry') {
+      out.push(workloadEndpoint(svc.hostname, p, w.ports[p.name] ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port), w, w.source));
+      continue;
+    }
+    const target = resolveTargetPort(p.targetPort, w.ports);
+    if (target === undefined) {
+      problems.push(missingPortProblem(cluster, svc, p, w));
+      continue;
+    }
+    out.push(workloadEndpoint(svc.hostname, p, target, w, w.source));
+  }
+  return out;
+}
+
+function missingPortProblem(cluster: string, svc: Service, p: ServicePort, w: Workload): RegistryProblem {
+  return {
+    cluster,
+    hostname: svc.hostname,
+    resource: `${w.namespace}/${w.name}`,
+    message: `Service ${svc.namespace}/${svc.name} port ${p.name || p.port}: workload ${w.namespace}/${w.name} has no port named ${JSON.stringify(p.targetPort)}; endpoint skipped`,
+  };
 }
 
 /** Fills a workload's topology: its own fields, then its topology labels, then the MeshDefaults. */

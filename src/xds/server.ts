@@ -34,7 +34,7 @@ import type {
   NodeMsg,
   StatusMsg,
 } from './protos.js';
-import { PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from '../mesh/typeurls.js';
+import { ENDPOINT_TYPE, PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from '../mesh/typeurls.js';
 
 /** pino-compatible subset, so a pino logger can be passed as is. */
 export interface XdsLogger {
@@ -300,6 +300,13 @@ interface TypeState {
   lastNack?: NackInfo;
   /** SotW: which names the last response carried (`*` for wildcard), to resend on resubscription. */
   sentSelection?: string;
+  /**
+   * SotW EDS: name → resource version the stream was last sent. Envoy keeps the
+   * ClusterLoadAssignments a SotW EDS response leaves out (only LDS and CDS responses are the
+   * whole state), so after the first response only the changed ones are sent (Istio's
+   * incremental EDS): one endpoint change costs bytes proportional to it, not the whole EDS.
+   */
+  sotwSent?: Map<string, string>;
   /** Delta: what the proxy has, name → resource version. */
   clientVersions: Map<string, string>;
 }
@@ -566,6 +573,9 @@ class AdsStream {
     if (!snap) return;
     const resources: AnyMsg[] = [];
     let selection = '*';
+    const incremental = ts.typeUrl === ENDPOINT_TYPE && !ts.wildcard;
+    const sentBefore = incremental ? (ts.sotwSent ??= new Map()) : undefined;
+    const sentNow: [string, string][] = [];
     if (ts.wildcard) {
       for (const r of snap.resources.values()) resources.push(r.any);
     } else {
@@ -573,8 +583,10 @@ class AdsStream {
       for (const n of ts.names) {
         const r = snap.resources.get(n);
         if (!r) continue;
-        resources.push(r.any);
         picked.push(n);
+        if (sentBefore?.get(n) === r.version) continue;
+        resources.push(r.any);
+        sentNow.push([n, r.version]);
       }
       selection = picked.sort().join('\n');
     }
@@ -583,6 +595,11 @@ class AdsStream {
     const response: DiscoveryResponseMsg = { version_info: snap.version, resources, type_url: ts.typeUrl, nonce };
     if (!this.write(response)) return;
     ts.sentSelection = selection;
+    if (sentBefore) {
+      // Names no longer subscribed are forgotten: subscribing again sends them again.
+      for (const n of sentBefore.keys()) if (!ts.names.has(n)) sentBefore.delete(n);
+      for (const [n, v] of sentNow) sentBefore.set(n, v);
+    }
     this.sent(ts, snap.version, nonce, response, resources.length, 0);
   }
 

@@ -6,7 +6,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
-import { channel, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
 
@@ -115,5 +115,54 @@ describe('mesh settings are re-read live', () => {
     await waitUntil(() => inSync(plane.cp, p.id), 'new proxy in sync');
     assert.ok(plane.logs.some((l) => l.msg === 'mesh settings changed' && l['network'] === 'network2'));
     p.close();
+  });
+});
+
+describe('after a start, config waits for the registry to settle', () => {
+  const PEER = 'apiVersion: mesh.isle.dev/v1alpha1\nkind: RemoteCluster\nmetadata:\n  name: cluster-2\nspec:\n  address: 127.0.0.1:9\n  discoveryOnly: true\n';
+
+  it('a proxy connecting while a peer has not synced is registered but gets no config; it gets all of it once the registry settles', async () => {
+    const dir = configDir({ 'peer.yaml': PEER });
+    const plane = await startPlane({ configDir: dir, plaintextListen: '127.0.0.1:0', settleTimeoutMs: 600_000, peerBackoff: () => 60_000 });
+    assert.equal(plane.cp.pusher.settled, false);
+    const p = new SimProxy('delta', channel(plane.cp.addresses.plaintext!), sidecarNode(80, { serviceAccount: 'helloworld', labels: { app: 'helloworld' }, ip: '127.1.0.80' }));
+    await waitUntil(() => plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.address === '127.1.0.80'), 'registered while held');
+    await waitUntil(() => plane.cp.xdsServers[1]!.status().some((s) => s.node.id === p.id), 'stream open');
+    assert.equal(plane.cp.cache.getSnapshot(p.id), undefined, 'no config while held');
+    assert.equal(p.received.length, 0);
+    // The peer goes away from config: nothing left to wait for.
+    unlinkSync(join(dir, 'peer.yaml'));
+    await waitUntil(() => plane.cp.pusher.settled && inSync(plane.cp, p.id), 'settled and in sync', 15_000);
+    assert.ok(plane.logs.some((l) => l.msg === 'registry settled: pushing held proxies' && l['proxies'] === 1));
+    p.close();
+  });
+});
+
+describe('the push queue bounds pushes in flight', () => {
+  it('with room for 2, an endpoint push to 6 proxies never has more than 2 (+1 of the current chunk) unanswered; all 6 get it', async () => {
+    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlight: 2, pushChunkSize: 1 });
+    const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(100 + i)));
+    await waitUntil(() => ps.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all in sync');
+    const xds = plane.cp.xdsServers[1]!;
+    const outstanding = new Map<string, Map<string, string>>();
+    let most = 0;
+    const offs = [
+      xds.on('send', (e) => {
+        const m = outstanding.get(e.nodeId) ?? new Map<string, string>();
+        m.set(e.typeUrl, e.nonce);
+        outstanding.set(e.nodeId, m);
+        most = Math.max(most, [...outstanding.values()].filter((x) => x.size > 0).length);
+      }),
+      xds.on('ack', (e) => {
+        const m = outstanding.get(e.nodeId);
+        if (m?.get(e.typeUrl) === e.nonce) m.delete(e.typeUrl);
+      }),
+    ];
+    const before = new Map(ps.map((p) => [p.id, plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version]));
+    writeFileSync(join(plane.configDir, 'hw-q.yaml'), workloadEntryYaml('helloworld-q', '127.1.0.77'));
+    await waitUntil(() => ps.every((p) => plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version !== before.get(p.id) && inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all 6 pushed and in sync');
+    for (const off of offs) off();
+    assert.ok(most >= 1 && most <= 3, `at most 3 proxies had unanswered responses at once (saw ${most})`);
+    for (const p of ps) p.close();
   });
 });

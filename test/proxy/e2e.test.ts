@@ -13,18 +13,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
-  configDir,
   HELLOWORLD_YAML,
   configDump,
   curlProxy,
   getText,
-  makeMesh,
-  startApp,
   startControlPlane,
+  startHelloSleep,
   startProxy,
   waitFor,
   workloadEntryYaml,
-  type App,
   type Child,
   type Mesh,
   type ProxyChild,
@@ -43,20 +40,11 @@ let mesh: Mesh;
 let dir: string;
 let cp: Child;
 let cpAddress: string;
-let app: App;
 let hello: ProxyChild;
 let sleep: ProxyChild;
 
 before(async () => {
-  mesh = await makeMesh();
-  dir = configDir();
-  ({ child: cp, address: cpAddress } = await startControlPlane(mesh, dir));
-  app = await startApp('helloworld-v1');
-  // The helloworld sidecar registers itself (label app=helloworld), so it becomes the endpoint.
-  [hello, sleep] = await Promise.all([
-    startProxy({ mesh, controlPlane: cpAddress, ip: HELLO_IP, serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'v1' }, appPorts: { 5000: app.port } }),
-    startProxy({ mesh, controlPlane: cpAddress, ip: SLEEP_IP, serviceAccount: 'sleep', labels: { app: 'sleep' } }),
-  ]);
+  ({ mesh, dir, cp, cpAddress, hello, sleep } = await startHelloSleep({ hello: HELLO_IP, sleep: SLEEP_IP }));
 });
 
 after(() => {

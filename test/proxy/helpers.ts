@@ -156,8 +156,8 @@ export interface ControlPlaneChild extends Child {
   address: string;
 }
 
-export async function startControlPlane(mesh: Mesh, config: string, listen = '127.0.0.1:0'): Promise<{ child: Child; address: string }> {
-  const child = new Child(['control-plane', '--config', config, '--ca', mesh.caDir, '--listen', listen, '--debug-listen', '127.0.0.1:0', '--log-level', 'warn']);
+export async function startControlPlane(mesh: Mesh, config: string, listen = '127.0.0.1:0', extra: string[] = []): Promise<{ child: Child; address: string }> {
+  const child = new Child(['control-plane', '--config', config, '--ca', mesh.caDir, '--listen', listen, '--debug-listen', '127.0.0.1:0', '--log-level', 'warn', ...extra]);
   const m = await child.line(/^xds\+ca mtls (\S+)$/m);
   return { child, address: m[1]! };
 }
@@ -210,6 +210,47 @@ export async function startProxy(a: ProxyArgs): Promise<ProxyChild> {
   const listeners = new Map<string, string>();
   for (const m of child.stdout.matchAll(/^listener (\S+) \S+ (\S+)$/gm)) listeners.set(m[1]!, m[2]!);
   return { child, admin, health, listeners };
+}
+
+export interface HelloSleep {
+  mesh: Mesh;
+  dir: string;
+  cp: Child;
+  cpAddress: string;
+  app: App;
+  /** The helloworld sidecar: it registers itself (label app=helloworld), so it is the endpoint. */
+  hello: ProxyChild;
+  /** The client sidecar. */
+  sleep: ProxyChild;
+}
+
+/** A control plane, the helloworld app behind its sidecar, and a sleep sidecar: the usual end-to-end cast. */
+export async function startHelloSleep(ips: { hello: string; sleep: string }): Promise<HelloSleep> {
+  const mesh = await makeMesh();
+  const dir = configDir();
+  const { child: cp, address: cpAddress } = await startControlPlane(mesh, dir);
+  const app = await startApp('helloworld-v1');
+  const [hello, sleep] = await Promise.all([
+    startProxy({ mesh, controlPlane: cpAddress, ip: ips.hello, serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'v1' }, appPorts: { 5000: app.port } }),
+    startProxy({ mesh, controlPlane: cpAddress, ip: ips.sleep, serviceAccount: 'sleep', labels: { app: 'sleep' } }),
+  ]);
+  return { mesh, dir, cp, cpAddress, app, hello, sleep };
+}
+
+/** The proxy's xDS connection as its admin reports it. */
+export async function xdsState(p: ProxyChild): Promise<{ connected: boolean; connects: number }> {
+  const x = (await configDump(p))['xds'] as { connected: boolean; connects: number };
+  return { connected: x.connected, connects: x.connects };
+}
+
+/** Waits until every proxy is connected again, each after more connects than `before` counted. */
+export async function waitReconnected(proxies: ProxyChild[], before: { connects: number }[]): Promise<void> {
+  await waitFor(
+    'every sidecar reconnected',
+    async () => (await Promise.all(proxies.map(xdsState))).every((x, i) => x.connected && x.connects > before[i]!.connects),
+    30_000,
+    100,
+  );
 }
 
 /** Current listeners printed by a proxy. */

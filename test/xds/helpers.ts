@@ -4,6 +4,7 @@
  * error_detail and the previous version), built on grpc-js and the same protos.
  */
 import * as grpc from '@grpc/grpc-js';
+import { WILDCARD_TYPES } from '../../src/mesh/typeurls.js';
 import {
   adsServiceDefinition,
   decodeResource,
@@ -182,7 +183,8 @@ export class SotwClient {
   }
 
   ack(r: DiscoveryResponseMsg): void {
-    const m = new Map<string, Record<string, unknown>>();
+    // LDS/CDS responses are the whole state; EDS/RDS/SDS ones may carry only what changed.
+    const m = WILDCARD_TYPES.has(r.type_url) ? new Map<string, Record<string, unknown>>() : new Map(this.state.get(r.type_url));
     for (const a of r.resources) {
       const d = decodeResource(a);
       m.set(String(d['name'] ?? d['cluster_name']), d);

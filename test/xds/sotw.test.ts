@@ -183,7 +183,7 @@ test('SotW: a NACK is recorded and logged, the rejected version is not resent, a
   c.close();
 });
 
-test('SotW: EDS honours resource names; a wider subscription is answered at the same version', async (t) => {
+test('SotW: EDS honours resource names; a wider subscription is answered at the same version with what is new (incremental EDS)', async (t) => {
   const h = await startServer();
   t.after(() => h.close());
   h.cache.setResources('n1', ENDPOINT_TYPE, 'e1', [
@@ -199,8 +199,22 @@ test('SotW: EDS honours resource names; a wider subscription is answered at the 
   c.request(ENDPOINT_TYPE, ['c1', 'c2', 'missing']);
   const r2 = await c.next(ENDPOINT_TYPE);
   assert.equal(r2.version_info, 'e1');
-  assert.deepEqual(r2.resources.map((a) => decodeResource(a)['cluster_name']).sort(), ['c1', 'c2']);
+  // c1 was sent already and has not changed: a SotW EDS response need not repeat it (Envoy keeps it).
+  assert.deepEqual(r2.resources.map((a) => decodeResource(a)['cluster_name']).sort(), ['c2']);
   c.ack(r2);
+  // One CLA changes: only it is sent.
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e2', [endpoints('c1', ['10.0.0.9']), endpoints('c2', ['10.0.0.2']), endpoints('c3', ['10.0.0.3'])]);
+  const r3 = await c.next(ENDPOINT_TYPE);
+  assert.equal(r3.version_info, 'e2');
+  assert.deepEqual(r3.resources.map((a) => decodeResource(a)['cluster_name']), ['c1']);
+  c.ack(r3);
+  assert.deepEqual([...c.state.get(ENDPOINT_TYPE)!.keys()].sort(), ['c1', 'c2'], 'the client kept c2');
+  // Unsubscribed names are forgotten: subscribing again sends them again.
+  c.request(ENDPOINT_TYPE, ['c1']);
+  c.ack(await c.next(ENDPOINT_TYPE));
+  c.request(ENDPOINT_TYPE, ['c1', 'c2']);
+  const r5 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(r5.resources.map((a) => decodeResource(a)['cluster_name']), ['c2']);
   c.close();
 });
 

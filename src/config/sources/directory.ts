@@ -5,8 +5,8 @@ import { basename, join, relative, resolve } from 'node:path';
 import { IsleError } from '../../errors.js';
 import { listConfigFiles } from '../load.js';
 import { parseConfigText } from '../parse.js';
-import { resourceKey, type ConfigError, type Resource, type ResourceKey } from '../types.js';
-import { deepFreeze, EMPTY_SNAPSHOT, notifyAll, type ConfigSource, type SnapshotListener, type SourceSnapshot } from './source.js';
+import type { ConfigError, Resource } from '../types.js';
+import { EMPTY_SNAPSHOT, mergeFiles, nextContribution, notifyAll, type ConfigSource, type SnapshotListener, type SourceSnapshot } from './source.js';
 
 /** The time functions DirectorySource uses, injectable so that tests can drive the debounce. */
 export interface SourceTimers {
@@ -359,16 +359,7 @@ export class DirectorySource implements ConfigSource {
     errors: readonly ConfigError[],
   ): boolean {
     const display = this.display(abs);
-    const good = resources ? resources.map((r) => deepFreeze(r)) : (prev?.good ?? []);
-    const allErrors = [...errors];
-    if (!resources && good.length > 0) {
-      allErrors.push({
-        severity: 'warning',
-        file: display,
-        message: `has errors; still serving its last good version (${good.length} resource${good.length === 1 ? '' : 's'})`,
-      });
-    }
-    this.state.set(abs, { display, ...meta, good, errors: allErrors });
+    this.state.set(abs, { display, ...meta, ...nextContribution(display, prev?.good, resources, errors) });
     return true;
   }
 
@@ -385,30 +376,10 @@ export class DirectorySource implements ConfigSource {
   /** Rebuilds the snapshot: files in sorted path order, the first definition of a key wins. */
   private publish(): void {
     const files = [...this.state.values()].sort((a, b) => compare(a.display, b.display));
-    const resources = new Map<ResourceKey, Resource>();
     const errors: ConfigError[] = this.rootError ? [this.rootError] : [];
     errors.push(...this.watchProblems.values());
-    for (const f of files) {
-      errors.push(...f.errors);
-      for (const r of f.good) {
-        const key = resourceKey(r);
-        const first = resources.get(key);
-        if (first) {
-          errors.push({
-            severity: 'error',
-            file: r.source.file,
-            line: r.source.line,
-            kind: r.kind,
-            namespace: r.metadata.namespace,
-            name: r.metadata.name,
-            message: `defined again; the definition at ${first.source.file}:${first.source.line} wins`,
-          });
-          continue;
-        }
-        resources.set(key, r);
-      }
-    }
-    this.current = Object.freeze({ resources, errors: Object.freeze(errors) });
+    const merged = mergeFiles(files, errors);
+    this.current = Object.freeze({ resources: merged.resources, errors: Object.freeze(merged.errors) });
     if (!this.stopped) notifyAll(this.listeners, [this.current]);
   }
 

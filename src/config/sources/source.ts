@@ -1,4 +1,4 @@
-import type { ConfigError, Resource, ResourceKey } from '../types.js';
+import { errorAt, resourceKey, type ConfigError, type Resource, type ResourceKey } from '../types.js';
 
 /**
  * Everything a source holds at one moment. Sources hand over whole snapshots rather than deltas so
@@ -66,4 +66,41 @@ export function notifyAll<A extends unknown[]>(
       onError(err);
     }
   }
+}
+
+/** One file's contribution to a snapshot: its last good resources and its current problems. */
+export interface FileContribution {
+  readonly good: readonly Resource[];
+  readonly errors: readonly ConfigError[];
+}
+
+/**
+ * Files (already in path order) into one snapshot's content: the first definition of a key wins;
+ * a later one is an error naming where the winner is.
+ */
+export function mergeFiles(files: readonly FileContribution[], errors: ConfigError[] = []): { resources: Map<ResourceKey, Resource>; errors: ConfigError[] } {
+  const resources = new Map<ResourceKey, Resource>();
+  for (const f of files) {
+    errors.push(...f.errors);
+    for (const r of f.good) {
+      const key = resourceKey(r);
+      const first = resources.get(key);
+      if (first) {
+        errors.push(errorAt(r, `defined again; the definition at ${first.source.file}:${first.source.line} wins`));
+        continue;
+      }
+      resources.set(key, r);
+    }
+  }
+  return { resources, errors };
+}
+
+/** A file's new contribution; `resources` undefined means "invalid: keep the last good ones" (and say so). */
+export function nextContribution(file: string, prevGood: readonly Resource[] | undefined, resources: readonly Resource[] | undefined, errors: readonly ConfigError[]): FileContribution {
+  const good = resources ? resources.map((r) => deepFreeze(r)) : (prevGood ?? []);
+  const all = [...errors];
+  if (!resources && good.length > 0) {
+    all.push({ severity: 'warning', file, message: `has errors; still serving its last good version (${good.length} resource${good.length === 1 ? '' : 's'})` });
+  }
+  return { good, errors: all };
 }

@@ -105,6 +105,10 @@ export class XdsState extends ResourceStore<ProxyResources> {
         const before = new Set(this.resolveErrors(new Map()));
         return this.resolveErrors(new Map([[typeUrl, candidate]])).filter((e) => !before.has(e) && !WARMING.test(e));
       },
+      // Only LDS and CDS responses are the whole state. An EDS/RDS/SDS SotW response may carry
+      // just what changed (the control plane's incremental EDS); pruning drops what nobody
+      // subscribes to any more.
+      partialSotw: new Set([ENDPOINT_TYPE, ROUTE_TYPE, SECRET_TYPE]),
       ...(opts.now ? { now: opts.now } : {}),
     });
     this.localSecrets = opts.localSecrets ?? (() => []);

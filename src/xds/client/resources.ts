@@ -82,6 +82,12 @@ export interface ResourceStoreOptions<M> {
   /** Errors the candidate set of `typeUrl` introduces against the other types; [] when none. */
   crossCheck?: (typeUrl: string, candidate: ReadonlyMap<string, AcceptedResource>) => string[];
   now?: () => number;
+  /**
+   * Types whose SotW responses may carry only what changed (Envoy: every type but LDS and CDS;
+   * the control plane's incremental EDS relies on it): what such a response leaves out is kept.
+   * Other types' SotW responses are the whole state. Default: none.
+   */
+  partialSotw?: ReadonlySet<string>;
 }
 
 function errText(e: unknown): string {
@@ -92,6 +98,7 @@ export class ResourceStore<M> {
   readonly types = new Map<string, TypeState>();
   readonly typeUrls: readonly (keyof M & string)[];
   protected readonly now: () => number;
+  private readonly partialSotw: ReadonlySet<string>;
   private readonly decoders: DecoderTable<M>;
   private readonly crossCheck: ResourceStoreOptions<M>['crossCheck'];
 
@@ -99,6 +106,7 @@ export class ResourceStore<M> {
     this.decoders = opts.decoders;
     this.crossCheck = opts.crossCheck;
     this.now = opts.now ?? Date.now;
+    this.partialSotw = opts.partialSotw ?? new Set();
     this.typeUrls = opts.order ?? (Object.keys(opts.decoders) as (keyof M & string)[]);
     for (const t of this.typeUrls) this.types.set(t, { typeUrl: t, accepted: new Map(), version: '', received: false, acceptedAt: undefined, lastRejected: undefined });
   }
@@ -172,7 +180,11 @@ export class ResourceStore<M> {
 
     let candidate: Map<string, AcceptedResource>;
     const removed: string[] = [];
-    if (update.kind === 'sotw') {
+    if (update.kind === 'sotw' && this.partialSotw.has(typeUrl)) {
+      for (const any of update.resources) decodeOne(any, undefined, update.version);
+      candidate = new Map(t.accepted);
+      for (const [n, r] of fresh) candidate.set(n, r);
+    } else if (update.kind === 'sotw') {
       for (const any of update.resources) decodeOne(any, undefined, update.version);
       candidate = fresh;
       for (const n of t.accepted.keys()) if (!fresh.has(n)) removed.push(n);

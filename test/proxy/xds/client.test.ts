@@ -255,6 +255,17 @@ describe('XdsState', () => {
     assert.equal(s.type(CLUSTER_TYPE).version, '2');
   });
 
+  test('SotW: CDS is the whole state, an EDS response may carry only what changed (incremental EDS)', () => {
+    const s = new XdsState();
+    assert.ok(s.handle(CLUSTER_TYPE, { kind: 'sotw', version: '1', resources: [cluster('a').any, cluster('b').any] }, 'n').ack);
+    assert.ok(s.handle(ENDPOINT_TYPE, { kind: 'sotw', version: '1', resources: [cla('a', 1).any, cla('b', 2).any] }, 'n').ack);
+    assert.ok(s.handle(ENDPOINT_TYPE, { kind: 'sotw', version: '2', resources: [cla('a', 3).any] }, 'n').ack);
+    assert.deepEqual([...s.type(ENDPOINT_TYPE).accepted.keys()].sort(), ['a', 'b'], 'b kept');
+    assert.ok(s.handle(CLUSTER_TYPE, { kind: 'sotw', version: '2', resources: [cluster('a').any] }, 'n').ack);
+    assert.deepEqual([...s.type(CLUSTER_TYPE).accepted.keys()], ['a'], 'a CDS response replaces');
+    assert.deepEqual([...s.type(ENDPOINT_TYPE).accepted.keys()], ['a'], "the removed cluster's EDS is pruned");
+  });
+
   test('an update that breaks cross-resource rules (validate_clusters) is rejected; warming is not an error', () => {
     const s = new XdsState();
     s.handle(CLUSTER_TYPE, { kind: 'sotw', version: '1', resources: [cluster('a').any] }, 'n');

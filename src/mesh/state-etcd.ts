@@ -1,0 +1,189 @@
+/**
+ * The StateStore on etcd (`--store etcd://host:port[,host:port…]`): what control-plane replicas
+ * of one cluster share. Every key lives under `/isle/state/`; a record is JSON `{"v", "x"?}` as in
+ * the file engine.
+ *
+ * Expiry: a record with `expiresAt` is attached to an etcd lease of its remaining time (rounded up
+ * to whole seconds, etcd's unit), so etcd deletes it even when no replica is left to do so; reads
+ * also check `x`, so a record is gone at `expiresAt` exactly, not up to a second later.
+ *
+ * putIfAbsent is one etcd transaction: it compares the key's create revision (absent) or, for a
+ * record that expired but whose lease has not fired yet, its mod revision; two replicas racing
+ * for the same token id cannot both win.
+ */
+import { Etcd3, type IOptions, type Lease } from 'etcd3';
+import { formatHostPort, parseHostPort } from '../config/hostport.js';
+import { IsleError } from '../errors.js';
+import type { PutOptions, WatchableStore } from './state.js';
+
+const PREFIX = '/isle/state/';
+
+interface Entry {
+  v: string;
+  x?: number;
+}
+
+/** `etcd://h1:2379,h2:2379` → `['http://h1:2379', 'http://h2:2379']`; a clear error otherwise. */
+export function parseEtcdUrl(url: string): string[] {
+  const m = /^etcd:\/\/([^/?#\s]+)\/?$/.exec(url.trim());
+  if (!m) throw new IsleError('ERR_USAGE', `--store: ${JSON.stringify(url)} is not an etcd address (use etcd://host:port[,host:port…])`);
+  return m[1]!.split(',').map((member) => {
+    const hp = parseHostPort(member);
+    if (!hp) throw new IsleError('ERR_USAGE', `--store: invalid etcd member ${JSON.stringify(member)} in ${url} (use host:port)`);
+    return `http://${formatHostPort(hp.host, hp.port)}`;
+  });
+}
+
+export interface EtcdStateStoreOptions {
+  /** Wall clock (ms since the epoch). */
+  now?: () => number;
+  /** Per-call deadline (default 5 s): a lost quorum is an error, never a hang. */
+  timeoutMs?: number;
+  /** Extra etcd3 client options (tests). */
+  client?: Partial<IOptions>;
+  /** TTL of this process's lease for `ephemeral` records (default 10 s): how long they outlive a crash. */
+  sessionTtlSeconds?: number;
+}
+
+export class EtcdStateStore implements WatchableStore {
+  private readonly client: Etcd3;
+  private readonly now: () => number;
+  private readonly timeoutMs: number;
+  private readonly sessionTtl: number;
+  private session: Lease | undefined;
+
+  constructor(
+    readonly url: string,
+    opts: EtcdStateStoreOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.sessionTtl = opts.sessionTtlSeconds ?? 10;
+    this.client = new Etcd3({ hosts: parseEtcdUrl(url), dialTimeout: this.timeoutMs, ...opts.client });
+  }
+
+  /** Opens the store and proves it answers (a start with an unreachable etcd fails in one line). */
+  static async open(url: string, opts: EtcdStateStoreOptions = {}): Promise<EtcdStateStore> {
+    const s = new EtcdStateStore(url, opts);
+    try {
+      await s.call(() => s.client.get(`${PREFIX}.probe`).string());
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  private deadline(): { deadline: number } {
+    return { deadline: Date.now() + this.timeoutMs };
+  }
+
+  private async call<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw new IsleError('ERR_STATE', `etcd ${this.url}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private decode(text: string | null | undefined): Entry | undefined {
+    if (text === null || text === undefined) return undefined;
+    let e: Entry;
+    try {
+      e = JSON.parse(text) as Entry;
+    } catch {
+      return undefined;
+    }
+    if (typeof e?.v !== 'string') return undefined;
+    return e.x !== undefined && e.x <= this.now() ? undefined : e;
+  }
+
+  private encode(value: string, opts: PutOptions): string {
+    return JSON.stringify(opts.expiresAt === undefined ? { v: value } : { v: value, x: opts.expiresAt });
+  }
+
+  /** A lease that ends at `expiresAt` (whole seconds, at least 1), or undefined for no expiry. */
+  private async leaseFor(opts: PutOptions): Promise<string | undefined> {
+    if (opts.ephemeral && opts.expiresAt === undefined) {
+      // One lease for all of this process's ephemeral records, kept alive by the client: one
+      // keep-alive per TTL/3 whatever the number of records.
+      if (!this.session) {
+        const lease = this.client.lease(this.sessionTtl, { autoKeepAlive: true });
+        // Lost (etcd unreachable longer than the TTL): its records are gone; the next ephemeral
+        // put starts a new lease.
+        lease.on('lost', () => {
+          if (this.session === lease) this.session = undefined;
+        });
+        this.session = lease;
+      }
+      return this.session.grant();
+    }
+    if (opts.expiresAt === undefined) return undefined;
+    const ttl = Math.max(1, Math.ceil((opts.expiresAt - this.now()) / 1000));
+    const r = await this.client.leaseClient.leaseGrant({ TTL: ttl }, this.deadline());
+    return String(r.ID);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.call(async () => this.decode(await this.client.get(PREFIX + key).options(this.deadline()).string())?.v);
+  }
+
+  async put(key: string, value: string, opts: PutOptions = {}): Promise<void> {
+    await this.call(async () => {
+      const lease = await this.leaseFor(opts);
+      const b = this.client.put(PREFIX + key).value(this.encode(value, opts)).options(this.deadline());
+      await (lease !== undefined ? b.lease(lease) : b).exec();
+    });
+  }
+
+  async putIfAbsent(key: string, value: string, opts: PutOptions = {}): Promise<boolean> {
+    return this.call(async () => {
+      const k = PREFIX + key;
+      const cur = await this.client.get(k).options(this.deadline()).exec();
+      const kv = cur.kvs[0];
+      if (kv && this.decode(kv.value.toString()) !== undefined) return false;
+      const lease = await this.leaseFor(opts);
+      const put = this.client.put(k).value(this.encode(value, opts));
+      const txn = kv ? this.client.if(k, 'Mod', '==', Number(kv.mod_revision)) : this.client.if(k, 'Create', '==', 0);
+      const r = await txn
+        .options(this.deadline())
+        .then(lease !== undefined ? put.lease(lease) : put)
+        .commit();
+      return r.succeeded;
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call(() => this.client.delete().key(PREFIX + key).options(this.deadline()).exec());
+  }
+
+  async list(prefix: string): Promise<Map<string, string>> {
+    return this.call(async () => {
+      const all = await this.client.getAll().prefix(PREFIX + prefix).options(this.deadline()).strings();
+      const out = new Map<string, string>();
+      for (const k of Object.keys(all).sort()) {
+        const e = this.decode(all[k]);
+        if (e) out.set(k.slice(PREFIX.length), e.v);
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Calls `listener` with the key (without the store prefix) of every record under `prefix` that
+   * another writer (or this one) puts or deletes; what other replicas do reaches us this way.
+   */
+  async watch(prefix: string, listener: (key: string, value: string | undefined) => void): Promise<() => Promise<void>> {
+    const w = await this.call(() => this.client.watch().prefix(PREFIX + prefix).create());
+    w.on('put', (kv) => listener(kv.key.toString().slice(PREFIX.length), this.decode(kv.value.toString())?.v));
+    w.on('delete', (kv) => listener(kv.key.toString().slice(PREFIX.length), undefined));
+    return () => w.cancel();
+  }
+
+  async close(): Promise<void> {
+    // The session lease is not revoked: a stopping replica's registrations outlive it by the lease
+    // TTL, like a crashed one's, so proxies moving to another replica find their workloads there.
+    this.session?.release();
+    this.client.close();
+  }
+}
