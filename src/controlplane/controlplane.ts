@@ -342,7 +342,7 @@ export class ControlPlane {
     if (!addrs.plaintext) return { main };
     const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
     this.xdsServers.push(plain);
-    this.pusher.attach(plain);
+    this.pusher.attach(plain, { trustMetadata: true });
     const plaintext = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
     this.grpcServers.push(plaintext);
     plain.addToServer(plaintext);

@@ -111,6 +111,7 @@ function proxyArgs(o: {
   namespace: string;
   serviceAccount: string;
   labels: Record<string, string>;
+  workloadGroup?: string;
   appPort?: [number, string];
   logLevel: string;
 }): string[] {
@@ -131,6 +132,7 @@ function proxyArgs(o: {
     '--health', `${o.ip}:15021`,
     '--log-level', o.logLevel,
     ...(labels ? ['--labels', labels] : []),
+    ...(o.workloadGroup ? ['--workload-group', o.workloadGroup] : []),
     ...(o.appPort ? ['--app-port', `${o.appPort[0]}=${o.appPort[1].split(':').pop()}`] : []),
   ];
 }
@@ -209,7 +211,7 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({
     name: `${w.cluster}-${w.name}-sidecar`,
-    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
     ready: /^ready/,
     ...(c.netns ? { netns: c.netns } : {}),
   });

@@ -6,7 +6,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
-import { channel, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { channel, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
 
@@ -73,7 +73,10 @@ describe('push pipeline', () => {
   it('a sidecar is auto-registered on connect (its endpoint reaches the others) and removed on disconnect', async () => {
     const watcher = proxies[1]!;
     await waitUntil(() => inSync(plane.cp, watcher.id), 'watcher in sync');
-    const hw = open(50, 'sotw', sidecarNode(50, { serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'v9' }, ip: '127.1.0.50' }));
+    // Labels come from the WorkloadGroup of the proxy's identity, not from what it claims.
+    writeFileSync(join(plane.configDir, 'hw-group.yaml'), workloadGroupYaml('helloworld-v9', 'helloworld', { app: 'helloworld', version: 'v9' }));
+    await waitUntil(() => plane.cp.store.get('WorkloadGroup', 'default', 'helloworld-v9') !== undefined, 'group loaded');
+    const hw = open(50, 'sotw', sidecarNode(50, { serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'claimed' }, ip: '127.1.0.50' }));
     const has50 = () => plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.address === '127.1.0.50');
     await waitUntil(() => has50() && inSync(plane.cp, hw.id) && inSync(plane.cp, watcher.id) && !plane.cp.pusher.busy, 'registered and pushed');
     const ep = plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').find((e) => e.address === '127.1.0.50')!;
