@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
 import type { DestinationRuleSpec, VirtualServiceSpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
-import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
+import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
@@ -50,7 +50,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy']);
 
 interface ProxyEntry {
   readonly key: string;
@@ -268,7 +268,7 @@ export class Pusher {
         group: groupOf(status.node.metadata),
         address: base.ip,
         connectionAddress: trustMetadata ? undefined : status.peer,
-        cluster: this.o.mesh().clusterName,
+        cluster: this.o.mesh.current().clusterName,
       };
       this.register(entry);
     }
@@ -346,6 +346,7 @@ export class Pusher {
       virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
       peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
+      authorizationPolicies: this.o.store.list('AuthorizationPolicy') as Resource<AuthorizationPolicySpec>[],
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),
     });

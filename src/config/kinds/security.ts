@@ -29,8 +29,18 @@ const peerAuthenticationSpec = obj(
   },
 );
 
+export interface PolicyTargetReference {
+  group?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
 export interface AuthorizationPolicySpec {
   selector?: WorkloadSelector;
+  /** Accepted by the schema; Isle does not enforce them (analyze error; such policies are not pushed). */
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
   action?: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
   provider?: { name: string };
   rules?: {
