@@ -12,6 +12,8 @@ interface ControlPlaneFlags {
   plaintextListen?: string;
   eastWestGateway: string[];
   central?: string;
+  stateDir?: string;
+  maxUnauthenticated?: string;
   logLevel: string;
 }
 
@@ -36,6 +38,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
     .option('--east-west-gateway <addr>', "this network's east-west gateway as other networks dial it (host:15443; repeatable); connected gateway proxies are added automatically", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--central <addr>', "run as a remote control plane of this cluster: mesh resources come from the central control plane at host:port (its :15012) and win over local files; this cluster's services are pushed to it over the same mTLS connection")
+    .option('--state-dir <dir>', 'durable state: used token ids, certificate lineage (default <config>/../.isle-state/<config dir name>)')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .action(async (o: ControlPlaneFlags) => {
       const { IsleError } = await import('../errors.js');
@@ -58,6 +61,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
         ...(o.plaintextListen !== undefined ? { plaintextListen: o.plaintextListen } : {}),
         eastWestGateways: o.eastWestGateway,
         ...(o.central !== undefined ? { central: o.central } : {}),
+        ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
         logger,
       });
       const a = cp.addresses;

@@ -12,11 +12,13 @@
  * Every port is configurable (`0` = ephemeral) and `addresses` reports what was bound.
  */
 import * as grpc from '@grpc/grpc-js';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { ConfigStore } from '../config/store.js';
-import { formatConfigError, type ConfigError } from '../config/types.js';
+import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
+import { parseDuration } from '../config/schema.js';
 import { IsleError, isIsleError } from '../errors.js';
 import { loadCaDir, validateClusterName, type IssuingCa } from '../pki/index.js';
 import { AutoRegistry } from '../registry/autoregister.js';
@@ -37,6 +39,10 @@ import { CentralLink, CentralServer, describeServerTlsFailure, observeTlsFailure
 import { MemorySource } from '../config/sources/memory.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import { EAST_WEST_PORT } from '../generate/network.js';
+import { FileStateStore, type StateStore } from '../mesh/state.js';
+import type { WorkloadEntrySpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
+import { identityHasRegistration } from '../registry/workloadgroup.js';
+import { DEFAULT_MAX_IDENTITY_LIFETIME_MS } from './certservice.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
 export const DEFAULT_DEBUG_LISTEN = '127.0.0.1:15014';
@@ -79,6 +85,20 @@ export interface ControlPlaneOptions {
    * services are pushed to it over the same connection.
    */
   central?: string;
+  /**
+   * Durable state (used bootstrap token ids, certificate lineage): `<dir>/state.json`. Default
+   * `<configDir>/../.isle-state/<name of configDir>`: outside the watched config directory, one
+   * per config directory so control planes sharing a parent never share a file.
+   */
+  stateDir?: string;
+  /** Or a ready state store (tests); wins over stateDir. */
+  state?: StateStore;
+}
+
+/** The default state directory of a config directory (see ControlPlaneOptions.stateDir). */
+export function defaultStateDir(configDir: string): string {
+  const abs = resolve(configDir);
+  return join(dirname(abs), '.isle-state', basename(abs));
 }
 
 interface ListenAddresses {
@@ -143,6 +163,7 @@ export class ControlPlane {
   ca!: IssuingCa;
   /** The mesh settings every part reads (MeshConfig + flags), followed live. */
   mesh!: MeshSettingsResolver;
+  state!: StateStore;
   cluster = '';
   trustDomain = '';
   registry!: Registry;
@@ -232,6 +253,8 @@ export class ControlPlane {
   private async setupCa(): Promise<void> {
     const given = this.opts.trustDomain ?? pickMeshConfig(this.store.list('MeshConfig'))?.spec.trustDomain;
     this.ca = await loadCaDir(this.opts.caDir, given !== undefined ? { trustDomain: given } : {});
+    // The durable state (used token ids, certificate lineage; ADR 0041).
+    this.state = this.opts.state ?? new FileStateStore(this.opts.stateDir ?? defaultStateDir(this.opts.configDir));
   }
 
   private async setupConfig(): Promise<void> {
@@ -335,6 +358,15 @@ export class ControlPlane {
         ca: this.ca,
         cluster: this.cluster,
         trustDomain: this.trustDomain,
+        now: () => new Date((this.opts.now ?? Date.now)()),
+        state: this.state,
+        // Read live from the store: deleting a WorkloadGroup/WorkloadEntry refuses the next renewal at once.
+        identityAllowed: (ns, sa) =>
+          identityHasRegistration(ns, sa, this.store.list('WorkloadGroup') as Resource<WorkloadGroupSpec>[], this.store.list('WorkloadEntry') as Resource<WorkloadEntrySpec>[]),
+        maxIdentityLifetimeMs: () => {
+          const v = pickMeshConfig(this.store.list('MeshConfig'))?.spec.maxIdentityLifetime;
+          return (v !== undefined ? parseDuration(v) : undefined) ?? DEFAULT_MAX_IDENTITY_LIFETIME_MS;
+        },
         onIssued: (e) => caLog.info({ spiffeId: e.spiffeId, serial: e.serialNumber, notAfter: e.notAfter.toISOString(), via: e.via, jti: e.jti, peer: e.peer }, 'certificate issued'),
         onRefused: (e) => caLog.warn({ code: grpc.status[e.code], reason: e.reason, message: e.message, peer: e.peer }, 'certificate refused'),
       }),
@@ -528,6 +560,7 @@ export class ControlPlane {
       this.autoRegistry?.close();
       this.mesh?.stop();
       await this.store.stop();
+      await this.state?.close();
       // A start that failed has already said why; "stopped" would only bury that line.
       if (wasReady) this.logger.info('control plane stopped');
     })();

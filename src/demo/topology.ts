@@ -87,9 +87,25 @@ export function netnsTopology(base: DemoTopology): DemoTopology {
   };
 }
 
-/** One WorkloadGroup per workload of the cluster (named like the workload). */
+/**
+ * One WorkloadGroup per workload of the cluster (named like the workload), and one for the
+ * east-west gateway: a group is also what keeps an identity allowed to renew its certificate.
+ */
 export function workloadGroups(topo: DemoTopology, cluster: DemoCluster): string {
-  return topo.workloads
+  const gateway = `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata:
+  name: istio-eastwestgateway
+  namespace: istio-system
+spec:
+  metadata:
+    labels:
+      istio: eastwestgateway
+  template:
+    serviceAccount: isle-eastwestgateway
+    network: ${cluster.network}
+`;
+  return [gateway, ...topo.workloads
     .filter((w) => w.cluster === cluster.name)
     .map(
       (w) => `apiVersion: networking.istio.io/v1
@@ -107,8 +123,7 @@ ${w.version ? `      version: ${w.version}\n` : ''}  template:
     serviceAccount: ${w.serviceAccount}
     network: ${cluster.network}
 ${w.locality ? `    locality: ${w.locality}\n` : ''}`,
-    )
-    .join('---\n');
+    )].join('---\n');
 }
 
 /** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */

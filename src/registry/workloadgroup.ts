@@ -10,7 +10,7 @@
  * Pure: the caller (the control plane's pusher) hands in the claim and the groups in config.
  */
 import { BlockList, isIP } from 'node:net';
-import type { WorkloadGroupSpec } from '../config/kinds/networking.js';
+import type { WorkloadEntrySpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
 import type { Resource } from '../config/types.js';
 import type { ProxyMetadata } from './autoregister.js';
 
@@ -121,4 +121,22 @@ export function resolveWorkloadGroup(claim: RegistrationClaim, groups: readonly 
       ...(t.weight !== undefined ? { weight: t.weight } : {}),
     },
   };
+}
+
+/**
+ * Whether an identity still has a registration source in config: a WorkloadGroup or a
+ * WorkloadEntry of its namespace for its service account. Certificate renewal requires it, so
+ * deleting the group or entry revokes the workload (its next renewal is refused).
+ */
+export function identityHasRegistration(
+  namespace: string,
+  serviceAccount: string,
+  groups: readonly Resource<WorkloadGroupSpec>[],
+  entries: readonly Resource<WorkloadEntrySpec>[],
+): boolean {
+  const inNs = (r: Resource) => (r.metadata.namespace ?? 'default') === namespace;
+  return (
+    groups.some((g) => inNs(g) && (g.spec.template?.serviceAccount ?? 'default') === serviceAccount) ||
+    entries.some((w) => inNs(w) && (w.spec.serviceAccount ?? 'default') === serviceAccount)
+  );
 }
