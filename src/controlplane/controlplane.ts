@@ -43,6 +43,7 @@ import { FileStateStore, type StateStore } from '../mesh/state.js';
 import type { WorkloadEntrySpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
 import { identityHasRegistration } from '../registry/workloadgroup.js';
 import { DEFAULT_MAX_IDENTITY_LIFETIME_MS } from './certservice.js';
+import { guardGrpcServer, type PortGuard } from './portguard.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
 export const DEFAULT_DEBUG_LISTEN = '127.0.0.1:15014';
@@ -93,6 +94,8 @@ export interface ControlPlaneOptions {
   stateDir?: string;
   /** Or a ready state store (tests); wins over stateDir. */
   state?: StateStore;
+  /** mTLS port limits (portguard.ts): TLS handshake deadline (10 s), authentication deadline (30 s), cap on unauthenticated connections (1024). */
+  portLimits?: { handshakeTimeoutMs?: number; authTimeoutMs?: number; maxUnauthenticated?: number };
 }
 
 /** The default state directory of a config directory (see ControlPlaneOptions.stateDir). */
@@ -164,6 +167,7 @@ export class ControlPlane {
   /** The mesh settings every part reads (MeshConfig + flags), followed live. */
   mesh!: MeshSettingsResolver;
   state!: StateStore;
+  portGuard: PortGuard | undefined;
   cluster = '';
   trustDomain = '';
   registry!: Registry;
@@ -450,6 +454,17 @@ export class ControlPlane {
     // Only bound listeners can be watched: a peer or remote under another root is logged here.
     const peerLog = this.logger.child({ component: 'peering' });
     this.offs.push(observeTlsFailures(servers.main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
+    // The port limits too (ADR 0043): grpc-js creates its HTTP/2 server at bind.
+    const guardLog = this.logger.child({ component: 'port' });
+    this.portGuard = guardGrpcServer(servers.main, {
+      ...this.opts.portLimits,
+      timers: this.timers,
+      onEvent: (e) => {
+        if (e.kind === 'cap') guardLog.warn({ refused: e.refused, max: e.max }, `unauthenticated connection cap reached (${e.max}): new connections closed at once`);
+        else guardLog.info({ remote: e.remote }, e.kind === 'handshake-timeout' ? 'closed: TLS handshake not finished in time' : 'closed: no client certificate or certificate request in time');
+      },
+    });
+    this.offs.push(() => this.portGuard?.close());
     if (servers.plaintext && addrs.plaintext) {
       this.addresses.plaintext = await bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
       this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');
