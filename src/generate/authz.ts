@@ -19,7 +19,7 @@
  *   is dropped; a DENY rule loses only the offending conditions (so it denies more). Each such
  *   case is reported in `warnings` (and by `isle analyze`).
  */
-import type { AuthorizationPolicySpec } from '../config/kinds/security.js';
+import { HEADER_WHEN_KEY, HTTP_ONLY_OPERATION_FIELDS, HTTP_ONLY_SOURCE_FIELDS, type AuthorizationPolicySpec } from '../config/kinds/security.js';
 import type { Resource } from '../config/types.js';
 import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
@@ -31,18 +31,6 @@ type Action = 'ALLOW' | 'DENY' | 'AUDIT';
 type Rule = NonNullable<AuthorizationPolicySpec['rules']>[number];
 type Source = Record<string, string[]>;
 type Operation = Record<string, string[]>;
-
-/** Fields that need an HTTP request; on a TCP port a rule using them cannot be evaluated. */
-export const HTTP_ONLY_OPERATION_FIELDS: readonly string[] = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
-export const HTTP_ONLY_SOURCE_FIELDS: readonly string[] = ['requestPrincipals', 'notRequestPrincipals'];
-
-/** The `when` keys Isle enforces (request.headers[...] is matched by prefix). */
-export const SUPPORTED_WHEN_KEYS: readonly string[] = ['source.principal', 'source.namespace', 'source.ip', 'destination.port', 'connection.sni'];
-export const HEADER_WHEN_KEY = /^request\.headers\[([^\]]+)\]$/;
-
-/** `from.source` fields Isle enforces. */
-export const SUPPORTED_SOURCE_FIELDS: readonly string[] = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'];
-export const SUPPORTED_OPERATION_FIELDS: readonly string[] = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'];
 
 export interface AuthzFilters {
   /** Envoy HTTP filters to put before the router (HTTP ports). */
