@@ -13,7 +13,7 @@ import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
 import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
 import { setupNetns, teardownNetns } from './netns.js';
-import { clusterConfig, netnsTopology, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
+import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
@@ -207,6 +207,11 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
     const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', w.app, ...(w.version ? ['--app-version', w.version] : [])], ready: /^listening (\S+) instance (\S+)/, ...(c.netns ? { netns: c.netns } : {}) });
     r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
     appPort = [w.port!, match[1]!];
+  }
+  // A workload added at run time joins as on a VM (Istio's guide): its WorkloadGroup goes into
+  // the cluster's config first; the sidecar registers once the control plane has read it.
+  if (!r.topo.workloads.some((x) => x.cluster === w.cluster && x.name === w.name)) {
+    await writeFile(join(r.dir, w.cluster, `workload-group-${w.name}.yaml`), workloadGroupOf(w, c));
   }
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({

@@ -87,6 +87,25 @@ export function netnsTopology(base: DemoTopology): DemoTopology {
   };
 }
 
+/** The WorkloadGroup a demo workload joins through (named like the workload; its one address listed). */
+export function workloadGroupOf(w: DemoWorkload, cluster: DemoCluster): string {
+  return `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata:
+  name: ${w.name}
+  namespace: ${w.namespace}
+  annotations:
+    isle.dev/workload-addresses: "${w.ip}"
+spec:
+  metadata:
+    labels:
+      app: ${w.app}
+${w.version ? `      version: ${w.version}\n` : ''}  template:
+    serviceAccount: ${w.serviceAccount}
+    network: ${cluster.network}
+${w.locality ? `    locality: ${w.locality}\n` : ''}`;
+}
+
 /**
  * One WorkloadGroup per workload of the cluster (named like the workload), and one for the
  * east-west gateway: a group is also what keeps an identity allowed to renew its certificate.
@@ -105,25 +124,7 @@ spec:
     serviceAccount: isle-eastwestgateway
     network: ${cluster.network}
 `;
-  return [gateway, ...topo.workloads
-    .filter((w) => w.cluster === cluster.name)
-    .map(
-      (w) => `apiVersion: networking.istio.io/v1
-kind: WorkloadGroup
-metadata:
-  name: ${w.name}
-  namespace: ${w.namespace}
-  annotations:
-    isle.dev/workload-addresses: "${w.ip}"
-spec:
-  metadata:
-    labels:
-      app: ${w.app}
-${w.version ? `      version: ${w.version}\n` : ''}  template:
-    serviceAccount: ${w.serviceAccount}
-    network: ${cluster.network}
-${w.locality ? `    locality: ${w.locality}\n` : ''}`,
-    )].join('---\n');
+  return [gateway, ...topo.workloads.filter((w) => w.cluster === cluster.name).map((w) => workloadGroupOf(w, cluster))].join('---\n');
 }
 
 /** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */

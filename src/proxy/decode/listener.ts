@@ -35,7 +35,7 @@ const LISTENER_FILTERS: Record<string, 'tls' | 'http' | 'ignore'> = {
 
 /**
  * HTTP filters that only collect telemetry; skipping them changes no request. Anything else
- * (RBAC, fault, ext_authz…) is refused: silently dropping an authorization filter would open
+ * (ext_authz, a filter-level fault…) is refused: silently dropping an authorization filter would open
  * the door it was meant to close.
  */
 const IGNORABLE_HTTP_FILTERS = new Set(['envoy.filters.http.grpc_stats', 'istio.metadata_exchange', 'istio.stats']);
@@ -114,6 +114,8 @@ export function decodeListener(obj: unknown): DecodeResult<ListenerModel> {
 }
 
 function listenerKind(chains: readonly FilterChainModel[]): ListenerKind {
+  // Network RBAC is enforced where chains are picked per connection (InboundListener).
+  if (chains.some((c) => c.rbac.length > 0)) return 'mixed';
   if (chains.length > 0 && chains.every((c) => c.filter.kind === 'http')) return 'http';
   if (chains.length > 0 && chains.every((c) => c.filter.kind === 'tcp')) {
     return chains.every((c) => c.match.serverNames.length > 0 && c.tls === null) ? 'sni-passthrough' : 'tcp';

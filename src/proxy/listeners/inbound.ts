@@ -168,13 +168,6 @@ export class InboundListener {
 
   private serve(socket: net.Socket, model: ListenerModel, chain: FilterChainModel, conn: Omit<ConnInfo, 'listener' | 'direction' | 'chain' | 'hcm'>): void {
     socket.on('error', () => socket.destroy());
-    const filter = chain.filter;
-    if (filter.kind === 'http') {
-      const rbac = () => currentHttpRbac(this.model, chain);
-      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, rbac, ...conn });
-      this.http.serve(socket);
-      return;
-    }
     if (chain.rbac.length > 0) {
       const t = socket as Partial<tls.TLSSocket>;
       const d = evaluateRbac(chain.rbac, {
@@ -186,10 +179,17 @@ export class InboundListener {
       });
       for (const policy of d.audited) this.deps.stats.rbacAudited.inc({ listener: model.name, policy });
       if (!d.allowed) {
-        // Envoy's network RBAC closes the connection; there is no response to send on raw TCP.
+        // Envoy's network RBAC closes the connection (before any HTTP, when an HCM follows).
         this.deps.stats.rbacDenied.inc({ listener: model.name, policy: d.policy ?? '(no ALLOW matched)', protocol: 'tcp' });
         return this.reject(socket, 'rbac_denied');
       }
+    }
+    const filter = chain.filter;
+    if (filter.kind === 'http') {
+      const rbac = () => currentHttpRbac(this.model, chain);
+      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, rbac, ...conn });
+      this.http.serve(socket);
+      return;
     }
     const name = pickTcpCluster(filter.tcpProxy.cluster, this.deps.random);
     const cluster = name ? this.deps.config().clusters.get(name) : undefined;
