@@ -92,7 +92,7 @@ export async function runCpResilience(o: CpResilienceOptions): Promise<PartResul
   const rows: ResilienceRow[] = [];
   const notes: string[] = [];
   try {
-    const { caDir, cfg, token } = await sidecarPairSetup(dir);
+    const { caDir, cfg, token } = await sidecarPairSetup(dir, '127.1.90.0/24');
     writeScaleConfig(cfg, o.services, o.endpoints);
     const app = await startProcess(process.execPath, [join(here, 'lib', 'app.js'), '127.0.0.1'], /listening (\S+)/);
     procs.push(app);

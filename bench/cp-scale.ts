@@ -149,6 +149,11 @@ export function writeScaleConfig(dir: string, services: number, endpoints: numbe
   const svcs: string[] = [];
   for (let i = first; i < first + services; i++) svcs.push(serviceYaml(i));
   writeFileSync(join(dir, 'services.yaml'), svcs.join('---\n'));
+  // The simulated sidecars auto-register through their identity's WorkloadGroup (ADR 0040), as before labels-only.
+  writeFileSync(
+    join(dir, 'workload-groups.yaml'),
+    'apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata:\n  name: bench-client\n  namespace: default\nspec:\n  metadata:\n    labels:\n      app: bench-client\n  template:\n    serviceAccount: bench-client\n',
+  );
   // One endpoint of svc-0 lives in change-endpoint.yaml: E − 1 here.
   for (let f = 0, i = 0; i < endpoints - 1; f++) {
     const chunk: string[] = [];

@@ -20,7 +20,9 @@
  * wrk, hey, nginx and haproxy are installed from Debian when missing and running as root (printed);
  * else their rows or columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
- * comma-separated words, e.g. `direct,isle`), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both). `--smoke`: 1 s runs at 200 rps.
+ * comma-separated words, e.g. `direct,isle`), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
+ * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
+ * evaluated per request). `--smoke`: 1 s runs at 200 rps.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -38,6 +40,21 @@ export interface DataplaneOptions extends CommonOptions {
   connections: number;
   /** Install missing tools with apt-get when root. */
   install: boolean;
+  /** AuthorizationPolicy rules on the server sidecar (ISLE_BENCH_DP_RBAC_RULES; 0 = none): the per-request cost of RBAC. */
+  rbacRules: number;
+}
+
+/**
+ * An ALLOW policy of `n` rules on helloworld where only the last one matches the bench's client
+ * (so every request evaluates all of them): the worst case of n rules.
+ */
+export function rbacPolicy(n: number): string {
+  const rules: string[] = [];
+  for (let i = 0; i < n - 1; i++) {
+    rules.push(`  - from:\n    - source:\n        principals: ["cluster.local/ns/default/sa/other-${i}"]\n    to:\n    - operation:\n        methods: ["POST"]\n        paths: ["/api/${i}/*"]`);
+  }
+  rules.push('  - from:\n    - source:\n        principals: ["cluster.local/ns/default/sa/sleep"]\n    to:\n    - operation:\n        methods: ["GET"]');
+  return `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: bench-allow\n  namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: helloworld\n  action: ALLOW\n  rules:\n${rules.join('\n')}\n`;
 }
 
 export function dataplaneDefaults(smoke: boolean, env: NodeJS.ProcessEnv = process.env): Omit<DataplaneOptions, keyof CommonOptions> {
@@ -47,6 +64,7 @@ export function dataplaneDefaults(smoke: boolean, env: NodeJS.ProcessEnv = proce
     rate: num('ISLE_BENCH_DP_RATE', smoke ? 200 : 1000),
     connections: num('ISLE_BENCH_DP_CONNECTIONS', 16),
     install: !smoke && env['ISLE_BENCH_NO_INSTALL'] === undefined,
+    rbacRules: num('ISLE_BENCH_DP_RBAC_RULES', 0),
   };
 }
 
@@ -199,8 +217,12 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
   const procs: Child[] = [];
   const rows: PathRow[] = [];
   try {
-    const { caDir, cfg, token } = await sidecarPairSetup(dir);
+    const { caDir, cfg, token } = await sidecarPairSetup(dir, `${NET}.0/24`);
     writeFileSync(join(cfg, 'mesh.yaml'), 'apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  clusterName: cluster-1\n');
+    if (o.rbacRules > 0) {
+      writeFileSync(join(cfg, 'authz.yaml'), rbacPolicy(o.rbacRules));
+      notes.push(`the server sidecar enforces an ALLOW AuthorizationPolicy of ${o.rbacRules} rules (only the last matches: all are evaluated per request)`);
+    }
     const app = await startProcess(process.execPath, [join(here, 'lib', 'app.js'), '127.0.0.1'], /listening (\S+)/);
     procs.push(app);
     const appAddr = /listening (\S+)/.exec(app.out())![1]!;

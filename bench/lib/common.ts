@@ -210,12 +210,17 @@ const HELLOWORLD_SERVICE = 'apiVersion: v1\nkind: Service\nmetadata:\n  name: he
  * What a benchmark with a real sidecar pair needs: cluster-1's CA under `dir`, a config directory
  * holding the helloworld Service (the caller adds the rest), and bootstrap token files.
  */
-export async function sidecarPairSetup(dir: string): Promise<{ caDir: string; cfg: string; token: (serviceAccount: string) => string }> {
+export async function sidecarPairSetup(dir: string, workloadAddresses: string): Promise<{ caDir: string; cfg: string; token: (serviceAccount: string) => string }> {
   const mesh = await meshPki(dir, ['cluster-1']);
   const ca = mesh.cas.get('cluster-1')!;
   const cfg = join(dir, 'config');
   mkdirSync(cfg);
   writeFileSync(join(cfg, 'svc.yaml'), HELLOWORLD_SERVICE);
+  // Sidecars join through WorkloadGroups (ADR 0040); they dial the control plane from 127.0.0.1,
+  // so the addresses they register (--ip) are listed in the group.
+  const group = (name: string) =>
+    `apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata:\n  name: ${name}\n  namespace: default\n  annotations:\n    isle.dev/workload-addresses: "${workloadAddresses}"\nspec:\n  metadata:\n    labels:\n      app: ${name}\n  template:\n    serviceAccount: ${name}\n`;
+  writeFileSync(join(cfg, 'groups.yaml'), [group('helloworld'), group('sleep')].join('---\n'));
   let n = 0;
   const token = (sa: string) => {
     const f = join(dir, `token-${sa}-${++n}`);

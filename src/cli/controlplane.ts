@@ -14,6 +14,7 @@ interface ControlPlaneFlags {
   central?: string;
   stateDir?: string;
   store?: string;
+  maxUnauthenticatedConnections: string;
   logLevel: string;
 }
 
@@ -38,11 +39,17 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .option('--plaintext-listen <addr>', 'plaintext xDS that trusts node metadata, loopback only (tests and benchmarks); off by default')
     .option('--east-west-gateway <addr>', "this network's east-west gateway as other networks dial it (host:15443; repeatable); connected gateway proxies are added automatically", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--central <addr>', "run as a remote control plane of this cluster: mesh resources come from the central control plane at host:port (its :15012) and win over local files; this cluster's services are pushed to it over the same mTLS connection")
-    .option('--state-dir <dir>', 'where auto-registrations and used token ids survive restarts (default: <config>/.isle/state)')
+    .option('--state-dir <dir>', 'where auto-registrations, used token ids and certificate lineage survive restarts (default: <config>/.isle/state)')
     .option('--store <url>', 'etcd://host:port[,host:port…]: state shared by the replicas of this cluster (registrations, used token ids) instead of --state-dir')
+    .option('--max-unauthenticated-connections <n>', 'cap on connections to the mTLS port that have not authenticated yet (no client certificate, no certificate request); over it new ones are closed and logged', '1024')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .action(async (o: ControlPlaneFlags) => {
       const { IsleError } = await import('../errors.js');
+      const positive = (v: string, flag: string): number => {
+        const n = /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!Number.isSafeInteger(n) || n < 1) throw new IsleError('ERR_USAGE', `${flag}: expected a whole number ≥ 1, got ${JSON.stringify(v)}`);
+        return n;
+      };
       if (!LEVELS.includes(o.logLevel)) throw new IsleError('ERR_USAGE', `--log-level: unknown level ${JSON.stringify(o.logLevel)} (${LEVELS.join(', ')})`);
       const [{ pino, destination }, { ControlPlane }, grpc] = await Promise.all([import('pino'), import('../controlplane/controlplane.js'), import('@grpc/grpc-js')]);
       // Logs to stderr, synchronously, so nothing is lost on exit and stdout stays the address list.
@@ -64,6 +71,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
         ...(o.central !== undefined ? { central: o.central } : {}),
         ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
         ...(o.store !== undefined ? { store: o.store } : {}),
+        portLimits: { maxUnauthenticated: positive(o.maxUnauthenticatedConnections, '--max-unauthenticated-connections') },
         logger,
       });
       const a = cp.addresses;

@@ -9,7 +9,7 @@ export function registerDemo(program: Command, io: CliIO): void {
   program
     .command('demo')
     .description('run seed 000 on this machine: two clusters, two control planes sharing one root, east-west gateways, helloworld v1/v2, sleep — and verify it')
-    .option('--scenario <name>', 'which scenario: seed-000, or a traffic-policy scenario (strict-mtls, routing, distribute, failover), or remote-control-plane (seed 001)', 'seed-000')
+    .option('--scenario <name>', 'which scenario: seed-000, or a traffic-policy scenario (strict-mtls, routing, distribute, failover, authz), or remote-control-plane (seed 001)', 'seed-000')
     .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
     .option('--dir <dir>', 'where certificates, config, tokens and logs go', '.isle/demo')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')

@@ -12,6 +12,7 @@ interface ProxyFlags {
   serviceAccount: string;
   workload?: string;
   labels?: string;
+  workloadGroup?: string;
   appPort: string[];
   network?: string;
   cluster?: string;
@@ -79,7 +80,8 @@ export function registerProxy(program: Command, io: CliIO): void {
     .requiredOption('--namespace <ns>', 'namespace of the workload')
     .requiredOption('--service-account <sa>', 'service account of the workload')
     .option('--workload <name>', 'workload name (default: label app, else the service account)')
-    .option('--labels <k=v,...>', 'workload labels, comma-separated')
+    .option('--labels <k=v,...>', 'workload labels, comma-separated (policy selection; endpoints take theirs from the WorkloadGroup)')
+    .option('--workload-group <name>', "the WorkloadGroup to auto-register with (its template.serviceAccount must be this proxy's); default: the only group of this identity")
     .option('--app-port <port=appPort>', 'the app listens on 127.0.0.1:<appPort> for the service target port <port> (repeatable)', collect, [] as string[])
     .option('--network <name>', 'network of the workload (topology.istio.io/network)')
     .option('--cluster <name>', 'cluster of the workload (default: the control plane\'s)')
@@ -107,6 +109,7 @@ export function registerProxy(program: Command, io: CliIO): void {
       if (!isIP(o.ip)) usage(`--ip: ${JSON.stringify(o.ip)} is not an IP address`);
       const name = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
       if (!name.test(o.namespace)) usage(`--namespace: invalid name ${JSON.stringify(o.namespace)}`);
+      if (o.workloadGroup !== undefined && !name.test(o.workloadGroup)) usage(`--workload-group: invalid name ${JSON.stringify(o.workloadGroup)}`);
       if (!name.test(o.serviceAccount)) usage(`--service-account: invalid name ${JSON.stringify(o.serviceAccount)}`);
       const { controlPlaneTarget } = await import('../mesh/target.js');
       const controlPlane = controlPlaneTarget(o.controlPlane);
@@ -178,6 +181,7 @@ export function registerProxy(program: Command, io: CliIO): void {
         serviceAccount: o.serviceAccount,
         ...(o.workload !== undefined ? { workload: o.workload } : {}),
         labels,
+        ...(o.workloadGroup !== undefined ? { workloadGroup: o.workloadGroup } : {}),
         appPorts,
         ...(o.network !== undefined ? { network: o.network } : {}),
         ...(o.cluster !== undefined ? { cluster: o.cluster } : {}),

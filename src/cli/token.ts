@@ -16,6 +16,7 @@ interface CreateOpts {
   serviceAccount: string;
   cluster: string;
   ttl: number;
+  reusable?: string;
   out?: string;
   force?: boolean;
 }
@@ -80,6 +81,7 @@ export function registerToken(program: Command, io: CliIO): void {
     .requiredOption('--service-account <sa>', 'service account of the workload')
     .requiredOption('--cluster <name>', "cluster the token is for (must be the CA's cluster)")
     .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 24h, 7d', parseTtl, 3600)
+    .option('--reusable <n>', 'let the token mint up to N certificates (default: single use; its id is remembered until it expires)')
     .option('--out <file>', 'write the token to this file (mode 0600) instead of printing it')
     .option('--force', 'replace an existing --out file')
     .action(async (o: CreateOpts) => {
@@ -89,8 +91,13 @@ export function registerToken(program: Command, io: CliIO): void {
         throw new IsleError('ERR_USAGE', `--cluster ${o.cluster} does not match ${o.ca}, which is the intermediate of cluster ${ca.cluster}`);
       }
       // A CA made by other tools may not name its cluster (no L=); then the operator's word stands.
-      const created = createToken({ ca, namespace: o.namespace, serviceAccount: o.serviceAccount, cluster: o.cluster, ttlSeconds: o.ttl });
-      const summary = `token for ${created.claims.sub} in cluster ${o.cluster}, expires ${when(created.claims.exp)}`;
+      let uses = 1;
+      if (o.reusable !== undefined) {
+        uses = /^\d+$/.test(o.reusable) ? Number(o.reusable) : NaN;
+        if (!Number.isSafeInteger(uses) || uses < 1) throw new IsleError('ERR_USAGE', `--reusable: expected a whole number of uses ≥ 1, got ${JSON.stringify(o.reusable)}`);
+      }
+      const created = createToken({ ca, namespace: o.namespace, serviceAccount: o.serviceAccount, cluster: o.cluster, ttlSeconds: o.ttl, uses });
+      const summary = `token for ${created.claims.sub} in cluster ${o.cluster}, expires ${when(created.claims.exp)}, ${uses === 1 ? 'single use' : `up to ${uses} uses`}`;
       if (o.out) {
         await writeSecret(o.out, `${created.token}\n`, o.force ?? false);
         io.out(`${summary}\nwrote ${o.out} (bearer token, mode 0600)\n`);

@@ -1,8 +1,17 @@
 /**
  * The certificate service (Istio's `istio.v1.auth.IstioCertificateService` on the wire): a
  * workload sends a CSR plus a credential and gets back its signed chain. The credential decides
- * the identity; the CSR only contributes its public key (signWorkloadCsr refuses a CSR that asks
- * for anything else).
+ * the identity; the CSR only contributes its public key and must ask for exactly that identity's
+ * SPIFFE id (a CSR without SANs, or with any other, is refused with the reason).
+ *
+ * Bounded credentials (issue #11, ADR 0041):
+ * - a bootstrap token mints one certificate (or `uses`, from `isle token create --reusable N`):
+ *   its `jti` is remembered in the state store (`tokens/<jti>`) until the token expires, so a
+ *   restart of the control plane does not reopen it;
+ * - renewal with a certificate is allowed only for certificates this service issued (their serial
+ *   maps to the time of the bootstrap token, `certs/<serial>`), only while the identity still has
+ *   a WorkloadGroup or WorkloadEntry, and never past the maximum identity lifetime counted from
+ *   the bootstrap token; certificates are cut short to end by then.
  */
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -17,7 +26,12 @@ import {
   type WorkloadIdentity,
 } from '../pki/index.js';
 import { certServiceDefinition, type CertificateRequestMsg, type CertificateResponseMsg } from '../mesh/caclient.js';
-import { isTokenError, verifyToken, type TokenFailure } from '../mesh/token.js';
+import { isTokenError, TOKEN_CLOCK_SKEW_SECONDS, verifyToken, type TokenFailure } from '../mesh/token.js';
+import { MemoryStateStore, type StateStore } from '../mesh/state.js';
+import { parseCsr } from '../pki/csr.js';
+
+/** Default maximum identity lifetime: 90 days since the bootstrap token. */
+export const DEFAULT_MAX_IDENTITY_LIFETIME_MS = 90 * 24 * 3600 * 1000;
 
 /** A P-256 CSR is ~500 bytes and an RSA-4096 one ~1.7 KB; anything near this is not a CSR. */
 const MAX_CSR_BYTES = 64 * 1024;
@@ -67,6 +81,12 @@ export interface CertServiceOptions {
   /** Upper bound on the lifetime of an issued certificate, whatever is asked; default 24 h. */
   maxTtlSeconds?: number;
   now?: () => Date;
+  /** Where used token ids and certificate lineage are kept (default: in memory). */
+  state?: StateStore;
+  /** Whether the identity still has a registration source (renewal needs it). Default: always. */
+  identityAllowed?: (namespace: string, serviceAccount: string) => boolean;
+  /** Read at every request (MeshConfig maxIdentityLifetime). Default 90 days. */
+  maxIdentityLifetimeMs?: () => number;
   onIssued?: (e: IssuedEvent) => void;
   onRefused?: (e: RefusedEvent) => void;
 }
@@ -96,6 +116,17 @@ const TOKEN_STATUS: Record<TokenFailure, grpc.status> = {
   'wrong-cluster': grpc.status.PERMISSION_DENIED,
   'wrong-trust-domain': grpc.status.PERMISSION_DENIED,
 };
+
+/** Serial numbers as hex, lower case, no separators or leading zeros (node and @peculiar/x509 differ). */
+function serialKey(serial: string): string {
+  return serial.replace(/[^0-9a-fA-F]/g, '').toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+interface Lineage {
+  /** ms since the epoch: the bootstrap token's iat. */
+  bootstrapAt: number;
+  spiffeId: string;
+}
 
 function splitPem(text: string): string[] {
   return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
@@ -130,6 +161,17 @@ export function createCertService(opts: CertServiceOptions): CertService {
   const maxTtl = opts.maxTtlSeconds ?? DEFAULT_WORKLOAD_TTL_SECONDS;
   if (!Number.isSafeInteger(maxTtl) || maxTtl <= 0) throw new RangeError(`maxTtlSeconds must be a positive integer (got ${maxTtl})`);
   const now = opts.now ?? (() => new Date());
+  const state = opts.state ?? new MemoryStateStore(() => now().getTime());
+  const maxLifetime = opts.maxIdentityLifetimeMs ?? (() => DEFAULT_MAX_IDENTITY_LIFETIME_MS);
+
+  /** Takes one use of the token; false when every use is gone. */
+  async function claimToken(jti: string, uses: number, exp: Date): Promise<boolean> {
+    const expiresAt = exp.getTime() + TOKEN_CLOCK_SKEW_SECONDS * 1000;
+    for (let i = 1; i <= uses; i++) {
+      if (await state.putIfAbsent(i === 1 ? `tokens/${jti}` : `tokens/${jti}/${i}`, String(now().getTime()), { expiresAt })) return true;
+    }
+    return false;
+  }
 
   function identityOfCertificate(cert: PeerCertificate, at: Date): WorkloadIdentity {
     const refuse = (why: string) => new CertServiceError(grpc.status.UNAUTHENTICATED, 'bad-client-certificate', `client certificate refused: ${why}`);
@@ -162,6 +204,8 @@ export function createCertService(opts: CertServiceOptions): CertService {
     let identity: WorkloadIdentity;
     let via: IssuedEvent['via'];
     let jti: string | undefined;
+    let token: { jti: string; uses: number; exp: Date } | undefined;
+    let bootstrapAt: number;
     // An explicit token wins over the connection's certificate, and a bad token is not rescued
     // by a good certificate: the caller asked to be judged by the token.
     if (credential.token !== undefined) {
@@ -169,6 +213,8 @@ export function createCertService(opts: CertServiceOptions): CertService {
         const t = verifyToken(credential.token, { ca: opts.ca, cluster: opts.cluster, now: at });
         identity = t.identity;
         jti = t.jti;
+        token = { jti: t.jti, uses: t.uses, exp: t.exp };
+        bootstrapAt = t.iat.getTime();
       } catch (e) {
         if (isTokenError(e)) throw new CertServiceError(TOKEN_STATUS[e.reason], e.reason, e.message);
         throw e;
@@ -177,6 +223,20 @@ export function createCertService(opts: CertServiceOptions): CertService {
     } else if (credential.peerCertificate) {
       identity = identityOfCertificate(credential.peerCertificate, at);
       via = 'certificate';
+      const id = buildSpiffeId(identity);
+      if (opts.identityAllowed && !opts.identityAllowed(identity.namespace, identity.serviceAccount)) {
+        throw new CertServiceError(
+          grpc.status.PERMISSION_DENIED,
+          'identity-revoked',
+          `renewal refused: ${id} has no WorkloadGroup or WorkloadEntry in namespace ${identity.namespace} any more (revoked); a new bootstrap token is needed once it is allowed again`,
+        );
+      }
+      const raw = await state.get(`certs/${serialKey(credential.peerCertificate.serialNumber)}`);
+      const lineage = raw === undefined ? undefined : (JSON.parse(raw) as Lineage);
+      if (!lineage || lineage.spiffeId !== id) {
+        throw new CertServiceError(grpc.status.PERMISSION_DENIED, 'unknown-lineage', `renewal refused: certificate ${credential.peerCertificate.serialNumber} of ${id} was not issued by this certificate service (or its record is gone); bootstrap again with a new token`);
+      }
+      bootstrapAt = lineage.bootstrapAt;
     } else {
       throw new CertServiceError(
         grpc.status.UNAUTHENTICATED,
@@ -195,7 +255,41 @@ export function createCertService(opts: CertServiceOptions): CertService {
     }
     // The token's own expiry does not bound the certificate: the token only has to be valid at
     // the moment it is used, and certificate lifetime is CA policy (as in Istio).
-    const ttl = Math.min(requested > 0 ? Math.ceil(requested) : DEFAULT_WORKLOAD_TTL_SECONDS, maxTtl);
+    const identityEnd = bootstrapAt + maxLifetime();
+    const left = Math.floor((identityEnd - at.getTime()) / 1000);
+    if (left <= 0) {
+      throw new CertServiceError(
+        grpc.status.PERMISSION_DENIED,
+        'identity-expired',
+        `renewal refused: ${spiffeId} was bootstrapped on ${new Date(bootstrapAt).toISOString()} and its maximum identity lifetime ended on ${new Date(identityEnd).toISOString()}; a new bootstrap token is required`,
+      );
+    }
+    const ttl = Math.min(requested > 0 ? Math.ceil(requested) : DEFAULT_WORKLOAD_TTL_SECONDS, maxTtl, left);
+
+    // The CSR must name exactly the identity the credential grants; without SANs it is refused too,
+    // so that a CSR made for one identity can never be turned into another's certificate.
+    let requestedSans: string[] | undefined;
+    try {
+      requestedSans = (await parseCsr(csr)).requestedSans;
+    } catch (e) {
+      if (isIsleError(e)) throw new CertServiceError(grpc.status.INVALID_ARGUMENT, 'bad-csr', e.message);
+      throw e;
+    }
+    if (!requestedSans || requestedSans.length !== 1 || requestedSans[0] !== `URI:${spiffeId}`) {
+      throw new CertServiceError(
+        grpc.status.PERMISSION_DENIED,
+        'identity-mismatch',
+        `CSR must request exactly URI:${spiffeId} (what the ${via === 'token' ? 'token' : 'client certificate'} grants); it requests ${requestedSans?.length ? requestedSans.join(', ') : 'no SAN'}`,
+      );
+    }
+    // Only now is a token use spent: a malformed request must not burn it.
+    if (token && !(await claimToken(token.jti, token.uses, token.exp))) {
+      throw new CertServiceError(
+        grpc.status.UNAUTHENTICATED,
+        'token-reused',
+        `token ${token.jti} was already used${token.uses > 1 ? ` ${token.uses} times (its limit)` : ' (tokens are single-use; mint another with isle token create, or --reusable N)'}`,
+      );
+    }
 
     let signed;
     try {
@@ -214,6 +308,9 @@ export function createCertService(opts: CertServiceOptions): CertService {
           throw e;
       }
     }
+    await state.put(`certs/${serialKey(signed.serialNumber)}`, JSON.stringify({ bootstrapAt, spiffeId } satisfies Lineage), {
+      expiresAt: signed.notAfter.getTime() + TOKEN_CLOCK_SKEW_SECONDS * 1000,
+    });
     const certChain = [...splitPem(signed.chainPem), opts.ca.rootBundlePem.endsWith('\n') ? opts.ca.rootBundlePem : `${opts.ca.rootBundlePem}\n`];
     opts.onIssued?.({ spiffeId, serialNumber: signed.serialNumber, notAfter: signed.notAfter, via, jti, peer });
     return { certChain, spiffeId, serialNumber: signed.serialNumber, notAfter: signed.notAfter };

@@ -17,7 +17,8 @@ import { pino, type Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { ConfigStore } from '../config/store.js';
-import { formatConfigError, type ConfigError } from '../config/types.js';
+import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
+import { parseDuration } from '../config/schema.js';
 import { IsleError, isIsleError } from '../errors.js';
 import { loadCaDir, validateClusterName, type IssuingCa } from '../pki/index.js';
 import { AutoRegistry } from '../registry/autoregister.js';
@@ -42,6 +43,10 @@ import { CentralLink, CentralServer, describeServerTlsFailure, observeTlsFailure
 import { MemorySource } from '../config/sources/memory.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import { EAST_WEST_PORT } from '../generate/network.js';
+import type { WorkloadEntrySpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
+import { identityHasRegistration } from '../registry/workloadgroup.js';
+import { DEFAULT_MAX_IDENTITY_LIFETIME_MS } from './certservice.js';
+import { guardGrpcServer, type PortGuard } from './portguard.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:15012';
 export const DEFAULT_DEBUG_LISTEN = '127.0.0.1:15014';
@@ -100,6 +105,8 @@ export interface ControlPlaneOptions {
    * registrations are in the registry before the first push; only peer feeds are waited for.
    */
   settleTimeoutMs?: number;
+  /** mTLS port limits (portguard.ts): TLS handshake deadline (10 s), authentication deadline (30 s), cap on unauthenticated connections (1024). */
+  portLimits?: { handshakeTimeoutMs?: number; authTimeoutMs?: number; maxUnauthenticated?: number };
 }
 
 export const DEFAULT_SETTLE_TIMEOUT_MS = 5_000;
@@ -166,6 +173,7 @@ export class ControlPlane {
   ca!: IssuingCa;
   /** The mesh settings every part reads (MeshConfig + flags), followed live. */
   mesh!: MeshSettingsResolver;
+  portGuard: PortGuard | undefined;
   cluster = '';
   trustDomain = '';
   registry!: Registry;
@@ -438,6 +446,15 @@ export class ControlPlane {
         ca: this.ca,
         cluster: this.cluster,
         trustDomain: this.trustDomain,
+        now: () => new Date((this.opts.now ?? Date.now)()),
+        state: this.state,
+        // Read live from the store: deleting a WorkloadGroup/WorkloadEntry refuses the next renewal at once.
+        identityAllowed: (ns, sa) =>
+          identityHasRegistration(ns, sa, this.store.list('WorkloadGroup') as Resource<WorkloadGroupSpec>[], this.store.list('WorkloadEntry') as Resource<WorkloadEntrySpec>[]),
+        maxIdentityLifetimeMs: () => {
+          const v = pickMeshConfig(this.store.list('MeshConfig'))?.spec.maxIdentityLifetime;
+          return (v !== undefined ? parseDuration(v) : undefined) ?? DEFAULT_MAX_IDENTITY_LIFETIME_MS;
+        },
         onIssued: (e) => caLog.info({ spiffeId: e.spiffeId, serial: e.serialNumber, notAfter: e.notAfter.toISOString(), via: e.via, jti: e.jti, peer: e.peer }, 'certificate issued'),
         onRefused: (e) => caLog.warn({ code: grpc.status[e.code], reason: e.reason, message: e.message, peer: e.peer }, 'certificate refused'),
       }),
@@ -445,7 +462,7 @@ export class ControlPlane {
     if (!addrs.plaintext) return { main };
     const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
     this.xdsServers.push(plain);
-    this.pusher.attach(plain);
+    this.pusher.attach(plain, { trustMetadata: true });
     const plaintext = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
     this.grpcServers.push(plaintext);
     plain.addToServer(plaintext);
@@ -521,6 +538,17 @@ export class ControlPlane {
     // Only bound listeners can be watched: a peer or remote under another root is logged here.
     const peerLog = this.logger.child({ component: 'peering' });
     this.offs.push(observeTlsFailures(servers.main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
+    // The port limits too (ADR 0043): grpc-js creates its HTTP/2 server at bind.
+    const guardLog = this.logger.child({ component: 'port' });
+    this.portGuard = guardGrpcServer(servers.main, {
+      ...this.opts.portLimits,
+      timers: this.timers,
+      onEvent: (e) => {
+        if (e.kind === 'cap') guardLog.warn({ refused: e.refused, max: e.max }, `unauthenticated connection cap reached (${e.max}): new connections closed at once`);
+        else guardLog.info({ remote: e.remote }, e.kind === 'handshake-timeout' ? 'closed: TLS handshake not finished in time' : 'closed: no client certificate or certificate request in time');
+      },
+    });
+    this.offs.push(() => this.portGuard?.close());
     if (servers.plaintext && addrs.plaintext) {
       this.addresses.plaintext = await bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
       this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');

@@ -6,8 +6,11 @@
  *                                                    → per-proxy generation → SnapshotCache → ADS
  *
  * - A proxy that connects gets its snapshot synchronously, inside the server's `connect` event,
- *   from the current PushContext; a sidecar is also auto-registered from its node metadata and
- *   unregistered (after the AutoRegistry's grace period) when its last stream closes.
+ *   from the current PushContext; a sidecar is also auto-registered through the WorkloadGroup of
+ *   its verified identity (registry/workloadgroup.ts: labels, ports, network and locality from the
+ *   group, only the proven address from the proxy) and unregistered (after the AutoRegistry's
+ *   grace period) when its last stream closes. A WorkloadGroup change re-resolves every connected
+ *   sidecar; one whose group went is removed at once (revocation, not a reconnect).
  * - Endpoint-only changes take the fast path: the PushContext is rebuilt (cheap: indexes only,
  *   nothing serialized) and only EDS is regenerated per proxy; CDS/LDS/RDS keep their version and
  *   are not resent. CDS embeds the expected SPIFFE ids of each service's endpoints, so when an
@@ -26,11 +29,11 @@
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
-import type { DestinationRuleSpec, VirtualServiceSpec } from '../config/kinds/networking.js';
-import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
+import type { DestinationRuleSpec, VirtualServiceSpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
+import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
-import { localityString } from '../registry/model.js';
+import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
@@ -47,7 +50,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy']);
 
 interface ProxyEntry {
   readonly key: string;
@@ -56,10 +59,18 @@ interface ProxyEntry {
   base: Proxy;
   readonly streams: Set<string>;
   registration?: RegistrationHandle;
+  /** What the proxy asked to register as (re-resolved when WorkloadGroups change). */
+  claim?: RegistrationClaim;
   /** JSON of the inbound ports of the last generation: when it moves, the fast path is not enough. */
   inboundFp?: string;
   /** typeUrl → the version carrying a change the proxy has not ACKed yet. */
   readonly awaiting: Map<string, { version: string; seenAt: number }>;
+}
+
+/** Istio's node metadata naming the WorkloadGroup to auto-register with. */
+function groupOf(md: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  const g = md?.['AUTO_REGISTER_GROUP'];
+  return typeof g === 'string' && g !== '' ? g : undefined;
 }
 
 export interface PushRecord {
@@ -172,9 +183,13 @@ export class Pusher {
     return this.debouncer.hasPending || this.queue.size > 0;
   }
 
-  /** Subscribes to a server's stream events. Several servers (mTLS and plaintext) may share one pusher. */
-  attach(xds: XdsServer): void {
-    this.offs.push(xds.on('connect', ({ proxy }) => this.onConnect(proxy)));
+  /**
+   * Subscribes to a server's stream events. Several servers (mTLS and plaintext) may share one
+   * pusher. `trustMetadata`: the server's streams are not authenticated (the plaintext loopback
+   * port), so a proxy's address is taken as it claims it instead of being proven.
+   */
+  attach(xds: XdsServer, opts: { trustMetadata?: boolean } = {}): void {
+    this.offs.push(xds.on('connect', ({ proxy }) => this.onConnect(proxy, opts.trustMetadata === true)));
     this.offs.push(xds.on('disconnect', ({ proxy }) => this.onDisconnect(proxy)));
     this.offs.push(xds.on('send', (e) => this.onSend(e)));
     this.offs.push(xds.on('ack', (e) => this.onAck(e)));
@@ -232,6 +247,7 @@ export class Pusher {
   private onConfig(events: readonly ConfigEvent[]): void {
     const kinds = new Set<Kind>();
     for (const e of events) kinds.add(e.type === 'deleted' ? e.previous.kind : e.resource.kind);
+    if (kinds.has('WorkloadGroup')) this.reregisterAll();
     const relevant = [...kinds].filter((k) => PUSH_KINDS.has(k));
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
@@ -266,7 +282,7 @@ export class Pusher {
     // arrive as endpoint changes; a workload no service selects changes nobody's config.
   }
 
-  private onConnect(status: ProxyStatus): void {
+  private onConnect(status: ProxyStatus, trustMetadata: boolean): void {
     if (this.stopped) return;
     this.o.metrics.connectedProxies.inc();
     const key = status.key;
@@ -289,20 +305,54 @@ export class Pusher {
     // the stream waits, and the proxy keeps serving its last config).
     if (!this.held) this.generate(entry, CONNECT_REQUEST);
     if (base.type === 'sidecar' && this.o.autoRegistry) {
-      try {
-        entry.registration = this.o.autoRegistry.register({
-          namespace: base.namespace,
-          serviceAccount: base.serviceAccount,
-          address: base.ip,
-          labels: base.labels,
-          ...(localityString(base.locality) ? { locality: localityString(base.locality) } : {}),
-          ...(base.network ? { network: base.network } : {}),
-          cluster: base.cluster,
-        });
-      } catch (e) {
-        this.o.logger.warn({ node: base.id, err: e instanceof Error ? e.message : String(e) }, 'proxy not auto-registered');
-      }
+      entry.claim = {
+        namespace: base.namespace,
+        serviceAccount: base.serviceAccount,
+        group: groupOf(status.node.metadata),
+        address: base.ip,
+        connectionAddress: trustMetadata ? undefined : status.peer,
+        cluster: this.o.mesh.current().clusterName,
+      };
+      this.register(entry);
     }
+  }
+
+  private groups(): Resource<WorkloadGroupSpec>[] {
+    return this.o.store.list('WorkloadGroup') as Resource<WorkloadGroupSpec>[];
+  }
+
+  /** (Re-)registers one sidecar from its claim and the WorkloadGroups now in config. */
+  private register(entry: ProxyEntry, groups = this.groups()): void {
+    const auto = this.o.autoRegistry;
+    if (!auto || !entry.claim) return;
+    const r = resolveWorkloadGroup(entry.claim, groups);
+    const old = entry.registration;
+    if (!r.ok) {
+      if (old) {
+        // The group that admitted it is gone or no longer matches: revoke now, no grace period.
+        auto.revoke(old);
+        delete entry.registration;
+        this.o.logger.warn({ node: entry.base.id, reason: r.reason }, 'auto-registration revoked');
+      } else {
+        // A client without a group is normal; a proxy that named a group and was refused is news.
+        const level = entry.claim.group !== undefined ? 'warn' : 'info';
+        this.o.logger[level]({ node: entry.base.id, reason: r.reason }, 'proxy not auto-registered (it gets config but is nobody\'s endpoint)');
+      }
+      return;
+    }
+    try {
+      entry.registration = auto.register(r.meta);
+    } catch (e) {
+      this.o.logger.warn({ node: entry.base.id, err: e instanceof Error ? e.message : String(e) }, 'proxy not auto-registered');
+      return;
+    }
+    if (old && old.key !== entry.registration.key) auto.revoke(old);
+    else if (old) auto.unregister(old);
+  }
+
+  private reregisterAll(): void {
+    const groups = this.groups();
+    for (const e of this.proxies.values()) this.register(e, groups);
   }
 
   private onDisconnect(status: ProxyStatus): void {
@@ -370,6 +420,7 @@ export class Pusher {
       virtualServices: this.o.store.list('VirtualService') as Resource<VirtualServiceSpec>[],
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
       peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
+      authorizationPolicies: this.o.store.list('AuthorizationPolicy') as Resource<AuthorizationPolicySpec>[],
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),
     });

@@ -13,7 +13,7 @@ import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
 import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
 import { setupNetns, teardownNetns } from './netns.js';
-import { clusterConfig, netnsTopology, SEED_000, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
+import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
@@ -111,6 +111,7 @@ function proxyArgs(o: {
   namespace: string;
   serviceAccount: string;
   labels: Record<string, string>;
+  workloadGroup?: string;
   appPort?: [number, string];
   logLevel: string;
 }): string[] {
@@ -131,6 +132,7 @@ function proxyArgs(o: {
     '--health', `${o.ip}:15021`,
     '--log-level', o.logLevel,
     ...(labels ? ['--labels', labels] : []),
+    ...(o.workloadGroup ? ['--workload-group', o.workloadGroup] : []),
     ...(o.appPort ? ['--app-port', `${o.appPort[0]}=${o.appPort[1].split(':').pop()}`] : []),
   ];
 }
@@ -206,10 +208,15 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
     r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
     appPort = [w.port!, match[1]!];
   }
+  // A workload added at run time joins as on a VM (Istio's guide): its WorkloadGroup goes into
+  // the cluster's config first; the sidecar registers once the control plane has read it.
+  if (!r.topo.workloads.some((x) => x.cluster === w.cluster && x.name === w.name)) {
+    await writeFile(join(r.dir, w.cluster, `workload-group-${w.name}.yaml`), workloadGroupOf(w, c));
+  }
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({
     name: `${w.cluster}-${w.name}-sidecar`,
-    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
     ready: /^ready/,
     ...(c.netns ? { netns: c.netns } : {}),
   });

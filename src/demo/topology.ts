@@ -87,6 +87,46 @@ export function netnsTopology(base: DemoTopology): DemoTopology {
   };
 }
 
+/** The WorkloadGroup a demo workload joins through (named like the workload; its one address listed). */
+export function workloadGroupOf(w: DemoWorkload, cluster: DemoCluster): string {
+  return `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata:
+  name: ${w.name}
+  namespace: ${w.namespace}
+  annotations:
+    isle.dev/workload-addresses: "${w.ip}"
+spec:
+  metadata:
+    labels:
+      app: ${w.app}
+${w.version ? `      version: ${w.version}\n` : ''}  template:
+    serviceAccount: ${w.serviceAccount}
+    network: ${cluster.network}
+${w.locality ? `    locality: ${w.locality}\n` : ''}`;
+}
+
+/**
+ * One WorkloadGroup per workload of the cluster (named like the workload), and one for the
+ * east-west gateway: a group is also what keeps an identity allowed to renew its certificate.
+ */
+export function workloadGroups(topo: DemoTopology, cluster: DemoCluster): string {
+  const gateway = `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata:
+  name: istio-eastwestgateway
+  namespace: istio-system
+spec:
+  metadata:
+    labels:
+      istio: eastwestgateway
+  template:
+    serviceAccount: isle-eastwestgateway
+    network: ${cluster.network}
+`;
+  return [gateway, ...topo.workloads.filter((w) => w.cluster === cluster.name).map((w) => workloadGroupOf(w, cluster))].join('---\n');
+}
+
 /** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */
 export function clusterConfig(topo: DemoTopology, cluster: DemoCluster): Record<string, string> {
   const peers = topo.clusters.filter((c) => c.name !== cluster.name);
@@ -132,6 +172,11 @@ spec:
   selector:
     app: helloworld
 `,
+    // Istio's VM guide: each workload joins through a WorkloadGroup. The group, not the sidecar,
+    // says which labels (so which services) and which locality its endpoint has; the sidecar
+    // registers only if its certificate is the group's service account. The demo's sidecars dial
+    // their control plane from 127.0.0.1, so each group lists the one address it may register.
+    'workload-groups.yaml': workloadGroups(topo, cluster),
     // sleep is a client only: its identity, no Service (the seed's port-80 Service would need root to bind).
     'sleep.yaml': `apiVersion: v1
 kind: ServiceAccount

@@ -9,6 +9,8 @@
  *   required) and hands the request to `inbound|<targetPort>||`, telling the app the peer's
  *   SPIFFE id in XFCC; PERMISSIVE: that chain plus a plaintext one matching `raw_buffer`;
  *   DISABLE: one plaintext chain matching everything (no tls_inspector needed).
+ * - Every inbound chain carries the workload's AuthorizationPolicies (authz.ts): RBAC HTTP filters
+ *   before the router on HTTP ports, RBAC network filters before tcp_proxy on TCP ports.
  */
 import { bindAddress, type InboundPort, type Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
@@ -24,13 +26,14 @@ import {
   type EnvoyObject,
   type ResourceGroup,
 } from './common.js';
+import { authzFilters, type AuthzFilters } from './authz.js';
 import { gatewayListenerGroups } from './gateway.js';
 import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
 import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTENER_NAME } from '../mesh/names.js';
 
 export const OUTBOUND_PORT = 15001;
 
-function hcm(config: EnvoyObject, filters: EnvoyObject[] = []): EnvoyObject {
+function hcm(config: EnvoyObject, filters: readonly EnvoyObject[] = []): EnvoyObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, http_filters: [...filters, routerFilter()] },
@@ -39,6 +42,11 @@ function hcm(config: EnvoyObject, filters: EnvoyObject[] = []): EnvoyObject {
 
 function tcpProxy(statPrefix: string, cluster: string): EnvoyObject {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
+}
+
+/** The network filters of an inbound chain: RBAC (AuthorizationPolicy) first, then the terminal filter. */
+function inboundFilters(statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters): EnvoyObject[] {
+  return http ? [inboundFilter(statPrefix, cluster, true, mtls, authz.http)] : [...authz.network, inboundFilter(statPrefix, cluster, false, mtls, [])];
 }
 
 export function outboundListener(proxy: Proxy): EnvoyObject {
@@ -63,7 +71,7 @@ export function outboundListener(proxy: Proxy): EnvoyObject {
   };
 }
 
-function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls: boolean): EnvoyObject {
+function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[]): EnvoyObject {
   if (!http) return tcpProxy(statPrefix, cluster);
   return hcm({
     stat_prefix: statPrefix,
@@ -75,7 +83,7 @@ function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls:
     // The app learns who called from XFCC; a plaintext caller's own XFCC is never trusted.
     forward_client_cert_details: mtls ? 'SANITIZE_SET' : 'SANITIZE',
     ...(mtls ? { set_current_client_cert_details: { uri: true } } : {}),
-  });
+  }, httpFilters);
 }
 
 function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, ports: readonly InboundPort[], mtls: WorkloadMtls): EnvoyObject {
@@ -84,19 +92,20 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
   // A port several services share is HTTP only if all of them say so; TCP proxying is always safe.
   const http = ports.every((p) => isHttp(p.protocol));
   const mode = inboundMtlsMode(push, proxy, targetPort, mtls);
+  const authz = authzFilters(push, proxy, targetPort, !http);
   if (mode === 'DISABLE') {
     return {
       name,
       address: socketAddress(proxy.ip, targetPort),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ name: 'plaintext', filters: [inboundFilter(`inbound_${name}`, cluster, http, false)] }],
+      filter_chains: [{ name: 'plaintext', filters: inboundFilters(`inbound_${name}`, cluster, http, false, authz) }],
     };
   }
   const chains: EnvoyObject[] = [
     {
       name: 'mtls',
       filter_chain_match: { transport_protocol: 'tls' },
-      filters: [inboundFilter(`inbound_${name}`, cluster, http, true)],
+      filters: inboundFilters(`inbound_${name}`, cluster, http, true, authz),
       transport_socket: {
         name: 'envoy.transport_sockets.tls',
         typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTlsContext([]), require_client_certificate: true },
@@ -107,7 +116,7 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
     chains.push({
       name: 'plaintext',
       filter_chain_match: { transport_protocol: 'raw_buffer' },
-      filters: [inboundFilter(`inbound_${name}`, cluster, http, false)],
+      filters: inboundFilters(`inbound_${name}`, cluster, http, false, authz),
     });
   }
   return {

@@ -11,6 +11,8 @@ import * as protoLoader from '@grpc/proto-loader';
 
 export const CA_PROTO_FILE = 'isle/ca/v1/ca.proto';
 export const CA_SERVICE_NAME = 'istio.v1.auth.IstioCertificateService';
+/** The HTTP/2 :path of a certificate request. */
+export const CERT_SERVICE_METHOD_PATH = `/${CA_SERVICE_NAME}/CreateCertificate`;
 
 /**
  * The repository's `proto/` directory, found by walking up from this compiled file to the folder

@@ -30,6 +30,8 @@ export interface TokenClaims {
   iat: number;
   exp: number;
   jti: string;
+  /** How many certificates the token may mint; absent = 1 (single use). */
+  uses?: number;
 }
 
 export interface TokenHeader {
@@ -125,7 +127,12 @@ export interface CreateTokenOptions {
   cluster: string;
   ttlSeconds?: number;
   now?: Date;
+  /** Certificates the token may mint (`isle token create --reusable N`); default 1. */
+  uses?: number;
 }
+
+/** Upper bound on `--reusable`: a token is a bearer credential, not a fleet-wide password. */
+export const MAX_TOKEN_USES = 1000;
 
 export interface CreatedToken {
   token: string;
@@ -137,6 +144,8 @@ export interface CreatedToken {
 
 export function createToken(opts: CreateTokenOptions): CreatedToken {
   const ttl = opts.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  const uses = opts.uses ?? 1;
+  if (!Number.isSafeInteger(uses) || uses < 1 || uses > MAX_TOKEN_USES) throw new IsleError('ERR_USAGE', `token uses must be a whole number from 1 to ${MAX_TOKEN_USES} (got ${uses})`);
   if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new IsleError('ERR_USAGE', `token TTL must be a positive number of seconds (got ${ttl})`);
   if (opts.ca.cluster !== undefined && opts.ca.cluster !== opts.cluster) {
     throw new IsleError('ERR_USAGE', `cluster ${opts.cluster} does not match the CA, which is cluster ${opts.ca.cluster}'s intermediate`);
@@ -152,7 +161,7 @@ export function createToken(opts: CreateTokenOptions): CreatedToken {
   // A token the CA could no longer honour would only fail later with a less useful message.
   const exp = Math.min(iat + ttl, caEnd);
   if (exp <= iat) throw new IsleError('ERR_CERT_EXPIRED', `CA certificate expired on ${opts.ca.notAfter.toISOString()}; it cannot issue tokens`);
-  const claims: TokenClaims = { iss: issuerOf(opts.cluster), aud: TOKEN_AUDIENCE, sub, cluster: opts.cluster, iat, exp, jti: randomBytes(16).toString('base64url') };
+  const claims: TokenClaims = { iss: issuerOf(opts.cluster), aud: TOKEN_AUDIENCE, sub, cluster: opts.cluster, iat, exp, jti: randomBytes(16).toString('base64url'), ...(uses > 1 ? { uses } : {}) };
   const header: TokenHeader = { alg: alg.alg, typ: 'JWT', kid };
   const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
   const signature = sign(alg.hash, Buffer.from(signingInput), { key: privateKey, dsaEncoding: alg.dsaEncoding });
@@ -205,6 +214,8 @@ export interface VerifiedToken {
   exp: Date;
   iat: Date;
   jti: string;
+  /** Certificates it may mint (1 unless minted with --reusable). */
+  uses: number;
 }
 
 function numericClaim(payload: Record<string, unknown>, name: string): number {
@@ -272,5 +283,7 @@ export function verifyToken(token: string, opts: VerifyTokenOptions): VerifiedTo
   if (identity.trustDomain !== opts.ca.trustDomain) {
     throw new TokenError('wrong-trust-domain', `token names trust domain ${identity.trustDomain}, this CA signs for ${opts.ca.trustDomain}`);
   }
-  return { identity, spiffeId: sub, cluster: claimedCluster, exp: new Date(exp * 1000), iat: new Date(iat * 1000), jti };
+  const uses = payload.uses === undefined ? 1 : numericClaim(payload, 'uses');
+  if (uses < 1 || uses > MAX_TOKEN_USES) throw new TokenError('malformed', `malformed token: claim "uses" must be 1 to ${MAX_TOKEN_USES}`);
+  return { identity, spiffeId: sub, cluster: claimedCluster, exp: new Date(exp * 1000), iat: new Date(iat * 1000), jti, uses };
 }

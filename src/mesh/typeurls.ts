@@ -62,3 +62,6 @@ export function messageNameOf(typeUrl: string): string | undefined {
 export function typeUrlOf(messageName: string): string {
   return TYPE_URL_PREFIX + messageName.replace(/^\./, '');
 }
+/** AuthorizationPolicy on inbound HTTP (envoy.filters.http.rbac) and TCP (envoy.filters.network.rbac). */
+export const HTTP_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+export const NETWORK_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';

@@ -13,7 +13,7 @@
  */
 import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches } from '../config/hosts.js';
 import type { DestinationRuleSpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
-import type { PeerAuthenticationSpec } from '../config/kinds/security.js';
+import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
 import { buildSpiffeId } from '../pki/spiffe.js';
@@ -68,6 +68,8 @@ export interface PushContextInput {
   inboundMtlsMode?: InboundMtlsMode;
   /** PeerAuthentications of the local config (mesh, namespace and workload scope). */
   peerAuthentications?: readonly Resource<PeerAuthenticationSpec>[];
+  /** AuthorizationPolicies of the local config (src/generate/authz.ts). */
+  authorizationPolicies?: readonly Resource<AuthorizationPolicySpec>[];
 }
 
 export interface PushContext {
@@ -94,6 +96,7 @@ export interface PushContext {
   readonly inboundMtlsMode: InboundMtlsMode;
   /** namespace → its PeerAuthentications, sorted by name (the first stands for Istio's oldest). */
   readonly peerAuthenticationsByNamespace: ReadonlyMap<string, readonly Resource<PeerAuthenticationSpec>[]>;
+  readonly authorizationPolicies: readonly Resource<AuthorizationPolicySpec>[];
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -250,6 +253,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     trustBundlePem: input.trustBundlePem,
     inboundMtlsMode: input.inboundMtlsMode ?? 'PERMISSIVE',
     peerAuthenticationsByNamespace: freezeMap(peerAuthnIndex(input.peerAuthentications ?? [])),
+    authorizationPolicies: Object.freeze([...(input.authorizationPolicies ?? [])].sort(byNsName)),
   });
 }
 

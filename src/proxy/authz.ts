@@ -4,8 +4,13 @@
  * Envoy runs `envoy.filters.http.rbac` before the router. Identity facts come from the verified
  * connection (the peer certificate), never from request headers.
  *
- * Isle does not enforce AuthorizationPolicy yet: with no authorizer every request is allowed.
+ * The authorizer is `rbacAuthorizer` (Envoy RBAC as the control plane generates it from
+ * AuthorizationPolicy, evaluated by ./rbac) whenever the listener's HCM carries RBAC filters;
+ * `ListenerDeps.authorize` overrides it (tests). Without RBAC filters every request is allowed.
  */
+import type { RbacFilterModel } from './model.js';
+import { evaluateRbac } from './rbac/evaluate.js';
+
 
 /** What the request says (the head only; the body is never inspected). */
 export interface AuthzRequest {
@@ -36,10 +41,29 @@ export interface AuthzConnection {
   readonly mtls: boolean;
 }
 
-export type AuthzDecision = { readonly allow: true } | { readonly allow: false; /** For logs and stats: which policy denied. */ readonly policy?: string };
+export type AuthzDecision = (
+  | { readonly allow: true }
+  | { readonly allow: false; /** For logs and stats: which policy denied. */ readonly policy?: string }
+) & { /** Policies of AUDIT (LOG) filters that matched. */ readonly audited?: readonly string[] };
 
 /**
  * Decides one request. `filterConfig` is the listener's RBAC config when the HTTP connection
  * manager has the RBAC filter (opaque here; the implementation owns its model).
  */
 export type HttpAuthorizer = (req: AuthzRequest, conn: AuthzConnection, filterConfig: unknown) => AuthzDecision;
+
+/** The engine behind the RBAC slot: `filterConfig` is the chain's decoded RBAC filters. */
+export const rbacAuthorizer: HttpAuthorizer = (req, conn, filterConfig) => {
+  const d = evaluateRbac(filterConfig as readonly RbacFilterModel[], {
+    principal: conn.peerPrincipal,
+    sourceIp: conn.sourceIp,
+    destinationPort: conn.destinationPort,
+    sni: conn.sni,
+    method: req.method,
+    path: req.path,
+    host: req.host,
+    headers: req.headers,
+  });
+  if (d.allowed) return d.audited.length ? { allow: true, audited: d.audited } : { allow: true };
+  return { allow: false, ...(d.policy ? { policy: d.policy } : {}), audited: d.audited };
+};

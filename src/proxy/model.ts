@@ -126,6 +126,8 @@ export interface HttpConnectionManagerModel {
   readonly streamIdleTimeoutMs: number;
   /** 0 = disabled (Envoy default). */
   readonly requestTimeoutMs: number;
+  /** envoy.filters.http.rbac filters, in chain order (AuthorizationPolicy). */
+  readonly rbac: readonly RbacFilterModel[];
 }
 
 /** TcpProxy: one cluster or weighted clusters. */
@@ -147,6 +149,8 @@ export interface FilterChainModel {
   readonly tls: DownstreamTlsModel | null;
   /** The terminal network filter (HCM or TcpProxy); others are not supported. */
   readonly filter: NetworkFilterModel;
+  /** envoy.filters.network.rbac filters before it, in order (AuthorizationPolicy on TCP ports). */
+  readonly rbac: readonly RbacFilterModel[];
 }
 
 /**
@@ -495,4 +499,50 @@ export interface ConfigGraph {
   readonly secrets: ReadonlyMap<string, SecretModel>;
   /** Non-fatal findings: route → unknown cluster (503 at runtime), EDS not yet received, … */
   readonly warnings: readonly string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC (AuthorizationPolicy): decoded by proxy/rbac/decode.ts, evaluated by proxy/rbac/evaluate.ts
+// ---------------------------------------------------------------------------------------------
+
+export interface CidrModel {
+  readonly address: string;
+  readonly prefixLen: number;
+  readonly family: 'ipv4' | 'ipv6';
+}
+
+export type PrincipalModel =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'and' | 'or'; readonly ids: readonly PrincipalModel[] }
+  | { readonly kind: 'not'; readonly id: PrincipalModel }
+  /** The verified peer's SPIFFE id; `name` undefined = any authenticated peer. */
+  | { readonly kind: 'authenticated'; readonly name: StringMatcherModel | undefined }
+  /** direct_remote_ip / remote_ip / source_ip: the downstream address (Isle trusts no XFF). */
+  | { readonly kind: 'ip'; readonly cidr: CidrModel }
+  | { readonly kind: 'header'; readonly matcher: HeaderMatcherModel }
+  | { readonly kind: 'path'; readonly matcher: StringMatcherModel };
+
+export type PermissionModel =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'and' | 'or'; readonly rules: readonly PermissionModel[] }
+  | { readonly kind: 'not'; readonly rule: PermissionModel }
+  | { readonly kind: 'header'; readonly matcher: HeaderMatcherModel }
+  | { readonly kind: 'path'; readonly matcher: StringMatcherModel }
+  | { readonly kind: 'port'; readonly start: number; readonly end: number }
+  | { readonly kind: 'destination-ip'; readonly cidr: CidrModel }
+  | { readonly kind: 'sni'; readonly matcher: StringMatcherModel };
+
+export interface RbacPolicyModel {
+  readonly name: string;
+  /** Any of them. */
+  readonly permissions: readonly PermissionModel[];
+  /** Any of them. */
+  readonly principals: readonly PrincipalModel[];
+}
+
+export interface RbacFilterModel {
+  /** LOG = Istio's AUDIT: matches are recorded, nothing is denied. */
+  readonly action: 'ALLOW' | 'DENY' | 'LOG';
+  /** Sorted by name, as Envoy iterates its policy map. */
+  readonly policies: readonly RbacPolicyModel[];
 }

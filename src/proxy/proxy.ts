@@ -47,6 +47,8 @@ export interface ProxyOptions {
   trustDomain?: string;
   workload?: string;
   labels?: Record<string, string>;
+  /** The WorkloadGroup to auto-register with (AUTO_REGISTER_GROUP); absent: the only group of this identity. */
+  workloadGroup?: string;
   /** targetPort → port the app listens on at 127.0.0.1. */
   appPorts?: Record<number, number>;
   network?: string;
@@ -145,6 +147,7 @@ export class IsleProxy {
       LABELS: { ...(o.labels ?? {}) },
       ISLE_VERSION: '0.1.0',
     };
+    if (o.workloadGroup) metadata['AUTO_REGISTER_GROUP'] = o.workloadGroup;
     if (o.network) metadata['NETWORK'] = o.network;
     if (o.cluster) metadata['CLUSTER_ID'] = o.cluster;
     if (o.appPorts && Object.keys(o.appPorts).length) metadata['APP_PORTS'] = Object.fromEntries(Object.entries(o.appPorts).map(([k, v]) => [k, String(v)]));

@@ -78,7 +78,8 @@ const EMPTY_ENDPOINTS = (name: string): EndpointsModel => ({ clusterName: name, 
 
 function roleOf(l: ListenerModel): ListenerRole {
   if (l.kind === 'sni-passthrough') return 'gateway';
-  const plainHttp = l.filterChains.length > 0 && l.filterChains.every((c) => c.filter.kind === 'http' && !c.tls);
+  // Chains with network RBAC need the inbound listener, which evaluates it per connection.
+  const plainHttp = l.filterChains.length > 0 && l.filterChains.every((c) => c.filter.kind === 'http' && !c.tls && c.rbac.length === 0);
   if (l.trafficDirection === 'OUTBOUND' && plainHttp && !l.tlsInspector) return 'outbound';
   return 'inbound';
 }

@@ -143,6 +143,9 @@ export class ProxyStats {
   readonly downstreamCxActive: Gauge<'listener'>;
   readonly downstreamCxRejected: Counter<'listener' | 'reason'>;
   readonly gatewayRejected: Counter<'reason'>;
+  /** Envoy's `rbac.denied` (and `rbac.shadow`-like audit matches), per listener and deciding policy. */
+  readonly rbacDenied: Counter<'listener' | 'policy' | 'protocol'>;
+  readonly rbacAudited: Counter<'listener' | 'policy'>;
   readonly gatewayConnections: Counter<'sni' | 'cluster'>;
   readonly gatewayBytes: Counter<'sni' | 'cluster' | 'direction'>;
 
@@ -170,6 +173,13 @@ export class ProxyStats {
       labelNames: ['listener', 'reason'],
       registers: r,
     });
+    this.rbacDenied = new Counter({
+      name: 'isle_rbac_denied_total',
+      help: 'Inbound requests (http) or connections (tcp) denied by AuthorizationPolicy; policy is the DENY rule that matched, or "(no ALLOW matched)"',
+      labelNames: ['listener', 'policy', 'protocol'],
+      registers: r,
+    });
+    this.rbacAudited = new Counter({ name: 'isle_rbac_audited_total', help: 'Inbound requests matched by an AUDIT AuthorizationPolicy', labelNames: ['listener', 'policy'], registers: r });
     this.gatewayRejected = new Counter({ name: 'isle_gateway_rejected_total', help: 'East-west gateway connections refused', labelNames: ['reason'], registers: r });
     this.gatewayConnections = new Counter({ name: 'isle_gateway_connections_total', help: 'East-west gateway connections forwarded', labelNames: ['sni', 'cluster'], registers: r });
     this.gatewayBytes = new Counter({ name: 'isle_gateway_bytes_total', help: 'Bytes forwarded by the east-west gateway', labelNames: ['sni', 'cluster', 'direction'], registers: r });

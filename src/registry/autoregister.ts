@@ -203,6 +203,18 @@ export class AutoRegistry {
     if (notify) this.notifyChange(key, e);
   }
 
+  /**
+   * Like unregister, but without the grace period: the registration is no longer allowed (its
+   * WorkloadGroup went or stopped matching), which is a revocation, not a reconnect.
+   */
+  revoke(handle: RegistrationHandle): void {
+    const e = this.entries.get(handle.key);
+    if (!e || !e.handles.delete(handle) || e.handles.size > 0) return;
+    if (e.timer !== undefined) this.timers.clearTimeout(e.timer);
+    delete e.timer;
+    this.expire(handle.key, e);
+  }
+
   /** Readiness as the proxy reports it (health checks of the app). */
   setHealth(handle: RegistrationHandle, health: Health): void {
     const e = this.entries.get(handle.key);

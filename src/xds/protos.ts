@@ -30,6 +30,9 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   // VirtualService fault injection (src/generate/virtualservice.ts).
   'envoy/extensions/filters/http/fault/v3/fault.proto',
+  // AuthorizationPolicy (src/generate/authz.ts).
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   // The default route retry policy's retry_host_predicate (src/generate/rds.ts).
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type SendEvent } from '../../src/xds/index.js';
-import { channel, getJson, inSync, meshPki, sidecarNode, SimProxy, startPlane, waitUntil, workloadCert, workloadEntryYaml, type Plane } from './helpers.js';
+import { channel, getJson, inSync, meshPki, sidecarNode, SimProxy, startPlane, waitUntil, workloadCert, workloadEntryYaml, workloadGroupYaml, configDir, type Plane } from './helpers.js';
 
 const N = 50;
 const HW = 'outbound|5000||helloworld.default.svc.cluster.local';
@@ -29,7 +29,8 @@ describe('control plane: 50 proxies over mTLS, WorkloadEntry fast path, bad conf
   const sends: SendEvent[] = [];
 
   before(async () => {
-    plane = await startPlane();
+    // The sleep proxies below dial from 127.0.0.1 but register their own 127.1.1.x: the group lists those.
+    plane = await startPlane({ configDir: configDir({ 'sleep-group.yaml': workloadGroupYaml('sleep', 'sleep', { app: 'sleep' }, { addresses: ['127.1.1.0/24'] }) }) });
     for (const x of plane.cp.xdsServers) x.on('send', (e) => sends.push(e));
   });
   after(() => {

@@ -24,7 +24,7 @@ import {
   type NodeMsg,
 } from '../../src/xds/index.js';
 import { DeltaClient, SotwClient } from '../xds/helpers.js';
-import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml } from '../helpers/config.js';
+import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml, workloadGroupYaml } from '../helpers/config.js';
 
 export { waitUntil } from '../xds/helpers.js';
 
@@ -75,7 +75,7 @@ export async function workloadCert(ca: IssuingCa, namespace: string, serviceAcco
 }
 
 export const MESH_YAML = meshYaml({ quiet: '50ms', max: '2s' });
-export { HELLOWORLD_YAML, workloadEntryYaml };
+export { HELLOWORLD_YAML, workloadEntryYaml, workloadGroupYaml };
 
 export function configDir(extra: Record<string, string> = {}): string {
   const d = tempDir('isle-config-');

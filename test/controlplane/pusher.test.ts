@@ -6,7 +6,7 @@ import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
-import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
 
@@ -48,17 +48,23 @@ describe('push pipeline', () => {
     await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v3') && !plane.cp.pusher.busy, 'v3 gone');
   });
 
-  it('kinds no generator reads (AuthorizationPolicy) push nobody', async () => {
+  it('kinds no generator reads (ServiceAccount) push nobody', async () => {
+    const pushes = plane.cp.pusher.pushCount;
+    writeFileSync(join(plane.configDir, 'sa.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: extra\n  namespace: default\n');
+    await waitUntil(() => plane.cp.store.get('ServiceAccount', 'default', 'extra') !== undefined, 'service account loaded', 10_000);
+    assert.equal(plane.cp.pusher.busy, false, 'nothing debounced');
+    assert.equal(plane.cp.pusher.pushCount, pushes);
+  });
+
+  it('an AuthorizationPolicy change pushes (inbound RBAC filters follow it)', async () => {
     const pushes = plane.cp.pusher.pushCount;
     writeFileSync(
       join(plane.configDir, 'authz.yaml'),
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: allow\n  namespace: istio-system\nspec:\n  action: ALLOW\n',
     );
-    await waitUntil(() => plane.cp.store.get('AuthorizationPolicy', 'istio-system', 'allow') !== undefined, 'policy loaded', 10_000).catch((e: Error) => {
-      throw new Error(`${e.message}; store errors: ${JSON.stringify(plane.cp.store.errors())}; kinds: ${plane.cp.store.list().map((r) => r.kind).join(',')}; logs: ${JSON.stringify(plane.logs.filter((l) => l.level >= 40).slice(-5))}`);
-    });
-    assert.equal(plane.cp.pusher.busy, false, 'nothing debounced');
-    assert.equal(plane.cp.pusher.pushCount, pushes);
+    await waitUntil(() => plane.cp.pusher.pushCount > pushes && !plane.cp.pusher.busy, 'pushed after the AuthorizationPolicy', 10_000);
+    unlinkSync(join(plane.configDir, 'authz.yaml'));
+    await waitUntil(() => plane.cp.store.get('AuthorizationPolicy', 'istio-system', 'allow') === undefined && !plane.cp.pusher.busy, 'policy gone', 10_000);
   });
 
   it('a PeerAuthentication change pushes (inbound listeners follow it)', async () => {
@@ -73,7 +79,10 @@ describe('push pipeline', () => {
   it('a sidecar is auto-registered on connect (its endpoint reaches the others) and removed on disconnect', async () => {
     const watcher = proxies[1]!;
     await waitUntil(() => inSync(plane.cp, watcher.id), 'watcher in sync');
-    const hw = open(50, 'sotw', sidecarNode(50, { serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'v9' }, ip: '127.1.0.50' }));
+    // Labels come from the WorkloadGroup of the proxy's identity, not from what it claims.
+    writeFileSync(join(plane.configDir, 'hw-group.yaml'), workloadGroupYaml('helloworld-v9', 'helloworld', { app: 'helloworld', version: 'v9' }));
+    await waitUntil(() => plane.cp.store.get('WorkloadGroup', 'default', 'helloworld-v9') !== undefined, 'group loaded');
+    const hw = open(50, 'sotw', sidecarNode(50, { serviceAccount: 'helloworld', labels: { app: 'helloworld', version: 'claimed' }, ip: '127.1.0.50' }));
     const has50 = () => plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.address === '127.1.0.50');
     await waitUntil(() => has50() && inSync(plane.cp, hw.id) && inSync(plane.cp, watcher.id) && !plane.cp.pusher.busy, 'registered and pushed');
     const ep = plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').find((e) => e.address === '127.1.0.50')!;

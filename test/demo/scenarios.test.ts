@@ -1,7 +1,7 @@
 /**
  * The traffic-policy scenarios end to end, as a user runs them: `isle demo --scenario NAME --check`
  * starts real processes on loopback and runs the scenario's verification. Their addresses
- * (127.11–127.14.x.y, control planes included) never collide with seed 000's (127.1/127.2), so
+ * (127.11–127.15.x.y, control planes included) never collide with seed 000's (127.1/127.2), so
  * this file may run alongside demo.test.ts; within it, the tests run one after the other.
  */
 import { test } from 'node:test';
@@ -69,4 +69,21 @@ test('isle demo --scenario failover (seed 002): local app down → region2, then
   const steps = out.split(/\n(?=\d\. )/).slice(1);
   assert.equal(steps.length, 4, out);
   for (const [i, v] of ['v1', 'v2', 'v3', 'v1'].entries()) assert.match(steps[i]!, new RegExp(`✓ 20 requests   ${v}: 20 \\(100\\.0 %\\)`), steps[i]);
+});
+
+test('isle demo --scenario authz (seed 000, two clusters): allow-nothing → allow by principal → deny by path; the caller crosses the gateway as itself', { timeout: 180_000 }, async (t) => {
+  const out = await scenario(t, 'authz');
+  const steps = out.split(/\n(?=\d\. )/).slice(1);
+  assert.equal(steps.length, 3, out);
+  const [nothing, principal, path] = steps as [string, string, string];
+  for (const c of ['cluster-1', 'cluster-2']) {
+    assert.match(nothing, new RegExp(`✓ sleep in ${c} → GET /hello: failed: \\d+ \\(HTTP 403\\)`));
+    // Both versions answer both sleeps: one of them is in the other cluster, behind its gateway.
+    assert.match(principal, new RegExp(`✓ sleep in ${c} → GET /hello: v1: \\d+ .*v2: \\d+`));
+    assert.match(path, new RegExp(`✓ sleep in ${c} → GET /admin: failed: \\d+ \\(HTTP 403\\)`));
+  }
+  for (const c of ['cluster-1', 'cluster-2']) {
+    const m = new RegExp(`${c}\\s+east-west gateway \\S+ {3}(\\d+) connections passed through`).exec(out);
+    assert.ok(m && Number(m[1]) > 0, out);
+  }
 });

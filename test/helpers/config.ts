@@ -54,3 +54,24 @@ spec:
 ${l}
 `;
 }
+
+/**
+ * A WorkloadGroup: sidecars whose certificate is for `serviceAccount` auto-register through it
+ * with these labels. `addresses` fills the isle.dev/workload-addresses annotation (addresses they
+ * may register other than their xDS connection's source).
+ */
+export function workloadGroupYaml(name: string, serviceAccount: string, labels: Record<string, string>, opts: { namespace?: string; addresses?: string[]; extraTemplate?: string } = {}): string {
+  const l = Object.entries(labels).map(([k, v]) => `      ${k}: ${v}`).join('\n');
+  return `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata:
+  name: ${name}
+  namespace: ${opts.namespace ?? 'default'}
+${opts.addresses ? `  annotations:\n    isle.dev/workload-addresses: "${opts.addresses.join(',')}"\n` : ''}spec:
+  metadata:
+    labels:
+${l}
+  template:
+    serviceAccount: ${serviceAccount}
+${opts.extraTemplate ?? ''}`;
+}

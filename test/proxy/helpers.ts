@@ -17,7 +17,7 @@ import { addCertService, createCertService } from '../../src/controlplane/certse
 import { grpcServerCredentials, issueServerCert } from '../../src/controlplane/servercert.js';
 import { SnapshotCache, XdsServer } from '../../src/xds/index.js';
 import { cliEntry } from '../helpers/paths.js';
-import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml } from '../helpers/config.js';
+import { HELLOWORLD_YAML, meshYaml, workloadEntryYaml, workloadGroupYaml } from '../helpers/config.js';
 
 const dirs: string[] = [];
 const children = new Set<ChildProcess>();
@@ -100,12 +100,23 @@ export async function makeMesh(): Promise<Mesh> {
 }
 
 export const MESH_YAML = meshYaml({ quiet: '30ms', max: '1s' });
-export { HELLOWORLD_YAML, workloadEntryYaml };
+export { HELLOWORLD_YAML, workloadEntryYaml, workloadGroupYaml };
 
-export function configDir(extra: Record<string, string> = {}): string {
+/**
+ * The groups the test sidecars auto-register through. They dial the control plane from
+ * 127.0.0.1 but register their own 127.x address, so the groups allow loopback addresses.
+ */
+export const TEST_GROUPS_YAML = [
+  workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld', version: 'v1' }, { addresses: ['127.0.0.0/8'] }),
+  workloadGroupYaml('sleep', 'sleep', { app: 'sleep' }, { addresses: ['127.0.0.0/8'] }),
+  workloadGroupYaml('slowapp', 'slowapp', { app: 'slowapp' }, { addresses: ['127.0.0.0/8'] }),
+].join('---\n');
+
+export function configDir(extra: Record<string, string> = {}, groups = TEST_GROUPS_YAML): string {
   const d = tempDir('isle-px-config-');
   writeFileSync(join(d, 'mesh.yaml'), MESH_YAML);
   writeFileSync(join(d, 'helloworld.yaml'), HELLOWORLD_YAML);
+  if (groups) writeFileSync(join(d, 'workload-groups.yaml'), groups);
   for (const [name, text] of Object.entries(extra)) writeFileSync(join(d, name), text);
   return d;
 }

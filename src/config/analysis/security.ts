@@ -2,6 +2,7 @@
 import type { ConfigError } from '../types.js';
 import type { AuthorizationPolicySpec } from '../kinds/security.js';
 import type { Analyzer } from './context.js';
+import { unenforcedSecurityFields } from './unenforced.js';
 
 /** `<trust domain>/ns/<namespace>/sa/<account>`: the namespace of a principal, when it names one. */
 function principalNamespace(p: string): string | undefined {
@@ -37,4 +38,4 @@ const unknownNamespaces: Analyzer = {
   },
 };
 
-export const SECURITY_ANALYZERS: Analyzer[] = [unknownNamespaces];
+export const SECURITY_ANALYZERS: Analyzer[] = [unknownNamespaces, unenforcedSecurityFields];

@@ -31,6 +31,11 @@ export interface MeshConfigSpec {
    * services, not the reverse).
    */
   remoteClustersSeeCentral?: boolean;
+  /**
+   * How long an identity may renew its certificate after its bootstrap token (Istio duration,
+   * e.g. `2160h`). Default 90 days; after it a new token is required.
+   */
+  maxIdentityLifetime?: string;
 }
 
 /** The MeshConfig defaults, written once: normalize() fills them and the mesh settings resolver reads them. */
@@ -86,6 +91,7 @@ const meshConfigSpec = obj(
     rootNamespace: dnsLabel,
     registrationGracePeriod: duration(),
     remoteClustersSeeCentral: bool,
+    maxIdentityLifetime: duration(),
     debounce: obj(
       { quiet: duration(), max: duration() },
       {

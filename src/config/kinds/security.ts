@@ -1,4 +1,8 @@
-/** security.istio.io kinds. AuthorizationPolicy is schema-checked only; nothing enforces it yet. */
+/**
+ * security.istio.io kinds. PeerAuthentication is enforced through the inbound listeners;
+ * AuthorizationPolicy through Envoy RBAC filters (src/generate/authz.ts). The field lists below
+ * say what Isle enforces; `isle analyze` reports every other accepted field as an error.
+ */
 import { arr, enumOf, isObject, isSet, mapOf, obj, str, type Check } from '../schema.js';
 import { selector, type KindDescriptor, type WorkloadSelector } from './common.js';
 
@@ -29,8 +33,18 @@ const peerAuthenticationSpec = obj(
   },
 );
 
+export interface PolicyTargetReference {
+  group?: string;
+  kind?: string;
+  name?: string;
+  namespace?: string;
+}
+
 export interface AuthorizationPolicySpec {
   selector?: WorkloadSelector;
+  /** Accepted by the schema; Isle does not enforce them (analyze error; such policies are not pushed). */
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
   action?: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
   provider?: { name: string };
   rules?: {
@@ -86,6 +100,19 @@ export const authorizationPolicyKind: KindDescriptor<AuthorizationPolicySpec> = 
   ...base,
   kind: 'AuthorizationPolicy',
   exportToPeers: false,
-  summary: 'access control (checked, not enforced yet)',
+  summary: 'access control, enforced on inbound by Envoy RBAC filters (ALLOW, DENY, AUDIT)',
   spec: authorizationPolicySpec,
 };
+
+// ------------------------------------------------------------------ what Isle enforces
+
+/** `from.source` fields Isle enforces. */
+export const ENFORCED_SOURCE_FIELDS: readonly string[] = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'];
+/** `to.operation` fields Isle enforces (all of Istio's). */
+export const ENFORCED_OPERATION_FIELDS: readonly string[] = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'];
+/** Fields that need an HTTP request; on a TCP port a rule using them cannot be evaluated. */
+export const HTTP_ONLY_OPERATION_FIELDS: readonly string[] = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'];
+export const HTTP_ONLY_SOURCE_FIELDS: readonly string[] = ['requestPrincipals', 'notRequestPrincipals'];
+/** `when` keys Isle enforces besides `request.headers[<name>]`. */
+export const ENFORCED_WHEN_KEYS: readonly string[] = ['source.principal', 'source.namespace', 'source.ip', 'destination.port', 'connection.sni'];
+export const HEADER_WHEN_KEY = /^request\.headers\[([^\]]+)\]$/;

@@ -8,4 +8,5 @@ export const SCENARIO_CATALOG: Record<string, string> = {
   distribute: 'seed 002 — three regions, DestinationRule distribute from region1: 70/20/10',
   'remote-control-plane': 'seed 001 — central control plane in cluster-1, two remote replicas in cluster-2 behind a 50 ms WAN: httpbin teapot, central VirtualService, asymmetric discovery, central down, a replica killed',
   failover: 'seed 002 — three regions, DestinationRule failover region1 → region2 with outlier detection; local app down → region2 → region3 → back',
+  authz: 'seed 000 — AuthorizationPolicy in both clusters: allow-nothing → allow by principal (the caller\'s SPIFFE id through the east-west gateway) → deny by path',
 };

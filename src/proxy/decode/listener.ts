@@ -1,6 +1,7 @@
 /** Listener (LDS) → ListenerModel, with HttpConnectionManager / TcpProxy and downstream TLS. */
 import { isIP } from 'node:net';
 import type {
+  RbacFilterModel,
   ClusterSpecifierModel,
   DecodeResult,
   DownstreamTlsModel,
@@ -14,6 +15,8 @@ import type {
   RouteSourceModel,
   TcpProxyModel,
 } from '../model.js';
+import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../mesh/typeurls.js';
+import { decodeRbacFilter } from '../rbac/decode.js';
 import { DOWNSTREAM_TLS_CONTEXT } from './cluster.js';
 import { FAULT_FILTER, HTTP_FAULT_TYPE, httpFault, routeConfigBody } from './route.js';
 import { Errors, Reader, commonTlsContext, describe, isObj } from './util.js';
@@ -32,7 +35,7 @@ const LISTENER_FILTERS: Record<string, 'tls' | 'http' | 'ignore'> = {
 
 /**
  * HTTP filters that only collect telemetry; skipping them changes no request. Anything else
- * (RBAC, fault, ext_authz…) is refused: silently dropping an authorization filter would open
+ * (ext_authz, a filter-level fault…) is refused: silently dropping an authorization filter would open
  * the door it was meant to close.
  */
 const IGNORABLE_HTTP_FILTERS = new Set(['envoy.filters.http.grpc_stats', 'istio.metadata_exchange', 'istio.stats']);
@@ -111,6 +114,8 @@ export function decodeListener(obj: unknown): DecodeResult<ListenerModel> {
 }
 
 function listenerKind(chains: readonly FilterChainModel[]): ListenerKind {
+  // Network RBAC is enforced where chains are picked per connection (InboundListener).
+  if (chains.some((c) => c.rbac.length > 0)) return 'mixed';
   if (chains.length > 0 && chains.every((c) => c.filter.kind === 'http')) return 'http';
   if (chains.length > 0 && chains.every((c) => c.filter.kind === 'tcp')) {
     return chains.every((c) => c.match.serverNames.length > 0 && c.tls === null) ? 'sni-passthrough' : 'tcp';
@@ -145,11 +150,16 @@ function filterChain(r: Reader): FilterChainModel {
   const filters = r.objs('filters');
   let filter: NetworkFilterModel | undefined;
   if (filters.length === 0) r.errs.add(r.p('filters'), 'a filter chain needs at least one filter');
+  const rbac: RbacFilterModel[] = [];
   filters.forEach((f, i) => {
     const tc = f.obj_('typed_config');
     const type = tc?.str('@type');
     const terminal = i === filters.length - 1;
-    if (type === HCM_TYPE && tc) {
+    if (type === NETWORK_RBAC_TYPE && tc) {
+      if (terminal) f.errs.add(f.path, 'an RBAC filter cannot be the last network filter');
+      const m = decodeRbacFilter(tc);
+      if (m) rbac.push(m);
+    } else if (type === HCM_TYPE && tc) {
       if (!terminal) f.errs.add(f.path, 'the HTTP connection manager must be the last filter');
       filter = { kind: 'http', hcm: hcm(tc) };
     } else if (type === TCP_PROXY_TYPE && tc) {
@@ -165,6 +175,7 @@ function filterChain(r: Reader): FilterChainModel {
     match,
     tls: downstreamTls(r.obj_('transport_socket')),
     filter: filter ?? { kind: 'tcp', tcpProxy: { statPrefix: '', cluster: { kind: 'cluster', name: '' }, idleTimeoutMs: 0 } },
+    rbac,
   };
 }
 
@@ -216,6 +227,7 @@ function hcm(r: Reader): HttpConnectionManagerModel {
   }
 
   const httpFilters: string[] = [];
+  const rbac: RbacFilterModel[] = [];
   const hf = r.objs('http_filters');
   if (hf.length === 0) r.errs.add(r.p('http_filters'), 'the router filter is required');
   hf.forEach((f, i) => {
@@ -229,6 +241,10 @@ function hcm(r: Reader): HttpConnectionManagerModel {
       const c = f.obj_('typed_config');
       const fault = c ? httpFault(c) : undefined;
       if (fault?.delay || fault?.abort) f.errs.add(f.p('typed_config'), 'filter-level faults are not supported by isle proxy (use typed_per_filter_config on routes)');
+      if (i === hf.length - 1) f.errs.add(f.path, 'the last HTTP filter must be the router');
+    } else if (type === HTTP_RBAC_TYPE) {
+      const m = decodeRbacFilter(f.obj_('typed_config')!);
+      if (m) rbac.push(m);
       if (i === hf.length - 1) f.errs.add(f.path, 'the last HTTP filter must be the router');
     } else if (!IGNORABLE_HTTP_FILTERS.has(name)) {
       f.errs.add(f.p('name'), `unsupported HTTP filter ${JSON.stringify(name)}`);
@@ -257,6 +273,7 @@ function hcm(r: Reader): HttpConnectionManagerModel {
     httpFilters,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout') ?? 300_000,
     requestTimeoutMs: r.durationMs('request_timeout') ?? 0,
+    rbac,
   };
 }
 

@@ -5,7 +5,7 @@
  * next request without restarting anything.
  */
 import type { HttpAuthorizer } from '../authz.js';
-import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, FilterChainModel, HttpConnectionManagerModel, RouteConfigModel } from '../model.js';
+import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, FilterChainModel, HttpConnectionManagerModel, RbacFilterModel, RouteConfigModel } from '../model.js';
 import type { RouteRequest } from '../routing/match.js';
 import type { RouteResult } from '../routing/router.js';
 import type { ProxyStats } from '../stats.js';
@@ -30,6 +30,11 @@ export interface ConnInfo {
   sni?: string | undefined;
   /** The listener port the connection arrived on. */
   destinationPort?: number | undefined;
+  /**
+   * The chain's RBAC filters as the listener has them now (AuthorizationPolicy changes apply to
+   * the next request of a kept-alive connection). Absent: the HCM's own.
+   */
+  rbac?: () => readonly RbacFilterModel[];
 }
 
 /**

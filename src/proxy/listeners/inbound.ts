@@ -11,7 +11,7 @@
 import { listenOn } from '../net/listen.js';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { FilterChainModel, ListenerModel } from '../model.js';
+import type { FilterChainModel, ListenerModel, RbacFilterModel } from '../model.js';
 import { peekClientHello } from '../net/clienthello.js';
 import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult } from '../net/drain.js';
 import { downstreamTlsSettings, ownSpiffeId, peerSpiffeId, resolveCertificate, sansMatch, TlsMaterialError, type DownstreamTlsSettings } from '../net/tls.js';
@@ -19,6 +19,7 @@ import type { ListenerDeps } from './context.js';
 import { needsClientHello, selectFilterChain, type ConnectionFacts } from './chains.js';
 import { createHcmServer, type ConnInfo } from './http.js';
 import { pickTcpCluster, tcpProxy } from './tcp.js';
+import { evaluateRbac } from '../rbac/evaluate.js';
 
 export interface InboundListenerOptions {
   /** Envoy's listener_filters_timeout (15 s); a client that sends nothing is closed after it. */
@@ -33,6 +34,17 @@ interface TlsServerEntry {
   settings: DownstreamTlsSettings;
   ownId: string | undefined;
 }
+
+/** The RBAC filters of the chain of that name in the listener's current model (see ConnInfo.rbac). */
+function currentHttpRbac(model: ListenerModel, chain: FilterChainModel): readonly RbacFilterModel[] {
+  if (model.filterChains.includes(chain) && chain.filter.kind === 'http') return chain.filter.hcm.rbac;
+  const now = [...model.filterChains, ...(model.defaultFilterChain ? [model.defaultFilterChain] : [])].find((c) => c.name === chain.name);
+  if (now?.filter.kind === 'http') return now.filter.hcm.rbac;
+  // The chain is gone (e.g. plaintext chain under a new STRICT mode): deny rather than guess.
+  return DENY_ALL;
+}
+
+const DENY_ALL: readonly RbacFilterModel[] = Object.freeze([{ action: 'ALLOW', policies: [] }]);
 
 export class InboundListener {
   private model: ListenerModel;
@@ -156,9 +168,26 @@ export class InboundListener {
 
   private serve(socket: net.Socket, model: ListenerModel, chain: FilterChainModel, conn: Omit<ConnInfo, 'listener' | 'direction' | 'chain' | 'hcm'>): void {
     socket.on('error', () => socket.destroy());
+    if (chain.rbac.length > 0) {
+      const t = socket as Partial<tls.TLSSocket>;
+      const d = evaluateRbac(chain.rbac, {
+        principal: conn.peerId,
+        sourceIp: socket.remoteAddress,
+        destinationIp: socket.localAddress,
+        destinationPort: model.port,
+        sni: typeof t.servername === 'string' ? t.servername : undefined,
+      });
+      for (const policy of d.audited) this.deps.stats.rbacAudited.inc({ listener: model.name, policy });
+      if (!d.allowed) {
+        // Envoy's network RBAC closes the connection (before any HTTP, when an HCM follows).
+        this.deps.stats.rbacDenied.inc({ listener: model.name, policy: d.policy ?? '(no ALLOW matched)', protocol: 'tcp' });
+        return this.reject(socket, 'rbac_denied');
+      }
+    }
     const filter = chain.filter;
     if (filter.kind === 'http') {
-      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, ...conn });
+      const rbac = () => currentHttpRbac(this.model, chain);
+      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, rbac, ...conn });
       this.http.serve(socket);
       return;
     }

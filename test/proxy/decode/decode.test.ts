@@ -194,7 +194,7 @@ const BAD: { name: string; decode: (o: unknown) => DecodeResult<unknown>; input:
   },
   { name: 'route_config without a name', decode: decodeRouteConfig, input: { virtual_hosts: [] }, errors: ['route_config without a name'] },
   {
-    name: 'listener: RBAC filter is refused, missing route source',
+    name: 'listener: an unsupported network filter (ext_authz) is refused, missing route source',
     decode: decodeListener,
     input: {
       name: 'l',
@@ -202,7 +202,7 @@ const BAD: { name: string; decode: (o: unknown) => DecodeResult<unknown>; input:
       filter_chains: [
         {
           filters: [
-            { name: 'envoy.filters.network.rbac', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC' } },
+            { name: 'envoy.filters.network.ext_authz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz' } },
             {
               name: 'hcm',
               typed_config: {
@@ -216,7 +216,7 @@ const BAD: { name: string; decode: (o: unknown) => DecodeResult<unknown>; input:
       ],
     },
     errors: [
-      'listener "l": filter_chains[0].filters[0].typed_config.@type: unsupported network filter "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"',
+      'listener "l": filter_chains[0].filters[0].typed_config.@type: unsupported network filter "type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz"',
       'listener "l": filter_chains[0].filters[1].typed_config: the HTTP connection manager needs rds or route_config',
     ],
   },

@@ -298,8 +298,9 @@ export function hcm(routeSource: HttpConnectionManagerModel['routeSource'], extr
     httpFilters: ['envoy.filters.http.router'],
     streamIdleTimeoutMs: 300_000,
     requestTimeoutMs: 0,
+    rbac: [],
     ...extra,
-  };
+  } as HttpConnectionManagerModel;
 }
 
 export function chain(name: string, filter: NetworkFilterModel, opts: { tls?: DownstreamTlsModel | null; transport?: string; serverNames?: string[] } = {}): FilterChainModel {
@@ -308,6 +309,7 @@ export function chain(name: string, filter: NetworkFilterModel, opts: { tls?: Do
     match: { serverNames: opts.serverNames ?? [], transportProtocol: opts.transport, applicationProtocols: [], destinationPort: undefined },
     tls: opts.tls ?? null,
     filter,
+    rbac: [],
   };
 }
 
