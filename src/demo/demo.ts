@@ -102,7 +102,7 @@ async function writeToken(r: Pick<Running, 'dir' | 'cas'>, key: string, cluster:
 }
 
 function proxyArgs(o: {
-  mode: 'sidecar' | 'gateway';
+  mode: 'sidecar' | 'gateway' | 'ingress';
   cluster: DemoCluster;
   locality?: string | undefined;
   rootCert: string;
@@ -200,6 +200,22 @@ export async function startControlPlane(r: Running, c: DemoCluster): Promise<Man
  * Starts one workload: its app (helloworld) on a private port, then its sidecar, which gets its
  * certificate with a bootstrap token and its config from its cluster's control plane.
  */
+/**
+ * An ingress gateway in cluster `c` at `ip` (Istio's istio-ingressgateway, in istio-system with
+ * its labels): it serves the Gateways of that cluster's config whose selector matches them.
+ */
+export async function startIngress(r: Running, c: DemoCluster, ip: string): Promise<Managed> {
+  const sa = 'istio-ingressgateway-service-account';
+  const token = await writeToken(r, `${c.name}/ingressgateway`, c.name, 'istio-system', sa);
+  const { managed } = await r.sup.start({
+    name: `${c.name}-ingressgateway`,
+    args: proxyArgs({ mode: 'ingress', cluster: c, rootCert: r.rootCert, token, ip, namespace: 'istio-system', serviceAccount: sa, labels: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, logLevel: r.logLevel }),
+    ready: /^ready/,
+    ...(c.netns ? { netns: c.netns } : {}),
+  });
+  return managed;
+}
+
 export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> {
   const c = clusterOf(r.topo, w.cluster);
   let appPort: [number, string] | undefined;
