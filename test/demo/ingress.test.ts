@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { runIsle } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const INGRESS_IP = '127.1.0.40';
@@ -74,6 +75,46 @@ async function curl(args: string[]): Promise<{ code: number; out: string }> {
     const err = e as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof err.code === 'number' ? err.code : -1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
   }
+}
+
+/** istioctl-like surface on the same demo: Envoy-shaped /config_dump, admin pages, `isle proxy-config`. */
+async function proxyConfigChecks(cwd: string, ingressIp: string): Promise<void> {
+  const SLEEP_ADMIN = 'http://127.1.0.20:15000';
+  const dump = (await (await fetch(`${SLEEP_ADMIN}/config_dump`)).json()) as { configs: { '@type': string }[]; isle: { xds: { connected: boolean } } };
+  assert.deepEqual(
+    dump.configs.map((c) => c['@type'].split('.').pop()),
+    ['BootstrapConfigDump', 'ClustersConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump', 'EndpointsConfigDump'],
+  );
+  assert.equal(dump.isle.xds.connected, true, "Isle's extra facts under `isle`");
+  const ingressDump = await (await fetch(`http://${ingressIp}:15000/config_dump`)).text();
+  assert.match(ingressDump, /kubernetes:\/\/hello-cred/, 'the credential is listed');
+  assert.doesNotMatch(ingressDump, /PRIVATE KEY/, 'no private key in any dump');
+  assert.match(ingressDump, /"inline_bytes": "W3JlZGFjdGVkXQ=="/, "Envoy's redaction marker");
+
+  // Admin pages.
+  assert.match(await (await fetch(`${SLEEP_ADMIN}/listeners`)).text(), /^virtualOutbound::127\.1\.0\.20:15001$/m);
+  const info = (await (await fetch(`${SLEEP_ADMIN}/server_info`)).json()) as { state: string };
+  assert.equal(info.state, 'LIVE');
+  assert.equal((await fetch(`${SLEEP_ADMIN}/logging?level=debug`)).status, 405, 'a change needs POST');
+  assert.match(await (await fetch(`${SLEEP_ADMIN}/logging?level=debug`, { method: 'POST' })).text(), /isle: debug/);
+  assert.match(await (await fetch(`${SLEEP_ADMIN}/logging?level=info`, { method: 'POST' })).text(), /isle: info/);
+
+  // proxy-config by demo name: helloworld's cluster, and its endpoints in both clusters (cluster-2's through its east-west gateway).
+  const clusters = await runIsle(['proxy-config', 'cluster', 'cluster-1/sleep'], { cwd });
+  assert.equal(clusters.code, 0, clusters.stderr);
+  assert.match(clusters.stdout, /^SERVICE FQDN\s+PORT\s+SUBSET\s+DIRECTION\s+TYPE$/m);
+  assert.match(clusters.stdout, /^helloworld\.default\.svc\.cluster\.local\s+5000\s+-\s+outbound\s+EDS$/m);
+  const eps = await runIsle(['proxy-config', 'endpoint', '127.1.0.20:15000', '--fqdn', 'helloworld'], { cwd });
+  assert.equal(eps.code, 0, eps.stderr);
+  assert.match(eps.stdout, /^127\.1\.0\.10:5000\s+HEALTHY\s+region1\/zone1\s+\S+\s+outbound\|5000\|\|helloworld/m, eps.stdout);
+  assert.match(eps.stdout, /^127\.2\.255\.1:15443\s+HEALTHY\s+\S+\s+\S+\s+outbound\|5000\|\|helloworld/m, eps.stdout);
+  const json = await runIsle(['proxy-config', 'route', 'cluster-1/sleep', '-o', 'json'], { cwd });
+  assert.ok((JSON.parse(json.stdout) as { name: string }[]).some((r) => r.name === '15001'));
+  const secret = await runIsle(['proxy-config', 'secret', 'cluster-1/sleep'], { cwd });
+  assert.match(secret.stdout, /^default\s+Cert Chain\s+ACTIVE\s+true\s+[0-9a-f]+/m);
+  const ambiguous = await runIsle(['proxy-config', 'cluster', 'sleep'], { cwd });
+  assert.equal(ambiguous.code, 2);
+  assert.match(ambiguous.stderr, /ambiguous: cluster-1\/sleep\.default, cluster-2\/sleep\.default/);
 }
 
 test('ingress gateway: HTTPS from outside the mesh reaches helloworld v1 (cluster-1) and v2 (cluster-2)', { timeout: 180_000 }, async (t) => {
@@ -138,4 +179,6 @@ test('ingress gateway: HTTPS from outside the mesh reaches helloworld v1 (cluste
   // Stats like the sidecars': requests counted by the ingress (reporter=source).
   const stats = await (await fetch(`http://${INGRESS_IP}:15000/stats/prometheus`)).text();
   assert.match(stats, /istio_requests_total\{[^}]*response_code="200"[^}]*\} [1-9]/);
+
+  await proxyConfigChecks(cwd, INGRESS_IP);
 });
