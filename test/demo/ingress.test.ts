@@ -124,6 +124,10 @@ test('ingress gateway: HTTPS from outside the mesh reaches helloworld v1 (cluste
   const prevCwd = process.cwd();
   process.chdir(cwd);
   const dir = join(cwd, 'demo');
+  // A restart keeps what the user added to a config directory (issue 16 part 4.1), and says so.
+  mkdirSync(join(dir, 'cluster-1', 'mine'), { recursive: true });
+  writeFileSync(join(dir, 'cluster-1', 'mine', 'note.yaml'), '# my own notes\n');
+  writeFileSync(join(dir, 'cluster-1', 'mesh.yaml'), 'stale copy of a demo file');
   const { running, ok, stop } = await startDemo({ dir, out: (s) => void log.push(s) });
   t.after(async () => {
     await stop();
@@ -131,6 +135,9 @@ test('ingress gateway: HTTPS from outside the mesh reaches helloworld v1 (cluste
     rmSync(cwd, { recursive: true, force: true });
   });
   assert.ok(ok, log.join(''));
+  assert.equal(execFileSync('cat', [join(dir, 'cluster-1', 'mine', 'note.yaml')], { encoding: 'utf8' }), '# my own notes\n');
+  assert.match(log.join(''), /kept 1 file\(s\) you added to the config directories: cluster-1\/mine\/note\.yaml/);
+  assert.doesNotMatch(execFileSync('cat', [join(dir, 'cluster-1', 'mesh.yaml')], { encoding: 'utf8' }), /stale copy/, "the demo's own files are rewritten");
 
   const certs = join(cwd, 'certs');
   mkdirSync(certs);
