@@ -384,3 +384,47 @@ export function vsRoutes(ctx: VsRouteContext, vss: readonly VirtualService[]): E
   }
   return out;
 }
+
+export interface PushedProblem {
+  /** `VirtualService <ns>/<name>`. */
+  readonly resource: string;
+  readonly file: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+/**
+ * Routes pushed although they cannot work (issue 16 part 4.4): a destination subset that no
+ * DestinationRule of its host defines. Istio pushes them and Envoy answers 503 `NR` (the cluster
+ * does not exist); Isle keeps that behaviour but lists them (/debug/configz, `isle status`).
+ */
+export function undefinedSubsets(push: PushContext): PushedProblem[] {
+  const out: PushedProblem[] = [];
+  const seen = new Set<VirtualService>();
+  for (const list of push.virtualServicesByHost.values()) {
+    for (const vs of list) {
+      if (seen.has(vs)) continue;
+      seen.add(vs);
+      const ns = vs.metadata.namespace ?? 'default';
+      const check = (d: Destination, where: string): void => {
+        if (!d.subset) return;
+        const host = fqdn(d.host, ns, push.mesh.domainSuffix);
+        if ((push.subsetsByHost.get(host) ?? []).some((s) => s.name === d.subset)) return;
+        out.push({
+          resource: `VirtualService ${ns}/${vs.metadata.name}`,
+          file: vs.source.file,
+          line: vs.source.line,
+          message: `${where}: subset ${JSON.stringify(d.subset)} of ${host} is not defined by any DestinationRule; pushed anyway, requests get 503 (NR)`,
+        });
+      };
+      (vs.spec.http ?? []).forEach((r, i) => {
+        (r.route ?? []).forEach((d, j) => check(d.destination, `http[${i}].route[${j}]`));
+        if (r.mirror) check(r.mirror, `http[${i}].mirror`);
+      });
+      for (const proto of ['tcp', 'tls'] as const) {
+        (vs.spec[proto] ?? []).forEach((r, i) => (r.route ?? []).forEach((d, j) => check(d.destination, `${proto}[${i}].route[${j}]`)));
+      }
+    }
+  }
+  return out;
+}
