@@ -18,6 +18,7 @@ import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { CredentialStore } from './credentials.js';
 import { undefinedSubsets } from '../generate/virtualservice.js';
+import { gatewayProblems } from '../generate/ingress.js';
 import { ConfigStore } from '../config/store.js';
 import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
 import { parseDuration } from '../config/schema.js';
@@ -576,7 +577,7 @@ export class ControlPlane {
       cache: this.cache,
       registry: this.registry,
       configErrors: () => this.store.errors(),
-      pushProblems: () => undefinedSubsets(this.pusher.pushContext),
+      pushProblems: () => [...undefinedSubsets(this.pusher.pushContext), ...gatewayProblems(this.pusher.pushContext)],
       configVersion: () => this.store.version,
       pusher: this.pusher,
       metrics: this.metrics,

@@ -27,7 +27,7 @@ import { labelsMatch } from '../registry/model.js';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../mesh/typeurls.js';
 import { listenerName } from '../mesh/names.js';
 import { adsConfigSource, faultFilter, routerFilter, sdsSecretConfig, socketAddress, tlsInspector, type EnvoyObject } from './common.js';
-import { destinationCluster, gatewayRefs, mergeHttpRules, vsRoutes, type VirtualService, type VsRouteContext } from './virtualservice.js';
+import { destinationCluster, gatewayRefs, mergeHttpRules, vsRoutes, type PushedProblem, type VirtualService, type VsRouteContext } from './virtualservice.js';
 
 export type Gateway = Resource<GatewaySpec>;
 
@@ -316,20 +316,43 @@ export function ingressSecrets(push: PushContext, proxy: Proxy): EnvoyObject[] {
   return out;
 }
 
+function serverProblem(push: PushContext, b: BoundServer, namespace: string): string | undefined {
+  if (b.kind === 'unsupported') return `protocol ${b.server.port.protocol} with tls.mode ${b.server.tls?.mode ?? 'unset'} is not served by isle proxy; no listener chain`;
+  if (b.kind !== 'https') return undefined;
+  const cred = b.server.tls?.credentialName;
+  if (cred === undefined) return 'tls.serverCertificate files are not supported; use credentialName';
+  const c = push.credentials.get(`${namespace}/${cred}`);
+  if (!c) return `credential ${namespace}/${cred} not found (credentials/${namespace}/${cred}/ in the config directory); no listener chain`;
+  if (b.server.tls?.mode === 'MUTUAL' && !c.caPem) return `tls.mode MUTUAL needs ca.crt in credential ${namespace}/${cred}; no listener chain`;
+  return undefined;
+}
+
+const serverWhere = (b: BoundServer): string => `server port ${b.server.port.number} (${b.server.port.name ?? ''})`;
+
 /** Why a Gateway server selected by this proxy serves nothing (for logs and status). */
 export function ingressProblems(push: PushContext, proxy: Proxy): string[] {
   const out: string[] = [];
   for (const servers of ingressServers(push, proxy).values()) {
     for (const b of servers) {
-      const where = `Gateway ${b.key} server port ${b.server.port.number} (${b.server.port.name ?? ''})`;
-      if (b.kind === 'unsupported') {
-        out.push(`${where}: protocol ${b.server.port.protocol} with tls.mode ${b.server.tls?.mode ?? 'unset'} is not served by isle proxy; no listener chain`);
-      } else if (b.kind === 'https') {
-        const cred = b.server.tls?.credentialName;
-        if (cred === undefined) out.push(`${where}: tls.serverCertificate files are not supported; use credentialName`);
-        else if (!push.credentials.has(`${proxy.namespace}/${cred}`)) out.push(`${where}: credential ${proxy.namespace}/${cred} not found (credentials/${proxy.namespace}/${cred}/ in the config directory)`);
-        else if (b.server.tls?.mode === 'MUTUAL' && !push.credentials.get(`${proxy.namespace}/${cred}`)?.caPem) out.push(`${where}: tls.mode MUTUAL needs ca.crt in credential ${proxy.namespace}/${cred}`);
-      }
+      const p = serverProblem(push, b, proxy.namespace);
+      if (p) out.push(`Gateway ${b.key} ${serverWhere(b)}: ${p}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The same for every Gateway, with credentials looked up in the Gateway's own namespace (where
+ * its gateway proxies usually run): what /debug/configz and `isle status` list.
+ */
+export function gatewayProblems(push: PushContext): PushedProblem[] {
+  const out: PushedProblem[] = [];
+  for (const g of push.gateways) {
+    for (const server of g.spec.servers) {
+      if (server.tls?.mode === 'AUTO_PASSTHROUGH') continue;
+      const b: BoundServer = { gateway: g, key: `${gwNs(g)}/${g.metadata.name}`, server, kind: serverKind(server) };
+      const p = serverProblem(push, b, gwNs(g));
+      if (p) out.push({ resource: `Gateway ${b.key}`, file: g.source.file, line: g.source.line, message: `${serverWhere(b)}: ${p}` });
     }
   }
   return out;

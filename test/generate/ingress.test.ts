@@ -10,7 +10,7 @@ import type { Resource } from '../../src/config/types.js';
 import { formatProxyId, proxyFromNode, withInbound, type Proxy } from '../../src/model/proxy.js';
 import type { GatewayCredential, PushContext } from '../../src/model/pushcontext.js';
 import { generateClusters, generateEndpoints, generateListeners, generateRoutes, generateSecrets } from '../../src/generate/index.js';
-import { ingressProblems, isEastWest, isIngress } from '../../src/generate/ingress.js';
+import { gatewayProblems, ingressProblems, isEastWest, isIngress } from '../../src/generate/ingress.js';
 import { decodeAndResolve } from '../../src/proxy/decode/index.js';
 import { eastWestGateway, push } from './fixtures.js';
 
@@ -114,6 +114,10 @@ describe('ingress gateway generation', () => {
     assert.equal(probs.length, 2, probs.join('\n'));
     assert.match(probs[0]!, /credential istio-system\/absent not found/);
     assert.match(probs[1]!, /ISTIO_MUTUAL is not served/);
+    // The control plane's list (/debug/configz, isle status): per Gateway, with its file.
+    const listed = gatewayProblems(p);
+    assert.deepEqual(listed.map((x) => x.resource), ['Gateway istio-system/web', 'Gateway istio-system/web']);
+    assert.match(listed[0]!.message, /server port 8444 \(https-missing\): credential istio-system\/absent not found/);
   });
 
   it('the east-west gateway is unchanged unless a Gateway selects it; AUTO_PASSTHROUGH keeps its listener', () => {
