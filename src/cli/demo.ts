@@ -11,10 +11,10 @@ export function registerDemo(program: Command, io: CliIO): void {
     .description('run seed 000 on this machine: two clusters, two control planes sharing one root, east-west gateways, helloworld v1/v2, sleep — and verify it')
     .option('--scenario <name>', 'which scenario: seed-000, or a traffic-policy scenario (strict-mtls, routing, distribute, failover, authz), or remote-control-plane (seed 001)', 'seed-000')
     .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
-    .option('--dir <dir>', 'where certificates, config, tokens and logs go', '.isle/demo')
+    .option('--dir <dir>', 'where certificates, config, tokens and logs go (default .isle/demo for seed-000, .isle/demo-<scenario> for the others); one demo per directory (<dir>.lock)')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
     .option('--netns', 'put each cluster in its own network namespace, joined only through control planes and east-west gateways (Linux, root)')
-    .action(async (o: { scenario: string; check?: boolean; dir: string; logLevel: string; netns?: boolean }) => {
+    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean }) => {
       const { runDemo } = await import('../demo/demo.js');
       const untilStopped = () =>
         new Promise<void>((resolve) => {
@@ -26,7 +26,7 @@ export function registerDemo(program: Command, io: CliIO): void {
           process.on('SIGINT', on);
           process.on('SIGTERM', on);
         });
-      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, dir: o.dir, logLevel: o.logLevel, netns: o.netns ?? false, out: io.out, untilStopped });
+      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, ...(o.dir !== undefined ? { dir: o.dir } : {}), logLevel: o.logLevel, netns: o.netns ?? false, out: io.out, untilStopped });
     });
 
   program

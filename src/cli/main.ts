@@ -12,6 +12,7 @@ import { registerDemo } from './demo.js';
 import { registerPrecheck } from './precheck.js';
 import { registerDescribe } from './describe.js';
 import { registerConfig } from './config.js';
+import { registerProxyConfig } from './proxyconfig.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerPrecheck(program, io);
   registerDescribe(program, io);
   registerConfig(program, io);
+  registerProxyConfig(program, io);
   return program;
 }
 

@@ -63,7 +63,7 @@ function collect(v: string, prev: string[]): string[] {
 }
 
 /**
- * `isle proxy`: the sidecar / east-west gateway. stdout: one line per bound listener
+ * `isle proxy`: the sidecar / east-west gateway / ingress gateway. stdout: one line per bound listener
  * (`listener <name> <role> <host:port>`, plus `admin` and `health`), then `ready` once the first
  * resolved config is applied, `stopped` after a graceful shutdown (SIGTERM/SIGINT, exit 0).
  * Logs (pino JSON) go to stderr. Bad flags, an unreadable token or CA bundle and an address in
@@ -72,8 +72,8 @@ function collect(v: string, prev: string[]): string[] {
 export function registerProxy(program: Command, io: CliIO): void {
   program
     .command('proxy')
-    .description('run the data plane: an xDS-driven sidecar (outbound HTTP proxy on 15001, inbound mTLS) or east-west gateway (SNI passthrough on 15443)')
-    .option('--mode <mode>', 'sidecar or gateway', 'sidecar')
+    .description('run the data plane: an xDS-driven sidecar (outbound HTTP proxy on 15001, inbound mTLS), east-west gateway (SNI passthrough on 15443) or ingress gateway (Gateway servers: HTTP, HTTPS, PASSTHROUGH)')
+    .option('--mode <mode>', 'sidecar, gateway (east-west) or ingress (serves the Gateways whose selector matches its labels; default labels istio=ingressgateway)', 'sidecar')
     .requiredOption('--control-plane <addr>', "the control plane's mTLS address (xDS + certificate service), host:port; replicas as host:port,host:port (the proxy moves to another when its replica dies)")
     .requiredOption('--token <file>', 'bootstrap token file (isle token create)')
     .requiredOption('--ip <addr>', "the workload's IP address (its own 127.x.y.z in universal mode)")
@@ -103,7 +103,7 @@ export function registerProxy(program: Command, io: CliIO): void {
       };
       const { isIP } = await import('node:net');
       const { readFile } = await import('node:fs/promises');
-      if (o.mode !== 'sidecar' && o.mode !== 'gateway') usage(`--mode: must be sidecar or gateway (got ${JSON.stringify(o.mode)})`);
+      if (o.mode !== 'sidecar' && o.mode !== 'gateway' && o.mode !== 'ingress') usage(`--mode: must be sidecar, gateway or ingress (got ${JSON.stringify(o.mode)})`);
       if (o.xds !== 'delta' && o.xds !== 'sotw') usage(`--xds: must be delta or sotw (got ${JSON.stringify(o.xds)})`);
       if (!LEVELS.includes(o.logLevel)) usage(`--log-level: unknown level ${JSON.stringify(o.logLevel)} (${LEVELS.join(', ')})`);
       if (!isIP(o.ip)) usage(`--ip: ${JSON.stringify(o.ip)} is not an IP address`);
@@ -124,6 +124,8 @@ export function registerProxy(program: Command, io: CliIO): void {
         if (i <= 0) usage(`--labels: expected k=v, got ${JSON.stringify(kv)}`);
         labels[kv.slice(0, i)] = kv.slice(i + 1);
       }
+      // Istio's istio-ingressgateway labels, which Gateways in the samples select.
+      if (o.mode === 'ingress' && o.labels === undefined) Object.assign(labels, { istio: 'ingressgateway', app: 'istio-ingressgateway' });
       const appPorts: Record<number, number> = {};
       for (const ap of o.appPort) {
         const m = /^(\d+)=(\d+)$/.exec(ap);
@@ -172,7 +174,8 @@ export function registerProxy(program: Command, io: CliIO): void {
       grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
 
       const proxy = await IsleProxy.start({
-        mode: o.mode as 'sidecar' | 'gateway',
+        // An ingress gateway is a `router` like the east-west one: the Gateways selecting it decide what it serves.
+        mode: o.mode === 'sidecar' ? 'sidecar' : 'gateway',
         controlPlane,
         token,
         rootPem,

@@ -16,6 +16,9 @@ import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
+import { CredentialStore } from './credentials.js';
+import { undefinedSubsets } from '../generate/virtualservice.js';
+import { gatewayProblems } from '../generate/ingress.js';
 import { ConfigStore } from '../config/store.js';
 import { formatConfigError, type ConfigError, type Resource } from '../config/types.js';
 import { parseDuration } from '../config/schema.js';
@@ -183,6 +186,8 @@ export class ControlPlane {
   /** [mTLS server, plaintext server if enabled]: they share the cache and the pusher. */
   readonly xdsServers: XdsServer[] = [];
   private source: DirectorySource | undefined;
+  /** Gateway credentials, `<config dir>/credentials/<ns>/<name>/` (ADR 0060). */
+  credentials: CredentialStore | undefined;
   private shardWatch: LocalShardWatch | undefined;
   private readonly grpcServers: grpc.Server[] = [];
   private debug: DebugServer | undefined;
@@ -409,7 +414,18 @@ export class ControlPlane {
   }
 
   private setupPush(): void {
+    this.credentials = new CredentialStore({
+      dir: join(this.opts.configDir, 'credentials'),
+      timers: this.timers,
+      onChange: () => {
+        for (const [k, why] of this.credentials!.problems()) this.logger.error({ credential: k }, `gateway credential rejected: ${why}`);
+        this.pusher.requestFullPush('config');
+      },
+    });
+    for (const [k, why] of this.credentials.problems()) this.logger.error({ credential: k }, `gateway credential rejected: ${why}`);
+    this.credentials.start();
     this.pusher = new Pusher({
+      credentials: () => this.credentials!.get(),
       registry: this.registry,
       store: this.store,
       cache: this.cache,
@@ -561,6 +577,7 @@ export class ControlPlane {
       cache: this.cache,
       registry: this.registry,
       configErrors: () => this.store.errors(),
+      pushProblems: () => [...undefinedSubsets(this.pusher.pushContext), ...gatewayProblems(this.pusher.pushContext)],
       configVersion: () => this.store.version,
       pusher: this.pusher,
       metrics: this.metrics,
@@ -655,6 +672,7 @@ export class ControlPlane {
       this.pusher?.stop();
       this.centralLink?.close();
       this.central?.close();
+      this.credentials?.stop();
       this.peering?.close();
       this.peeringExport?.close();
       for (const x of this.xdsServers) x.close();

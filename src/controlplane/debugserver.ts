@@ -4,7 +4,7 @@
  *   /debug/syncz              per proxy: id, cluster, protocol, per type version sent / ACKed / last NACK
  *   /debug/config_dump?proxy= the decoded resources of that proxy's snapshot
  *   /debug/registryz          the registry: shards (stale ones marked), merged services, conflicts
- *   /debug/configz            config errors and warnings (file:line), store version
+ *   /debug/configz            config errors and warnings (file:line), store version, config pushed with problems
  *   /debug/push_status        the last pushes (kind, reasons, debounce)
  *   /debug/memory             process.memoryUsage(), after a full GC when node runs with --expose-gc
  *   /metrics                  Prometheus text
@@ -23,12 +23,15 @@ import type { ProxyStatus, XdsServer } from '../xds/server.js';
 import { PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import type { Pusher } from './pusher.js';
+import type { PushedProblem } from '../generate/virtualservice.js';
 
 export interface DebugSources {
   xdsServers: readonly XdsServer[];
   cache: SnapshotCache;
   registry: Registry;
   configErrors: () => readonly ConfigError[];
+  /** Config that is pushed although it cannot work (a subset no DestinationRule defines). */
+  pushProblems?: () => readonly PushedProblem[];
   configVersion: () => number;
   pusher: Pusher;
   metrics: ControlPlaneMetrics;
@@ -143,6 +146,7 @@ export class DebugServer {
             errors: errors.filter((e) => e.severity === 'error').length,
             warnings: errors.filter((e) => e.severity === 'warning').length,
             problems: errors.map((e) => ({ ...e, text: formatConfigError(e) })),
+            pushed: (s.pushProblems?.() ?? []).map((x) => ({ ...x, text: `${x.file}:${x.line} ${x.resource}: ${x.message}` })),
           },
           pretty,
         );

@@ -29,7 +29,7 @@
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
-import type { DestinationRuleSpec, VirtualServiceSpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
+import type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
@@ -42,7 +42,7 @@ import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import { proxyDefaultsFrom, withInbound, type Proxy } from '../model/proxy.js';
-import { meshInfoFrom, pushContextFromRegistry, type PushContext } from '../model/pushcontext.js';
+import { meshInfoFrom, pushContextFromRegistry, type GatewayCredential, type PushContext } from '../model/pushcontext.js';
 import { CONNECT_REQUEST, PushRequest, type PushReason } from '../model/pushrequest.js';
 import type { MeshSettingsSource } from '../mesh/settings.js';
 import type { NodeInfo } from '../xds/server.js';
@@ -50,7 +50,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'Gateway']);
 
 interface ProxyEntry {
   readonly key: string;
@@ -120,6 +120,8 @@ export interface PusherOptions {
    * serve from). Default false.
    */
   held?: boolean;
+  /** Gateway TLS credentials (`<ns>/<name>`); read at every push (controlplane/credentials.ts). */
+  credentials?: () => ReadonlyMap<string, GatewayCredential>;
 }
 
 export class Pusher {
@@ -421,6 +423,8 @@ export class Pusher {
       destinationRules: this.o.store.list('DestinationRule') as Resource<DestinationRuleSpec>[],
       peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
       authorizationPolicies: this.o.store.list('AuthorizationPolicy') as Resource<AuthorizationPolicySpec>[],
+      gateways: this.o.store.list('Gateway') as Resource<GatewaySpec>[],
+      ...(this.o.credentials ? { credentials: this.o.credentials() } : {}),
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),
     });

@@ -49,6 +49,8 @@ export interface PlaneStatus {
   remote?: RemoteClusterz;
   /** Local config the central control plane's overrides (from /debug/configz). */
   overridden?: string[];
+  /** Config pushed although it cannot work, e.g. an undefined subset (from /debug/configz). */
+  pushed?: string[];
 }
 
 const TYPES = ['CDS', 'LDS', 'EDS', 'RDS', 'SDS'];
@@ -87,6 +89,8 @@ export function formatStatus(planes: readonly PlaneStatus[], now = Date.now()): 
     p.proxies.flatMap((x) => Object.entries(x.types).filter(([, t]) => t.lastNack).map(([type, t]) => `  ${x.id} ${type} v${t.lastNack!.version}: ${t.lastNack!.message}`)),
   );
   if (nacks.length > 0) out.push('', 'last NACKs:', ...nacks);
+  const pushed = planes.flatMap((p) => (p.pushed ?? []).map((t) => `  ${p.remote?.cluster ?? p.url}: ${t}`));
+  if (pushed.length > 0) out.push('', 'pushed with problems (requests on these routes fail):', ...pushed);
 
   out.push('');
   const rcRows = [['CONTROL PLANE', 'REMOTE CLUSTER', 'ADDRESS', 'NETWORK', 'STATUS', 'LAST SYNC', 'SERVICES', 'ENDPOINTS']];
@@ -140,7 +144,8 @@ export async function fetchPlane(url: string, timeoutMs = 3000): Promise<PlaneSt
     const [proxies, remote, configz] = await Promise.all([getJson(`${base}/debug/syncz`, timeoutMs), getJson(`${base}/debug/remoteclusterz`, timeoutMs), getJson(`${base}/debug/configz`, timeoutMs)]);
     const problems = (configz as { problems?: { text: string }[] }).problems ?? [];
     const overridden = problems.map((x) => x.text).filter((t) => /also defined by source central:/.test(t));
-    return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz, ...(overridden.length ? { overridden } : {}) };
+    const pushed = ((configz as { pushed?: { text: string }[] }).pushed ?? []).map((x) => x.text);
+    return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz, ...(overridden.length ? { overridden } : {}), ...(pushed.length ? { pushed } : {}) };
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code;
     return { url: base, proxies: [], error: cause ?? (e instanceof Error ? e.message : String(e)) };

@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:net';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { caFiles, createIntermediate, createRoot, rootFiles, writeFilesAtomic, type IssuingCa } from '../pki/index.js';
 import { createToken } from '../mesh/token.js';
 import { IsleError } from '../errors.js';
@@ -17,6 +17,7 @@ import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoClust
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
+import { acquireDemoLock, clearDemoState, defaultDemoDir, restoreFiles, userFiles, writeDemoState } from './lock.js';
 
 export interface DemoOptions {
   /** Where certificates, config directories, tokens and logs go. Default `.isle/demo`. */
@@ -102,7 +103,7 @@ async function writeToken(r: Pick<Running, 'dir' | 'cas'>, key: string, cluster:
 }
 
 function proxyArgs(o: {
-  mode: 'sidecar' | 'gateway';
+  mode: 'sidecar' | 'gateway' | 'ingress';
   cluster: DemoCluster;
   locality?: string | undefined;
   rootCert: string;
@@ -200,6 +201,22 @@ export async function startControlPlane(r: Running, c: DemoCluster): Promise<Man
  * Starts one workload: its app (helloworld) on a private port, then its sidecar, which gets its
  * certificate with a bootstrap token and its config from its cluster's control plane.
  */
+/**
+ * An ingress gateway in cluster `c` at `ip` (Istio's istio-ingressgateway, in istio-system with
+ * its labels): it serves the Gateways of that cluster's config whose selector matches them.
+ */
+export async function startIngress(r: Running, c: DemoCluster, ip: string): Promise<Managed> {
+  const sa = 'istio-ingressgateway-service-account';
+  const token = await writeToken(r, `${c.name}/ingressgateway`, c.name, 'istio-system', sa);
+  const { managed } = await r.sup.start({
+    name: `${c.name}-ingressgateway`,
+    args: proxyArgs({ mode: 'ingress', cluster: c, rootCert: r.rootCert, token, ip, namespace: 'istio-system', serviceAccount: sa, labels: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, logLevel: r.logLevel }),
+    ready: /^ready/,
+    ...(c.netns ? { netns: c.netns } : {}),
+  });
+  return managed;
+}
+
 export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> {
   const c = clusterOf(r.topo, w.cluster);
   let appPort: [number, string] | undefined;
@@ -231,7 +248,22 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   const def = scenario === 'seed-000' ? undefined : (await import('./scenarios/index.js')).scenarioByName(scenario);
   if (def && o.netns) throw new IsleError('ERR_USAGE', `--netns runs seed 000 only, not --scenario ${scenario}`);
   const topo = def ? def.topology : o.netns ? netnsTopology(SEED_000) : SEED_000;
-  const dir = resolve(o.dir ?? '.isle/demo');
+  const dir = resolve(o.dir ?? defaultDemoDir(scenario));
+  // Before anything touches the directory: a demo running there keeps its files.
+  const release = await acquireDemoLock(dir, scenario);
+  try {
+    return await startLocked(o, { scenario, def, topo, dir, release });
+  } catch (e) {
+    await release();
+    throw e;
+  }
+}
+
+async function startLocked(
+  o: DemoOptions,
+  x: { scenario: string; def: Awaited<ReturnType<typeof import('./scenarios/index.js')['scenarioByName']>> | undefined; topo: DemoTopology; dir: string; release: () => Promise<void> },
+): Promise<{ running: Running; ok: boolean; stop: () => Promise<void> }> {
+  const { scenario, def, topo, dir } = x;
   const say = o.out;
   const logLevel = o.logLevel ?? 'info';
   say(def ? `Isle demo — ${def.seed}, scenario ${scenario}: ${SCENARIOS[scenario]}\n` : `Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
@@ -242,7 +274,10 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
     await checkAddresses(topo);
   }
 
-  // Fresh state each run; the directory is the user's to edit while the demo runs.
+  // Fresh state each run; the directory is the user's to edit while the demo runs, so files the
+  // user added to the config directories are kept across the fresh start (and said so).
+  const generated = new Set(topo.clusters.flatMap((c) => Object.keys({ ...clusterConfig(topo, c), ...(def ? def.config(topo, c) : {}) }).map((f) => join(c.name, f))));
+  const kept = await userFiles(dir, topo.clusters.map((c) => c.name), generated);
   await rm(dir, { recursive: true, force: true });
   for (const d of ['certs', 'tokens', 'logs', ...topo.clusters.map((c) => c.name)]) await mkdir(join(dir, d), { recursive: true });
 
@@ -263,6 +298,10 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
     const files = { ...clusterConfig(topo, c), ...(def ? def.config(topo, c) : {}) };
     for (const [file, text] of Object.entries(files)) if (text !== '') await writeFile(join(dir, c.name, file), text);
   }
+  if (kept.length > 0) {
+    await restoreFiles(dir, kept);
+    say(`  ! kept ${kept.length} file(s) you added to the config directories: ${kept.map((f) => f.path).join(', ')} (remove them to run the plain demo)\n`);
+  }
 
   const exits: string[] = [];
   const sup = new Supervisor(join(dir, 'logs'), (m: Managed, code, signal) => {
@@ -274,8 +313,9 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   const running: Running = { topo, dir, sup, appAddress: new Map(), cas, rootCert, logLevel, expectedExits: new Set() };
   const stop = async () => {
     await sup.stopAll();
-    await rm(DEMO_STATE_FILE, { force: true });
+    await clearDemoState(dir, DEMO_STATE_FILE);
     if (o.netns) await teardownNetns(topo);
+    await x.release();
   };
   try {
     // 3. Relays (WAN links, replica fronts), then control planes, each with its own CA and config.
@@ -291,9 +331,11 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
         say(`  ✓ ${c.name} control plane   ${c.controlPlane} (mTLS: xDS, CA, peering)   debug http://${c.debug}   network ${c.network}\n`);
       }
     }
-    // `isle status` (without flags) reads this to find the demo's control planes.
-    await mkdir(dirname(DEMO_STATE_FILE), { recursive: true });
-    await writeFile(DEMO_STATE_FILE, JSON.stringify({ dir, controlPlanes: topo.clusters.map((c) => ({ cluster: c.name, grpc: c.controlPlane, debug: `http://${c.debug}` })) }, null, 2));
+    // `isle status --dir` reads <dir>/state.json; without flags, the pointer (unless another live demo owns it).
+    await writeDemoState(
+      { dir, scenario, pid: process.pid, startedAt: new Date().toISOString(), controlPlanes: topo.clusters.map((c) => ({ cluster: c.name, grpc: c.controlPlane, debug: `http://${c.debug}` })) },
+      DEMO_STATE_FILE,
+    );
 
     // 4. East-west gateways.
     for (const c of topo.clusters) {

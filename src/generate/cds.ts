@@ -24,6 +24,7 @@ import { direct, loadAssignment, localityLbEndpoints } from './eds.js';
 import { gatewayClusterKeys, outboundClusterKeys, type ClusterKey } from './clusterkeys.js';
 import { applyPolicy, cdsShareKey, destinationRuleFor } from './destinationrule.js';
 import { inboundClusterName } from '../mesh/names.js';
+import { isEastWest, isIngress } from './ingress.js';
 
 export { hasOutboundCluster, isLocalToGateway, edsClusterKeys, gatewayClusterKeys, outboundClusterKeys, type ClusterKey } from './clusterkeys.js';
 
@@ -108,7 +109,11 @@ export function gatewayClusters(push: PushContext, proxy: Proxy): EnvoyObject[] 
 
 export function clusterGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
   if (proxy.type === 'gateway') {
-    return [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayClusters(push, proxy) }];
+    // An ingress gateway dials services as a sidecar does; the east-west one only passes through.
+    return [
+      ...(isEastWest(push, proxy) ? [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayClusters(push, proxy) }] : []),
+      ...(isIngress(push, proxy) ? [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }] : []),
+    ];
   }
   // Shared by every sidecar unless a DestinationRule's exportTo makes namespaces differ.
   return [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }, { build: () => inboundClusters(proxy) }];

@@ -13,6 +13,7 @@ import { cmp, socketAddress, type EnvoyObject, type ResourceGroup } from './comm
 import { edsClusterKeys, gatewayClusterKeys, isLocalToGateway } from './clusterkeys.js';
 import { applyLocalityLb, localityClassOf, localityLbFor, type EndpointTags, type LocalityClass } from './locality.js';
 import { isNetworkAware, networkLocalityLbEndpoints } from './network.js';
+import { isEastWest, isIngress } from './ingress.js';
 
 /** Where a proxy on `network` sends traffic for `ep`, or undefined to leave `ep` out. */
 export type EndpointResolver = (ep: Endpoint, network: string, push: PushContext) => { address: string; port: number } | undefined;
@@ -119,8 +120,15 @@ export function gatewayLoadAssignments(push: PushContext, proxy: Proxy): EnvoyOb
 
 export function endpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
   if (proxy.type === 'gateway') {
-    return [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayLoadAssignments(push, proxy) }];
+    return [
+      ...(isEastWest(push, proxy) ? [{ shareKey: `gateway|${proxy.network}|${proxy.cluster}`, build: () => gatewayLoadAssignments(push, proxy) }] : []),
+      ...(isIngress(push, proxy) ? sidecarEndpointGroups(push, proxy) : []),
+    ];
   }
+  return sidecarEndpointGroups(push, proxy);
+}
+
+function sidecarEndpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
   // One serialization per locality class: proxies of one network share EDS unless a
   // DestinationRule's locality setting makes it depend on where the proxy is (locality.ts).
   const cls = localityClassOf(push, proxy);

@@ -28,6 +28,7 @@ import {
 } from './common.js';
 import { authzFilters, type AuthzFilters } from './authz.js';
 import { gatewayListenerGroups } from './gateway.js';
+import { ingressListeners, isEastWest } from './ingress.js';
 import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
 import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTENER_NAME } from '../mesh/names.js';
 
@@ -145,7 +146,8 @@ export function sidecarListenerGroups(push: PushContext, proxy: Proxy): Resource
 }
 
 export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  return proxy.type === 'gateway' ? gatewayListenerGroups(push, proxy) : sidecarListenerGroups(push, proxy);
+  if (proxy.type !== 'gateway') return sidecarListenerGroups(push, proxy);
+  return [...(isEastWest(push, proxy) ? gatewayListenerGroups(push, proxy) : []), { build: () => ingressListeners(push, proxy) }];
 }
 
 /** LDS for a proxy. */

@@ -19,6 +19,7 @@ import { cmp, isHttp, type EnvoyObject, type ResourceGroup } from './common.js';
 import { hasOutboundCluster } from './cds.js';
 import { HTTP_PROXY_ROUTE_NAME, outboundClusterName } from '../mesh/names.js';
 import { sourceLabelSelectors, virtualServicesFor, vsRoutes } from './virtualservice.js';
+import { ingressRoutes } from './ingress.js';
 
 export const PREVIOUS_HOSTS_PREDICATE_TYPE =
   'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
@@ -140,7 +141,7 @@ export function routeConfigForPort(push: PushContext, namespace: string, port: n
 }
 
 export function routeGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  if (proxy.type !== 'sidecar') return [];
+  if (proxy.type !== 'sidecar') return [{ build: () => ingressRoutes(push, proxy, defaultRetryPolicy) }];
   const selectors = sourceLabelSelectors(push);
   if (selectors.length === 0) {
     return [{ shareKey: `ns|${proxy.namespace}`, build: () => [httpProxyRouteConfig(push, proxy.namespace)] }];

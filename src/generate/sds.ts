@@ -9,6 +9,7 @@ import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
 import type { EnvoyObject, ResourceGroup } from './common.js';
 import { SECRET_DEFAULT, SECRET_ROOTCA } from '../mesh/names.js';
+import { ingressSecrets, isIngress } from './ingress.js';
 
 export function rootCaSecret(rootBundlePem: string): EnvoyObject {
   return { name: SECRET_ROOTCA, validation_context: { trusted_ca: { inline_string: rootBundlePem } } };
@@ -30,10 +31,15 @@ export function secretsFor(opts: { certChainPem?: string; keyPem?: string; rootB
 }
 
 export function secretGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  // Passthrough gateways never terminate TLS.
-  if (proxy.type !== 'sidecar' || push.trustBundlePem === undefined) return [];
+  // Passthrough gateways never terminate TLS; an ingress gateway dials sidecars with mTLS and
+  // serves its Gateways' credentials (the one place a private key crosses xDS: ADR 0060).
+  const ingress = proxy.type === 'gateway' && isIngress(push, proxy);
+  if (proxy.type !== 'sidecar' && !ingress) return [];
+  const groups: ResourceGroup[] = [];
   const pem = push.trustBundlePem;
-  return [{ shareKey: 'rootca', build: () => [rootCaSecret(pem)] }];
+  if (pem !== undefined) groups.push({ shareKey: 'rootca', build: () => [rootCaSecret(pem)] });
+  if (ingress) groups.push({ build: () => ingressSecrets(push, proxy) });
+  return groups;
 }
 
 /** SDS for a proxy: what the control plane itself may send. */

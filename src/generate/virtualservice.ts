@@ -235,6 +235,8 @@ export interface VsRouteContext {
   /** The proxy's labels, for `sourceLabels`; undefined = the proxy matches no sourceLabels. */
   readonly proxyLabels: Labels | undefined;
   readonly defaultRetryPolicy: () => EnvoyObject;
+  /** Routes for this Gateway (`<namespace>/<name>`) rather than for sidecars (`mesh`). */
+  readonly gateway?: string;
 }
 
 /** A destination's cluster: host resolved in the VirtualService's namespace; port per Istio. */
@@ -343,13 +345,21 @@ function action(ctx: VsRouteContext, vsNs: string, rule: HTTPRoute, match: Envoy
   out['route'] = ra;
 }
 
-function matchApplies(ctx: VsRouteContext, m: HTTPMatchRequest | undefined): boolean {
+function matchApplies(ctx: VsRouteContext, vsNs: string, m: HTTPMatchRequest | undefined): boolean {
   if (!m) return true;
   if (m.port !== undefined && m.port !== ctx.port) return false;
   if (m.sourceLabels && !(ctx.proxyLabels && labelsMatch(m.sourceLabels, ctx.proxyLabels))) return false;
-  if (m.gateways && m.gateways.length > 0 && !m.gateways.includes('mesh')) return false;
+  if (m.gateways && m.gateways.length > 0 && !gatewayRefs(m.gateways, vsNs).includes(ctx.gateway ?? 'mesh')) return false;
   if (m.sourceNamespace !== undefined && m.sourceNamespace !== ctx.clientNamespace) return false;
   return true;
+}
+
+/**
+ * `gateways:` entries name Gateways as `<name>` (the VirtualService's namespace) or
+ * `<namespace>/<name>`; `mesh` stays as it is. Normalizes them all to `<namespace>/<name>`.
+ */
+export function gatewayRefs(refs: readonly string[] | undefined, vsNamespace: string): string[] {
+  return (refs ?? []).map((g) => (g === 'mesh' || g.includes('/') ? g : `${vsNamespace}/${g}`));
 }
 
 /** One Envoy route per applicable match of each rule (a rule without match is one catch-all route). */
@@ -359,7 +369,7 @@ export function vsRoutes(ctx: VsRouteContext, vss: readonly VirtualService[]): E
     const vsNs = vs.metadata.namespace ?? 'default';
     const matches: (HTTPMatchRequest | undefined)[] = rule.match && rule.match.length > 0 ? rule.match : [undefined];
     for (const m of matches) {
-      if (!matchApplies(ctx, m)) continue;
+      if (!matchApplies(ctx, vsNs, m)) continue;
       const r: EnvoyObject = {};
       const name = m?.name ? (rule.name ? `${rule.name}.${m.name}` : m.name) : rule.name;
       if (name) r['name'] = name;
@@ -370,6 +380,50 @@ export function vsRoutes(ctx: VsRouteContext, vss: readonly VirtualService[]): E
       const fault = rule.fault ? faultConfig(rule.fault) : undefined;
       if (fault) r['typed_per_filter_config'] = { [FAULT_FILTER_NAME]: fault };
       out.push(r);
+    }
+  }
+  return out;
+}
+
+export interface PushedProblem {
+  /** `VirtualService <ns>/<name>`. */
+  readonly resource: string;
+  readonly file: string;
+  readonly line: number;
+  readonly message: string;
+}
+
+/**
+ * Routes pushed although they cannot work (issue 16 part 4.4): a destination subset that no
+ * DestinationRule of its host defines. Istio pushes them and Envoy answers 503 `NR` (the cluster
+ * does not exist); Isle keeps that behaviour but lists them (/debug/configz, `isle status`).
+ */
+export function undefinedSubsets(push: PushContext): PushedProblem[] {
+  const out: PushedProblem[] = [];
+  const seen = new Set<VirtualService>();
+  for (const list of push.virtualServicesByHost.values()) {
+    for (const vs of list) {
+      if (seen.has(vs)) continue;
+      seen.add(vs);
+      const ns = vs.metadata.namespace ?? 'default';
+      const check = (d: Destination, where: string): void => {
+        if (!d.subset) return;
+        const host = fqdn(d.host, ns, push.mesh.domainSuffix);
+        if ((push.subsetsByHost.get(host) ?? []).some((s) => s.name === d.subset)) return;
+        out.push({
+          resource: `VirtualService ${ns}/${vs.metadata.name}`,
+          file: vs.source.file,
+          line: vs.source.line,
+          message: `${where}: subset ${JSON.stringify(d.subset)} of ${host} is not defined by any DestinationRule; pushed anyway, requests get 503 (NR)`,
+        });
+      };
+      (vs.spec.http ?? []).forEach((r, i) => {
+        (r.route ?? []).forEach((d, j) => check(d.destination, `http[${i}].route[${j}]`));
+        if (r.mirror) check(r.mirror, `http[${i}].mirror`);
+      });
+      for (const proto of ['tcp', 'tls'] as const) {
+        (vs.spec[proto] ?? []).forEach((r, i) => (r.route ?? []).forEach((d, j) => check(d.destination, `${proto}[${i}].route[${j}]`)));
+      }
     }
   }
   return out;

@@ -12,7 +12,7 @@
  *   cluster policy by generate/virtualservice.ts and destinationrule.ts.
  */
 import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches } from '../config/hosts.js';
-import type { DestinationRuleSpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
+import type { DestinationRuleSpec, GatewaySpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
@@ -70,6 +70,18 @@ export interface PushContextInput {
   peerAuthentications?: readonly Resource<PeerAuthenticationSpec>[];
   /** AuthorizationPolicies of the local config (src/generate/authz.ts). */
   authorizationPolicies?: readonly Resource<AuthorizationPolicySpec>[];
+  /** Gateways of the local config: what ingress gateway proxies serve (generate/ingress.ts). */
+  gateways?: readonly Resource<GatewaySpec>[];
+  /** `<namespace>/<credentialName>` → a gateway's TLS credential (ADR 0060). */
+  credentials?: ReadonlyMap<string, GatewayCredential>;
+}
+
+/** A server certificate for a Gateway's `credentialName` (Istio keeps it in a Kubernetes Secret). */
+export interface GatewayCredential {
+  readonly certChainPem: string;
+  readonly keyPem: string;
+  /** `ca.crt`: client CAs for tls.mode MUTUAL. */
+  readonly caPem?: string;
 }
 
 export interface PushContext {
@@ -97,6 +109,9 @@ export interface PushContext {
   /** namespace → its PeerAuthentications, sorted by name (the first stands for Istio's oldest). */
   readonly peerAuthenticationsByNamespace: ReadonlyMap<string, readonly Resource<PeerAuthenticationSpec>[]>;
   readonly authorizationPolicies: readonly Resource<AuthorizationPolicySpec>[];
+  /** Sorted by namespace/name. */
+  readonly gateways: readonly Resource<GatewaySpec>[];
+  readonly credentials: ReadonlyMap<string, GatewayCredential>;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -254,6 +269,8 @@ export function buildPushContext(input: PushContextInput): PushContext {
     inboundMtlsMode: input.inboundMtlsMode ?? 'PERMISSIVE',
     peerAuthenticationsByNamespace: freezeMap(peerAuthnIndex(input.peerAuthentications ?? [])),
     authorizationPolicies: Object.freeze([...(input.authorizationPolicies ?? [])].sort(byNsName)),
+    gateways: Object.freeze([...(input.gateways ?? [])].sort(byNsName)),
+    credentials: input.credentials ?? new Map(),
   });
 }
 

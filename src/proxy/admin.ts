@@ -26,6 +26,12 @@ export interface AdminOptions {
   drainListeners?: () => Promise<unknown>;
   /** Extra lines appended to /stats/prometheus (e.g. series kept outside this registry). */
   extraMetrics?: () => string | Promise<string>;
+  /** Envoy's /listeners: bound listeners and their addresses (host:port). */
+  listeners?: () => readonly { name: string; address: string }[];
+  /** Envoy's /server_info (JSON). */
+  serverInfo?: () => unknown;
+  /** /logging: the current level, and a live change (POST /logging?level=debug). */
+  logging?: { level(): string; setLevel(level: string): void; levels: readonly string[] };
 }
 
 export interface RunningServer {
@@ -58,12 +64,20 @@ async function listen(server: http.Server, host: string, port: number): Promise<
   };
 }
 
-const ADMIN_PATHS = ['/stats/prometheus', '/ready', '/clusters', '/config_dump', '/drain_listeners (POST)'];
+const ADMIN_PATHS = ['/stats/prometheus', '/ready', '/clusters', '/config_dump', '/listeners', '/server_info', '/logging (POST ?level=)', '/drain_listeners (POST)'];
+
+/** `host:port` / `[v6]:port` → Envoy's socket_address. */
+function socketAddress(hp: string): { address: string; port_value: number } {
+  const i = hp.lastIndexOf(':');
+  return { address: hp.slice(0, i).replace(/^\[|\]$/g, ''), port_value: Number(hp.slice(i + 1)) };
+}
 
 export function adminHandler(opts: AdminOptions): http.RequestListener {
   return (req, res) => {
     void (async () => {
-      const path = (req.url ?? '/').split('?')[0];
+      const url = new URL(req.url ?? '/', 'http://admin');
+      const path = url.pathname;
+      const query = url.searchParams;
       try {
         if (path === '/stats/prometheus' || path === '/metrics') {
           let text = await opts.stats.metrics();
@@ -81,6 +95,30 @@ export function adminHandler(opts: AdminOptions): http.RequestListener {
         if (path === '/config_dump') {
           if (!opts.configDump) return send(res, 404, 'no config dump configured\n');
           return send(res, 200, JSON.stringify(opts.configDump(), replacer, 2) + '\n', 'application/json');
+        }
+        if (path === '/listeners') {
+          if (!opts.listeners) return send(res, 404, 'no listener view configured\n');
+          const ls = opts.listeners();
+          if (query.get('format') === 'json') {
+            const body = { listener_statuses: ls.map((l) => ({ name: l.name, local_address: { socket_address: socketAddress(l.address) } })) };
+            return send(res, 200, JSON.stringify(body, null, 2) + '\n', 'application/json');
+          }
+          return send(res, 200, ls.map((l) => `${l.name}::${l.address}\n`).join(''));
+        }
+        if (path === '/server_info') {
+          if (!opts.serverInfo) return send(res, 404, 'no server info configured\n');
+          return send(res, 200, JSON.stringify(opts.serverInfo(), replacer, 2) + '\n', 'application/json');
+        }
+        if (path === '/logging') {
+          if (!opts.logging) return send(res, 404, 'logging not configured\n');
+          const level = query.get('level');
+          if (level !== null) {
+            // Envoy: a change is a POST, so a crawler or a browser prefetch cannot make it.
+            if (req.method !== 'POST') return send(res, 405, 'use POST /logging?level=<level>\n');
+            if (!opts.logging.levels.includes(level)) return send(res, 400, `unknown level ${JSON.stringify(level)}; one of ${opts.logging.levels.join(', ')}\n`);
+            opts.logging.setLevel(level);
+          }
+          return send(res, 200, `active loggers:\n  isle: ${opts.logging.level()}\n`);
         }
         if (path === '/drain_listeners') {
           if (req.method !== 'POST') return send(res, 405, 'use POST\n');

@@ -18,6 +18,8 @@ import { decodePem } from '../pki/pem.js';
 import { parseSpiffeId, parseSubjectAltName, parseTrustDomainId } from '../pki/spiffe.js';
 import { shortTypeName, type NodeMsg } from '../xds/index.js';
 import { startAdmin, startHealth, type RunningServer } from './admin.js';
+import { buildConfigDump, REDACTED } from './configdump.js';
+import { SECRET_DEFAULT } from '../mesh/names.js';
 import { Identity, type CertMaterial } from './identity.js';
 import type { ConfigGraph } from './model.js';
 import { ProxyRuntime, type ApplyReport, type ListenerRole } from './runtime.js';
@@ -126,9 +128,13 @@ export class IsleProxy {
   readonly ready: Promise<void>;
   private lastApply: { at: number; report: ApplyReport; warnings: readonly string[] } | undefined;
   private stopping: Promise<void> | undefined;
+  /** The logger and its children: /logging sets the level on every one (pino children keep their own). */
+  private readonly loggers: Logger[] = [];
+  private readonly startedAt = Date.now();
 
   private constructor(private readonly opts: ProxyOptions) {
     this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.loggers.push(this.logger);
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;
@@ -198,6 +204,16 @@ export class IsleProxy {
         ready: () => this.readyFlag,
         clusters: () => this.runtime?.clustersText() ?? '',
         configDump: () => this.configDump(),
+        listeners: () => this.runtime?.listenerInfo() ?? [],
+        serverInfo: () => this.serverInfo(),
+        logging: {
+          levels: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+          level: () => this.logger.level,
+          setLevel: (level) => {
+            for (const l of this.loggers) l.level = level;
+            this.logger.warn({ level }, 'log level changed (admin /logging)');
+          },
+        },
         drainListeners: () => {
           this.readyFlag = false;
           this.xds?.stop();
@@ -217,14 +233,14 @@ export class IsleProxy {
       ...(o.certTtlSeconds !== undefined ? { ttlSeconds: o.certTtlSeconds } : {}),
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.now ? { now: o.now } : {}),
-      logger: this.logger.child({ component: 'identity' }),
+      logger: this.child('identity'),
     });
     await this.identity.bootstrap();
 
     this.runtime = new ProxyRuntime({
       stats: this.stats,
       identity: { workload: (this.node.metadata?.['WORKLOAD_NAME'] as string) ?? o.serviceAccount, namespace: o.namespace, principal: this.identity.spiffeId },
-      logger: this.logger.child({ component: 'runtime' }),
+      logger: this.child('runtime'),
       ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
       ...(o.gatewayPort !== undefined ? { gatewayPort: o.gatewayPort } : {}),
       ...(o.drainTimeoutMs !== undefined ? { drainTimeoutMs: o.drainTimeoutMs } : {}),
@@ -238,7 +254,7 @@ export class IsleProxy {
       protocol: o.xds ?? 'delta',
       localSecrets: () => (this.identity.defaultSecret ? [this.identity.defaultSecret] : []),
       onGraph: (g) => this.applyGraph(g),
-      logger: this.logger.child({ component: 'xds' }),
+      logger: this.child('xds'),
       ...(o.backoff ? { backoff: o.backoff } : {}),
       ...(o.timers ? { timers: o.timers } : {}),
       ...(o.now ? { now: o.now } : {}),
@@ -267,6 +283,25 @@ export class IsleProxy {
     }
   }
 
+  private child(component: string): Logger {
+    const l = this.logger.child({ component });
+    this.loggers.push(l);
+    return l;
+  }
+
+  /** Envoy's /server_info: version, state, uptime, node. */
+  serverInfo(): unknown {
+    const up = `${Math.floor((Date.now() - this.startedAt) / 1000)}s`;
+    return {
+      version: 'isle-proxy/0.1.0',
+      state: this.stopping ? 'DRAINING' : this.readyFlag ? 'LIVE' : 'PRE_INITIALIZING',
+      uptime_current_epoch: up,
+      uptime_all_epochs: up,
+      node: this.node,
+      command_line_options: { mode: this.opts.mode, control_plane: this.opts.controlPlane, xds: this.opts.xds ?? 'delta', log_level: this.logger.level },
+    };
+  }
+
   /** Current certificate facts (never the key). */
   certificate(): Omit<CertMaterial, 'keyPem'> | undefined {
     const m = this.identity?.current;
@@ -275,7 +310,11 @@ export class IsleProxy {
     return rest;
   }
 
-  /** /config_dump: per type the last good resources and the last rejected update with its errors. */
+  /**
+   * /config_dump in Envoy's ConfigDump shape (configdump.ts); Isle's own facts under `isle`: per
+   * type the last good version and resource names and the last rejected update with its errors,
+   * the xDS connection, the certificate (never the key), the listeners bound.
+   */
   configDump(): unknown {
     const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
     const types: Record<string, unknown> = {};
@@ -287,7 +326,7 @@ export class IsleProxy {
           last_good: {
             version_info: s.version,
             accepted_at: iso(s.acceptedAt),
-            resources: [...s.accepted.values()].map((r) => ({ name: r.name, version: r.version, resource: r.raw })),
+            resources: [...s.accepted.values()].map((r) => ({ name: r.name, version: r.version })),
           },
           last_rejected: s.lastRejected
             ? {
@@ -303,17 +342,24 @@ export class IsleProxy {
       }
     }
     const cert = this.certificate();
-    return {
+    return buildConfigDump({
       node: this.node,
-      xds: this.xds?.status(),
-      certificate: cert
-        ? { spiffe_id: cert.spiffeId, serial: cert.serial, not_before: iso(cert.notBefore), not_after: iso(cert.notAfter), renew_at: iso(cert.renewAt), cert_chain: cert.chainPem, private_key: '[redacted]' }
-        : null,
-      applied: this.lastApply
-        ? { at: iso(this.lastApply.at), listeners: this.runtime.listenerInfo(), report: this.lastApply.report, warnings: this.lastApply.warnings }
-        : null,
-      types,
-    };
+      accepted: (t) => {
+        const s = this.xds?.state.type(t);
+        return { version: s?.version ?? '', acceptedAt: s?.acceptedAt, resources: s ? [...s.accepted.values()] : [] };
+      },
+      localSecrets: cert ? [{ name: SECRET_DEFAULT, tls_certificate: { certificate_chain: { inline_string: cert.chainPem }, private_key: REDACTED } }] : [],
+      isle: {
+        xds: this.xds?.status(),
+        certificate: cert
+          ? { spiffe_id: cert.spiffeId, serial: cert.serial, not_before: iso(cert.notBefore), not_after: iso(cert.notAfter), renew_at: iso(cert.renewAt), cert_chain: cert.chainPem, private_key: '[redacted]' }
+          : null,
+        applied: this.lastApply
+          ? { at: iso(this.lastApply.at), listeners: this.runtime.listenerInfo(), report: this.lastApply.report, warnings: this.lastApply.warnings }
+          : null,
+        types,
+      },
+    });
   }
 
   /** Graceful shutdown: stop accepting, drain in-flight requests (bounded), close. Idempotent. */

@@ -97,7 +97,7 @@ spec:
 `;
     const secret = (ns: string) => `apiVersion: v1\nkind: Secret\nmetadata: {name: example-cert, namespace: ${ns}}\ntype: kubernetes.io/tls\n`;
     assert.deepEqual(run({ 'gw.yaml': gw }), [
-      'gw.yaml:9 Gateway istio-system/gw: warning: spec.servers[0].tls.credentialName: referenced secret not found: "example-cert" (no Secret istio-system/example-cert among the files analyzed) [IST0101]',
+      'gw.yaml:9 Gateway istio-system/gw: warning: spec.servers[0].tls.credentialName: referenced secret not found: "example-cert" (no Secret istio-system/example-cert among the files analyzed; the control plane reads credentials/istio-system/example-cert/tls.crt and tls.key in its config directory) [IST0101]',
     ]);
     assert.equal(run({ 'gw.yaml': gw, 'secret.yaml': secret('default') }).length, 1, 'a Secret in another namespace does not count');
     assert.deepEqual(run({ 'gw.yaml': gw, 'secret.yaml': secret('istio-system') }), []);

@@ -183,7 +183,7 @@ describe('isle proxy end to end', () => {
     const token = mesh.token('default', 'sleep');
     const bad = await runIsle([...base, '--token', token, '--mode', 'router']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /^isle: --mode: must be sidecar or gateway/m);
+    assert.match(bad.stderr, /^isle: --mode: must be sidecar, gateway or ingress/m);
     const noToken = await runIsle([...base, '--token', '/nonexistent/token']);
     assert.equal(noToken.code, 2);
     assert.match(noToken.stderr, /^isle: --token: cannot read \/nonexistent\/token \(ENOENT\)$/m);

@@ -282,7 +282,9 @@ export type Dump = Record<string, any>;
 
 export async function configDump(p: ProxyChild): Promise<Dump> {
   const r = await fetch(`${p.admin}/config_dump`);
-  return (await r.json()) as Dump;
+  // Envoy's ConfigDump (`configs`) plus Isle's facts under `isle`, flattened for the tests.
+  const d = (await r.json()) as Dump;
+  return { ...d['isle'], configs: d['configs'] };
 }
 
 // ---------------------------------------------------------------------------------------------

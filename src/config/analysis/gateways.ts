@@ -46,8 +46,8 @@ const missingGateways: Analyzer = {
 
 /**
  * IST0101 for a server's `credentialName`: the Secret must be among the objects analyzed, in the
- * Gateway's namespace. A warning, not Istio's error: Isle reads no Secrets (and serves no SDS), so
- * a directory of Isle config rarely holds them.
+ * Gateway's namespace. A warning, not Istio's error: the control plane reads credentials from
+ * `<config dir>/credentials/<ns>/<name>/` files (ADR 0060), which the analyzer does not see.
  */
 const missingCredentials: Analyzer = {
   name: 'referenced-secret-not-found',
@@ -61,7 +61,7 @@ const missingCredentials: Analyzer = {
         if (s.tls?.credentialName) names.push([s.tls.credentialName, ['spec', 'servers', i, 'tls', 'credentialName']]);
         ((s.tls as { credentialNames?: string[] } | undefined)?.credentialNames ?? []).forEach((n, j) => names.push([n, ['spec', 'servers', i, 'tls', 'credentialNames', j]]));
         for (const [name, path] of names) {
-          if (!secrets.has(`${ns}/${name}`)) out.push(ctx.problem('warning', gw, path, `referenced secret not found: ${JSON.stringify(name)} (no Secret ${ns}/${name} among the files analyzed)`, 'IST0101'));
+          if (!secrets.has(`${ns}/${name}`)) out.push(ctx.problem('warning', gw, path, `referenced secret not found: ${JSON.stringify(name)} (no Secret ${ns}/${name} among the files analyzed; the control plane reads credentials/${ns}/${name}/tls.crt and tls.key in its config directory)`, 'IST0101'));
         }
       });
     }

@@ -13,6 +13,7 @@ import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult 
 import type { ListenerDeps } from './context.js';
 import { selectFilterChain } from './chains.js';
 import { pickTcpCluster, tcpProxy } from './tcp.js';
+import { realTimers } from '../../mesh/timers.js';
 
 export const EAST_WEST_PORT = 15443;
 
@@ -22,11 +23,53 @@ export interface GatewayOptions {
   inspectTimeoutMs?: number;
 }
 
+/**
+ * Unknown SNIs at warn level (issue 16 part 4.3: a subset missing in this cluster shows up as a
+ * client's TLS error, so the gateway must say why). The SNI is the client's, so the warnings are
+ * rate-limited: each name at most once per window, and at most `maxPerWindow` lines per window in
+ * all, each saying how many were left out.
+ */
+export class UnknownSniWarnings {
+  private windowStart = -Infinity;
+  private inWindow = 0;
+  private suppressed = 0;
+  private readonly lastByName = new Map<string, number>();
+
+  constructor(
+    private readonly log: (m: string) => void,
+    private readonly now: () => number,
+    private readonly windowMs = 10_000,
+    private readonly maxPerWindow = 10,
+  ) {}
+
+  report(listener: string, sni: string): void {
+    const t = this.now();
+    if (t - this.windowStart >= this.windowMs) {
+      this.windowStart = t;
+      this.inWindow = 0;
+      // Names older than a window can be said again; forgetting them bounds the map.
+      for (const [n, at] of this.lastByName) if (t - at >= this.windowMs) this.lastByName.delete(n);
+    }
+    const last = this.lastByName.get(sni);
+    if ((last !== undefined && t - last < this.windowMs) || this.inWindow >= this.maxPerWindow) {
+      this.suppressed++;
+      return;
+    }
+    this.inWindow++;
+    this.lastByName.set(sni, t);
+    const more = this.suppressed > 0 ? ` (${this.suppressed} more unknown-SNI connections not logged since the last warning)` : '';
+    this.suppressed = 0;
+    const name = JSON.stringify(sni.length > 253 ? `${sni.slice(0, 253)}…` : sni);
+    this.log(`isle proxy: ${listener}: unknown SNI ${name}: no service and subset with endpoints on this network has that name (a DestinationRule subset missing in this cluster?); connection closed${more}`);
+  }
+}
+
 export class GatewayListener {
   private model: ListenerModel;
   private readonly server: net.Server;
   private readonly sockets = new SocketSet();
   private readonly inflight = new InflightTracker();
+  private readonly unknownSni: UnknownSniWarnings;
 
   constructor(
     model: ListenerModel,
@@ -34,6 +77,8 @@ export class GatewayListener {
     private readonly opts: GatewayOptions = {},
   ) {
     this.model = model;
+    const timers = deps.timers ?? realTimers;
+    this.unknownSni = new UnknownSniWarnings((m) => deps.log?.(m), () => timers.now());
     // Half-open on: a TLS peer may close its sending side while the other still answers.
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.onConnection(s));
   }
@@ -87,7 +132,10 @@ export class GatewayListener {
     let clusterName = model.sniClusters.get(sni);
     if (clusterName === undefined) {
       const chain = selectFilterChain(model, { destinationPort: model.port, transportProtocol: 'tls', serverName: sni, alpn: result.alpn });
-      if (!chain || chain.filter.kind !== 'tcp') return this.reject(socket, 'unknown_sni');
+      if (!chain || chain.filter.kind !== 'tcp') {
+        this.unknownSni.report(model.name, sni);
+        return this.reject(socket, 'unknown_sni');
+      }
       clusterName = pickTcpCluster(chain.filter.tcpProxy.cluster, this.deps.random);
     }
     const cluster = clusterName ? this.deps.config().clusters.get(clusterName) : undefined;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
-import { GatewayListener } from '../../../src/proxy/listeners/gateway.js';
+import { GatewayListener, UnknownSniWarnings } from '../../../src/proxy/listeners/gateway.js';
 import { InboundListener } from '../../../src/proxy/listeners/inbound.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
 import { UpstreamPools } from '../../../src/proxy/upstream/pool.js';
@@ -44,6 +44,7 @@ let sidecar: InboundListener;
 let gateway: GatewayListener;
 let gw: net.AddressInfo;
 const gwStats = new ProxyStats();
+const gwLogs: string[] = [];
 const sidecarStats = new ProxyStats();
 let sidecarPools: UpstreamPools;
 let gwPools: UpstreamPools;
@@ -75,7 +76,7 @@ before(async () => {
     sniClusters: new Map([[SNI, SNI]]),
   });
   gwPools = new UpstreamPools({ stats: gwStats, secrets: () => gg.secrets });
-  gateway = new GatewayListener(model, { config: () => gg, stats: gwStats, pools: gwPools, pick: roundRobinPicker() }, { inspectTimeoutMs: 1000 });
+  gateway = new GatewayListener(model, { config: () => gg, stats: gwStats, pools: gwPools, pick: roundRobinPicker(), log: (m) => void gwLogs.push(m) }, { inspectTimeoutMs: 1000 });
   gw = await gateway.listen();
 });
 
@@ -166,6 +167,24 @@ test('plaintext, unknown SNI and no SNI are closed and counted', async () => {
   assert.match(m, /isle_gateway_rejected_total\{reason="plaintext"\} 1/);
   assert.match(m, /isle_gateway_rejected_total\{reason="unknown_sni"\} 1/);
   assert.match(m, /isle_gateway_rejected_total\{reason="no_sni"\} 1/);
+  // The unknown SNI is said at warn level (the deps' log), naming the name and the likely cause.
+  assert.equal(gwLogs.length, 1, gwLogs.join('\n'));
+  assert.match(gwLogs[0]!, /unknown SNI "outbound_\.5000_\._\.nope\.default\.svc\.cluster\.local": .*subset missing in this cluster/);
+});
+
+test('unknown-SNI warnings are rate-limited: once per name per window, a cap per window, the rest counted', () => {
+  const lines: string[] = [];
+  let now = 0;
+  const w = new UnknownSniWarnings((m) => void lines.push(m), () => now, 10_000, 3);
+  for (let i = 0; i < 5; i++) w.report('gw', 'a');
+  assert.equal(lines.length, 1, 'the same name once per window');
+  for (const n of ['b', 'c', 'd', 'e']) w.report('gw', n);
+  assert.equal(lines.length, 3, 'at most 3 lines per window');
+  now = 10_000;
+  w.report('gw', 'a');
+  assert.equal(lines.length, 4, 'a again in the next window');
+  // d and e were left out after the last line (c).
+  assert.match(lines[3]!, /\(2 more unknown-SNI connections not logged since the last warning\)/);
 });
 
 test('a ClientHello split over several TCP segments is still routed', async () => {
