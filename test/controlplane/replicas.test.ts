@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENDPOINT_TYPE } from '../../src/xds/index.js';
-import { channel, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, inSync, workloadEntryYaml, type Plane } from './helpers.js';
+import { channel, configDir, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, inSync, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { runIsle } from '../helpers/cli.js';
 
@@ -20,7 +20,9 @@ describe('replicas sharing state through etcd', () => {
   const proxies: SimProxy[] = [];
   before(async () => {
     etcd = await startEtcd(1);
-    [a, b] = await Promise.all([startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url }), startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url })]);
+    // Sidecars register through the WorkloadGroup of their identity (ADR 0040).
+    const dir = () => configDir({ 'hw-group.yaml': workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld' }) });
+    [a, b] = await Promise.all([startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url, configDir: dir() }), startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url, configDir: dir() })]);
   });
   after(() => {
     for (const p of proxies) p.close();
