@@ -131,7 +131,8 @@ describe('after a start, config waits for the registry to settle', () => {
   const PEER = 'apiVersion: mesh.isle.dev/v1alpha1\nkind: RemoteCluster\nmetadata:\n  name: cluster-2\nspec:\n  address: 127.0.0.1:9\n  discoveryOnly: true\n';
 
   it('a proxy connecting while a peer has not synced is registered but gets no config; it gets all of it once the registry settles', async () => {
-    const dir = configDir({ 'peer.yaml': PEER, 'hw-group.yaml': workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld' }, { addresses: ['127.1.0.0/24'] }) });
+    // The sidecar registers through the WorkloadGroup of its identity (ADR 0040).
+    const dir = configDir({ 'peer.yaml': PEER, 'hw-group.yaml': workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld' }) });
     const plane = await startPlane({ configDir: dir, plaintextListen: '127.0.0.1:0', settleTimeoutMs: 600_000, peerBackoff: () => 60_000 });
     assert.equal(plane.cp.pusher.settled, false);
     const p = new SimProxy('delta', channel(plane.cp.addresses.plaintext!), sidecarNode(80, { serviceAccount: 'helloworld', labels: { app: 'helloworld' }, ip: '127.1.0.80' }));

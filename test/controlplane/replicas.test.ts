@@ -20,9 +20,9 @@ describe('replicas sharing state through etcd', () => {
   const proxies: SimProxy[] = [];
   before(async () => {
     etcd = await startEtcd(1);
-    // Sidecars register through a WorkloadGroup of their service account (ADR 0040).
-    const group = () => configDir({ 'hw-group.yaml': workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld' }, { addresses: ['127.1.0.0/24'] }) });
-    [a, b] = await Promise.all([startPlane({ configDir: group(), plaintextListen: '127.0.0.1:0', store: etcd.url }), startPlane({ configDir: group(), plaintextListen: '127.0.0.1:0', store: etcd.url })]);
+    // Sidecars register through the WorkloadGroup of their identity (ADR 0040).
+    const dir = () => configDir({ 'hw-group.yaml': workloadGroupYaml('helloworld', 'helloworld', { app: 'helloworld' }) });
+    [a, b] = await Promise.all([startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url, configDir: dir() }), startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url, configDir: dir() })]);
   });
   after(() => {
     for (const p of proxies) p.close();
