@@ -13,6 +13,7 @@ import { registerPrecheck } from './precheck.js';
 import { registerDescribe } from './describe.js';
 import { registerConfig } from './config.js';
 import { registerProxyConfig } from './proxyconfig.js';
+import { registerBootstrap } from './bootstrap.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerDescribe(program, io);
   registerConfig(program, io);
   registerProxyConfig(program, io);
+  registerBootstrap(program, io);
   return program;
 }
 

@@ -306,7 +306,8 @@ export class Pusher {
     // Synchronously, so the server's first flush reads a complete snapshot (unless held: then
     // the stream waits, and the proxy keeps serving its last config).
     if (!this.held) this.generate(entry, CONNECT_REQUEST);
-    if (base.type === 'sidecar' && this.o.autoRegistry) {
+    // A proxyless gRPC client is no endpoint of anything (no sidecar to terminate mTLS for it).
+    if (base.type === 'sidecar' && base.generator !== 'grpc' && this.o.autoRegistry) {
       entry.claim = {
         namespace: base.namespace,
         serviceAccount: base.serviceAccount,

@@ -7,7 +7,7 @@
  * per push, so "per push version" comes for free and a push's entries go away with it.
  */
 import { createHash } from 'node:crypto';
-import { GROUPERS, type ResourceGroup } from '../generate/index.js';
+import { groupersFor, type ResourceGroup } from '../generate/index.js';
 import { PUSH_ORDER } from '../mesh/typeurls.js';
 import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
@@ -21,7 +21,7 @@ function serialize(typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
 
 /** The resources of one type for a proxy; shared groups come from the push's cache. */
 export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string, groups?: readonly ResourceGroup[]): XdsResource[] {
-  const grouper = GROUPERS[typeUrl];
+  const grouper = groupersFor(proxy)[typeUrl];
   if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
   let cache = shared.get(push);
   if (!cache) shared.set(push, (cache = new Map()));
@@ -49,7 +49,7 @@ const sharedTypes = new WeakMap<PushContext, Map<string, TypeSnapshot>>();
  * the control plane's heap per proxy).
  */
 export function generateTypeSnapshot(push: PushContext, proxy: Proxy, typeUrl: string): TypeSnapshot {
-  const grouper = GROUPERS[typeUrl];
+  const grouper = groupersFor(proxy)[typeUrl];
   if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
   const groups = grouper(push, proxy);
   if (groups.length === 0 || groups.some((g) => g.shareKey === undefined)) {

@@ -16,6 +16,7 @@ import { endpointGroups } from './eds.js';
 import { listenerGroups } from './lds.js';
 import { routeGroups } from './rds.js';
 import { secretGroups } from './sds.js';
+import { grpcClusterGroups, grpcEndpointGroups, grpcListenerGroups, grpcRouteGroups, grpcSecretGroups } from './grpc.js';
 
 export * from '../mesh/names.js';
 export { flatten, type EnvoyObject, type ResourceGroup } from './common.js';
@@ -25,6 +26,7 @@ export { generateListeners, outboundListener, inboundListeners } from './lds.js'
 export { generateRoutes, httpProxyRouteConfig, routeConfigForPort, defaultRetryPolicy } from './rds.js';
 export { generateSecrets, secretsFor, rootCaSecret, workloadSecret } from './sds.js';
 export { eastWestListener } from './gateway.js';
+export { grpcApiListener, grpcListenerName, GRPC_CERT_PROVIDER } from './grpc.js';
 
 export type Grouper = (push: PushContext, proxy: Proxy) => ResourceGroup[];
 
@@ -35,3 +37,17 @@ export const GROUPERS: Readonly<Record<string, Grouper>> = Object.freeze({
   [ROUTE_TYPE]: routeGroups,
   [SECRET_TYPE]: secretGroups,
 });
+
+/** Istio's grpcgen: what a proxyless gRPC client (GENERATOR=grpc) is served (grpc.ts). */
+export const GRPC_GROUPERS: Readonly<Record<string, Grouper>> = Object.freeze({
+  [CLUSTER_TYPE]: grpcClusterGroups,
+  [ENDPOINT_TYPE]: grpcEndpointGroups,
+  [LISTENER_TYPE]: (push) => grpcListenerGroups(push),
+  [ROUTE_TYPE]: grpcRouteGroups,
+  [SECRET_TYPE]: () => grpcSecretGroups(),
+});
+
+/** The generator set for a proxy, by its node's GENERATOR metadata. */
+export function groupersFor(proxy: Proxy): Readonly<Record<string, Grouper>> {
+  return proxy.generator === 'grpc' ? GRPC_GROUPERS : GROUPERS;
+}

@@ -92,7 +92,7 @@ export interface RouteClient {
   readonly labels?: Labels;
 }
 
-function virtualHost(push: PushContext, client: RouteClient, svc: Service, port: number, domains: string[]): EnvoyObject {
+export function virtualHost(push: PushContext, client: RouteClient, svc: Service, port: number, domains: string[]): EnvoyObject {
   const vss = virtualServicesFor(push, svc.hostname, client.namespace);
   // A VirtualService replaces the default route (Istio): what none of its rules matches is a 404.
   const routes =
@@ -102,7 +102,7 @@ function virtualHost(push: PushContext, client: RouteClient, svc: Service, port:
   return { name: `${svc.hostname}:${port}`, domains, routes };
 }
 
-function routeConfig(name: string, virtualHosts: EnvoyObject[]): EnvoyObject {
+export function routeConfig(name: string, virtualHosts: EnvoyObject[]): EnvoyObject {
   // validate_clusters off: a route may briefly name a cluster CDS has not delivered yet.
   return { name, ...(virtualHosts.length > 0 ? { virtual_hosts: virtualHosts } : {}), validate_clusters: false };
 }

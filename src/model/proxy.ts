@@ -5,7 +5,8 @@
  * The node id uses Istio's format, `<type>~<ip>~<workload>.<namespace>~<namespace>.svc.<suffix>`,
  * and metadata uses Istio's node-metadata names (NAMESPACE, SERVICE_ACCOUNT, LABELS,
  * INSTANCE_IPS, NETWORK, CLUSTER_ID, WORKLOAD_NAME), so an istio-agent or hand-written Envoy
- * bootstrap works unchanged. Isle adds one key, APP_PORTS (see appPorts below).
+ * bootstrap works unchanged. Isle adds one key, APP_PORTS (see appPorts below). GENERATOR picks
+ * the generator set, as in Istio: `grpc` is a proxyless gRPC client (src/generate/grpc.ts).
  */
 import { isIP } from 'node:net';
 import { fromConfigLocality, LABEL_CLUSTER, LABEL_NETWORK, localityFromLabels, type Labels, type Locality, type Protocol } from '../registry/model.js';
@@ -49,6 +50,17 @@ export interface Proxy {
   readonly appPorts: Readonly<Record<number, number>>;
   /** Sorted by targetPort then hostname; empty until withInbound. */
   readonly inbound: readonly InboundPort[];
+  /** Which generator set serves it: `envoy` (Envoy or `isle proxy`) or `grpc` (proxyless gRPC). */
+  readonly generator: ProxyGenerator;
+}
+
+export type ProxyGenerator = 'envoy' | 'grpc';
+
+/** Istio's GENERATOR metadata; anything else is refused rather than served the wrong shapes. */
+function generatorOf(v: unknown): ProxyGenerator {
+  if (v === undefined || v === null || v === '') return 'envoy';
+  if (v === 'grpc' || v === 'envoy') return v;
+  return bad(`metadata.GENERATOR: unsupported ${JSON.stringify(v)} (supported: grpc, envoy)`);
 }
 
 /** What proxyFromNode reads of an xDS `Node` (structurally the codec's NodeMsg). */
@@ -150,6 +162,7 @@ export function proxyFromNode(node: NodeMsg, defaults: ProxyDefaults): Proxy {
     cluster: str(md('CLUSTER_ID')) ?? labels[LABEL_CLUSTER] ?? defaults.cluster,
     appPorts: Object.freeze(appPorts),
     inbound: Object.freeze([]) as readonly InboundPort[],
+    generator: generatorOf(md('GENERATOR')),
   });
 }
 
@@ -159,7 +172,8 @@ export function proxyFromNode(node: NodeMsg, defaults: ProxyDefaults): Proxy {
  * Gateways serve no inbound ports.
  */
 export function withInbound(proxy: Proxy, push: PushContext): Proxy {
-  if (proxy.type !== 'sidecar') return proxy.inbound.length === 0 ? proxy : Object.freeze({ ...proxy, inbound: Object.freeze([]) });
+  // Proxyless clients serve nothing through Isle (no inbound listeners of theirs).
+  if (proxy.type !== 'sidecar' || proxy.generator === 'grpc') return proxy.inbound.length === 0 ? proxy : Object.freeze({ ...proxy, inbound: Object.freeze([]) });
   const seen = new Set<string>();
   const inbound: InboundPort[] = [];
   for (const ip of proxy.ips) {

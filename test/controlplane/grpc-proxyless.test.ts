@@ -1,0 +1,137 @@
+// Proxyless gRPC, end to end: a real @grpc/grpc-js-xds client (gRPC's own xDS resolver and load
+// balancing) with a bootstrap from `isle bootstrap grpc`'s builder, against a real control plane
+// over its plaintext xDS port, calling three real grpc-js servers on loopback addresses.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { grpcBootstrap } from '../../src/mesh/grpcbootstrap.js';
+import { configDir, startPlane, tempDir, workloadEntryYaml, type Plane } from './helpers.js';
+
+const SERVICE_YAML = `apiVersion: v1
+kind: Service
+metadata:
+  name: greeter
+  namespace: default
+spec:
+  selector:
+    app: greeter
+  ports:
+  - name: grpc
+    port: 50051
+`;
+
+const DR_YAML = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: greeter
+  namespace: default
+spec:
+  host: greeter
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+`;
+
+const vsYaml = (v1: number, v2: number): string => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: greeter
+  namespace: default
+spec:
+  hosts: [greeter]
+  http:
+  - route:
+    - destination: {host: greeter, subset: v1}
+      weight: ${v1}
+    - destination: {host: greeter, subset: v2}
+      weight: ${v2}
+`;
+
+const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+const HELLO: grpc.ServiceDefinition = {
+  Hello: { path: '/test.Greeter/Hello', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize, originalName: 'Hello' },
+};
+
+const BACKENDS = [
+  { name: 'greeter-v1a', ip: '127.1.0.21', version: 'v1' },
+  { name: 'greeter-v1b', ip: '127.1.0.22', version: 'v1' },
+  { name: 'greeter-v2', ip: '127.1.0.23', version: 'v2' },
+];
+
+async function serve(name: string, ip: string): Promise<grpc.Server> {
+  const s = new grpc.Server();
+  s.addService(HELLO, { Hello: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(name)) });
+  await new Promise<void>((res, rej) => s.bindAsync(`${ip}:50051`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  return s;
+}
+
+describe('proxyless gRPC (grpc-js-xds)', () => {
+  let plane: Plane;
+  let client: grpc.Client;
+  const servers: grpc.Server[] = [];
+
+  const call = (): Promise<string> =>
+    new Promise((res, rej) =>
+      client.makeUnaryRequest('/test.Greeter/Hello', raw.serialize, raw.deserialize, Buffer.alloc(0), { deadline: Date.now() + 5000 }, (e, v) => (e ? rej(e) : res(v!.toString()))),
+    );
+  async function counts(n: number): Promise<Map<string, number>> {
+    const m = new Map<string, number>();
+    // In batches: in parallel like a real client, without 1,000 RPCs in flight at once.
+    for (let i = 0; i < n; i += 50) for (const who of await Promise.all(Array.from({ length: Math.min(50, n - i) }, call))) m.set(who, (m.get(who) ?? 0) + 1);
+    return m;
+  }
+  async function until(pred: (m: Map<string, number>) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    let last = new Map<string, number>();
+    while (Date.now() < deadline) {
+      last = await counts(40).catch((e: Error) => new Map([[`error: ${e.message}`, 0]]));
+      if (pred(last)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify([...last])}`);
+  }
+
+  before(async () => {
+    for (const b of BACKENDS) servers.push(await serve(b.name, b.ip));
+    const extra: Record<string, string> = { 'greeter.yaml': SERVICE_YAML, 'greeter-dr.yaml': DR_YAML };
+    for (const b of BACKENDS) extra[`${b.name}.yaml`] = workloadEntryYaml(b.name, b.ip, 'greeter', { app: 'greeter', version: b.version });
+    plane = await startPlane({ plaintextListen: '127.0.0.1:0', configDir: configDir(extra) });
+    const file = join(tempDir('isle-grpc-bootstrap-'), 'bootstrap.json');
+    writeFileSync(file, JSON.stringify(grpcBootstrap({ xdsAddress: plane.cp.addresses.plaintext!, namespace: 'default', serviceAccount: 'client', ip: '127.1.0.40' })));
+    // grpc-js-xds reads the bootstrap once per process, when the first xds: channel resolves.
+    process.env['GRPC_XDS_BOOTSTRAP'] = file;
+    (await import('@grpc/grpc-js-xds')).register();
+    client = new grpc.Client('xds:///greeter.default.svc.cluster.local:50051', grpc.credentials.createInsecure());
+  });
+  after(() => {
+    client?.close();
+    for (const s of servers) s.forceShutdown();
+  });
+
+  it("reaches the service's endpoints and spreads over all of them", async () => {
+    await until((m) => m.size === 3, 'all three endpoints');
+    const m = await counts(300);
+    for (const b of BACKENDS) assert.ok((m.get(b.name) ?? 0) >= 50, `round robin reaches ${b.name}: ${JSON.stringify([...m])}`);
+  });
+
+  it('follows a 70/30 VirtualService over subsets (±5 % over 1,000 calls)', async () => {
+    writeFileSync(join(plane.configDir, 'greeter-vs.yaml'), vsYaml(70, 30));
+    // Applied once v2 drops clearly below its unrouted third (a quarter of calls to one of three).
+    await until((m) => (m.get('greeter-v2') ?? 0) < 40 * 0.45 && m.size === 3, 'the 70/30 split');
+    const m = await counts(1000);
+    const v2 = (m.get('greeter-v2') ?? 0) / 1000;
+    assert.ok(Math.abs(v2 - 0.3) <= 0.05, `v2 got ${(v2 * 100).toFixed(1)} % (want 30 ± 5): ${JSON.stringify([...m])}`);
+    assert.ok((m.get('greeter-v1a') ?? 0) > 0 && (m.get('greeter-v1b') ?? 0) > 0, 'subset v1 spreads over its two endpoints');
+  });
+
+  it('a subset route sends everything to that subset', async () => {
+    writeFileSync(join(plane.configDir, 'greeter-vs.yaml'), vsYaml(0, 100));
+    await until((m) => m.size === 1 && m.has('greeter-v2'), 'only v2');
+    const m = await counts(200);
+    assert.deepEqual([...m], [['greeter-v2', 200]]);
+  });
+});
