@@ -1,13 +1,16 @@
 // Proxyless gRPC, end to end: a real @grpc/grpc-js-xds client (gRPC's own xDS resolver and load
-// balancing) with a bootstrap from `isle bootstrap grpc`'s builder, against a real control plane
-// over its plaintext xDS port, calling three real grpc-js servers on loopback addresses.
+// balancing) with a bootstrap written by the real `isle bootstrap grpc`, against a real control
+// plane over its plaintext xDS port, calling real grpc-js servers on loopback addresses: plaintext
+// ones, and mTLS ones (workload certificates from the mesh CA) once a DestinationRule says
+// ISTIO_MUTUAL, with the client's certificate from the bootstrap's file_watcher provider.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { grpcBootstrap } from '../../src/mesh/grpcbootstrap.js';
-import { configDir, startPlane, tempDir, workloadEntryYaml, type Plane } from './helpers.js';
+import { XdsChannelCredentials } from '@grpc/grpc-js-xds';
+import { runIsle } from '../helpers/cli.js';
+import { configDir, meshPki, startPlane, tempDir, workloadCert, workloadEntryYaml, type Plane } from './helpers.js';
 
 const SERVICE_YAML = `apiVersion: v1
 kind: Service
@@ -20,6 +23,29 @@ spec:
   ports:
   - name: grpc
     port: 50051
+`;
+
+const SECURE_YAML = `apiVersion: v1
+kind: Service
+metadata:
+  name: secure
+  namespace: default
+spec:
+  selector:
+    app: secure
+  ports:
+  - name: grpc
+    port: 50052
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: secure
+  namespace: default
+spec:
+  host: secure
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
 `;
 
 const DR_YAML = `apiVersion: networking.istio.io/v1
@@ -56,16 +82,24 @@ const HELLO: grpc.ServiceDefinition = {
   Hello: { path: '/test.Greeter/Hello', requestStream: false, responseStream: false, requestSerialize: raw.serialize, requestDeserialize: raw.deserialize, responseSerialize: raw.serialize, responseDeserialize: raw.deserialize, originalName: 'Hello' },
 };
 
+const SECURE = ['127.1.0.24', '127.1.0.25'];
+
 const BACKENDS = [
   { name: 'greeter-v1a', ip: '127.1.0.21', version: 'v1' },
   { name: 'greeter-v1b', ip: '127.1.0.22', version: 'v1' },
   { name: 'greeter-v2', ip: '127.1.0.23', version: 'v2' },
 ];
 
-async function serve(name: string, ip: string): Promise<grpc.Server> {
+async function serve(name: string, ip: string, port = 50051, creds = grpc.ServerCredentials.createInsecure()): Promise<grpc.Server> {
   const s = new grpc.Server();
-  s.addService(HELLO, { Hello: (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(name)) });
-  await new Promise<void>((res, rej) => s.bindAsync(`${ip}:50051`, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  s.addService(HELLO, {
+    Hello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      // Over mTLS, the server names the client identity it verified.
+      const peer = call.getAuthContext()?.sslPeerCertificate?.subjectaltname;
+      cb(null, Buffer.from(peer ? `${name} ${peer}` : name));
+    },
+  });
+  await new Promise<void>((res, rej) => s.bindAsync(`${ip}:${port}`, creds, (e) => (e ? rej(e) : res())));
   return s;
 }
 
@@ -96,12 +130,24 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
   }
 
   before(async () => {
+    const { ca, root } = await meshPki();
     for (const b of BACKENDS) servers.push(await serve(b.name, b.ip));
-    const extra: Record<string, string> = { 'greeter.yaml': SERVICE_YAML, 'greeter-dr.yaml': DR_YAML };
+    const serverCert = await workloadCert(ca, 'default', 'secure');
+    const serverCreds = grpc.ServerCredentials.createSsl(Buffer.from(root.certPem), [{ cert_chain: Buffer.from(serverCert.chainPem), private_key: Buffer.from(serverCert.keyPem) }], true);
+    for (const ip of SECURE) servers.push(await serve(`secure-${ip}`, ip, 50052, serverCreds));
+    const extra: Record<string, string> = { 'greeter.yaml': SERVICE_YAML, 'greeter-dr.yaml': DR_YAML, 'secure.yaml': SECURE_YAML };
     for (const b of BACKENDS) extra[`${b.name}.yaml`] = workloadEntryYaml(b.name, b.ip, 'greeter', { app: 'greeter', version: b.version });
+    SECURE.forEach((ip, i) => (extra[`secure-${i}.yaml`] = workloadEntryYaml(`secure-${i}`, ip, 'secure', { app: 'secure' })));
     plane = await startPlane({ plaintextListen: '127.0.0.1:0', configDir: configDir(extra) });
-    const file = join(tempDir('isle-grpc-bootstrap-'), 'bootstrap.json');
-    writeFileSync(file, JSON.stringify(grpcBootstrap({ xdsAddress: plane.cp.addresses.plaintext!, namespace: 'default', serviceAccount: 'client', ip: '127.1.0.40' })));
+    // The client's certificate where the bootstrap's file_watcher provider reads it.
+    const dir = tempDir('isle-grpc-bootstrap-');
+    const clientCert = await workloadCert(ca, 'default', 'client');
+    writeFileSync(join(dir, 'cert-chain.pem'), clientCert.chainPem);
+    writeFileSync(join(dir, 'key.pem'), clientCert.keyPem);
+    writeFileSync(join(dir, 'root-cert.pem'), root.certPem);
+    const file = join(dir, 'bootstrap.json');
+    const r = await runIsle(['bootstrap', 'grpc', '--namespace', 'default', '--service-account', 'client', '--ip', '127.1.0.40', '--xds-address', plane.cp.addresses.plaintext!, '--cert-dir', dir, '--out', file]);
+    assert.equal(r.code, 0, r.stderr);
     // grpc-js-xds reads the bootstrap once per process, when the first xds: channel resolves.
     process.env['GRPC_XDS_BOOTSTRAP'] = file;
     (await import('@grpc/grpc-js-xds')).register();
@@ -126,6 +172,24 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
     const v2 = (m.get('greeter-v2') ?? 0) / 1000;
     assert.ok(Math.abs(v2 - 0.3) <= 0.05, `v2 got ${(v2 * 100).toFixed(1)} % (want 30 ± 5): ${JSON.stringify([...m])}`);
     assert.ok((m.get('greeter-v1a') ?? 0) > 0 && (m.get('greeter-v1b') ?? 0) > 0, 'subset v1 spreads over its two endpoints');
+  });
+
+  it('ISTIO_MUTUAL: mTLS with the provider certificate, the server sees the client identity', async () => {
+    const secure = new grpc.Client('xds:///secure.default.svc.cluster.local:50052', new XdsChannelCredentials(grpc.credentials.createInsecure()));
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const reply = await new Promise<string>((res, rej) =>
+          secure.makeUnaryRequest('/test.Greeter/Hello', raw.serialize, raw.deserialize, Buffer.alloc(0), { deadline: Date.now() + 10_000 }, (e, v) => (e ? rej(e) : res(v!.toString()))),
+        );
+        assert.match(reply, /^secure-127\.1\.0\.2[45] URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/client$/);
+        seen.add(reply.split(' ')[0]!);
+      }
+      assert.equal(seen.size, 2, 'both mTLS endpoints');
+      // The plaintext greeter still works on the same xDS credentials' fallback.
+    } finally {
+      secure.close();
+    }
   });
 
   it('a subset route sends everything to that subset', async () => {
