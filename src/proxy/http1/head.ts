@@ -39,6 +39,29 @@ export interface ResponseHead {
 export interface HeadError {
   error: 400 | 431;
   reason: string;
+  /** The reason is worth telling the client in the body (a protocol mix-up, not an attack). */
+  tell?: boolean;
+}
+
+const H2_PREFACE = 'PRI * HTTP/2.0\r\n';
+
+/**
+ * Another protocol at the start of a request, known from its first bytes: a TLS handshake record
+ * (0x16 0x03) never contains the blank line that ends an HTTP head, so without this check the
+ * client would wait for a ServerHello until the idle timeout; an HTTP/2 preface would only get
+ * "malformed request line". Undefined: HTTP/1 (or not enough bytes to tell yet).
+ */
+export function foreignProtocol(buf: Buffer): HeadError | undefined {
+  if (buf[0] === 0x16 && (buf.length < 2 || buf[1] === 0x03)) {
+    return { error: 400, reason: 'TLS handshake on a plain HTTP/1.1 port (use http://, or a port whose protocol is TLS/TCP)', tell: true };
+  }
+  // One byte compare on the hot path: only a head starting with `P` goes on.
+  if (buf[0] !== 0x50) return undefined;
+  const n = Math.min(buf.length, H2_PREFACE.length);
+  if (n >= 4 && buf.toString('latin1', 0, n) === H2_PREFACE.slice(0, n)) {
+    return { error: 400, reason: 'HTTP/2 connection preface on an HTTP/1.1 port (name the port http2 or grpc for HTTP/2)', tell: true };
+  }
+  return undefined;
 }
 
 /** A head and how many bytes it took (the body starts there), an error, or undefined: need more. */

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from './body.js';
-import { DEFAULT_HEAD_LIMITS, hasToken, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from './head.js';
+import { DEFAULT_HEAD_LIMITS, foreignProtocol, hasToken, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from './head.js';
 
 export interface Http1ServerOptions {
   /** Called once per request, synchronously from the socket's data event. */
@@ -386,6 +386,10 @@ class ServerConnection {
         this.scanned = 0;
         continue;
       }
+      if (this.scanned === 0) {
+        const foreign = foreignProtocol(this.buf);
+        if (foreign) return this.protocolError(foreign);
+      }
       const r = parseRequestHead(this.buf, this.server.limits, this.scanned);
       if (r === undefined) {
         this.scanned = this.buf.length;
@@ -430,11 +434,12 @@ class ServerConnection {
     this.server.opts.onProtocolError?.(this.socket, err);
     const cur = this.current;
     if (cur && cur.headersSent) return void this.socket.destroy();
-    const body = err.error === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+    const status = err.error === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+    const body = err.tell ? `isle: ${err.reason}` : status;
     this.keepAlive = false;
     this.buf = EMPTY;
     if (cur) cur.finished = true;
-    this.socket.end(`HTTP/1.1 ${err.error} ${body}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length + 1}\r\nconnection: close\r\n\r\n${body}\n`);
+    this.socket.end(`HTTP/1.1 ${err.error} ${status}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body) + 1}\r\nconnection: close\r\n\r\n${body}\n`);
   }
 
   /** The response of `ex` is complete: next request, or close. */

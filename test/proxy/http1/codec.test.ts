@@ -114,9 +114,22 @@ test('a real connection: 431 for 150 headers, keep-alive and pipelining, chunked
   const connect = await rawExchange(port, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n');
   assert.match(connect, /^HTTP\/1\.1 405 Method Not Allowed/);
 
+  // Other protocols on an HTTP/1.1 port: an answer naming the mix-up at once, never a hang.
+  const hello = Buffer.from('16030100c4010000c00303', 'hex');
+  const tls = await new Promise<string>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(hello));
+    let out = '';
+    s.setEncoding('latin1').on('data', (d: string) => (out += d)).on('close', () => resolve(out)).on('error', reject);
+  });
+  assert.match(tls, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*isle: TLS handshake on a plain HTTP\/1\.1 port/);
+  const h2 = await rawExchange(port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  assert.match(h2, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*isle: HTTP\/2 connection preface on an HTTP\/1\.1 port/);
+  const post = await rawExchange(port, 'POST /p HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  assert.match(post, /hi \/p$/, 'a method starting with P is still HTTP');
+
   const bad = await rawExchange(port, 'NOT A REQUEST\r\n\r\n');
   assert.match(bad, /^HTTP\/1\.1 400 Bad Request/);
-  assert.deepEqual(seen, ['GET /1', 'GET /2', 'POST /u']);
+  assert.deepEqual(seen, ['GET /1', 'GET /2', 'POST /u', 'POST /p']);
   engine.closeAllConnections();
   server.close();
 });
