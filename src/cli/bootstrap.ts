@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { IsleError } from '../errors.js';
@@ -18,6 +18,70 @@ interface GrpcOpts {
   domainSuffix: string;
   out?: string;
   force?: boolean;
+  controlPlane?: string;
+  token?: string;
+  caBundle?: string;
+  trustDomain: string;
+  certTtl?: string;
+}
+
+async function readText(file: string, flag: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new IsleError('ERR_USAGE', `${flag}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+/**
+ * Gets the workload certificate from the control plane's certificate service (key made here, CSR,
+ * bootstrap token first), writes it where the bootstrap's file_watcher provider reads it, and keeps
+ * renewing it (at half-life, like `isle proxy`) until SIGINT/SIGTERM.
+ */
+async function keepCertsFresh(o: GrpcOpts, certDir: string, io: CliIO): Promise<void> {
+  if (!o.token || !o.caBundle) throw new IsleError('ERR_USAGE', '--control-plane needs --token FILE and --ca-bundle FILE');
+  if (!/^\S+:\d{1,5}$/.test(o.controlPlane!)) throw new IsleError('ERR_USAGE', `--control-plane: invalid address ${JSON.stringify(o.controlPlane)} (use host:port)`);
+  const token = (await readText(o.token, '--token')).trim();
+  const rootPem = await readText(o.caBundle, '--ca-bundle');
+  if (!rootPem.includes('-----BEGIN CERTIFICATE-----')) throw new IsleError('ERR_USAGE', `--ca-bundle: ${o.caBundle} holds no PEM certificate`);
+  const ttl = o.certTtl !== undefined ? Number(/^(\d+)s?$/.exec(o.certTtl)?.[1] ?? NaN) : undefined;
+  if (ttl !== undefined && !(ttl > 0)) throw new IsleError('ERR_USAGE', `--cert-ttl: ${JSON.stringify(o.certTtl)} is not a number of seconds`);
+  const [{ Identity }, { writeFilesAtomic, CERT_MODE, KEY_MODE }] = await Promise.all([import('../proxy/identity.js'), import('../pki/files.js')]);
+  const identity = new Identity({
+    address: o.controlPlane!,
+    identity: { trustDomain: o.trustDomain, namespace: o.namespace, serviceAccount: o.serviceAccount },
+    rootPem,
+    token,
+    ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+  });
+  const write = async (m: { chainPem: string; keyPem: string; rootPem: string; serial: string; notAfter: number }): Promise<void> => {
+    await writeFilesAtomic(
+      certDir,
+      [
+        { name: 'key.pem', content: m.keyPem, mode: KEY_MODE },
+        { name: 'cert-chain.pem', content: m.chainPem, mode: CERT_MODE },
+        { name: 'root-cert.pem', content: m.rootPem, mode: CERT_MODE },
+      ],
+      { force: true },
+    );
+    io.out(`certificate ${identity.spiffeId} serial ${m.serial} until ${new Date(m.notAfter).toISOString()} in ${certDir}\n`);
+  };
+  await write(await identity.bootstrap());
+  identity.on('rotated', (m: Parameters<typeof write>[0]) => void write(m).catch((e: unknown) => io.err(`isle: writing the renewed certificate failed: ${e instanceof Error ? e.message : String(e)}\n`)));
+  identity.on('renew-error', (e: unknown) => io.err(`isle: certificate renewal failed (retrying): ${e instanceof Error ? e.message : String(e)}\n`));
+  // The renewal timer does not hold the process open (it is unref'd for the proxy); this does.
+  const alive = setInterval(() => undefined, 1 << 30);
+  await new Promise<void>((resolve) => {
+    const on = (): void => {
+      clearInterval(alive);
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve();
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+  identity.stop();
 }
 
 function collect(v: string, acc: string[]): string[] {
@@ -51,6 +115,11 @@ export function registerBootstrap(program: Command, io: CliIO): void {
     .option('--domain-suffix <suffix>', 'the mesh domain suffix', 'cluster.local')
     .option('--out <file>', 'write the bootstrap here instead of printing it')
     .option('--force', 'replace an existing --out file')
+    .option('--control-plane <host:port>', "with --cert-dir: get the workload certificate from this mTLS address (certificate service) and keep renewing it until stopped")
+    .option('--token <file>', 'bootstrap token for the first certificate (isle token create)')
+    .option('--ca-bundle <file>', 'root-cert.pem: trust anchors for the control plane')
+    .option('--trust-domain <td>', 'the mesh trust domain', 'cluster.local')
+    .option('--cert-ttl <seconds>', 'certificate lifetime to ask for (the CA may give less)')
     .action(async (o: GrpcOpts) => {
       const certDir = o.certDir ? resolve(o.certDir) : undefined;
       const doc = grpcBootstrap({
@@ -67,6 +136,8 @@ export function registerBootstrap(program: Command, io: CliIO): void {
           ? { certs: { certificateFile: join(certDir, 'cert-chain.pem'), privateKeyFile: join(certDir, 'key.pem'), caCertificateFile: join(certDir, 'root-cert.pem') } }
           : {}),
       });
+      if (o.controlPlane && !certDir) throw new IsleError('ERR_USAGE', '--control-plane: also give --cert-dir, where the certificate is kept');
+      if (o.controlPlane && !o.out) throw new IsleError('ERR_USAGE', '--control-plane: also give --out (stdout carries progress while it runs)');
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (!o.out) {
         io.out(text);
@@ -79,5 +150,6 @@ export function registerBootstrap(program: Command, io: CliIO): void {
         throw e;
       }
       io.out(`wrote ${o.out}: run the client with GRPC_XDS_BOOTSTRAP=${o.out} and target xds:///<name>.<namespace>.svc.${o.domainSuffix}:<port>\n`);
+      if (o.controlPlane) await keepCertsFresh(o, certDir!, io);
     });
 }

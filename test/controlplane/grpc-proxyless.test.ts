@@ -4,12 +4,15 @@
 // ones, and mTLS ones (workload certificates from the mesh CA) once a DestinationRule says
 // ISTIO_MUTUAL, with the client's certificate from the bootstrap's file_watcher provider.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials } from '@grpc/grpc-js-xds';
 import { runIsle } from '../helpers/cli.js';
+import { spawnIsle } from '../helpers/spawn.js';
+import { createToken } from '../../src/mesh/token.js';
 import { configDir, meshPki, startPlane, tempDir, workloadCert, workloadEntryYaml, type Plane } from './helpers.js';
 
 const SERVICE_YAML = `apiVersion: v1
@@ -190,6 +193,33 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
     } finally {
       secure.close();
     }
+  });
+
+  it('isle bootstrap grpc --control-plane: certificate from the CA service written for the provider, renewed', async () => {
+    const { ca, root } = await meshPki();
+    const dir = tempDir('isle-grpc-certs-');
+    writeFileSync(join(dir, 'token'), createToken({ ca, namespace: 'default', serviceAccount: 'client2', cluster: 'cluster-1', ttlSeconds: 600 }).token);
+    writeFileSync(join(dir, 'root.pem'), root.certPem);
+    const certDir = join(dir, 'certs');
+    const p = spawnIsle([
+      'bootstrap', 'grpc', '--namespace', 'default', '--service-account', 'client2', '--xds-address', plane.cp.addresses.plaintext!,
+      '--cert-dir', certDir, '--out', join(dir, 'bootstrap.json'),
+      '--control-plane', plane.cp.addresses.grpc, '--token', join(dir, 'token'), '--ca-bundle', join(dir, 'root.pem'), '--cert-ttl', '4',
+    ]);
+    try {
+      const first = await p.waitForLine(/^certificate /, 15_000).catch((e: Error) => assert.fail(`${e.message}: ${p.output()}`));
+      assert.match(first, /^certificate spiffe:\/\/cluster\.local\/ns\/default\/sa\/client2 serial /);
+      const leaf = new X509Certificate(readFileSync(join(certDir, 'cert-chain.pem')));
+      assert.match(leaf.subjectAltName ?? '', /spiffe:\/\/cluster\.local\/ns\/default\/sa\/client2/);
+      assert.equal(statSync(join(certDir, 'key.pem')).mode & 0o777, 0o600);
+      const serial = leaf.serialNumber;
+      // Renewed at half of a few seconds' life: a new certificate in the same files.
+      await p.waitForLine(new RegExp(`^certificate .* serial (?!${serial})`), 15_000).catch((e: Error) => assert.fail(`${e.message}: ${p.output()}`));
+      assert.notEqual(new X509Certificate(readFileSync(join(certDir, 'cert-chain.pem'))).serialNumber, serial);
+    } finally {
+      await p.stop();
+    }
+    assert.equal(p.child.exitCode, 0, p.output());
   });
 
   it('a subset route sends everything to that subset', async () => {
