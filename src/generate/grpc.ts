@@ -11,8 +11,10 @@
  * - CDS: the sidecar's outbound clusters without the SDS transport socket (gRPC has no SDS and
  *   rejects it) and with an lb_policy gRPC knows. mTLS only when a DestinationRule asks for
  *   ISTIO_MUTUAL, by `certificate_provider_instance` `default` (the bootstrap's file watcher).
- * - EDS: what sidecars of the same network get, except that every locality group names its
- *   locality, if only as `{}` (gRPC rejects a group without one; Envoy does not care).
+ * - EDS: what sidecars of the same network get, except that endpoints on other networks are left
+ *   out (reaching them means mTLS with the cluster's SNI through their east-west gateway, which a
+ *   plaintext proxyless client cannot do), and every locality group names its locality, if only
+ *   as `{}` (gRPC rejects a group without one; Envoy does not care).
  * - SDS: nothing.
  *
  * Listeners, routes and clusters do not depend on the client beyond its namespace (VirtualService
@@ -27,7 +29,8 @@ import { adsConfigSource, faultFilter, routerFilter, type EnvoyObject, type Reso
 import { outboundCluster } from './cds.js';
 import { hasOutboundCluster, outboundClusterKeys } from './clusterkeys.js';
 import { cdsShareKey, destinationRuleFor, effectivePolicy } from './destinationrule.js';
-import { endpointGroups } from './eds.js';
+import { outboundLoadAssignments, sameNetworkOnly } from './eds.js';
+import { localityClassOf } from './locality.js';
 import { routeConfig, virtualHost } from './rds.js';
 import { sourceLabelSelectors } from './virtualservice.js';
 
@@ -141,10 +144,9 @@ function withLocality(cla: EnvoyObject): EnvoyObject {
 }
 
 export function grpcEndpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  return endpointGroups(push, proxy).map((g) => ({
-    ...(g.shareKey !== undefined ? { shareKey: `grpc|${g.shareKey}` } : {}),
-    build: () => g.build().map(withLocality),
-  }));
+  const cls = localityClassOf(push, proxy);
+  const build = () => outboundLoadAssignments(push, proxy.network, sameNetworkOnly, cls.key === '' ? undefined : cls).map(withLocality);
+  return [{ shareKey: `grpc|net|${proxy.network}${cls.key === '' ? '' : `|loc|${cls.key}`}`, build }];
 }
 
 export function grpcSecretGroups(): ResourceGroup[] {

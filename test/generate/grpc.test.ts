@@ -62,6 +62,16 @@ describe('grpc generator', () => {
     }
   });
 
+  it('EDS leaves out endpoints on other networks (their east-west gateway needs mTLS with SNI)', () => {
+    // Network-aware: the proxies' own network is listed, so sidecars reach network2 by its gateway.
+    const p = push({ networkGateways: { network1: [], network2: [{ address: '127.2.0.100', port: 15443, cluster: 'cluster-2' }] } });
+    const key = 'outbound|5000||helloworld.sample.svc.cluster.local';
+    const addrs = (proxy: ReturnType<typeof grpcClient>): string => JSON.stringify(decoded(p, proxy).get(ENDPOINT_TYPE)!.get(key));
+    assert.match(addrs(sleepSidecar(p)), /127\.2\.0\.100/, 'a sidecar goes through the gateway');
+    assert.doesNotMatch(addrs(grpcClient(p)), /127\.2\.0\.(100|10)\b/);
+    assert.match(addrs(grpcClient(p)), /127\.1\.0\.10/);
+  });
+
   it('ISTIO_MUTUAL in a DestinationRule: certificate_provider_instance default, SANs of the service', () => {
     const dr = { ...helloworldDr, spec: { ...helloworldDr.spec, trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' as const } } } };
     const p = push({ destinationRules: [dr] });
