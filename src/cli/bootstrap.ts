@@ -23,6 +23,7 @@ interface GrpcOpts {
   caBundle?: string;
   trustDomain: string;
   certTtl?: string;
+  xdsRelay?: string;
 }
 
 async function readText(file: string, flag: string): Promise<string> {
@@ -36,9 +37,9 @@ async function readText(file: string, flag: string): Promise<string> {
 /**
  * Gets the workload certificate from the control plane's certificate service (key made here, CSR,
  * bootstrap token first), writes it where the bootstrap's file_watcher provider reads it, and keeps
- * renewing it (at half-life, like `isle proxy`) until SIGINT/SIGTERM.
+ * renewing it (at half-life, like `isle proxy`) until stopped.
  */
-async function keepCertsFresh(o: GrpcOpts, certDir: string, io: CliIO): Promise<void> {
+async function startCertAgent(o: GrpcOpts, certDir: string, io: CliIO) {
   if (!o.token || !o.caBundle) throw new IsleError('ERR_USAGE', '--control-plane needs --token FILE and --ca-bundle FILE');
   if (!/^\S+:\d{1,5}$/.test(o.controlPlane!)) throw new IsleError('ERR_USAGE', `--control-plane: invalid address ${JSON.stringify(o.controlPlane)} (use host:port)`);
   const token = (await readText(o.token, '--token')).trim();
@@ -69,9 +70,13 @@ async function keepCertsFresh(o: GrpcOpts, certDir: string, io: CliIO): Promise<
   await write(await identity.bootstrap());
   identity.on('rotated', (m: Parameters<typeof write>[0]) => void write(m).catch((e: unknown) => io.err(`isle: writing the renewed certificate failed: ${e instanceof Error ? e.message : String(e)}\n`)));
   identity.on('renew-error', (e: unknown) => io.err(`isle: certificate renewal failed (retrying): ${e instanceof Error ? e.message : String(e)}\n`));
+  return identity;
+}
+
+function untilSignalled(): Promise<void> {
   // The renewal timer does not hold the process open (it is unref'd for the proxy); this does.
   const alive = setInterval(() => undefined, 1 << 30);
-  await new Promise<void>((resolve) => {
+  return new Promise<void>((resolve) => {
     const on = (): void => {
       clearInterval(alive);
       process.off('SIGINT', on);
@@ -81,7 +86,6 @@ async function keepCertsFresh(o: GrpcOpts, certDir: string, io: CliIO): Promise<
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
-  identity.stop();
 }
 
 function collect(v: string, acc: string[]): string[] {
@@ -120,10 +124,27 @@ export function registerBootstrap(program: Command, io: CliIO): void {
     .option('--ca-bundle <file>', 'root-cert.pem: trust anchors for the control plane')
     .option('--trust-domain <td>', 'the mesh trust domain', 'cluster.local')
     .option('--cert-ttl <seconds>', 'certificate lifetime to ask for (the CA may give less)')
+    .option('--xds-relay <host:port>', "with --control-plane: relay the client's xDS from this loopback address to the control plane's mTLS port with the workload certificate (the bootstrap then points here, as istio-agent does)")
     .action(async (o: GrpcOpts) => {
       const certDir = o.certDir ? resolve(o.certDir) : undefined;
+      if (o.controlPlane && !certDir) throw new IsleError('ERR_USAGE', '--control-plane: also give --cert-dir, where the certificate is kept');
+      if (o.controlPlane && !o.out) throw new IsleError('ERR_USAGE', '--control-plane: also give --out (stdout carries progress while it runs)');
+      if (o.xdsRelay !== undefined) {
+        if (!o.controlPlane) throw new IsleError('ERR_USAGE', '--xds-relay: needs --control-plane (where it relays to)');
+        const host = o.xdsRelay.slice(0, Math.max(0, o.xdsRelay.lastIndexOf(':'))).replace(/^\[(.*)\]$/, '$1');
+        if (!(host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)) || !/:\d{1,5}$/.test(o.xdsRelay)) {
+          throw new IsleError('ERR_USAGE', `--xds-relay: ${JSON.stringify(o.xdsRelay)} must be a loopback host:port (whoever reaches the relay speaks with the workload's certificate)`);
+        }
+      }
+      const identity = o.controlPlane ? await startCertAgent(o, certDir!, io) : undefined;
+      let relay: { address: string; close(): void } | undefined;
+      if (identity && o.xdsRelay !== undefined) {
+        const [{ startXdsRelay }, { CONTROL_PLANE_CHANNEL_OPTIONS }] = await Promise.all([import('../proxy/xdsrelay.js'), import('../proxy/identity.js')]);
+        relay = await startXdsRelay({ upstream: o.controlPlane!, credentials: () => identity.credentials(), channelOptions: CONTROL_PLANE_CHANNEL_OPTIONS, listen: o.xdsRelay });
+        io.out(`xds relay ${relay.address} -> ${o.controlPlane} (mTLS as ${identity.spiffeId})\n`);
+      }
       const doc = grpcBootstrap({
-        xdsAddress: o.xdsAddress,
+        xdsAddress: relay?.address ?? o.xdsAddress,
         namespace: o.namespace,
         serviceAccount: o.serviceAccount,
         ...(o.ip ? { ip: o.ip } : {}),
@@ -136,8 +157,6 @@ export function registerBootstrap(program: Command, io: CliIO): void {
           ? { certs: { certificateFile: join(certDir, 'cert-chain.pem'), privateKeyFile: join(certDir, 'key.pem'), caCertificateFile: join(certDir, 'root-cert.pem') } }
           : {}),
       });
-      if (o.controlPlane && !certDir) throw new IsleError('ERR_USAGE', '--control-plane: also give --cert-dir, where the certificate is kept');
-      if (o.controlPlane && !o.out) throw new IsleError('ERR_USAGE', '--control-plane: also give --out (stdout carries progress while it runs)');
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (!o.out) {
         io.out(text);
@@ -146,10 +165,15 @@ export function registerBootstrap(program: Command, io: CliIO): void {
       try {
         await writeFile(o.out, text, { flag: o.force ? 'w' : 'wx' });
       } catch (e) {
+        identity?.stop();
+        relay?.close();
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new IsleError('ERR_FILE_EXISTS', `${o.out}: exists (use --force to replace it)`, { file: o.out });
         throw e;
       }
       io.out(`wrote ${o.out}: run the client with GRPC_XDS_BOOTSTRAP=${o.out} and target xds:///<name>.<namespace>.svc.${o.domainSuffix}:<port>\n`);
-      if (o.controlPlane) await keepCertsFresh(o, certDir!, io);
+      if (!identity) return;
+      await untilSignalled();
+      identity.stop();
+      relay?.close();
     });
 }

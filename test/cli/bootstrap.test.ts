@@ -36,5 +36,12 @@ describe('isle bootstrap grpc', () => {
     assert.match(addr.stderr, /--xds-address: "nohost" is not host:port/);
     const label = await runIsle(['bootstrap', 'grpc', '--namespace', 'shop', '--service-account', 'cart', '--label', 'novalue']);
     assert.match(label.stderr, /--label "novalue": expected key=value/);
+    const relay = await runIsle(['bootstrap', 'grpc', '--namespace', 'shop', '--service-account', 'cart', '--xds-relay', '127.0.0.1:0']);
+    assert.match(relay.stderr, /--xds-relay: needs --control-plane/);
+    const open = await runIsle(['bootstrap', 'grpc', '--namespace', 'shop', '--service-account', 'cart', '--cert-dir', dir, '--out', join(dir, 'x.json'), '--control-plane', '127.0.0.1:1', '--xds-relay', '0.0.0.0:0']);
+    assert.equal(open.code, 2);
+    assert.match(open.stderr, /--xds-relay: "0\.0\.0\.0:0" must be a loopback host:port/);
+    const noToken = await runIsle(['bootstrap', 'grpc', '--namespace', 'shop', '--service-account', 'cart', '--cert-dir', dir, '--out', join(dir, 'y.json'), '--control-plane', '127.0.0.1:1']);
+    assert.match(noToken.stderr, /--control-plane needs --token FILE and --ca-bundle FILE/);
   });
 });

@@ -12,6 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import { XdsChannelCredentials } from '@grpc/grpc-js-xds';
 import { runIsle } from '../helpers/cli.js';
 import { spawnIsle } from '../helpers/spawn.js';
+import { repoRoot } from '../helpers/paths.js';
+import { spawn } from 'node:child_process';
 import { createToken } from '../../src/mesh/token.js';
 import { configDir, meshPki, startPlane, tempDir, workloadCert, workloadEntryYaml, type Plane } from './helpers.js';
 
@@ -195,7 +197,7 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
     }
   });
 
-  it('isle bootstrap grpc --control-plane: certificate from the CA service written for the provider, renewed', async () => {
+  it('isle bootstrap grpc --control-plane --xds-relay: certificate from the CA service for the provider, renewed; a client in another process gets xDS over the mTLS port through the relay', async () => {
     const { ca, root } = await meshPki();
     const dir = tempDir('isle-grpc-certs-');
     writeFileSync(join(dir, 'token'), createToken({ ca, namespace: 'default', serviceAccount: 'client2', cluster: 'cluster-1', ttlSeconds: 600 }).token);
@@ -205,6 +207,7 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
       'bootstrap', 'grpc', '--namespace', 'default', '--service-account', 'client2', '--xds-address', plane.cp.addresses.plaintext!,
       '--cert-dir', certDir, '--out', join(dir, 'bootstrap.json'),
       '--control-plane', plane.cp.addresses.grpc, '--token', join(dir, 'token'), '--ca-bundle', join(dir, 'root.pem'), '--cert-ttl', '4',
+      '--xds-relay', '127.0.0.1:0',
     ]);
     try {
       const first = await p.waitForLine(/^certificate /, 15_000).catch((e: Error) => assert.fail(`${e.message}: ${p.output()}`));
@@ -216,6 +219,40 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
       // Renewed at half of a few seconds' life: a new certificate in the same files.
       await p.waitForLine(new RegExp(`^certificate .* serial (?!${serial})`), 15_000).catch((e: Error) => assert.fail(`${e.message}: ${p.output()}`));
       assert.notEqual(new X509Certificate(readFileSync(join(certDir, 'cert-chain.pem'))).serialNumber, serial);
+
+      await p.waitForLine(/^wrote /, 5000);
+      const boot = JSON.parse(readFileSync(join(dir, 'bootstrap.json'), 'utf8')) as { xds_servers: { server_uri: string }[] };
+      const relayed = boot.xds_servers[0]!.server_uri;
+      assert.notEqual(relayed, plane.cp.addresses.plaintext, 'the bootstrap points at the relay');
+      // grpc-js-xds reads one bootstrap per process: this client runs in its own.
+      const script = `
+        import * as grpc from '@grpc/grpc-js';
+        import { register } from '@grpc/grpc-js-xds';
+        register();
+        const c = new grpc.Client('xds:///greeter.default.svc.cluster.local:50051', grpc.credentials.createInsecure());
+        const id = (b) => b;
+        const call = () => new Promise((res, rej) => c.makeUnaryRequest('/test.Greeter/Hello', id, id, Buffer.alloc(0), { deadline: Date.now() + 10000 }, (e, v) => (e ? rej(e) : res(v.toString()))));
+        const out = [];
+        for (let i = 0; i < 20; i++) out.push(await call());
+        console.log(JSON.stringify(out));
+        c.close();
+        process.exit(0);`;
+      // Asynchronously: the control plane runs in this process and must keep answering.
+      const child = await new Promise<{ status: number | null; stdout: string; stderr: string }>((res) => {
+        const c = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot(), env: { ...process.env, GRPC_XDS_BOOTSTRAP: join(dir, 'bootstrap.json') } });
+        let stdout = '';
+        let stderr = '';
+        c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        const t = setTimeout(() => c.kill('SIGKILL'), 30_000);
+        c.on('close', (status) => (clearTimeout(t), res({ status, stdout, stderr })));
+      });
+      assert.equal(child.status, 0, `${child.stderr.slice(0, 300)}\n${JSON.stringify(plane.logs.filter((l) => l.level >= 40).slice(-5))}\n${p.output()}`);
+      const replies = JSON.parse(child.stdout) as string[];
+      assert.equal(replies.length, 20);
+      for (const r of replies) assert.match(r, /^greeter-v/);
+      // The stream reached the control plane on its mTLS listener, as the certificate's identity.
+      assert.ok(plane.cp.xdsServers[0]!.status().some((st) => st.node.id.includes('client2.default')), 'an mTLS xDS stream for client2');
     } finally {
       await p.stop();
     }
