@@ -246,7 +246,9 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
           const t = setTimeout(() => rej(new Error(`no reply within 30 s: ${stderr.slice(0, 400)}`)), 30_000);
           c.stdout.setEncoding('utf8').on('data', (d: string) => {
             stdout += d;
-            if (stdout.includes('\n')) (clearTimeout(t), res(stdout.trim()));
+            if (!stdout.includes('\n')) return;
+            clearTimeout(t);
+            res(stdout.trim());
           });
           c.on('close', (code) => (clearTimeout(t), rej(new Error(`client exited ${code}: ${stderr.slice(0, 400)}`))));
         });
