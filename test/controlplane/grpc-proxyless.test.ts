@@ -16,6 +16,7 @@ import { repoRoot } from '../helpers/paths.js';
 import { spawn } from 'node:child_process';
 import { createToken } from '../../src/mesh/token.js';
 import { configDir, meshPki, startPlane, tempDir, workloadCert, workloadEntryYaml, type Plane } from './helpers.js';
+import { workloadGroupYaml } from '../helpers/config.js';
 
 const SERVICE_YAML = `apiVersion: v1
 kind: Service
@@ -142,6 +143,8 @@ describe('proxyless gRPC (grpc-js-xds)', () => {
     for (const ip of SECURE) servers.push(await serve(`secure-${ip}`, ip, 50052, serverCreds));
     const extra: Record<string, string> = { 'greeter.yaml': SERVICE_YAML, 'greeter-dr.yaml': DR_YAML, 'secure.yaml': SECURE_YAML };
     for (const b of BACKENDS) extra[`${b.name}.yaml`] = workloadEntryYaml(b.name, b.ip, 'greeter', { app: 'greeter', version: b.version });
+    // The CA renews certificates only for identities that config allows (a WorkloadGroup).
+    extra['client2-group.yaml'] = workloadGroupYaml('client2', 'client2', { app: 'client2' });
     SECURE.forEach((ip, i) => (extra[`secure-${i}.yaml`] = workloadEntryYaml(`secure-${i}`, ip, 'secure', { app: 'secure' })));
     plane = await startPlane({ plaintextListen: '127.0.0.1:0', configDir: configDir(extra) });
     // The client's certificate where the bootstrap's file_watcher provider reads it.
