@@ -65,7 +65,10 @@ describe('registration bound to identity', () => {
     assert.deepEqual(hwLines.map((l) => l.split('::')[1]), [`${HELLO_IP}:5000`]);
 
     const dump = await configDump(sleep!);
-    const cds = dump['types'].CDS.last_good.resources.find((r: { name: string }) => r.name === HELLO_CLUSTER);
+    // Envoy's ConfigDump: the ClustersConfigDump's active clusters carry the SAN matchers.
+    const cdsDump = (dump['configs'] as { '@type': string; dynamic_active_clusters?: { cluster: { name: string } }[] }[]).find((c) => c['@type'].endsWith('ClustersConfigDump'));
+    const cds = cdsDump?.dynamic_active_clusters?.find((c) => c.cluster.name === HELLO_CLUSTER);
+    assert.ok(cds, 'the helloworld cluster is in the dump');
     const text = JSON.stringify(cds);
     assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/helloworld/);
     assert.doesNotMatch(text, /sa\/sleep/, 'the impostor identity is not accepted for helloworld');
