@@ -417,6 +417,8 @@ export interface CircuitBreakersModel {
 
 export interface ClusterModel {
   readonly name: string;
+  /** The one service an inbound cluster serves (Istio's `filter_metadata.istio.services`). */
+  readonly service?: string;
   readonly type: ClusterType;
   /** EDS resource name to subscribe to (eds_cluster_config.service_name, default = name). */
   readonly edsServiceName: string;

@@ -12,7 +12,7 @@ import type { Headers } from '../http1/head.js';
 import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
 import type { ClusterModel, ConfigGraph, EndpointModel } from '../model.js';
 import type { ForwardResult, RouteResult } from '../routing/router.js';
-import type { RequestRecord } from '../stats.js';
+import { headerBytes, type RequestRecord } from '../stats.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
 
@@ -75,6 +75,11 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   /** Response flags gathered on the way (DI from the fault filter, URX from retries). */
   readonly flags: string[] = [];
 
+  /** Inbound: our peer metadata, added to the response by the router (stats filter). */
+  peerResponseHeader: string | undefined;
+  /** Response header + body bytes sent so far (istio_response_bytes). */
+  responseBytes = 0;
+
   /** Set by the HCM before the filters run (Envoy's route cache); undefined: no route config. */
   route: RouteResult | undefined;
   routeConfigName = '';
@@ -129,6 +134,10 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.record.responseCode = status;
     this.record.responseFlags = all.length ? all.join(',') : '-';
     this.record.durationMs = this.timers.now() - this.started;
+    const ds = this.ds;
+    const body = this.body;
+    this.record.requestBytes = headerBytes(this.req.headers) + (ds.contentLength ?? (Buffer.isBuffer(body) ? body.length : 0));
+    this.record.responseBytes = this.responseBytes;
     this.deps.stats.recordRequest(this.record);
     this.onDone?.();
   }
@@ -152,6 +161,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     } else if (!ds.gone) {
       const h: Headers = headers ? { ...headers, 'content-type': 'text/plain' } : { 'content-type': 'text/plain' };
       ds.respond(status, h, r.body);
+      this.responseBytes += headerBytes(h) + Buffer.byteLength(r.body);
       // A body we did not read must not be parsed as the next request.
       if (!ds.requestComplete) ds.discardBody();
     }
@@ -192,12 +202,14 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.upstream = up;
     this.status = status;
     this.finalFlags = flags.join(',');
+    this.responseBytes += headerBytes(headers);
     this.ds.writeHead(status, up.statusMessage, headers, framing);
     up.pipe(this);
   }
 
   // --- ResponseSink (upstream body) ---
   data(chunk: Buffer): boolean {
+    this.responseBytes += chunk.length;
     return this.ds.write(chunk);
   }
   end(): void {
