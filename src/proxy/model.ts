@@ -8,6 +8,7 @@
  *
  * Stability: exported names are a contract with the listener / HTTP / pool code. Add, don't rename.
  */
+import type { AccessLogModel } from './accesslog.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared pieces
@@ -111,6 +112,8 @@ export type RouteSourceModel =
 
 /** HttpConnectionManager. */
 export interface HttpConnectionManagerModel {
+  /** File access logs (access_log), compiled; absent: none. */
+  readonly accessLogs?: readonly AccessLogModel[];
   readonly statPrefix: string;
   readonly routeSource: RouteSourceModel;
   readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2' | 'HTTP3';

@@ -13,6 +13,7 @@ import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
 import type { ClusterModel, ConfigGraph, EndpointModel } from '../model.js';
 import type { ForwardResult, RouteResult } from '../routing/router.js';
 import { headerBytes, type RequestRecord } from '../stats.js';
+import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../accesslog.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
 
@@ -68,6 +69,8 @@ export interface RequestInfo {
  */
 export class HttpContext implements ExchangeOwner, ResponseSink {
   readonly started: number;
+  /** Wall clock at the start (access logs' START_TIME); `started` is the injectable clock. */
+  readonly wallStart: number;
   readonly graph: ConfigGraph;
   readonly inbound: boolean;
   readonly random: () => number;
@@ -119,6 +122,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     readonly timers: Timers,
   ) {
     this.started = timers.now();
+    this.wallStart = Date.now();
     this.graph = deps.config();
     this.inbound = conn.direction === 'INBOUND';
     this.random = deps.random ?? Math.random;
@@ -139,7 +143,39 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.record.requestBytes = headerBytes(this.req.headers) + (ds.contentLength ?? (Buffer.isBuffer(body) ? body.length : 0));
     this.record.responseBytes = this.responseBytes;
     this.deps.stats.recordRequest(this.record);
+    const logs = this.conn.hcm.accessLogs;
+    if (logs) this.accessLog(logs);
     this.onDone?.();
+  }
+
+  /** Response headers as sent downstream (access logs' %RESP(…)%). */
+  responseHeaders: Headers | undefined;
+
+  private accessLog(logs: readonly AccessLogModel[]): void {
+    const r = this.record;
+    const req = this.req;
+    const ep = this.endpoint;
+    const entry: AccessLogEntry = {
+      startMs: this.wallStart,
+      method: req.method,
+      path: req.path,
+      authority: req.authority,
+      protocol: 'HTTP/1.1',
+      requestHeaders: req.headers,
+      responseHeaders: this.responseHeaders,
+      responseCode: r.responseCode,
+      responseFlags: r.responseFlags,
+      bytesReceived: this.ds.contentLength ?? (Buffer.isBuffer(this.body) ? this.body.length : 0),
+      bytesSent: this.responseBytes,
+      durationMs: r.durationMs,
+      upstreamHost: ep ? `${ep.address}:${ep.port}` : undefined,
+      upstreamCluster: r.upstreamCluster,
+      downstreamLocal: this.conn.destinationPort !== undefined ? `${this.conn.listener}:${this.conn.destinationPort}` : this.conn.listener,
+      downstreamRemote: this.ds.remoteAddress,
+      sni: this.conn.sni,
+      routeName: undefined,
+    };
+    for (const l of logs) writeAccessLog(l, entry);
   }
 
   /** Called once when the request is over (drain counts in-flight requests with it). */
@@ -161,6 +197,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     } else if (!ds.gone) {
       const h: Headers = headers ? { ...headers, 'content-type': 'text/plain' } : { 'content-type': 'text/plain' };
       ds.respond(status, h, r.body);
+      this.responseHeaders = h;
       this.responseBytes += headerBytes(h) + Buffer.byteLength(r.body);
       // A body we did not read must not be parsed as the next request.
       if (!ds.requestComplete) ds.discardBody();
@@ -203,6 +240,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.status = status;
     this.finalFlags = flags.join(',');
     this.responseBytes += headerBytes(headers);
+    this.responseHeaders = headers;
     this.ds.writeHead(status, up.statusMessage, headers, framing);
     up.pipe(this);
   }
