@@ -9,7 +9,23 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { findPrometheus } from '../../src/demo/prometheus.js';
+
+interface Dashboard {
+  panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+  templating: { list: Array<{ name: string; query: string }> };
+}
+
+/** Metric and label names a PromQL expression uses (enough for the dashboard's queries). */
+export function namesIn(expr: string): { metrics: string[]; labels: string[] } {
+  const metrics = [...expr.matchAll(/\b((?:istio|pilot|envoy|isle)_[a-z_]+)\b/g)].map((m) => m[1]!);
+  const labels: string[] = [];
+  for (const m of expr.matchAll(/\bby \(([^)]*)\)/g)) labels.push(...m[1]!.split(',').map((x) => x.trim()).filter((x) => x && x !== 'le'));
+  for (const m of expr.matchAll(/\{([^}]*)\}/g)) labels.push(...[...m[1]!.matchAll(/([a-z_]+)\s*(?:=~|!~|!=|=)/g)].map((x) => x[1]!));
+  for (const m of expr.matchAll(/label_values\([a-z_]+,\s*([a-z_]+)\)/g)) labels.push(m[1]!);
+  return { metrics: [...new Set(metrics)], labels: [...new Set(labels)] };
+}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -86,5 +102,20 @@ test('isle demo --observability: Prometheus scrapes every proxy and control plan
     const r = await query('histogram_quantile(0.9, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="source"}[1m])))');
     return r.length === 1 && r[0]!.value[1] !== 'NaN' ? r : undefined;
   });
+
+  // The dashboard: every query runs, and every metric and label it names exists in Prometheus.
+  const dash = JSON.parse(readFileSync(new URL('../../../dashboards/isle-mesh.json', import.meta.url), 'utf8')) as Dashboard;
+  const names = new Set(((await (await fetch(`http://${listen}/api/v1/label/__name__/values`)).json()) as { data: string[] }).data);
+  const labelNames = new Set(((await (await fetch(`http://${listen}/api/v1/labels`)).json()) as { data: string[] }).data);
+  const exprs = [...dash.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...dash.templating.list.filter((v) => v.name !== 'datasource').map((v) => v.query)];
+  assert.ok(exprs.length >= 10);
+  const missing: string[] = [];
+  for (const e of exprs) {
+    const n = namesIn(e);
+    for (const m of n.metrics) if (!names.has(m)) missing.push(`metric ${m} (in ${e})`);
+    for (const l of n.labels) if (!labelNames.has(l)) missing.push(`label ${l} (in ${e})`);
+    if (!e.startsWith('label_values')) await query(e.replace(/\$(cluster|service|workload)/g, '.*'));
+  }
+  assert.deepEqual(missing, []);
   assert.ok(Number.isFinite(Number(q[0]!.value[1])), `p90 is a number: ${JSON.stringify(q)}`);
 });
