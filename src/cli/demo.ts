@@ -14,7 +14,9 @@ export function registerDemo(program: Command, io: CliIO): void {
     .option('--dir <dir>', 'where certificates, config, tokens and logs go (default .isle/demo for seed-000, .isle/demo-<scenario> for the others); one demo per directory (<dir>.lock)')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
     .option('--netns', 'put each cluster in its own network namespace, joined only through control planes and east-west gateways (Linux, root)')
-    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean }) => {
+    .option('--observability', "start Debian's prometheus on the demo's scrape config (when installed)")
+    .option('--prometheus-listen <addr>', 'where Prometheus listens with --observability', '127.0.0.1:9090')
+    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; observability?: boolean; prometheusListen: string }) => {
       const { runDemo } = await import('../demo/demo.js');
       const untilStopped = () =>
         new Promise<void>((resolve) => {
@@ -26,7 +28,17 @@ export function registerDemo(program: Command, io: CliIO): void {
           process.on('SIGINT', on);
           process.on('SIGTERM', on);
         });
-      process.exitCode = await runDemo({ scenario: o.scenario, check: o.check ?? false, ...(o.dir !== undefined ? { dir: o.dir } : {}), logLevel: o.logLevel, netns: o.netns ?? false, out: io.out, untilStopped });
+      process.exitCode = await runDemo({
+        scenario: o.scenario,
+        check: o.check ?? false,
+        ...(o.dir !== undefined ? { dir: o.dir } : {}),
+        logLevel: o.logLevel,
+        netns: o.netns ?? false,
+        observability: o.observability ?? false,
+        prometheusListen: o.prometheusListen,
+        out: io.out,
+        untilStopped,
+      });
     });
 
   program

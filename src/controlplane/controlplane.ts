@@ -656,6 +656,10 @@ export class ControlPlane {
     };
     update(this.store.errors());
     this.offs.push(this.store.subscribeErrors(update));
+    const EVENT = { added: 'add', updated: 'update', deleted: 'delete' } as const;
+    this.offs.push(this.store.subscribe((events) => {
+      for (const e of events) this.metrics.configEvents.inc({ type: (e.type === 'deleted' ? e.previous : e.resource).kind, event: EVENT[e.type] });
+    }));
   }
 
   /** Closes every listener, stream, watcher and timer. Idempotent. */

@@ -1,7 +1,10 @@
 /**
  * The control plane's Prometheus metrics, on a registry of its own (never prom-client's global
  * one), so several control planes in one process (tests, the demo) do not mix their numbers.
- * Names follow Istio's pilot metrics where there is one (`pilot_xds_pushes` → `isle_xds_pushes_total`).
+ * Names are Istio's pilot metrics where Istio has one, with its labels (`pilot_xds`,
+ * `pilot_xds_pushes{type}`, `pilot_push_triggers{type}`, `pilot_proxy_convergence_time`,
+ * `pilot_total_xds_rejects{type}`, `pilot_k8s_cfg_events{type,event}`), so Istio's dashboards and
+ * alerts work; what Istio does not have stays `isle_*` (ADR 0050).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -10,10 +13,15 @@ const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 const CONVERGENCE_BUCKETS = [0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30];
 
 
+/** The `version` label of pilot_xds (Istio puts its proxy version there). */
+export const ISLE_XDS_VERSION = 'isle-0.1.0';
+
 export class ControlPlaneMetrics {
   readonly registry = new Registry();
-  readonly connectedProxies: Gauge;
-  readonly pushes: Counter<'type' | 'reason'>;
+  readonly connectedProxies: Gauge<'version'>;
+  readonly pushes: Counter<'type'>;
+  readonly pushTriggers: Counter<'type'>;
+  readonly configEvents: Counter<'type' | 'event'>;
   readonly pushDuration: Histogram<'kind'>;
   readonly convergence: Histogram;
   readonly nacks: Counter<'type'>;
@@ -21,13 +29,15 @@ export class ControlPlaneMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.connectedProxies = new Gauge({ name: 'isle_xds_connected_proxies', help: 'xDS streams open and identified (one per proxy connection)', registers });
+    this.connectedProxies = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS (one per identified proxy stream)', labelNames: ['version'], registers });
     this.pushes = new Counter({
-      name: 'isle_xds_pushes_total',
-      help: 'Proxy snapshots whose version of a type changed (each one is sent to that proxy), by xDS type and reason',
-      labelNames: ['type', 'reason'],
+      name: 'pilot_xds_pushes',
+      help: 'Pilot build and send errors for lds, rds, cds and eds: here, xDS responses sent because a proxy\'s version of a type changed, by type',
+      labelNames: ['type'],
       registers,
     });
+    this.pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push', labelNames: ['type'], registers });
+    this.configEvents = new Counter({ name: 'pilot_k8s_cfg_events', help: 'Events from the config store (files or memory), by kind and event (add, update, delete)', labelNames: ['type', 'event'], registers });
     this.pushDuration = new Histogram({
       name: 'isle_push_duration_seconds',
       help: 'Time to build a PushContext and regenerate the snapshots of every affected proxy (kind: full or eds)',
@@ -36,12 +46,12 @@ export class ControlPlaneMetrics {
       registers,
     });
     this.convergence = new Histogram({
-      name: 'isle_proxy_convergence_seconds',
+      name: 'pilot_proxy_convergence_time',
       help: 'From a change being seen (config event or registry change) to the proxy ACKing the version that carries it',
       buckets: CONVERGENCE_BUCKETS,
       registers,
     });
-    this.nacks = new Counter({ name: 'isle_xds_nacks_total', help: 'Responses rejected by proxies, by xDS type', labelNames: ['type'], registers });
+    this.nacks = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of xDS responses from pilot rejected by proxy, by type', labelNames: ['type'], registers });
     this.configErrors = new Gauge({ name: 'isle_config_errors', help: 'Config problems of error severity currently reported (see /debug/configz)', registers });
     // Read at scrape time: no timers, nothing to stop.
     new Gauge({

@@ -40,7 +40,7 @@ import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../
 import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
-import type { ControlPlaneMetrics } from './metrics.js';
+import { ISLE_XDS_VERSION, type ControlPlaneMetrics } from './metrics.js';
 import { proxyDefaultsFrom, withInbound, type Proxy } from '../model/proxy.js';
 import { meshInfoFrom, pushContextFromRegistry, type GatewayCredential, type PushContext } from '../model/pushcontext.js';
 import { CONNECT_REQUEST, PushRequest, type PushReason } from '../model/pushrequest.js';
@@ -286,7 +286,7 @@ export class Pusher {
 
   private onConnect(status: ProxyStatus, trustMetadata: boolean): void {
     if (this.stopped) return;
-    this.o.metrics.connectedProxies.inc();
+    this.o.metrics.connectedProxies.inc({ version: ISLE_XDS_VERSION });
     const key = status.key;
     const existing = this.proxies.get(key);
     if (existing) {
@@ -359,7 +359,7 @@ export class Pusher {
   }
 
   private onDisconnect(status: ProxyStatus): void {
-    this.o.metrics.connectedProxies.dec();
+    this.o.metrics.connectedProxies.dec({ version: ISLE_XDS_VERSION });
     const entry = this.proxies.get(status.key);
     if (!entry || !entry.streams.delete(status.streamId) || entry.streams.size > 0) return;
     this.proxies.delete(status.key);
@@ -407,7 +407,7 @@ export class Pusher {
   }
 
   private onNack(e: NackEvent): void {
-    this.o.metrics.nacks.inc({ type: shortTypeName(e.typeUrl) });
+    this.o.metrics.nacks.inc({ type: shortTypeName(e.typeUrl).toLowerCase() });
     this.answered(e.nodeId, e.typeUrl, e.nonce);
     const entry = this.proxies.get(e.nodeId);
     // That version will never be ACKed; the next one that changes this type carries the change.
@@ -462,6 +462,7 @@ export class Pusher {
       const prev = this.queue.get(key);
       this.queue.set(key, prev ? prev.merge(request) : request);
     }
+    for (const r of change.reasons) this.o.metrics.pushTriggers.inc({ type: r });
     const record: PushRecord = {
       version: next.version,
       kind: change.full ? 'full' : 'eds',
@@ -526,7 +527,7 @@ export class Pusher {
           const w = entry.awaiting.get(typeUrl);
           entry.awaiting.set(typeUrl, { version, seenAt: w ? Math.min(w.seenAt, request.start) : request.start });
         }
-        this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl), reason: request.reason });
+        this.o.metrics.pushes.inc({ type: shortTypeName(typeUrl).toLowerCase() });
         try {
           this.o.cache.setResources(entry.key, typeUrl, version, snapshot);
         } catch (e) {

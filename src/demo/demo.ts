@@ -18,6 +18,8 @@ import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
 import { acquireDemoLock, clearDemoState, defaultDemoDir, restoreFiles, userFiles, writeDemoState } from './lock.js';
+import type { ChildProcess } from 'node:child_process';
+import { findPrometheus, prometheusArgs, startPrometheus, writePrometheusConfig } from './prometheus.js';
 
 export interface DemoOptions {
   /** Where certificates, config directories, tokens and logs go. Default `.isle/demo`. */
@@ -31,6 +33,12 @@ export interface DemoOptions {
   logLevel?: string;
   /** Each cluster in its own network namespace, joined only through control planes and gateways (root). */
   netns?: boolean;
+  /** Start Debian's `prometheus` on the written scrape config (when the binary is present). */
+  observability?: boolean;
+  /** Prometheus's listen address with `observability`. Default 127.0.0.1:9090. */
+  prometheusListen?: string;
+  /** Scrape interval written into prometheus.yml. Default 5s. */
+  scrapeInterval?: string;
 }
 
 export const SCENARIOS: Record<string, string> = {
@@ -311,7 +319,15 @@ async function startLocked(
     say(msg);
   });
   const running: Running = { topo, dir, sup, appAddress: new Map(), cas, rootCert, logLevel, expectedExits: new Set() };
+  let prometheus: ChildProcess | undefined;
   const stop = async () => {
+    if (prometheus && prometheus.exitCode === null) {
+      const p = prometheus;
+      await new Promise<void>((r) => {
+        p.once('exit', () => r());
+        p.kill('SIGTERM');
+      });
+    }
     await sup.stopAll();
     await clearDemoState(dir, DEMO_STATE_FILE);
     if (o.netns) await teardownNetns(topo);
@@ -354,12 +370,24 @@ async function startLocked(
       await startWorkload(running, w);
       say(`  ✓ ${w.cluster} ${w.name.padEnd(14)} ${w.ip}${w.port ? `:${w.port}` : ''}   sidecar (spiffe://cluster.local/ns/${w.namespace}/sa/${w.serviceAccount})\n`);
     }
+
+    // 6. Prometheus: file_sd targets for every proxy and control plane; started with --observability.
+    const prom = await writePrometheusConfig(dir, topo, o.scrapeInterval);
+    const listen = o.prometheusListen ?? '127.0.0.1:9090';
+    const bin = o.observability ? findPrometheus() : undefined;
+    if (bin) {
+      prometheus = await startPrometheus(bin, prom, listen, join(dir, 'logs', 'prometheus.log'));
+      say(`  ✓ prometheus   http://${listen}   (targets ${prom.targets}; graph: http://${listen}/graph)\n`);
+    } else {
+      if (o.observability) say('  ! --observability: no `prometheus` binary on PATH (Debian: apt-get install prometheus)\n');
+      say(`  ✓ prometheus scrape config ${prom.config}   run: prometheus ${prometheusArgs(prom, listen).join(' ')}\n`);
+    }
   } catch (e) {
     await stop();
     throw e;
   }
 
-  // 6. Seed 000's verification, from both clusters (a scenario runs its own instead).
+  // 7. Seed 000's verification, from both clusters (a scenario runs its own instead).
   const versions = [...new Set(topo.workloads.filter((w) => w.version).map((w) => w.version!))].sort();
   let ok = true;
   if (def) {
@@ -386,7 +414,7 @@ async function startLocked(
   }
   if (exits.length > 0) ok = false;
 
-  // 7. Status: clusters, proxies and their sync state, remote clusters, gateway traffic.
+  // 8. Status: clusters, proxies and their sync state, remote clusters, gateway traffic.
   say('\nClusters\n');
   for (const c of topo.clusters) say(`  ${c.name.padEnd(10)} network ${c.network}   control plane ${c.controlPlane}   gateway ${c.gatewayIp}:${EAST_WEST_PORT}   config ${join(dir, c.name)}\n`);
   const planes = await Promise.all(topo.clusters.flatMap((c) => (c.replicas ?? [c]).map((x) => fetchPlane(`http://${x.debug}`))));

@@ -99,6 +99,10 @@ export function inboundClusters(proxy: Proxy): EnvoyObject[] {
     // HTTP/2 to the app only when every service agrees, else the port's traffic could break.
     const opts = ports.every((p) => isHttp2(p.protocol)) ? httpProtocolOptions(ports[0]!.protocol) : undefined;
     if (opts) c['typed_extension_protocol_options'] = opts;
+    // Istio's metadata: the services behind this port (the proxy's inbound destination_service).
+    const seen = new Set<string>();
+    const services = ports.filter((p) => !seen.has(p.hostname) && seen.add(p.hostname)).map((p) => ({ host: p.hostname, name: p.serviceName, namespace: p.namespace }));
+    c['metadata'] = { filter_metadata: { istio: { services } } };
     return c;
   });
 }

@@ -13,7 +13,8 @@
  *   before the router on HTTP ports, RBAC network filters before tcp_proxy on TCP ports.
  */
 import { bindAddress, type InboundPort, type Proxy } from '../model/proxy.js';
-import type { PushContext } from '../model/pushcontext.js';
+import type { MeshInfo, PushContext } from '../model/pushcontext.js';
+import { ISTIO_JSON_FORMAT, ISTIO_TEXT_FORMAT } from '../mesh/accesslog.js';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../mesh/typeurls.js';
 import {
   adsConfigSource,
@@ -34,10 +35,21 @@ import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTE
 
 export const OUTBOUND_PORT = 15001;
 
-function hcm(config: EnvoyObject, filters: readonly EnvoyObject[] = []): EnvoyObject {
+/** meshConfig.accessLogFile → Envoy's file access logger with Istio's TEXT or JSON format. */
+function accessLog(mesh: MeshInfo | undefined): EnvoyObject[] | undefined {
+  const l = mesh?.accessLog;
+  if (!l) return undefined;
+  const log_format = l.encoding === 'JSON' ? { json_format: { ...ISTIO_JSON_FORMAT } } : { text_format_source: { inline_string: ISTIO_TEXT_FORMAT } };
+  return [{ name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: l.file, log_format } }];
+}
+
+const FILE_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
+
+function hcm(mesh: MeshInfo | undefined, config: EnvoyObject, filters: readonly EnvoyObject[] = []): EnvoyObject {
+  const logs = accessLog(mesh);
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, http_filters: [...filters, routerFilter()] },
+    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, ...(logs ? { access_log: logs } : {}), http_filters: [...filters, routerFilter()] },
   };
 }
 
@@ -46,11 +58,11 @@ function tcpProxy(statPrefix: string, cluster: string): EnvoyObject {
 }
 
 /** The network filters of an inbound chain: RBAC (AuthorizationPolicy) first, then the terminal filter. */
-function inboundFilters(statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters): EnvoyObject[] {
-  return http ? [inboundFilter(statPrefix, cluster, true, mtls, authz.http)] : [...authz.network, inboundFilter(statPrefix, cluster, false, mtls, [])];
+function inboundFilters(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters): EnvoyObject[] {
+  return http ? [inboundFilter(mesh, statPrefix, cluster, true, mtls, authz.http)] : [...authz.network, inboundFilter(mesh, statPrefix, cluster, false, mtls, [])];
 }
 
-export function outboundListener(proxy: Proxy): EnvoyObject {
+export function outboundListener(proxy: Proxy, mesh?: MeshInfo): EnvoyObject {
   const bind = bindAddress(proxy);
   return {
     name: OUTBOUND_LISTENER_NAME,
@@ -59,7 +71,7 @@ export function outboundListener(proxy: Proxy): EnvoyObject {
     filter_chains: [
       {
         filters: [
-          hcm({
+          hcm(mesh, {
             stat_prefix: 'outbound_http_proxy',
             rds: { config_source: adsConfigSource(), route_config_name: HTTP_PROXY_ROUTE_NAME },
             // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
@@ -72,9 +84,9 @@ export function outboundListener(proxy: Proxy): EnvoyObject {
   };
 }
 
-function inboundFilter(statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[]): EnvoyObject {
+function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[]): EnvoyObject {
   if (!http) return tcpProxy(statPrefix, cluster);
-  return hcm({
+  return hcm(mesh, {
     stat_prefix: statPrefix,
     route_config: {
       name: cluster,
@@ -99,14 +111,14 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
       name,
       address: socketAddress(proxy.ip, targetPort),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ name: 'plaintext', filters: inboundFilters(`inbound_${name}`, cluster, http, false, authz) }],
+      filter_chains: [{ name: 'plaintext', filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz) }],
     };
   }
   const chains: EnvoyObject[] = [
     {
       name: 'mtls',
       filter_chain_match: { transport_protocol: 'tls' },
-      filters: inboundFilters(`inbound_${name}`, cluster, http, true, authz),
+      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, true, authz),
       transport_socket: {
         name: 'envoy.transport_sockets.tls',
         typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTlsContext([]), require_client_certificate: true },
@@ -117,7 +129,7 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
     chains.push({
       name: 'plaintext',
       filter_chain_match: { transport_protocol: 'raw_buffer' },
-      filters: inboundFilters(`inbound_${name}`, cluster, http, false, authz),
+      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz),
     });
   }
   return {
@@ -142,7 +154,7 @@ export function inboundListeners(push: PushContext, proxy: Proxy): EnvoyObject[]
 }
 
 export function sidecarListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  return [{ build: () => [outboundListener(proxy), ...inboundListeners(push, proxy)] }];
+  return [{ build: () => [outboundListener(proxy, push.mesh), ...inboundListeners(push, proxy)] }];
 }
 
 export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {

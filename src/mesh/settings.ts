@@ -24,6 +24,8 @@ export interface MeshSettings {
   readonly registrationGraceMs: number;
   /** As a central control plane: whether remote control planes' clusters see this one (seed 001). */
   readonly remoteClustersSeeCentral: boolean;
+  /** meshConfig.accessLogFile / accessLogEncoding; undefined: no access log. */
+  readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
   /** `name (file:line)` of the MeshConfig in use, for logs; undefined when there is none. */
   readonly source?: string;
 }
@@ -63,6 +65,7 @@ export function resolveMeshSettings(mesh: Resource<MeshConfigSpec> | undefined, 
     }),
     registrationGraceMs: durationMs(spec?.registrationGracePeriod, MESH_DEFAULTS.registrationGracePeriod),
     remoteClustersSeeCentral: spec?.remoteClustersSeeCentral ?? false,
+    ...(spec?.accessLogFile ? { accessLog: Object.freeze({ file: spec.accessLogFile, encoding: spec.accessLogEncoding ?? 'TEXT' }) } : {}),
     ...(mesh ? { source: `${mesh.metadata.name} (${mesh.source.file}:${mesh.source.line})` } : {}),
   });
 }

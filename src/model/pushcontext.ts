@@ -30,6 +30,8 @@ export interface MeshInfo {
   readonly rootNamespace: string;
   /** Suffix of Kubernetes Service host names; default `cluster.local`. */
   readonly domainSuffix: string;
+  /** Every proxy's access log (meshConfig.accessLogFile/accessLogEncoding); undefined: none. */
+  readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
 }
 
 /** An east-west gateway's address, as the clients on other networks dial it. */
@@ -152,8 +154,14 @@ const byNsName = (a: Resource<unknown>, b: Resource<unknown>): number =>
   cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name);
 
 /** PushContext mesh info from the one mesh settings resolver. */
-export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace'>): PushContextInput['mesh'] {
-  return { trustDomain: settings.trustDomain, clusterName: settings.clusterName, network: settings.network, rootNamespace: settings.rootNamespace };
+export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace' | 'accessLog'>): PushContextInput['mesh'] {
+  return {
+    trustDomain: settings.trustDomain,
+    clusterName: settings.clusterName,
+    network: settings.network,
+    rootNamespace: settings.rootNamespace,
+    ...(settings.accessLog ? { accessLog: settings.accessLog } : {}),
+  };
 }
 
 export function buildPushContext(input: PushContextInput): PushContext {
@@ -163,6 +171,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     network: input.mesh.network ?? '',
     rootNamespace: input.mesh.rootNamespace ?? 'istio-system',
     domainSuffix: input.mesh.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX,
+    ...(input.mesh.accessLog ? { accessLog: input.mesh.accessLog } : {}),
   });
 
   const services = Object.freeze([...input.services].sort((a, b) => cmp(a.hostname, b.hostname)));

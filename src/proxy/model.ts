@@ -8,6 +8,7 @@
  *
  * Stability: exported names are a contract with the listener / HTTP / pool code. Add, don't rename.
  */
+import type { AccessLogModel } from './accesslog.js';
 
 // ---------------------------------------------------------------------------------------------
 // shared pieces
@@ -111,6 +112,8 @@ export type RouteSourceModel =
 
 /** HttpConnectionManager. */
 export interface HttpConnectionManagerModel {
+  /** File access logs (access_log), compiled; absent: none. */
+  readonly accessLogs?: readonly AccessLogModel[];
   readonly statPrefix: string;
   readonly routeSource: RouteSourceModel;
   readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2' | 'HTTP3';
@@ -417,6 +420,8 @@ export interface CircuitBreakersModel {
 
 export interface ClusterModel {
   readonly name: string;
+  /** The one service an inbound cluster serves (Istio's `filter_metadata.istio.services`). */
+  readonly service?: string;
   readonly type: ClusterType;
   /** EDS resource name to subscribe to (eds_cluster_config.service_name, default = name). */
   readonly edsServiceName: string;

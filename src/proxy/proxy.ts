@@ -239,7 +239,15 @@ export class IsleProxy {
 
     this.runtime = new ProxyRuntime({
       stats: this.stats,
-      identity: { workload: (this.node.metadata?.['WORKLOAD_NAME'] as string) ?? o.serviceAccount, namespace: o.namespace, principal: this.identity.spiffeId },
+      identity: {
+        workload: (this.node.metadata?.['WORKLOAD_NAME'] as string) ?? o.serviceAccount,
+        namespace: o.namespace,
+        serviceAccount: o.serviceAccount,
+        principal: this.identity.spiffeId,
+        ...(o.cluster ? { cluster: o.cluster } : {}),
+        labels: { ...(o.labels ?? {}) },
+        ...(this.node.id ? { nodeId: this.node.id } : {}),
+      },
       logger: this.child('runtime'),
       ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
       ...(o.gatewayPort !== undefined ? { gatewayPort: o.gatewayPort } : {}),

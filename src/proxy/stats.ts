@@ -2,12 +2,15 @@
  * Per-proxy metrics. Each proxy owns a registry (never prom-client's global one), so several
  * proxies in one process (tests, the embedded demo) do not mix their series.
  *
- * Names follow Istio's standard metrics and Envoy's Prometheus output, so existing dashboards and
- * queries work. One deliberate difference: Istio's `destination_cluster` is the Kubernetes cluster
- * id of the destination; Isle puts the upstream (Envoy) cluster name there, which carries the
- * service, port and subset and is what the data plane knows without metadata exchange.
+ * Istio's standard metrics, label for label (ADR 0050): `source_*`/`destination_*` come from this
+ * proxy's own metadata and from the peer's, exchanged in `x-envoy-peer-metadata` and believed
+ * only when it matches the peer certificate (`./peer.ts`); `destination_cluster` is the
+ * destination's cluster id, as in Istio. Envoy's per-upstream-cluster counters keep their
+ * `envoy_cluster_*` names.
  */
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
+import type { Headers } from './http1/head.js';
+import { UNKNOWN_PEER, type PeerLabels } from './peer.js';
 
 /** Envoy's response flags that Isle produces (Envoy access-log short names). */
 export type ResponseFlag =
@@ -25,110 +28,236 @@ export type ResponseFlag =
 
 export interface RequestRecord {
   reporter: 'source' | 'destination';
-  sourceWorkload?: string | undefined;
-  sourceWorkloadNamespace?: string | undefined;
-  sourcePrincipal?: string | undefined;
-  destinationWorkload?: string | undefined;
-  destinationWorkloadNamespace?: string | undefined;
-  destinationPrincipal?: string | undefined;
+  source?: PeerLabels | undefined;
+  destination?: PeerLabels | undefined;
+  /** FQDN of the destination service (destination_service). */
   destinationService?: string | undefined;
-  /** The upstream cluster name (see the module comment). */
-  destinationCluster?: string | undefined;
+  /** The upstream (Envoy) cluster the request went to, for access logs. */
+  upstreamCluster?: string | undefined;
+  /** http | grpc */
+  requestProtocol?: string | undefined;
+  /** The grpc-status of a gRPC response ('' when none, as Istio). */
+  grpcStatus?: string | undefined;
   responseCode: number;
   /** Comma-joined if several, as Envoy prints them (`UF,URX`). */
   responseFlags: string;
   /** mutual_tls | none */
   connectionSecurityPolicy?: 'mutual_tls' | 'none' | undefined;
   durationMs: number;
+  /** Request headers + body bytes (istio_request_bytes). */
+  requestBytes?: number | undefined;
+  /** Response headers + body bytes (istio_response_bytes). */
+  responseBytes?: number | undefined;
 }
 
-/** The labels of the Istio request metrics, in exposition order. */
-type RequestLabelName =
-  | 'reporter'
-  | 'source_workload'
-  | 'source_workload_namespace'
-  | 'source_principal'
-  | 'destination_workload'
-  | 'destination_workload_namespace'
-  | 'destination_principal'
-  | 'destination_service'
-  | 'destination_cluster'
-  | 'response_code'
-  | 'response_flags'
-  | 'connection_security_policy'
-  | 'request_protocol';
+export interface TcpRecord {
+  reporter: 'source' | 'destination';
+  source: PeerLabels;
+  destination: PeerLabels;
+  destinationService?: string | undefined;
+  connectionSecurityPolicy: 'mutual_tls' | 'none';
+  responseFlags?: string | undefined;
+}
 
 /** Istio's default buckets for istio_request_duration_milliseconds. */
 export const ISTIO_DURATION_BUCKETS_MS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+/** Istio's default buckets for istio_request_bytes / istio_response_bytes (powers of ten). */
+export const ISTIO_BYTES_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
 
 const UNKNOWN = 'unknown';
 
-type RequestLabels = Record<RequestLabelName, string>;
+/** `name.namespace.svc.<domain>` → name and namespace; other hosts (ServiceEntry) are their own name. */
+export function serviceNameParts(fqdn: string | undefined): { name: string; namespace: string } {
+  if (!fqdn) return { name: UNKNOWN, namespace: UNKNOWN };
+  const m = /^([^.]+)\.([^.]+)\.svc(\.|$)/.exec(fqdn);
+  return m ? { name: m[1]!, namespace: m[2]! } : { name: fqdn, namespace: UNKNOWN };
+}
 
-interface Series {
-  labels: RequestLabels;
-  count: number;
-  sum: number;
+/** Approximate header bytes as Envoy counts them (name, ": ", value, CRLF). */
+export function headerBytes(h: Headers): number {
+  let n = 0;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined) continue;
+    if (typeof v === 'string') n += k.length + v.length + 4;
+    else for (const x of v) n += k.length + x.length + 4;
+  }
+  return n;
+}
+
+type Labels = Record<string, string>;
+
+function peerSide(prefix: 'source' | 'destination', p: PeerLabels, out: Labels): void {
+  out[`${prefix}_workload`] = p.workload;
+  out[`${prefix}_workload_namespace`] = p.namespace;
+  out[`${prefix}_principal`] = p.principal;
+  out[`${prefix}_app`] = p.app;
+  out[`${prefix}_version`] = p.version;
+  out[`${prefix}_canonical_service`] = p.canonicalService;
+  out[`${prefix}_canonical_revision`] = p.canonicalRevision;
+  out[`${prefix}_cluster`] = p.cluster;
+}
+
+/** The label set shared by the request and TCP metrics. */
+function commonLabels(reporter: string, src: PeerLabels, dst: PeerLabels, service: string | undefined): Labels {
+  const out: Labels = { reporter };
+  peerSide('source', src, out);
+  peerSide('destination', dst, out);
+  const parts = serviceNameParts(service);
+  out['destination_service'] = service || UNKNOWN;
+  out['destination_service_name'] = parts.name;
+  out['destination_service_namespace'] = parts.namespace;
+  return out;
+}
+
+class Hist {
+  count = 0;
+  sum = 0;
   /** Per bucket, not cumulative; the last slot is +Inf. */
-  buckets: Float64Array;
+  readonly buckets: Float64Array;
+  constructor(private readonly bounds: readonly number[]) {
+    this.buckets = new Float64Array(bounds.length + 1);
+  }
+  observe(v: number): void {
+    this.count++;
+    this.sum += v;
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    this.buckets[i]!++;
+  }
+}
+
+interface RequestSeries {
+  labels: Labels;
+  count: number;
+  duration: Hist;
+  requestBytes: Hist;
+  responseBytes: Hist;
+}
+
+interface TcpSeries {
+  labels: Labels;
+  opened: number;
+  closed: number;
+  sent: number;
+  received: number;
+}
+
+type MetricValue = { labels: Record<string, string | number>; sharedLabels?: Labels; value: number; metricName?: string };
+
+/** A prom-client metric whose values are computed at scrape time from our own tables. */
+function scrapeMetric(name: string, help: string, type: 'counter' | 'histogram', values: () => MetricValue[], reset: () => void): Metric {
+  const get = () => ({ name, help, type, aggregator: 'sum', values: values() });
+  return { name, help, type, aggregator: 'sum', get, reset } as unknown as Metric;
+}
+
+function histValues(name: string, bounds: readonly number[], entries: Iterable<[Labels, Hist]>): MetricValue[] {
+  const out: MetricValue[] = [];
+  for (const [labels, h] of entries) {
+    let acc = 0;
+    bounds.forEach((le, i) => {
+      acc += h.buckets[i]!;
+      out.push({ labels: { le }, sharedLabels: labels, value: acc, metricName: `${name}_bucket` });
+    });
+    out.push({ labels: { le: '+Inf' }, sharedLabels: labels, value: h.count, metricName: `${name}_bucket` });
+    out.push({ labels: {}, sharedLabels: labels, value: h.sum, metricName: `${name}_sum` });
+    out.push({ labels: {}, sharedLabels: labels, value: h.count, metricName: `${name}_count` });
+  }
+  return out;
 }
 
 /**
- * istio_requests_total and istio_request_duration_milliseconds, aggregated here and exposed
- * through prom-client's registry in its own text format. prom-client validates and hashes the
- * 13 labels on every inc/observe (two ~3 µs calls per request, ADR 0017); here a request costs
- * one string key and a Map lookup, and the work moves to scrape time.
+ * The Istio request metrics, aggregated here and handed to prom-client at scrape time.
+ * prom-client validates and hashes every label on each inc/observe (ADR 0017); here a request
+ * costs one key of a few concatenations (each side's labels carry a precomputed fragment) and
+ * one Map lookup that serves all four metrics.
  */
 class RequestMetrics {
-  private readonly series = new Map<string, Series>();
+  readonly series = new Map<string, RequestSeries>();
 
-  record(labels: RequestLabels, durationMs: number): void {
-    const l = labels;
-    const key = `${l.reporter}\u0001${l.source_workload}\u0001${l.source_workload_namespace}\u0001${l.source_principal}\u0001${l.destination_workload}\u0001${l.destination_workload_namespace}\u0001${l.destination_principal}\u0001${l.destination_service}\u0001${l.destination_cluster}\u0001${l.response_code}\u0001${l.response_flags}\u0001${l.connection_security_policy}`;
+  record(r: RequestRecord): void {
+    const src = r.source ?? UNKNOWN_PEER;
+    const dst = r.destination ?? UNKNOWN_PEER;
+    const proto = r.requestProtocol ?? 'http';
+    const grpc = r.grpcStatus ?? '';
+    const csp = r.connectionSecurityPolicy ?? UNKNOWN;
+    const key = `${r.reporter}\u0001${src.key}\u0001${dst.key}\u0001${r.destinationService}\u0001${r.responseCode}\u0001${r.responseFlags}\u0001${csp}\u0001${proto}\u0001${grpc}`;
     let s = this.series.get(key);
     if (!s) {
-      s = { labels, count: 0, sum: 0, buckets: new Float64Array(ISTIO_DURATION_BUCKETS_MS.length + 1) };
+      const labels = commonLabels(r.reporter, src, dst, r.destinationService);
+      labels['request_protocol'] = proto;
+      labels['response_code'] = String(r.responseCode);
+      labels['grpc_response_status'] = grpc;
+      labels['response_flags'] = r.responseFlags || '-';
+      labels['connection_security_policy'] = csp;
+      s = { labels, count: 0, duration: new Hist(ISTIO_DURATION_BUCKETS_MS), requestBytes: new Hist(ISTIO_BYTES_BUCKETS), responseBytes: new Hist(ISTIO_BYTES_BUCKETS) };
       this.series.set(key, s);
     }
     s.count++;
-    s.sum += durationMs;
-    let i = 0;
-    while (i < ISTIO_DURATION_BUCKETS_MS.length && durationMs > ISTIO_DURATION_BUCKETS_MS[i]!) i++;
-    s.buckets[i]!++;
+    s.duration.observe(r.durationMs);
+    s.requestBytes.observe(r.requestBytes ?? 0);
+    s.responseBytes.observe(r.responseBytes ?? 0);
   }
 
-  /** The counter, as a prom-client metric (what the registry calls at scrape time). */
-  counter(): Metric {
-    const name = 'istio_requests_total';
-    const help = 'Requests handled by this proxy (Istio standard metric)';
-    const get = () => ({ name, help, type: 'counter', aggregator: 'sum', values: [...this.series.values()].map((s) => ({ labels: s.labels, value: s.count })) });
-    return { name, help, type: 'counter', aggregator: 'sum', get, reset: () => this.series.clear() } as unknown as Metric;
+  metrics(): Metric[] {
+    const reset = () => this.series.clear();
+    const all = () => this.series.values();
+    const hist = (name: string, help: string, bounds: readonly number[], pick: (s: RequestSeries) => Hist) =>
+      scrapeMetric(name, help, 'histogram', () => histValues(name, bounds, [...all()].map((s) => [s.labels, pick(s)] as [Labels, Hist])), reset);
+    return [
+      scrapeMetric('istio_requests_total', 'Requests handled by this proxy (Istio standard metric)', 'counter', () => [...all()].map((s) => ({ labels: s.labels, value: s.count })), reset),
+      hist('istio_request_duration_milliseconds', 'Request duration in milliseconds (Istio standard metric)', ISTIO_DURATION_BUCKETS_MS, (s) => s.duration),
+      hist('istio_request_bytes', 'Request size in bytes, headers and body (Istio standard metric)', ISTIO_BYTES_BUCKETS, (s) => s.requestBytes),
+      hist('istio_response_bytes', 'Response size in bytes, headers and body (Istio standard metric)', ISTIO_BYTES_BUCKETS, (s) => s.responseBytes),
+    ];
+  }
+}
+
+/** istio_tcp_*: one series per (reporter, peers, service, policy); the connection holds it. */
+class TcpMetrics {
+  readonly series = new Map<string, TcpSeries>();
+
+  open(r: TcpRecord): TcpSeries {
+    const flags = r.responseFlags || '-';
+    const key = `${r.reporter}\u0001${r.source.key}\u0001${r.destination.key}\u0001${r.destinationService}\u0001${r.connectionSecurityPolicy}\u0001${flags}`;
+    let s = this.series.get(key);
+    if (!s) {
+      const labels = commonLabels(r.reporter, r.source, r.destination, r.destinationService);
+      labels['request_protocol'] = 'tcp';
+      labels['response_flags'] = flags;
+      labels['connection_security_policy'] = r.connectionSecurityPolicy;
+      s = { labels, opened: 0, closed: 0, sent: 0, received: 0 };
+      this.series.set(key, s);
+    }
+    s.opened++;
+    return s;
   }
 
-  histogram(): Metric {
-    const name = 'istio_request_duration_milliseconds';
-    const help = 'Request duration in milliseconds (Istio standard metric)';
-    const get = () => {
-      const values: Array<{ labels: Record<string, string | number>; sharedLabels: RequestLabels; value: number; metricName: string }> = [];
-      for (const s of this.series.values()) {
-        let acc = 0;
-        ISTIO_DURATION_BUCKETS_MS.forEach((le, i) => {
-          acc += s.buckets[i]!;
-          values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: `${name}_bucket` });
-        });
-        values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${name}_bucket` });
-        values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${name}_sum` });
-        values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${name}_count` });
-      }
-      return { name, help, type: 'histogram', aggregator: 'sum', values };
-    };
-    return { name, help, type: 'histogram', aggregator: 'sum', get, reset: () => this.series.clear() } as unknown as Metric;
+  metrics(): Metric[] {
+    const reset = () => this.series.clear();
+    const c = (name: string, help: string, pick: (s: TcpSeries) => number) =>
+      scrapeMetric(name, help, 'counter', () => [...this.series.values()].map((s) => ({ labels: s.labels, value: pick(s) })), reset);
+    return [
+      c('istio_tcp_sent_bytes_total', 'Bytes sent towards the downstream during TCP connections (Istio standard metric)', (s) => s.sent),
+      c('istio_tcp_received_bytes_total', 'Bytes received from the downstream during TCP connections (Istio standard metric)', (s) => s.received),
+      c('istio_tcp_connections_opened_total', 'TCP connections opened (Istio standard metric)', (s) => s.opened),
+      c('istio_tcp_connections_closed_total', 'TCP connections closed (Istio standard metric)', (s) => s.closed),
+    ];
   }
+}
+
+/** A TCP connection's handle on its series (bytes are added as they flow; close once). */
+export interface TcpConnectionStats {
+  received(n: number): void;
+  sent(n: number): void;
+  close(): void;
 }
 
 export class ProxyStats {
   readonly registry = new Registry();
   private readonly requests = new RequestMetrics();
+  private readonly tcp = new TcpMetrics();
   readonly upstreamCxTotal: Counter<'cluster_name'>;
   readonly upstreamCxActive: Gauge<'cluster_name'>;
   readonly upstreamCxConnectFail: Counter<'cluster_name'>;
@@ -153,8 +282,7 @@ export class ProxyStats {
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
     const r = [this.registry];
     const cl = ['cluster_name'] as const;
-    this.registry.registerMetric(this.requests.counter());
-    this.registry.registerMetric(this.requests.histogram());
+    for (const m of [...this.requests.metrics(), ...this.tcp.metrics()]) this.registry.registerMetric(m);
     this.upstreamCxTotal = new Counter({ name: 'envoy_cluster_upstream_cx_total', help: 'Upstream connections opened', labelNames: cl, registers: r });
     this.upstreamCxActive = new Gauge({ name: 'envoy_cluster_upstream_cx_active', help: 'Upstream connections open now', labelNames: cl, registers: r });
     this.upstreamCxConnectFail = new Counter({ name: 'envoy_cluster_upstream_cx_connect_fail', help: 'Upstream connection failures (TCP or TLS)', labelNames: cl, registers: r });
@@ -186,22 +314,22 @@ export class ProxyStats {
   }
 
   recordRequest(r: RequestRecord): void {
-    const labels: RequestLabels = {
-      reporter: r.reporter,
-      source_workload: r.sourceWorkload || UNKNOWN,
-      source_workload_namespace: r.sourceWorkloadNamespace || UNKNOWN,
-      source_principal: r.sourcePrincipal || UNKNOWN,
-      destination_workload: r.destinationWorkload || UNKNOWN,
-      destination_workload_namespace: r.destinationWorkloadNamespace || UNKNOWN,
-      destination_principal: r.destinationPrincipal || UNKNOWN,
-      destination_service: r.destinationService || UNKNOWN,
-      destination_cluster: r.destinationCluster || UNKNOWN,
-      response_code: String(r.responseCode),
-      response_flags: r.responseFlags || '-',
-      connection_security_policy: r.connectionSecurityPolicy ?? UNKNOWN,
-      request_protocol: 'http',
+    this.requests.record(r);
+  }
+
+  /** Counts a TCP connection as opened; the handle adds its bytes and closes it once. */
+  openTcp(r: TcpRecord): TcpConnectionStats {
+    const s = this.tcp.open(r);
+    let closed = false;
+    return {
+      received: (n) => void (s.received += n),
+      sent: (n) => void (s.sent += n),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        s.closed++;
+      },
     };
-    this.requests.record(labels, r.durationMs);
   }
 
   /** Prometheus text exposition. */

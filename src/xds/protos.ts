@@ -36,6 +36,8 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   // The default route retry policy's retry_host_predicate (src/generate/rds.ts).
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  // meshConfig.accessLogFile (src/generate/accesslog.ts).
+  'envoy/extensions/access_loggers/file/v3/file.proto',
 ];
 
 const require = createRequire(import.meta.url);

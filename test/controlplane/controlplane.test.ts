@@ -192,12 +192,14 @@ spec:
 
     const metrics = (await getJson<string>(`${plane.debugUrl}/metrics`)).body;
     const value = (re: RegExp) => Number(re.exec(metrics)?.[1] ?? NaN);
-    assert.equal(value(/^isle_xds_connected_proxies (\d+)/m), N);
-    assert.ok(value(/^isle_xds_pushes_total\{type="EDS",reason="endpoints"\} (\d+)/m) >= N);
-    assert.ok(value(/^isle_xds_pushes_total\{type="CDS",reason="connect"\} (\d+)/m) >= N);
+    assert.equal(value(/^pilot_xds\{version="isle-0.1.0"\} (\d+)/m), N);
+    assert.ok(value(/^pilot_xds_pushes\{type="eds"\} (\d+)/m) >= N);
+    assert.ok(value(/^pilot_xds_pushes\{type="cds"\} (\d+)/m) >= N);
     assert.ok(value(/^isle_push_duration_seconds_count\{kind="eds"\} (\d+)/m) >= 1);
-    assert.ok(value(/^isle_proxy_convergence_seconds_count (\d+)/m) >= N);
-    assert.match(metrics, /^# TYPE isle_xds_nacks_total counter/m);
+    assert.ok(value(/^pilot_proxy_convergence_time_count (\d+)/m) >= N);
+    assert.match(metrics, /^# TYPE pilot_total_xds_rejects counter/m);
+    assert.ok(value(/^pilot_push_triggers\{type="endpoints"\} (\d+)/m) >= 1);
+    assert.ok(value(/^pilot_k8s_cfg_events\{type="VirtualService",event="add"\} (\d+)/m) >= 1);
 
     const ready = await fetch(`${plane.debugUrl}/ready`);
     assert.equal(ready.status, 200);

@@ -105,7 +105,7 @@ describe('push pipeline', () => {
     c.nack(r, 'cluster rejected for the test');
     await waitUntil(() => plane.cp.xdsServers[1]!.status().some((s) => s.node.id === c.node.id && s.types[0]?.lastNack), 'NACK recorded');
     const metrics = await plane.cp.metrics.text();
-    assert.match(metrics, /^isle_xds_nacks_total\{type="CDS"\} 1$/m);
+    assert.match(metrics, /^pilot_total_xds_rejects\{type="cds"\} 1$/m);
     assert.equal(c.pending(), 0, 'not resent');
     c.close();
   });

@@ -8,7 +8,7 @@ import { cluster, emptyGraph, endpoint, endpoints, fetch, forward, outboundListe
 
 test('admin: /stats/prometheus, /ready, /clusters, /config_dump, drain; health /healthz/ready', async () => {
   const stats = new ProxyStats();
-  stats.recordRequest({ reporter: 'source', responseCode: 200, responseFlags: '-', durationMs: 3, destinationCluster: 'c' });
+  stats.recordRequest({ reporter: 'source', responseCode: 200, responseFlags: '-', durationMs: 3, upstreamCluster: 'c' });
   let ready = false;
   let drained = 0;
   const admin = await startAdmin({
@@ -25,7 +25,7 @@ test('admin: /stats/prometheus, /ready, /clusters, /config_dump, drain; health /
     const m = await fetch(`${base}/stats/prometheus`);
     assert.equal(m.status, 200);
     assert.match(m.headers['content-type']!, /text\/plain/);
-    assert.match(m.body, /istio_requests_total\{reporter="source",[^}]*destination_cluster="c",response_code="200",response_flags="-"[^}]*\} 1/);
+    assert.match(m.body, /istio_requests_total\{reporter="source",[^}]*request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"[^}]*\} 1/);
     assert.match(m.body, /istio_request_duration_milliseconds_bucket\{le="5",[^}]*\} 1/);
     assert.equal((await fetch(`${base}/ready`)).status, 503);
     assert.equal((await fetch(`http://127.0.0.1:${health.address.port}/healthz/ready`)).status, 503);

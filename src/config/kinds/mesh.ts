@@ -36,6 +36,10 @@ export interface MeshConfigSpec {
    * e.g. `2160h`). Default 90 days; after it a new token is required.
    */
   maxIdentityLifetime?: string;
+  /** Istio's meshConfig.accessLogFile: every proxy logs each request there (`/dev/stdout`); unset: no access log. */
+  accessLogFile?: string;
+  /** Istio's meshConfig.accessLogEncoding: TEXT (default, Istio's text format) or JSON. */
+  accessLogEncoding?: 'TEXT' | 'JSON';
 }
 
 /** The MeshConfig defaults, written once: normalize() fills them and the mesh settings resolver reads them. */
@@ -92,6 +96,8 @@ const meshConfigSpec = obj(
     registrationGracePeriod: duration(),
     remoteClustersSeeCentral: bool,
     maxIdentityLifetime: duration(),
+    accessLogFile: str(),
+    accessLogEncoding: str({ check: (s) => (s === 'TEXT' || s === 'JSON' ? undefined : `must be TEXT or JSON, got ${JSON.stringify(s)}`) }),
     debounce: obj(
       { quiet: duration(), max: duration() },
       {

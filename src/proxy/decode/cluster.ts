@@ -142,10 +142,16 @@ export function decodeCluster(obj: unknown): DecodeResult<ClusterModel> {
   const dnsLookupFamily = r.enum_('dns_lookup_family', ['AUTO', 'V4_ONLY', 'V6_ONLY', 'V4_PREFERRED', 'ALL'] as const, 'AUTO');
   if (r.has('health_checks') && r.arr('health_checks').length) errs.add('health_checks', 'active health checking is not supported by isle proxy');
 
+  // Istio's cluster metadata (`filter_metadata.istio.services`): the service an inbound cluster
+  // serves, for destination_service. Only read when it names exactly one service, as Istio does.
+  const services = r.obj_('metadata')?.obj_('filter_metadata')?.obj_('istio')?.objs('services') ?? [];
+  const service = services.length === 1 ? services[0]!.str('host') : undefined;
+
   if (errs.any) return { errors: errs.list };
   return {
     ok: {
       name,
+      ...(service ? { service } : {}),
       type: type as ClusterType,
       edsServiceName,
       loadAssignment,

@@ -1,4 +1,6 @@
 /** Listener (LDS) → ListenerModel, with HttpConnectionManager / TcpProxy and downstream TLS. */
+import { compileJsonFormat, compileTextFormat, type AccessLogModel } from '../accesslog.js';
+import { ENVOY_DEFAULT_FORMAT } from '../../mesh/accesslog.js';
 import { isIP } from 'node:net';
 import type {
   RbacFilterModel,
@@ -255,7 +257,9 @@ function hcm(r: Reader): HttpConnectionManagerModel {
   });
 
   const sccd = r.obj_('set_current_client_cert_details');
+  const accessLogs = r.objs('access_log').map(accessLog).filter((l): l is AccessLogModel => l !== undefined);
   return {
+    ...(accessLogs.length ? { accessLogs } : {}),
     statPrefix,
     routeSource,
     codecType: r.enum_('codec_type', ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'] as const, 'AUTO'),
@@ -275,6 +279,39 @@ function hcm(r: Reader): HttpConnectionManagerModel {
     requestTimeoutMs: r.durationMs('request_timeout') ?? 0,
     rbac,
   };
+}
+
+const FILE_ACCESS_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
+
+/** Envoy's file access logger; anything else (gRPC/OTel loggers, filters) is refused by name. */
+function accessLog(r: Reader): AccessLogModel | undefined {
+  const c = r.obj_('typed_config');
+  if (c?.str('@type') !== FILE_ACCESS_LOG) {
+    r.errs.add(r.p('typed_config'), `unsupported access logger ${JSON.stringify(c?.str('@type') ?? r.str('name'))} (isle proxy has ${FILE_ACCESS_LOG})`);
+    return undefined;
+  }
+  if (r.has('filter')) r.errs.add(r.p('filter'), 'access log filters are not supported by isle proxy');
+  const path = c.str('path') ?? '';
+  if (!path) c.errs.add(c.p('path'), 'must not be empty');
+  const lf = c.obj_('log_format');
+  if (c.has('format') || c.has('json_format') || c.has('typed_json_format')) c.errs.add(c.path, 'use log_format (the deprecated format fields are not supported)');
+  try {
+    const json = lf?.obj_('json_format');
+    if (json) {
+      const fields: Record<string, string> = {};
+      for (const [k, v] of Object.entries(json.obj)) {
+        if (typeof v === 'string') fields[k] = v;
+        else json.errs.add(json.p(k), 'only string values are supported');
+      }
+      return { path, encoding: 'JSON', format: compileJsonFormat(fields) };
+    }
+    const text = lf?.obj_('text_format_source')?.str('inline_string');
+    if (lf && text === undefined) lf.errs.add(lf.path, 'only text_format_source.inline_string and json_format are supported');
+    return { path, encoding: 'TEXT', format: compileTextFormat(text ?? ENVOY_DEFAULT_FORMAT) };
+  } catch (e) {
+    (lf ?? c).errs.add((lf ?? c).path, (e as Error).message);
+    return undefined;
+  }
 }
 
 function tcpProxy(r: Reader): TcpProxyModel {

@@ -12,7 +12,8 @@ import type { Headers } from '../http1/head.js';
 import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
 import type { ClusterModel, ConfigGraph, EndpointModel } from '../model.js';
 import type { ForwardResult, RouteResult } from '../routing/router.js';
-import type { RequestRecord } from '../stats.js';
+import { headerBytes, type RequestRecord } from '../stats.js';
+import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../accesslog.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
 
@@ -68,12 +69,19 @@ export interface RequestInfo {
  */
 export class HttpContext implements ExchangeOwner, ResponseSink {
   readonly started: number;
+  /** Wall clock at the start (access logs' START_TIME); `started` is the injectable clock. */
+  readonly wallStart: number;
   readonly graph: ConfigGraph;
   readonly inbound: boolean;
   readonly random: () => number;
   readonly record: RequestRecord;
   /** Response flags gathered on the way (DI from the fault filter, URX from retries). */
   readonly flags: string[] = [];
+
+  /** Inbound: our peer metadata, added to the response by the router (stats filter). */
+  peerResponseHeader: string | undefined;
+  /** Response header + body bytes sent so far (istio_response_bytes). */
+  responseBytes = 0;
 
   /** Set by the HCM before the filters run (Envoy's route cache); undefined: no route config. */
   route: RouteResult | undefined;
@@ -114,6 +122,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     readonly timers: Timers,
   ) {
     this.started = timers.now();
+    this.wallStart = Date.now();
     this.graph = deps.config();
     this.inbound = conn.direction === 'INBOUND';
     this.random = deps.random ?? Math.random;
@@ -129,8 +138,44 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.record.responseCode = status;
     this.record.responseFlags = all.length ? all.join(',') : '-';
     this.record.durationMs = this.timers.now() - this.started;
+    const ds = this.ds;
+    const body = this.body;
+    this.record.requestBytes = headerBytes(this.req.headers) + (ds.contentLength ?? (Buffer.isBuffer(body) ? body.length : 0));
+    this.record.responseBytes = this.responseBytes;
     this.deps.stats.recordRequest(this.record);
+    const logs = this.conn.hcm.accessLogs;
+    if (logs) this.accessLog(logs);
     this.onDone?.();
+  }
+
+  /** Response headers as sent downstream (access logs' %RESP(…)%). */
+  responseHeaders: Headers | undefined;
+
+  private accessLog(logs: readonly AccessLogModel[]): void {
+    const r = this.record;
+    const req = this.req;
+    const ep = this.endpoint;
+    const entry: AccessLogEntry = {
+      startMs: this.wallStart,
+      method: req.method,
+      path: req.path,
+      authority: req.authority,
+      protocol: 'HTTP/1.1',
+      requestHeaders: req.headers,
+      responseHeaders: this.responseHeaders,
+      responseCode: r.responseCode,
+      responseFlags: r.responseFlags,
+      bytesReceived: this.ds.contentLength ?? (Buffer.isBuffer(this.body) ? this.body.length : 0),
+      bytesSent: this.responseBytes,
+      durationMs: r.durationMs,
+      upstreamHost: ep ? `${ep.address}:${ep.port}` : undefined,
+      upstreamCluster: r.upstreamCluster,
+      downstreamLocal: this.conn.destinationPort !== undefined ? `${this.conn.listener}:${this.conn.destinationPort}` : this.conn.listener,
+      downstreamRemote: this.ds.remoteAddress,
+      sni: this.conn.sni,
+      routeName: undefined,
+    };
+    for (const l of logs) writeAccessLog(l, entry);
   }
 
   /** Called once when the request is over (drain counts in-flight requests with it). */
@@ -152,6 +197,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     } else if (!ds.gone) {
       const h: Headers = headers ? { ...headers, 'content-type': 'text/plain' } : { 'content-type': 'text/plain' };
       ds.respond(status, h, r.body);
+      this.responseHeaders = h;
+      this.responseBytes += headerBytes(h) + Buffer.byteLength(r.body);
       // A body we did not read must not be parsed as the next request.
       if (!ds.requestComplete) ds.discardBody();
     }
@@ -192,12 +239,15 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.upstream = up;
     this.status = status;
     this.finalFlags = flags.join(',');
+    this.responseBytes += headerBytes(headers);
+    this.responseHeaders = headers;
     this.ds.writeHead(status, up.statusMessage, headers, framing);
     up.pipe(this);
   }
 
   // --- ResponseSink (upstream body) ---
   data(chunk: Buffer): boolean {
+    this.responseBytes += chunk.length;
     return this.ds.write(chunk);
   }
   end(): void {

@@ -16,11 +16,18 @@ import type { AttemptOutcome, UpstreamResponse } from '../upstream/pool.js';
 import type { Filter, HttpContext } from './context.js';
 import { RETRIES_EXHAUSTED } from './outcomes.js';
 import { stripHopByHop } from './hop.js';
-import { namespaceOfSpiffe } from './stats.js';
+import { onUpstreamResponse } from './stats.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
   return parseOutboundName(name)?.hostname;
+}
+
+/** `host:port` / `[v6]:port` → host. */
+function hostOnly(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  const i = authority.lastIndexOf(':');
+  return i < 0 ? authority : authority.slice(0, i);
 }
 
 export const routerFilter: Filter = async (ctx, next) => {
@@ -57,9 +64,10 @@ export const routerFilter: Filter = async (ctx, next) => {
   ctx.forward = decision;
   const clusterName = decision.cluster;
   const record = ctx.record;
-  record.destinationCluster = clusterName;
-  if (!ctx.inbound) record.destinationService = serviceOfCluster(clusterName) ?? req.authority;
+  record.upstreamCluster = clusterName;
   const cluster = ctx.graph.clusters.get(clusterName);
+  // Inbound: the service the inbound cluster says it serves (Istio's cluster metadata), else the Host.
+  record.destinationService = (ctx.inbound ? cluster?.service : serviceOfCluster(clusterName)) ?? hostOnly(req.authority);
   if (!cluster) {
     const what = clusterName ? `no cluster "${clusterName}"` : 'no cluster named by the cluster header';
     return ctx.reply('no-cluster', what, [], undefined, decision.action.clusterNotFoundResponseCode);
@@ -147,10 +155,7 @@ function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
   const h = stripHopByHop(up.headers);
   applyHeaderMutations(h, ctx.forward!.mutations, 'response');
   h['x-envoy-upstream-service-time'] = String(Math.round(ctx.timers.now() - ctx.started));
-  if (!ctx.inbound && up.secure && up.peerId !== null && up.peerId !== undefined) {
-    ctx.record.destinationPrincipal = up.peerId;
-    ctx.record.destinationWorkloadNamespace = namespaceOfSpiffe(up.peerId);
-  }
+  onUpstreamResponse(ctx, up, h);
   const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : [];
   let framing: ResponseFraming;
   if (ctx.req.method === 'HEAD' || status === 204 || status === 304 || status < 200) framing = { kind: 'none' };

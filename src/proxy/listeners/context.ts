@@ -61,6 +61,13 @@ export interface LocalIdentity {
   principal?: string;
   /** The service this workload serves (destination_service of inbound requests). */
   service?: string;
+  serviceAccount?: string;
+  /** The cluster id (topology.istio.io/cluster): source_cluster / destination_cluster. */
+  cluster?: string;
+  /** Workload labels: app, version, canonical service/revision. */
+  labels?: Readonly<Record<string, string>>;
+  /** The proxy's node id (x-envoy-peer-metadata-id). */
+  nodeId?: string;
 }
 
 export interface ListenerDeps {

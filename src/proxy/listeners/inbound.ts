@@ -17,6 +17,7 @@ import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult 
 import { downstreamTlsSettings, ownSpiffeId, peerSpiffeId, resolveCertificate, sansMatch, TlsMaterialError, type DownstreamTlsSettings } from '../net/tls.js';
 import type { ListenerDeps } from './context.js';
 import { needsClientHello, selectFilterChain, type ConnectionFacts } from './chains.js';
+import { localPeerOf, peerDecoderOf } from '../filters/stats.js';
 import { createHcmServer, type ConnInfo } from './http.js';
 import { pickTcpCluster, tcpProxy } from './tcp.js';
 import { evaluateRbac } from '../rbac/evaluate.js';
@@ -196,7 +197,16 @@ export class InboundListener {
     if (!cluster) return this.reject(socket, 'no_cluster');
     const end = this.inflight.begin();
     socket.once('close', end);
-    void tcpProxy(socket, cluster, this.deps, undefined, {}, filter.tcpProxy.idleTimeoutMs).then((r) => {
+    // istio_tcp_*: the source is what its certificate says (no header exchange on raw TCP, ADR 0050).
+    const tcpStats = this.deps.stats.openTcp({
+      reporter: 'destination',
+      source: peerDecoderOf(this.deps).decode(undefined, conn.mtls ? conn.peerId : undefined),
+      destination: localPeerOf(this.deps, conn.ownId).labels,
+      destinationService: cluster.service,
+      connectionSecurityPolicy: conn.mtls ? 'mutual_tls' : 'none',
+    });
+    socket.once('close', () => tcpStats.close());
+    void tcpProxy(socket, cluster, this.deps, undefined, { onUp: tcpStats.received, onDown: tcpStats.sent }, filter.tcpProxy.idleTimeoutMs).then((r) => {
       if (!r.endpoint) this.reject(socket, r.reason ?? 'connect_failure');
     });
   }

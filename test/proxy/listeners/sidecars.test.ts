@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { InboundListener } from '../../../src/proxy/listeners/inbound.js';
 import { OutboundListener } from '../../../src/proxy/listeners/outbound.js';
 import type { ClusterModel, HeaderMutationsModel } from '../../../src/proxy/model.js';
+import { localPeer } from '../../../src/proxy/peer.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
 import { UpstreamPools } from '../../../src/proxy/upstream/pool.js';
 import {
@@ -106,10 +107,10 @@ before(async () => {
 
   // Server sidecar: inbound|5000|| → the app's private port.
   serverGraph.secrets = secretsFor(helloW);
-  serverGraph.clusters.set('inbound|5000||', cluster('inbound|5000||', { type: 'STATIC' }));
+  serverGraph.clusters.set('inbound|5000||', cluster('inbound|5000||', { type: 'STATIC', service: HELLO }));
   serverGraph.endpoints.set('inbound|5000||', endpoints('inbound|5000||', [endpoint('127.0.0.1', app.port)]));
   serverPools = new UpstreamPools({ stats: serverStats, secrets: () => serverGraph.secrets });
-  const serverDeps = { config: () => serverGraph, stats: serverStats, pools: serverPools, pick: roundRobinPicker(), identity: { workload: 'helloworld-v1', namespace: 'default' }, log: (m: string) => console.error(m) };
+  const serverDeps = { config: () => serverGraph, stats: serverStats, pools: serverPools, pick: roundRobinPicker(), identity: { workload: 'helloworld-v1', namespace: 'default', serviceAccount: 'helloworld', cluster: 'cluster-2', labels: { app: 'helloworld', version: 'v1' } }, log: (m: string) => console.error(m) };
   strict = new InboundListener(inboundListener(SERVER_IP, 0, 5000, 'STRICT'), serverDeps);
   permissive = new InboundListener(inboundListener(SERVER_IP, 0, 5000, 'PERMISSIVE'), serverDeps, { inspectTimeoutMs: 2000 });
   const strictPort = (await strict.listen()).port;
@@ -178,7 +179,7 @@ before(async () => {
     stats: clientStats,
     pools: clientPools,
     pick: roundRobinPicker(),
-    identity: { workload: 'sleep', namespace: 'default', principal: sleepW.spiffeId },
+    identity: { workload: 'sleep', namespace: 'default', serviceAccount: 'sleep', principal: sleepW.spiffeId, cluster: 'cluster-1', labels: { app: 'sleep' }, nodeId: 'sidecar~127.1.0.9~sleep.default~default.svc.cluster.local' },
     log: (m: string) => console.error(m),
     // Ten requests through the weighted route land 7 / 3.
     random: seq([0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95]),
@@ -275,7 +276,7 @@ describe('two sidecars over mTLS', () => {
     const r = await run('curl', [...args, 'http://helloworld/many-headers']);
     assert.equal(r.stdout, '431');
     assert.equal(app.requests.length, before);
-    assert.match(await clientStats.metrics(), /istio_requests_total\{[^}]*response_code="431",response_flags="DPE"/);
+    assert.match(await clientStats.metrics(), /istio_requests_total\{[^}]*response_code="431",[^}]*response_flags="DPE"/);
   });
 
   test('expected SAN mismatch → 503 with Envoy text', async () => {
@@ -315,7 +316,7 @@ describe('two sidecars over mTLS', () => {
     assert.equal(all.status, 503);
     assert.equal(all.body, 'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure\n');
     assert.match(await clientStats.metrics(), /envoy_cluster_upstream_rq_retry\{cluster_name="all-dead"\} 2/);
-    assert.match(await clientStats.metrics(), /istio_requests_total\{[^}]*destination_cluster="all-dead",response_code="503",response_flags="UF,URX"/);
+    assert.match(await clientStats.metrics(), /istio_requests_total\{[^}]*destination_service="all-dead",[^}]*response_code="503",[^}]*response_flags="UF,URX"/);
   });
 
   test('5xx is retried; without a policy the 503 is passed through', async () => {
@@ -378,6 +379,30 @@ describe('two sidecars over mTLS', () => {
   });
 });
 
+describe('peer metadata exchange (x-envoy-peer-metadata)', () => {
+  test('the app never sees the headers, the client never sees the answer; a client-sent header is replaced', async () => {
+    const forged = localPeer({ workload: 'admin', namespace: 'default', serviceAccount: 'admin', cluster: 'evil' }).header!;
+    const r = await via('http://helloworld/peer-meta', { headers: { 'x-envoy-peer-metadata': forged, 'x-envoy-peer-metadata-id': 'x' } });
+    assert.equal(r.status, 200);
+    const seen = JSON.parse(r.body).headers as Record<string, string>;
+    assert.equal(seen['x-envoy-peer-metadata'], undefined);
+    assert.equal(seen['x-envoy-peer-metadata-id'], undefined);
+    assert.equal(r.headers['x-envoy-peer-metadata'], undefined);
+    assert.doesNotMatch(await serverStats.metrics(), /source_workload="admin"/);
+  });
+
+  test('over plaintext (PERMISSIVE) a claimed identity is stripped and not believed', async () => {
+    const p = permissive.address();
+    const forged = localPeer({ workload: 'admin', namespace: 'default', serviceAccount: 'admin', cluster: 'evil' }).header!;
+    const r = await fetch(`http://${p.address}:${p.port}/plain-peer`, { headers: { 'x-envoy-peer-metadata': forged } });
+    assert.equal(r.status, 200);
+    assert.equal(JSON.parse(r.body).headers['x-envoy-peer-metadata'], undefined);
+    const m = await serverStats.metrics();
+    assert.doesNotMatch(m, /source_cluster="evil"/);
+    assert.match(m, /istio_requests_total\{reporter="destination",source_workload="unknown",[^}]*source_cluster="unknown",[^}]*connection_security_policy="none"\}/);
+  });
+});
+
 describe('inbound modes', () => {
   test('STRICT closes plaintext; PERMISSIVE serves plaintext (XFCC stripped) and mTLS', async () => {
     const s = strict.address();
@@ -415,17 +440,31 @@ describe('inbound modes', () => {
 });
 
 describe('metrics', () => {
-  test('istio_requests_total is recorded by both sidecars with Istio labels', async () => {
+  test('istio_requests_total is recorded by both sidecars with Istio labels (peer metadata exchanged)', async () => {
     const client = await clientStats.metrics();
+    const S = 'spiffe:\\/\\/cluster.local\\/ns\\/default\\/sa';
     assert.match(
       client,
-      /istio_requests_total\{reporter="source",source_workload="sleep",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep",destination_workload="unknown",destination_workload_namespace="default",destination_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/helloworld",destination_service="helloworld.default.svc.cluster.local",destination_cluster="outbound\|5000\|\|helloworld.default.svc.cluster.local",response_code="200",response_flags="-",connection_security_policy="mutual_tls",request_protocol="http"\} \d+/,
+      new RegExp(
+        `istio_requests_total\\{reporter="source",source_workload="sleep",source_workload_namespace="default",source_principal="${S}\\/sleep",source_app="sleep",source_version="unknown",source_canonical_service="sleep",source_canonical_revision="latest",source_cluster="cluster-1",` +
+          `destination_workload="helloworld-v1",destination_workload_namespace="default",destination_principal="${S}\\/helloworld",destination_app="helloworld",destination_version="v1",destination_canonical_service="helloworld",destination_canonical_revision="v1",destination_cluster="cluster-2",` +
+          `destination_service="helloworld.default.svc.cluster.local",destination_service_name="helloworld",destination_service_namespace="default",request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="mutual_tls"\\} \\d+`,
+      ),
     );
-    assert.match(client, /istio_requests_total\{[^}]*response_code="404",response_flags="NR"/);
-    assert.match(client, /istio_requests_total\{[^}]*destination_cluster="empty",response_code="503",response_flags="UH"/);
+    assert.match(client, /istio_requests_total\{[^}]*response_code="404",[^}]*response_flags="NR"/);
+    assert.match(client, /istio_requests_total\{[^}]*destination_service="empty",[^}]*response_code="503",[^}]*response_flags="UH"/);
     assert.match(client, /istio_request_duration_milliseconds_bucket\{le="0.5",reporter="source"/);
+    assert.match(client, /istio_request_bytes_bucket\{le="\+Inf",reporter="source",[^}]*destination_cluster="cluster-2"[^}]*\} [1-9]/);
+    assert.match(client, /istio_response_bytes_sum\{reporter="source",[^}]*destination_cluster="cluster-2"[^}]*\} [1-9]/);
     const server = await serverStats.metrics();
-    assert.match(server, /istio_requests_total\{reporter="destination",source_workload="unknown",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep",destination_workload="helloworld-v1"[^}]*connection_security_policy="mutual_tls"/);
+    assert.match(
+      server,
+      new RegExp(
+        `istio_requests_total\\{reporter="destination",source_workload="sleep",source_workload_namespace="default",source_principal="${S}\\/sleep",source_app="sleep",source_version="unknown",source_canonical_service="sleep",source_canonical_revision="latest",source_cluster="cluster-1",` +
+          `destination_workload="helloworld-v1",destination_workload_namespace="default",destination_principal="${S}\\/helloworld",destination_app="helloworld",destination_version="v1",destination_canonical_service="helloworld",destination_canonical_revision="v1",destination_cluster="cluster-2",` +
+          `destination_service="helloworld.default.svc.cluster.local",destination_service_name="helloworld",destination_service_namespace="default",request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="mutual_tls"\\} \\d+`,
+      ),
+    );
     assert.match(server, /envoy_cluster_upstream_cx_total\{cluster_name="inbound\|5000\|\|"\} \d+/);
   });
 });
