@@ -64,11 +64,11 @@ describe('registration bound to identity', () => {
     const hwLines = clusters.text.split('\n').filter((l) => l.startsWith(`${HELLO_CLUSTER}::`) && /::health_flags::/.test(l));
     assert.deepEqual(hwLines.map((l) => l.split('::')[1]), [`${HELLO_IP}:5000`]);
 
+    // The cluster as Envoy's ClustersConfigDump shows it: its SAN matchers are what sleep accepts.
     const dump = await configDump(sleep!);
-    // Envoy's ConfigDump: the ClustersConfigDump's active clusters carry the SAN matchers.
-    const cdsDump = (dump['configs'] as { '@type': string; dynamic_active_clusters?: { cluster: { name: string } }[] }[]).find((c) => c['@type'].endsWith('ClustersConfigDump'));
-    const cds = cdsDump?.dynamic_active_clusters?.find((c) => c.cluster.name === HELLO_CLUSTER);
-    assert.ok(cds, 'the helloworld cluster is in the dump');
+    const clustersDump = (dump['configs'] as { '@type': string; dynamic_active_clusters?: { cluster: { name: string } }[] }[]).find((c) => c['@type'].endsWith('ClustersConfigDump'));
+    const cds = clustersDump?.dynamic_active_clusters?.find((c) => c.cluster.name === HELLO_CLUSTER)?.cluster;
+    assert.ok(cds, 'the helloworld cluster is in the config dump');
     const text = JSON.stringify(cds);
     assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/helloworld/);
     assert.doesNotMatch(text, /sa\/sleep/, 'the impostor identity is not accepted for helloworld');
