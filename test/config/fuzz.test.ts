@@ -8,6 +8,7 @@ import { listConfigFiles } from '../../src/config/load.js';
 import { parseConfigText } from '../../src/config/parse.js';
 import { analyze } from '../../src/config/analyze.js';
 import { formatConfigError, type Resource } from '../../src/config/types.js';
+import { seededRandom } from '../../src/proxy/lb/random.js';
 
 /**
  * Seeded, bounded mutation fuzzing of the config parser and analyzers: the same cases on every
@@ -17,16 +18,6 @@ import { formatConfigError, type Resource } from '../../src/config/types.js';
 const SEED = 0x15_1e_17;
 const CASES = 400;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -94,7 +85,7 @@ function mutateTree(r: Rand, v: unknown, depth = 0): unknown {
 
 describe('config fuzzing (seeded mutations of the fixtures)', () => {
   it(`${CASES} mutated files: every one parses and analyzes to findings, never an exception`, { timeout: 120_000 }, async () => {
-    const r = mulberry32(SEED);
+    const r = seededRandom(SEED);
     const files = await corpus();
     const base: Resource[] = files.flatMap((f) => parseConfigText(f.file, f.text).resources);
     let findings = 0;
