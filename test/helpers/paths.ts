@@ -13,7 +13,7 @@ export function repoRoot(): string {
   return resolve(here, '..', '..', '..');
 }
 
-/** Verbatim copies of the seed texts (test/fixtures/seeds/README.md); tests never read ../shared. */
+/** Verbatim copies of the seed texts (test/fixtures/seeds/README.md); tests never read the shared design folder beside the repository. */
 export function seedsDir(): string {
   return resolve(repoRoot(), 'test', 'fixtures', 'seeds');
 }
