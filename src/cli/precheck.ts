@@ -4,13 +4,12 @@
  * domain, or that claim the same cluster), certificates that this machine's clock sees as not yet
  * valid or expired. Every finding is printed; exit 1 if any is a failure.
  */
-import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
-import { parseHostPort } from '../config/hostport.js';
 import { addressesToBind } from '../demo/demo.js';
 import { SEED_000 } from '../demo/topology.js';
 import { IsleError } from '../errors.js';
+import { bindProblem } from '../mesh/bindprobe.js';
 import { analyzeCaDir, CLOCK_SKEW_MS, parseCertsPem, type Cert } from '../pki/index.js';
 import type { CliIO } from './io.js';
 
@@ -27,24 +26,9 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const EXPIRY_WARNING_MS = 30 * DAY_MS;
 
 /** Whether `addr` (host:port) can be bound here now. */
-export function probeAddress(addr: string): Promise<Finding> {
-  const hp = parseHostPort(addr, { allowZero: false });
-  if (!hp) return Promise.resolve({ level: 'fail', check: 'address', message: `${addr}: not host:port` });
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      const why =
-        e.code === 'EADDRINUSE'
-          ? 'already in use'
-          : e.code === 'EADDRNOTAVAIL'
-            ? 'not an address of this machine (on macOS: sudo ifconfig lo0 alias <ip>)'
-            : e.code === 'EACCES'
-              ? 'permission denied (a port below 1024 needs root)'
-              : e.message;
-      resolve({ level: 'fail', check: 'address', message: `${addr}: ${why}` });
-    });
-    s.listen(hp.port, hp.host, () => s.close(() => resolve({ level: 'ok', check: 'address', message: `${addr} is free` })));
-  });
+export async function probeAddress(addr: string): Promise<Finding> {
+  const why = await bindProblem(addr);
+  return why === undefined ? { level: 'ok', check: 'address', message: `${addr} is free` } : { level: 'fail', check: 'address', message: `${addr}: ${why}` };
 }
 
 function fingerprint(c: Cert): string {

@@ -4,10 +4,10 @@
  * gateways, helloworld v1 in cluster-1 and v2 in cluster-2, sleep in each — then seed 000's
  * verification from both clusters.
  */
-import { createServer } from 'node:net';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { caFiles, createIntermediate, createRoot, rootFiles, writeFilesAtomic, type IssuingCa } from '../pki/index.js';
+import { bindProblem } from '../mesh/bindprobe.js';
 import { createToken } from '../mesh/token.js';
 import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
@@ -84,19 +84,9 @@ export function addressesToBind(topo: DemoTopology): string[] {
   return out;
 }
 
-function probe(addr: string): Promise<string | undefined> {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i);
-  const port = Number(addr.slice(i + 1));
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => res(e.code === 'EADDRINUSE' ? `${addr} is already in use` : `${addr}: ${e.message}`));
-    s.listen(port, host, () => s.close(() => res(undefined)));
-  });
-}
-
 async function checkAddresses(topo: DemoTopology): Promise<void> {
-  const problems = (await Promise.all(addressesToBind(topo).map(probe))).filter((p): p is string => p !== undefined);
+  const found = await Promise.all(addressesToBind(topo).map(async (a) => ({ a, why: await bindProblem(a) })));
+  const problems = found.filter((f) => f.why !== undefined).map((f) => `${f.a} is ${f.why}`);
   if (problems.length > 0) {
     throw new IsleError('ERR_USAGE', `cannot start the demo: ${problems.join('; ')} (is another \`isle demo\` running? stop it first)`);
   }
