@@ -170,18 +170,25 @@ async function oneControlPlane(o: WanOptions, root: string, caDir: string): Prom
   }
 }
 
-async function waitPeers(debug: string, wantServices: number, timeoutMs: number): Promise<boolean> {
+/** Polls `check` every 100 ms until it is true or `timeoutMs` passes; a throw (not up yet) counts as false. */
+async function pollUntil(timeoutMs: number, check: () => Promise<boolean>): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      const r = (await (await fetch(`${debug}/debug/remoteclusterz?pretty=false`)).json()) as { remoteClusters: { services: number; lastSyncTime?: number }[] };
-      if (r.remoteClusters.length > 0 && r.remoteClusters.every((p) => p.lastSyncTime !== undefined && p.services >= wantServices)) return true;
-    } catch {
-      /* not yet */
-    }
+    if (await check().catch(() => false)) return true;
     await sleep(100);
   }
   return false;
+}
+
+async function remoteclusterz<T>(debug: string): Promise<T> {
+  return (await (await fetch(`${debug}/debug/remoteclusterz?pretty=false`)).json()) as T;
+}
+
+function waitPeers(debug: string, wantServices: number, timeoutMs: number): Promise<boolean> {
+  return pollUntil(timeoutMs, async () => {
+    const r = await remoteclusterz<{ remoteClusters: { services: number; lastSyncTime?: number }[] }>(debug);
+    return r.remoteClusters.length > 0 && r.remoteClusters.every((p) => p.lastSyncTime !== undefined && p.services >= wantServices);
+  });
 }
 
 async function multiPrimary(o: WanOptions, root: string, caDirs: Map<string, string>): Promise<ScenarioResult> {
@@ -222,24 +229,14 @@ async function multiPrimary(o: WanOptions, root: string, caDirs: Map<string, str
   }
 }
 
-async function waitRemote(centralDebug: string, remoteDebug: string, wantServices: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  const get = async (u: string) => (await (await fetch(`${u}/debug/remoteclusterz?pretty=false`)).json()) as {
-    remoteControlPlanes?: { services: number }[];
-    central?: { connected: boolean; centralDiscovery?: { services: number; lastSyncTime?: number } };
-  };
-  while (Date.now() < deadline) {
-    try {
-      const [c, r] = await Promise.all([get(centralDebug), get(remoteDebug)]);
-      const pushed = (c.remoteControlPlanes ?? []).some((x) => x.services >= wantServices);
-      const seen = (r.central?.centralDiscovery?.services ?? 0) >= wantServices;
-      if (pushed && seen && r.central?.connected) return true;
-    } catch {
-      /* not yet */
-    }
-    await sleep(100);
-  }
-  return false;
+function waitRemote(centralDebug: string, remoteDebug: string, wantServices: number, timeoutMs: number): Promise<boolean> {
+  type Z = { remoteControlPlanes?: { services: number }[]; central?: { connected: boolean; centralDiscovery?: { services: number; lastSyncTime?: number } } };
+  return pollUntil(timeoutMs, async () => {
+    const [c, r] = await Promise.all([remoteclusterz<Z>(centralDebug), remoteclusterz<Z>(remoteDebug)]);
+    const pushed = (c.remoteControlPlanes ?? []).some((x) => x.services >= wantServices);
+    const seen = (r.central?.centralDiscovery?.services ?? 0) >= wantServices;
+    return pushed && seen && r.central?.connected === true;
+  });
 }
 
 async function remoteControlPlane(o: WanOptions, root: string, caDirs: Map<string, string>): Promise<ScenarioResult> {
