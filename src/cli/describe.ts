@@ -13,7 +13,7 @@ import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, Workloa
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
 import { loadConfig } from '../config/load.js';
 import type { Resource } from '../config/types.js';
-import { DEMO_STATE_FILE } from '../controlplane/status.js';
+import { DEMO_STATE_FILE, getJson, unreachable } from '../controlplane/status.js';
 import { IsleError } from '../errors.js';
 import type { CliIO } from './io.js';
 
@@ -151,12 +151,9 @@ export function describeWorkload(name: string, namespace: string, all: readonly 
 
 async function fetchRegistry(plane: Plane): Promise<{ plane: Plane; reg?: Registryz; error?: string }> {
   try {
-    const res = await fetch(`${plane.debug.replace(/\/+$/, '')}/debug/registryz?pretty=false`, { signal: AbortSignal.timeout(3000) });
-    if (!res.ok) return { plane, error: `HTTP ${res.status}` };
-    return { plane, reg: (await res.json()) as Registryz };
+    return { plane, reg: (await getJson(`${plane.debug.replace(/\/+$/, '')}/debug/registryz?pretty=false`, 3000)) as Registryz };
   } catch (e) {
-    const cause = (e as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
-    return { plane, error: cause?.code ?? cause?.errors?.[0]?.code ?? (e instanceof Error ? e.message : String(e)) };
+    return { plane, error: unreachable(e) };
   }
 }
 

@@ -131,7 +131,8 @@ function formatCentral(planes: readonly PlaneStatus[], now: number): string | un
   return [rows.length > 1 ? table(rows) : '', ...(notes.length ? ['central control plane notes:', ...notes] : [])].filter((l) => l !== '').join('\n');
 }
 
-async function getJson(url: string, timeoutMs: number): Promise<unknown> {
+/** GET a debug endpoint's JSON; non-2xx and timeouts throw. */
+export async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return r.json();
@@ -147,9 +148,14 @@ export async function fetchPlane(url: string, timeoutMs = 3000): Promise<PlaneSt
     const pushed = ((configz as { pushed?: { text: string }[] }).pushed ?? []).map((x) => x.text);
     return { url: base, proxies: proxies as SynczProxy[], remote: remote as RemoteClusterz, ...(overridden.length ? { overridden } : {}), ...(pushed.length ? { pushed } : {}) };
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code;
-    return { url: base, proxies: [], error: cause ?? (e instanceof Error ? e.message : String(e)) };
+    return { url: base, proxies: [], error: unreachable(e) };
   }
+}
+
+/** Why a debug endpoint could not be read, in one word where fetch gives one (ECONNREFUSED, …). */
+export function unreachable(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+  return cause?.code ?? cause?.errors?.[0]?.code ?? (e instanceof Error ? e.message : String(e));
 }
 
 /** The file `isle demo` writes so `isle status` finds its control planes without flags. */
