@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { analyze, analyzeClusters } from '../config/analyze.js';
 import { DESCRIPTORS, PLANNED_KINDS } from '../config/descriptors.js';
-import { loadConfig } from '../config/load.js';
+import { isUnderDir, loadConfig } from '../config/load.js';
 import { formatConfigError, type ConfigError } from '../config/types.js';
 import type { CliIO } from './io.js';
 
@@ -37,11 +37,6 @@ function byPosition(a: ConfigError, b: ConfigError): number {
  * Istio's schema pruning would); analyze fails on it, as `kubectl apply` with strict field
  * validation does: `subset` under `route` instead of `destination` routes to every version.
  */
-function isUnder(file: string, dir: string): boolean {
-  const d = dir.endsWith('/') ? dir : `${dir}/`;
-  return file.startsWith(d);
-}
-
 function strictUnknownField(e: ConfigError): ConfigError {
   return e.severity === 'warning' && /^unknown field\b/.test(e.message) ? { ...e, severity: 'error' } : e;
 }
@@ -76,7 +71,7 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       const clusterDirs = paths.length > 1 && (await Promise.all(paths.map(async (p) => (await stat(p)).isDirectory()))).every(Boolean);
       const found = clusterDirs
         ? analyzeClusters(
-            paths.map((p) => ({ name: basename(p.replace(/\/+$/, '')), resources: loaded.resources.filter((r) => isUnder(r.source.file, p)) })),
+            paths.map((p) => ({ name: basename(p.replace(/\/+$/, '')), resources: loaded.resources.filter((r) => isUnderDir(r.source.file, p)) })),
             analyze,
             { others },
           )

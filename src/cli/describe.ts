@@ -11,7 +11,7 @@ import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches, serviceHost } from '../config
 import type { ServiceSpec } from '../config/kinds/core.js';
 import type { DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec, WorkloadEntrySpec } from '../config/kinds/networking.js';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
-import { loadConfig } from '../config/load.js';
+import { isUnderDir, loadConfig } from '../config/load.js';
 import type { Resource } from '../config/types.js';
 import { DEMO_STATE_FILE, getJson, unreachable } from '../controlplane/status.js';
 import { IsleError } from '../errors.js';
@@ -135,8 +135,8 @@ export function describeWorkload(name: string, namespace: string, all: readonly 
   if (!we && eps.length === 0) return { lines: [`no workload ${namespace}/${name} (no WorkloadEntry, and no control plane has an endpoint of it)`], found: false };
   const labels: Labels = we?.spec.labels ?? eps[0]?.labels ?? {};
   // Policies and services of the workload's own cluster: another cluster's config does not apply to it.
-  const root = we ? configDirs.find((d) => we.source.file.startsWith(d.endsWith('/') ? d : `${d}/`)) : undefined;
-  const resources = root === undefined ? all : all.filter((r) => r.source.file.startsWith(root.endsWith('/') ? root : `${root}/`));
+  const root = we ? configDirs.find((d) => isUnderDir(we.source.file, d)) : undefined;
+  const resources = root === undefined ? all : all.filter((r) => isUnderDir(r.source.file, root));
   const lines = [`Workload: ${namespace}/${name}${we ? ` (WorkloadEntry ${where(we)})` : ' (auto-registered)'}`];
   lines.push(`  address ${we?.spec.address ?? eps[0]?.address ?? '?'}, labels ${JSON.stringify(labels)}`);
   const svcs = resources.filter((r): r is Resource<ServiceSpec> => r.kind === 'Service' && (r.metadata.namespace ?? 'default') === namespace && selects((r as Resource<ServiceSpec>).spec.selector, labels));

@@ -25,6 +25,11 @@ async function statOrMissing(path: string) {
   }
 }
 
+/** Whether `file`, as loadConfig names it, was read from under the directory `dir` (as given). */
+export function isUnderDir(file: string, dir: string): boolean {
+  return file.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
 /**
  * Config files under `root`, recursively: `.yaml`, `.yml`, `.json`, sorted, without hidden files and
  * directories or editor temp files. Paths start with `root` as given.
