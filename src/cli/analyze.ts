@@ -81,12 +81,14 @@ export function registerAnalyze(program: Command, io: CliIO): void {
       const warnings = problems.length - errors;
       // Seed 001: which way discovery goes between this (central) cluster and its remote control planes.
       const mesh = loaded.resources.find((r) => r.kind === 'MeshConfig' && typeof (r.spec as { remoteClustersSeeCentral?: unknown }).remoteClustersSeeCentral === 'boolean');
-      const seeCentral = mesh ? (mesh.spec as { remoteClustersSeeCentral: boolean }).remoteClustersSeeCentral : undefined;
+      const meshSpec = mesh?.spec as { remoteClustersSeeCentral: boolean; remoteClustersSeeCentralNamespaces?: string[] } | undefined;
+      const seeCentral = meshSpec?.remoteClustersSeeCentral;
+      const only = meshSpec?.remoteClustersSeeCentralNamespaces;
       const direction =
         seeCentral === undefined
           ? undefined
           : seeCentral
-            ? 'discovery with remote control planes: both ways (remoteClustersSeeCentral: true)'
+            ? `discovery with remote control planes: both ways (remoteClustersSeeCentral: true${only ? `; they see namespaces ${only.join(', ')} only` : ''})`
             : 'discovery with remote control planes: this cluster sees theirs, they do not see this one (asymmetric, remoteClustersSeeCentral: false)';
       if (opts.json) {
         io.out(`${JSON.stringify({ files: loaded.files.length, resources: loaded.resources.length, errors, warnings, problems, ...(direction ? { discovery: direction } : {}) }, null, 2)}\n`);

@@ -592,6 +592,7 @@ export class ControlPlane {
         ...(this.centralLink ? { central: this.centralLink.status() } : {}),
         remoteControlPlanes: this.central?.status() ?? [],
         remoteClustersSeeCentral: this.mesh.current().remoteClustersSeeCentral,
+        ...(this.mesh.current().remoteClustersSeeCentralNamespaces ? { remoteClustersSeeCentralNamespaces: this.mesh.current().remoteClustersSeeCentralNamespaces } : {}),
         networkGateways: this.peering?.networkGateways() ?? {},
       }),
     });

@@ -34,11 +34,13 @@ export interface RemoteClusterz {
     lastError?: string;
     resources: number;
     remoteClustersSeeCentral: boolean;
+    seeCentralNamespaces?: string[];
     lastRejected?: { version: string; errors: string[] };
   };
   /** Central mode: the remote control planes connected (src/peering/central.ts). */
   remoteControlPlanes?: { cluster: string; configStreams: number; pushStreams: number; state: string; services: number; endpoints: number; lastSyncTime?: number }[];
   remoteClustersSeeCentral?: boolean;
+  remoteClustersSeeCentralNamespaces?: string[];
 }
 
 export interface PlaneStatus {
@@ -107,6 +109,8 @@ export function formatStatus(planes: readonly PlaneStatus[], now = Date.now()): 
   return out.join('\n') + '\n';
 }
 
+const inNamespaces = (ns: readonly string[] | undefined): string => (ns ? ` (namespaces ${ns.join(', ')})` : '');
+
 /** Seed 001: who is central, who is remote, and which way discovery goes. */
 function formatCentral(planes: readonly PlaneStatus[], now: number): string | undefined {
   const rows = [['CONTROL PLANE', 'ROLE', 'PEER', 'STATUS', 'REPLICAS', 'SERVICES', 'LAST SYNC', 'DISCOVERY']];
@@ -117,12 +121,12 @@ function formatCentral(planes: readonly PlaneStatus[], now: number): string | un
     if (r.central) {
       const c = r.central;
       const status = c.connected ? 'connected' : `down, serving last config${c.lastError ? ` (${c.lastError})` : ''}`;
-      const sees = c.remoteClustersSeeCentral ? 'sees central' : 'does not see central (asymmetric)';
+      const sees = c.remoteClustersSeeCentral ? `sees central${inNamespaces(c.seeCentralNamespaces)}` : 'does not see central (asymmetric)';
       rows.push([r.cluster, 'remote', `${c.centralCluster ?? '?'} at ${c.address}`, status, '-', `${c.resources} resources`, '-', sees]);
       if (c.lastRejected) notes.push(`  ${r.cluster}: rejected central config v${c.lastRejected.version}: ${c.lastRejected.errors.join('; ')}`);
     }
     for (const x of r.remoteControlPlanes ?? []) {
-      const sees = r.remoteClustersSeeCentral ? 'both ways' : `${r.cluster} sees ${x.cluster} only`;
+      const sees = r.remoteClustersSeeCentral ? `both ways${inNamespaces(r.remoteClustersSeeCentralNamespaces)}` : `${r.cluster} sees ${x.cluster} only`;
       rows.push([r.cluster, 'central', x.cluster, x.state, `${x.pushStreams} pushing, ${x.configStreams} subscribed`, String(x.services), ago(x.lastSyncTime, now), sees]);
     }
     for (const o of p.overridden ?? []) notes.push(`  ${r.cluster}: not applied, central config wins: ${o}`);

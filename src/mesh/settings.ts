@@ -24,6 +24,8 @@ export interface MeshSettings {
   readonly registrationGraceMs: number;
   /** As a central control plane: whether remote control planes' clusters see this one (seed 001). */
   readonly remoteClustersSeeCentral: boolean;
+  /** With remoteClustersSeeCentral: the only namespaces remote clusters see; undefined: all. */
+  readonly remoteClustersSeeCentralNamespaces?: readonly string[];
   /** meshConfig.accessLogFile / accessLogEncoding; undefined: no access log. */
   readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
   /** `name (file:line)` of the MeshConfig in use, for logs; undefined when there is none. */
@@ -65,6 +67,7 @@ export function resolveMeshSettings(mesh: Resource<MeshConfigSpec> | undefined, 
     }),
     registrationGraceMs: durationMs(spec?.registrationGracePeriod, MESH_DEFAULTS.registrationGracePeriod),
     remoteClustersSeeCentral: spec?.remoteClustersSeeCentral ?? false,
+    ...(spec?.remoteClustersSeeCentral && spec.remoteClustersSeeCentralNamespaces ? { remoteClustersSeeCentralNamespaces: Object.freeze([...spec.remoteClustersSeeCentralNamespaces].sort()) } : {}),
     ...(spec?.accessLogFile ? { accessLog: Object.freeze({ file: spec.accessLogFile, encoding: spec.accessLogEncoding ?? 'TEXT' }) } : {}),
     ...(mesh ? { source: `${mesh.metadata.name} (${mesh.source.file}:${mesh.source.line})` } : {}),
   });

@@ -68,7 +68,7 @@ export interface CentralServerOptions {
   trustDomain: string;
   store: CentralConfigStore;
   /** Mesh-wide settings, re-read on every config change. */
-  mesh: () => Pick<MeshSettings, 'rootNamespace' | 'remoteClustersSeeCentral'>;
+  mesh: () => Pick<MeshSettings, 'rootNamespace' | 'remoteClustersSeeCentral'> & { remoteClustersSeeCentralNamespaces?: readonly string[] };
   registry: Registry;
   /** A remote cluster's network and gateways, whenever they change (`[]` when it is gone). */
   onGateways?: (cluster: string, network: string, gateways: GatewayAddress[]) => void;
@@ -186,7 +186,7 @@ export class CentralServer {
   refresh(): void {
     if (this.closed) return;
     const mesh = this.o.mesh();
-    const settings: MeshSettings = { cluster: this.o.cluster, network: this.o.network, trustDomain: this.o.trustDomain, rootNamespace: mesh.rootNamespace, remoteClustersSeeCentral: mesh.remoteClustersSeeCentral };
+    const settings: MeshSettings = { cluster: this.o.cluster, network: this.o.network, trustDomain: this.o.trustDomain, rootNamespace: mesh.rootNamespace, remoteClustersSeeCentral: mesh.remoteClustersSeeCentral, ...(mesh.remoteClustersSeeCentralNamespaces ? { namespaces: [...mesh.remoteClustersSeeCentralNamespaces] } : {}) };
     const meshRes = [resourceFromAny('mesh', meshToWire(settings))];
     const config: XdsResource[] = [];
     for (const r of this.o.store.list()) {

@@ -71,6 +71,8 @@ export interface CentralLinkStatus {
   configVersion: string;
   lastRejected?: { version: string; errors: readonly string[] };
   remoteClustersSeeCentral: boolean;
+  /** Only these central namespaces are discovered here (absent: all, when discovery is on). */
+  seeCentralNamespaces?: readonly string[];
   /** The push of our export: types the central ACKed at least once, the last NACK. */
   push: { connected: boolean; sent: number; acked: number; lastNack?: string };
   /** The discovery subscription to the central's export (only when it is enabled). */
@@ -175,6 +177,7 @@ export class CentralLink {
       configVersion: cfg.version,
       ...(cfg.lastRejected ? { lastRejected: { version: cfg.lastRejected.version, errors: cfg.lastRejected.errors } } : {}),
       remoteClustersSeeCentral: this.settings?.remoteClustersSeeCentral ?? false,
+      ...(this.settings?.remoteClustersSeeCentral && this.settings.namespaces ? { seeCentralNamespaces: this.settings.namespaces } : {}),
       push: { connected: !!this.push && !this.push.closed, sent: this.pushCounts.sent, acked: this.pushCounts.acked, ...(this.pushCounts.lastNack ? { lastNack: this.pushCounts.lastNack } : {}) },
       ...(this.centralSub ? { centralDiscovery: this.centralSub.status() } : {}),
       sent: c.sent,
@@ -202,6 +205,7 @@ export class CentralLink {
       const before = this.settings;
       this.settings = m;
       if (before?.remoteClustersSeeCentral !== m.remoteClustersSeeCentral || before?.cluster !== m.cluster) this.followDiscoverySetting();
+      else if (String(before?.namespaces ?? '') !== String(m.namespaces ?? '')) this.centralSub?.refilter();
       this.o.onMeshSettings?.(m);
       return;
     }
@@ -231,6 +235,7 @@ export class CentralLink {
       ...(this.o.backoff ? { backoff: this.o.backoff } : {}),
       logger: this.logger,
       ...(this.o.onGateways ? { onGateways: this.o.onGateways } : {}),
+      namespaces: () => (this.settings?.namespaces ? new Set(this.settings.namespaces) : undefined),
     });
     this.centralSub.start();
     this.logger.info({ central: m.cluster }, `discovering the central cluster ${m.cluster}'s services (remoteClustersSeeCentral)`);

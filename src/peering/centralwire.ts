@@ -47,6 +47,8 @@ export interface MeshSettings {
   rootNamespace: string;
   /** Whether remote clusters discover the central cluster's services (default false: asymmetric). */
   remoteClustersSeeCentral: boolean;
+  /** With remoteClustersSeeCentral: only these namespaces are discovered; absent: every namespace. */
+  namespaces?: string[];
 }
 
 export interface CentralResources {
@@ -95,6 +97,7 @@ export function centralDecoders(opts: { trustDomain: string; localCluster: strin
         if (typeof o !== 'object' || o === null) return { ok: false, name, errors: [`${where}: expected an object`] };
         for (const k of ['cluster', 'network', 'trustDomain', 'rootNamespace'] as const) if (typeof o[k] !== 'string') errors.push(`${where}: ${k}: expected a string`);
         if (typeof o.remoteClustersSeeCentral !== 'boolean') errors.push(`${where}: remoteClustersSeeCentral: expected true or false`);
+        if (o.namespaces !== undefined && !(Array.isArray(o.namespaces) && o.namespaces.every((n) => typeof n === 'string' && n !== ''))) errors.push(`${where}: namespaces: expected a list of namespace names`);
         if (errors.length) return { ok: false, name, errors };
         const m = o as MeshSettings;
         if (m.trustDomain !== opts.trustDomain) errors.push(`${where}: trust domain ${m.trustDomain} is not ours (${opts.trustDomain})`);

@@ -57,7 +57,14 @@ export function feedGateways(peer: string, store: FeedStore): GatewayAddress[] {
 }
 
 /** A peer's shard from its feed, in buildShard's shape: sorted, every service with an endpoints entry. */
-export function feedShard(peer: string, store: FeedStore, configuredNetwork: string | undefined): { shard: Shard; warnings: string[] } {
+export function feedShard(
+  peer: string,
+  store: FeedStore,
+  configuredNetwork: string | undefined,
+  /** Only these namespaces' services and workloads (a central's per-namespace discovery); undefined: all. */
+  namespaces?: ReadonlySet<string>,
+): { shard: Shard; warnings: string[] } {
+  const seen = (ns: string) => namespaces === undefined || namespaces.has(ns);
   const problems: RegistryProblem[] = [];
   const network = feedNetwork(store, configuredNetwork);
   const warnings: string[] = [];
@@ -76,7 +83,7 @@ export function feedShard(peer: string, store: FeedStore, configuredNetwork: str
       problems.push({ cluster: peer, resource: key, message: `peer ${peer} exported workload ${key} of cluster ${w.cluster}; ignored (a peer exports only its own cluster)` });
       continue;
     }
-    workloads.push(withNetwork(w));
+    if (seen(w.namespace)) workloads.push(withNetwork(w));
   }
   const services = new Map<string, Service>();
   const endpoints = new Map<string, Endpoint[]>();
@@ -84,6 +91,7 @@ export function feedShard(peer: string, store: FeedStore, configuredNetwork: str
   const wireEndpoints = store.values(PEER_ENDPOINTS_TYPE);
   for (const hostname of [...wireServices.keys()].sort()) {
     const s = wireServices.get(hostname)!;
+    if (!seen(s.namespace)) continue;
     services.set(hostname, {
       ...s,
       hostname,

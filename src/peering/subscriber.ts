@@ -76,6 +76,8 @@ export interface PeerSubscriberOptions {
   onGateways?: (peer: string, network: string, gateways: GatewayAddress[]) => void;
   /** Every state or counts change. */
   onStatus?: (status: PeerStatus) => void;
+  /** Only these namespaces of the peer enter the registry (re-read on every rebuild); undefined: all. */
+  namespaces?: () => ReadonlySet<string> | undefined;
 }
 
 const silent: XdsLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -188,6 +190,11 @@ export class PeerSubscriber {
     }
   }
 
+  /** The namespace filter changed: rebuild the shard from what the feed already holds (no reconnect). */
+  refilter(): void {
+    if (this.hasShard && !this.closed) this.rebuild();
+  }
+
   /** Stops the subscription and removes the peer's shard and gateways. */
   close(): void {
     if (this.closed) return;
@@ -278,7 +285,7 @@ export class PeerSubscriber {
 
   /** The peer's shard, in buildShard's shape: sorted, every service with an endpoints entry. */
   buildShard(): Shard {
-    const { shard, warnings } = feedShard(this.name, this.store, this.remote.network);
+    const { shard, warnings } = feedShard(this.name, this.store, this.remote.network, this.o.namespaces?.());
     this.st.warnings = warnings;
     return shard;
   }

@@ -153,6 +153,17 @@ spec:
     assert.deepEqual(obj.spec.debounce, { quiet: '50ms', max: '10s' });
   });
 
+  it('MeshConfig remoteClustersSeeCentralNamespaces: namespace names, only with remoteClustersSeeCentral: true', () => {
+    const mesh = (extra: string) => parseConfigText('mesh.yaml', `apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: c}\nspec:\n${extra}`);
+    const ok = mesh('  remoteClustersSeeCentral: true\n  remoteClustersSeeCentralNamespaces: [ops, shop]\n');
+    assert.deepEqual(ok.errors, []);
+    assert.deepEqual((ok.resources[0] as Resource<MeshConfigSpec>).spec.remoteClustersSeeCentralNamespaces, ['ops', 'shop']);
+    const alone = mesh('  remoteClustersSeeCentralNamespaces: [ops]\n').errors.map(formatConfigError);
+    assert.match(alone.join('\n'), /mesh\.yaml:\d+ MeshConfig c: spec\.remoteClustersSeeCentralNamespaces: only applies with remoteClustersSeeCentral: true/);
+    const bad = mesh('  remoteClustersSeeCentral: true\n  remoteClustersSeeCentralNamespaces: [Not_A_Label]\n').errors.map(formatConfigError);
+    assert.match(bad.join('\n'), /spec\.remoteClustersSeeCentralNamespaces\[0\]/);
+  });
+
   it('reads a RemoteCluster (discovery only by default)', () => {
     const r = parseConfigText('peer.yaml', `apiVersion: mesh.isle.dev/v1alpha1
 kind: RemoteCluster

@@ -102,7 +102,16 @@ test('remote control plane: central config wins, services pushed back, asymmetri
   assert.match(text, /cluster-1\s+central\s+cluster-2\s+connected\s+2 pushing, 2 subscribed\s+1\s+\S+ ago\s+cluster-1 sees cluster-2 only/);
   assert.match(text, /cluster-2\s+remote\s+cluster-1 at \S+\s+connected\s+-\s+1 resources\s+-\s+does not see central \(asymmetric\)/);
   assert.match(text, /cluster-2: not applied, central config wins: .*local-vs\.yaml:1 VirtualService default\/httpbin/);
-  // …until the central enables it.
+  // …until the central enables it: first for another namespace only (cluster-1 is discovered, helloworld of default is not)…
+  writeFileSync(join(dir1, 'helloworld-ops.yaml'), HELLOWORLD_YAML.replace(/namespace: default/g, 'namespace: ops'));
+  writeFileSync(join(dir1, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1', '  remoteClustersSeeCentral: true\n  remoteClustersSeeCentralNamespaces: [ops]\n'));
+  const opsHello = HELLO.replace('.default.', '.ops.');
+  for (const r of replicas) await waitUntil(() => r.cp.registry.shard('cluster-1')?.services.has(opsHello) === true, 'cluster-1 ops services seen from cluster-2', 10_000);
+  assert.equal(a.cp.registry.shard('cluster-1')!.services.has(HELLO), false, 'namespace default is not discovered');
+  const only = formatStatus([await fetchPlane(p1.debugUrl), await fetchPlane(a.debugUrl)]);
+  assert.match(only, /cluster-1\s+central\s+cluster-2\s.*both ways \(namespaces ops\)/);
+  assert.match(only, /cluster-2\s+remote\s.*sees central \(namespaces ops\)/);
+  // …then for every namespace.
   writeFileSync(join(dir1, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1', '  remoteClustersSeeCentral: true\n'));
   for (const r of replicas) await waitUntil(() => r.cp.registry.shard('cluster-1')?.services.has(HELLO) === true, 'cluster-1 services seen from cluster-2', 10_000);
   await waitUntil(() => (a.cp.peering!.networkGateways()['network1'] ?? []).some((g) => g.address === '127.1.255.1'), 'cluster-1 gateway known in cluster-2');

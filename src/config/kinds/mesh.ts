@@ -1,5 +1,5 @@
 /** Isle's own kinds, group mesh.isle.dev: the settings of one cluster's control plane and its peers. */
-import { bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
+import { arr, bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
 import type { KindDescriptor } from './common.js';
 import { parseHostPort } from '../hostport.js';
 
@@ -31,6 +31,11 @@ export interface MeshConfigSpec {
    * services, not the reverse).
    */
   remoteClustersSeeCentral?: boolean;
+  /**
+   * With `remoteClustersSeeCentral: true`: only the services and workloads of these namespaces are
+   * discovered by remote clusters (unset: every namespace).
+   */
+  remoteClustersSeeCentralNamespaces?: string[];
   /**
    * How long an identity may renew its certificate after its bootstrap token (Istio duration,
    * e.g. `2160h`). Default 90 days; after it a new token is required.
@@ -95,6 +100,7 @@ const meshConfigSpec = obj(
     rootNamespace: dnsLabel,
     registrationGracePeriod: duration(),
     remoteClustersSeeCentral: bool,
+    remoteClustersSeeCentralNamespaces: arr(dnsLabel, { min: 1, unique: true }),
     maxIdentityLifetime: duration(),
     accessLogFile: str(),
     accessLogEncoding: str({ check: (s) => (s === 'TEXT' || s === 'JSON' ? undefined : `must be TEXT or JSON, got ${JSON.stringify(s)}`) }),
@@ -108,6 +114,14 @@ const meshConfigSpec = obj(
         },
       },
     ),
+  },
+  {
+    check: (c, v, p) => {
+      // A namespace list that discovery ignores would read as a restriction that is not there.
+      if (isSet(v.remoteClustersSeeCentralNamespaces) && v.remoteClustersSeeCentral !== true) {
+        c.error([...p, 'remoteClustersSeeCentralNamespaces'], 'only applies with remoteClustersSeeCentral: true (remote clusters see no central namespace without it)');
+      }
+    },
   },
 );
 
