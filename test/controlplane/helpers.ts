@@ -61,6 +61,14 @@ export function meshPki(): Promise<Pki> {
   return pki;
 }
 
+/** Another cluster's intermediate under the mesh root, written as a cacerts dir (a remote or peer control plane). */
+export async function clusterCaDir(cluster: string, root?: RootCa): Promise<string> {
+  const ca = await createIntermediate({ root: root ?? (await meshPki()).root, cluster });
+  const dir = tempDir(`isle-cacerts-${cluster}-`);
+  await writeFilesAtomic(dir, caFiles(ca), { force: true });
+  return dir;
+}
+
 export interface WorkloadCert {
   keyPem: string;
   chainPem: string;

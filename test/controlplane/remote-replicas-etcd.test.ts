@@ -7,19 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { caFiles, createIntermediate, writeFilesAtomic } from '../../src/pki/index.js';
 import { clusterMeshYaml } from '../helpers/config.js';
 import { startEtcd } from '../helpers/etcd.js';
-import { channel, meshPki, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, workloadGroupYaml, type Plane } from './helpers.js';
+import { channel, clusterCaDir, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, workloadGroupYaml, type Plane } from './helpers.js';
 
 const HTTPBIN = 'httpbin.default.svc.cluster.local';
 
 test('remote replicas sharing etcd: an auto-registration at one replica is seen by the other and once by the central', async (t) => {
   const etcd = await startEtcd(1);
-  const { root } = await meshPki();
-  const ca2 = await createIntermediate({ root, cluster: 'cluster-2' });
-  const ca2Dir = tempDir('isle-cacerts-2-');
-  await writeFilesAtomic(ca2Dir, caFiles(ca2), { force: true });
+  const ca2Dir = await clusterCaDir('cluster-2');
 
   const dir1 = tempDir('isle-central-');
   writeFileSync(join(dir1, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1'));

@@ -15,7 +15,7 @@ import { CENTRAL_CONFIG_TYPE, toWireAny } from '../../src/peering/index.js';
 import { resourceFromAny, typeSnapshot, type SendEvent } from '../../src/xds/index.js';
 import { clusterMeshYaml } from '../helpers/config.js';
 import { fetchPlane, formatStatus } from '../../src/controlplane/status.js';
-import { getJson, HELLOWORLD_YAML, meshPki, startPlane, tempDir, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
+import { clusterCaDir, getJson, HELLOWORLD_YAML, meshPki, startPlane, tempDir, waitUntil, workloadEntryYaml, type Plane } from './helpers.js';
 
 const HTTPBIN = 'httpbin.default.svc.cluster.local';
 const HELLO = 'helloworld.default.svc.cluster.local';
@@ -41,9 +41,7 @@ spec:
 
 test('remote control plane: central config wins, services pushed back, asymmetric discovery, NACK, outage and reconnect, refusals', async (t) => {
   const { root } = await meshPki();
-  const ca2 = await createIntermediate({ root, cluster: 'cluster-2' });
-  const ca2Dir = tempDir('isle-cacerts-2-');
-  await writeFilesAtomic(ca2Dir, caFiles(ca2), { force: true });
+  const ca2Dir = await clusterCaDir('cluster-2', root);
 
   const dir1 = tempDir('isle-central-');
   writeFileSync(join(dir1, 'mesh.yaml'), clusterMeshYaml('cluster-1', 'network1'));
