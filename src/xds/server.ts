@@ -14,7 +14,10 @@
  * - After a NACK nothing is resent: a type is pushed only when the cache holds a version other than
  *   the one last sent (or, SotW, the subscribed names select other resources). The proxy keeps its
  *   last ACKed config; a newer version is sent as soon as it exists. Delta records what it sent as
- *   the proxy's state even before the ACK, for the same reason.
+ *   the proxy's state before the ACK; a NACK of the latest response rolls that record back (the
+ *   proxy kept what it had, removals included) and marks the rejected (name, version) pairs, which
+ *   are not resent while the cache's version is the one rejected. The next cache version carries
+ *   everything the proxy still lacks, a NACKed removal too.
  * - Types the server does not serve are ignored: no response, no watch, a warning once per stream
  *   (what go-control-plane and istiod do), so a newer Envoy asking for an extra type keeps working.
  * - Types pending together are sent in PUSH_ORDER (CDS, EDS, LDS, RDS, SDS): changes arriving in
@@ -309,6 +312,10 @@ interface TypeState {
   sotwSent?: Map<string, string>;
   /** Delta: what the proxy has, name → resource version. */
   clientVersions: Map<string, string>;
+  /** Delta: clientVersions before the response with `nonce` (undefined: the name was absent), to undo on its NACK. */
+  beforeSent?: Map<string, string | undefined>;
+  /** Delta: what the last NACKed response carried at cache version `version` (null: a removal); not resent at that version. */
+  rejected?: { version: string; items: Map<string, string | null> };
 }
 
 class AdsStream {
@@ -531,15 +538,31 @@ class AdsStream {
         this.logCtx(ts, { version, error: nack.message, versionAcked: ts.versionAcked }),
         'xDS NACK: proxy rejected config',
       );
+      this.rollBack(ts, version);
       const e: NackEvent = { ...ref, ...nack };
       if (ts.versionAcked !== undefined) e.versionAcked = ts.versionAcked;
       this.server.emit('nack', e);
       return;
     }
+    ts.beforeSent = undefined;
     ts.versionAcked = version;
     ts.ackedAt = this.server.now();
     this.server.logger.debug(this.logCtx(ts, { version }), 'xDS ACK');
     this.server.emit('ack', { ...ref, version, nonce: ts.nonce ?? '', sentAt: ts.sentAt ?? 0, ackedAt: ts.ackedAt });
+  }
+
+  /** Delta NACK: the proxy still has what it had before the rejected response. */
+  private rollBack(ts: TypeState, version: string): void {
+    const before = ts.beforeSent;
+    if (!before) return;
+    ts.beforeSent = undefined;
+    const items = new Map<string, string | null>();
+    for (const [name, prev] of before) {
+      items.set(name, ts.clientVersions.get(name) ?? null);
+      if (prev === undefined) ts.clientVersions.delete(name);
+      else ts.clientVersions.set(name, prev);
+    }
+    ts.rejected = { version, items };
   }
 
   // --- responses ---------------------------------------------------------------------------------
@@ -607,9 +630,11 @@ class AdsStream {
     const snap = this.server.cache.get(this.key, ts.typeUrl);
     if (!snap) return;
     const resources: DeltaResourceMsg[] = [];
+    if (ts.rejected && ts.rejected.version !== snap.version) ts.rejected = undefined;
+    const rejected = ts.rejected?.items;
     const consider = (name: string): void => {
       const r = snap.resources.get(name);
-      if (r && ts.clientVersions.get(name) !== r.version) {
+      if (r && ts.clientVersions.get(name) !== r.version && rejected?.get(name) !== r.version) {
         resources.push({ name: r.name, version: r.version, resource: r.any });
       }
     };
@@ -617,7 +642,7 @@ class AdsStream {
     for (const name of ts.names) if (!(ts.wildcard && snap.resources.has(name))) consider(name);
     const removed: string[] = [];
     for (const name of ts.clientVersions.keys()) {
-      if (!snap.resources.has(name) && (ts.wildcard || ts.names.has(name))) removed.push(name);
+      if (!snap.resources.has(name) && (ts.wildcard || ts.names.has(name)) && rejected?.get(name) !== null) removed.push(name);
     }
     // The first response is sent even when empty: it completes the proxy's initial fetch.
     if (resources.length === 0 && removed.length === 0 && ts.nonce !== undefined) return;
@@ -630,6 +655,11 @@ class AdsStream {
       nonce,
     };
     if (!this.write(response)) return;
+    // Only the latest response can be NACKed (an answer quoting an older nonce is stale).
+    const before = new Map<string, string | undefined>();
+    for (const r of resources) before.set(r.name, ts.clientVersions.get(r.name));
+    for (const name of removed) before.set(name, ts.clientVersions.get(name));
+    ts.beforeSent = before;
     for (const r of resources) ts.clientVersions.set(r.name, r.version);
     for (const name of removed) ts.clientVersions.delete(name);
     this.sent(ts, snap.version, nonce, response, resources.length, removed.length);

@@ -131,6 +131,34 @@ test('delta: NACK is recorded, the rejected resource is not resent, a newer vers
   c.close();
 });
 
+test('delta: a NACKed removal is not lost; the next version carries it again (and the unchanged resource the proxy still lacks)', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  const nacks: NackEvent[] = [];
+  h.xds.on('nack', (e) => nacks.push(e));
+  h.cache.setResources('n1', CLUSTER_TYPE, 'v1', [cluster('c1'), cluster('c2')]);
+  const c = new DeltaClient(newChannel(h.address), node('n1'));
+  c.subscribe(CLUSTER_TYPE);
+  c.ack(await c.next(CLUSTER_TYPE));
+
+  // v2 changes c1 and removes c2; the proxy rejects the whole response and keeps c1 (old) and c2.
+  h.cache.setResources('n1', CLUSTER_TYPE, 'v2', [cluster('c1', 'new')]);
+  const rejected = await c.next(CLUSTER_TYPE);
+  assert.deepEqual([rejected.resources.map((r) => r.name), rejected.removed_resources], [['c1'], ['c2']]);
+  c.nack(rejected, 'rejected');
+  await waitUntil(() => nacks.length === 1, 'the NACK');
+
+  // An unrelated addition: the response repeats the removal and c1, which the proxy never took.
+  h.cache.setResources('n1', CLUSTER_TYPE, 'v3', [cluster('c1', 'new'), cluster('c3')]);
+  const next = await c.next(CLUSTER_TYPE);
+  assert.equal(next.system_version_info, 'v3');
+  assert.deepEqual(next.resources.map((r) => r.name).sort(), ['c1', 'c3']);
+  assert.deepEqual(next.removed_resources, ['c2']);
+  c.ack(next);
+  await waitUntil(() => h.xds.status()[0]!.types[0]!.versionAcked === 'v3', 'v3 ACKed');
+  c.close();
+});
+
 test('delta: all five types changing at once arrive in push order', async (t) => {
   const h = await startServer();
   t.after(() => h.close());
