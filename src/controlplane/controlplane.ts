@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
+import { controlPlaneTarget } from '../mesh/target.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { CredentialStore } from './credentials.js';
 import { undefinedSubsets } from '../generate/virtualservice.js';
@@ -279,7 +280,8 @@ export class ControlPlane {
   private async setupConfig(): Promise<void> {
     const o = this.opts;
     // A remote control plane ranks the central's resources above its own files (ADR 0031).
-    if (o.central !== undefined && !parseHostPort(o.central)) throw new IsleError('ERR_USAGE', `--central: invalid address ${JSON.stringify(o.central)} (use host:port of the central control plane's :15012)`);
+    // Validates host:port (or the central's replicas as host:port,host:port) with a clear usage error.
+    if (o.central !== undefined) controlPlaneTarget(o.central, '--central');
     this.centralConfig = o.central !== undefined ? new MemorySource(`central:${o.central}`) : undefined;
     if (this.centralConfig) this.store.addSource(this.centralConfig);
     this.source = new DirectorySource(o.configDir, { ...o.directory, name: `dir:${o.configDir}` });

@@ -20,6 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { MemorySource } from '../config/sources/memory.js';
 import type { Resource } from '../config/types.js';
 import type { Backoff } from '../mesh/backoff.js';
+import { controlPlaneTarget } from '../mesh/target.js';
 import type { Timers } from '../mesh/timers.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import type { Registry } from '../registry/aggregate.js';
@@ -192,7 +193,8 @@ export class CentralLink {
     this.channel?.client.close();
     this.identityFailure = undefined;
     const ch = peerChannel(tls, { notCluster: this.o.localCluster }, (why) => (this.identityFailure = why));
-    this.channel = { client: new grpc.Client(this.o.address, ch.credentials, ch.options), key };
+    // The central's replicas (`a:p,b:p`) are one gRPC target, as a proxy's --control-plane is.
+    this.channel = { client: new grpc.Client(controlPlaneTarget(this.o.address, '--central'), ch.credentials, ch.options), key };
     return this.channel.client;
   }
 

@@ -13,6 +13,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { exponentialBackoff, type Backoff } from '../mesh/backoff.js';
+import { controlPlaneTarget } from '../mesh/target.js';
 import type { Timers } from '../mesh/timers.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
 import type { Registry } from '../registry/aggregate.js';
@@ -136,7 +137,8 @@ export class PeerSubscriber {
         this.identityFailure = undefined;
         const tls = typeof this.o.tls === 'function' ? this.o.tls() : this.o.tls;
         const ch = peerChannel(tls, this.name, (why) => (this.identityFailure = why));
-        return { address: this.remote.address, credentials: ch.credentials, options: ch.options, key: tls.certChainPem + tls.rootBundlePem };
+        // A peer's replicas (`a:p,b:p`) are one gRPC target: a dead replica's reconnect goes to another.
+        return { address: controlPlaneTarget(this.remote.address, `RemoteCluster ${this.name} address`), credentials: ch.credentials, options: ch.options, key: tls.certChainPem + tls.rootBundlePem };
       },
       path: PEERING_PATH,
       node,

@@ -174,6 +174,13 @@ spec: {address: "127.2.0.1:15012", network: network2}
     assert.deepEqual((r.resources[0] as Resource<RemoteClusterSpec>).spec, { address: '127.2.0.1:15012', network: 'network2', discoveryOnly: true });
   });
 
+  it('RemoteCluster address: one host:port or the peer replicas as host:port,host:port of one IP family', () => {
+    const rc = (address: string) => parseConfigText('peer.yaml', `apiVersion: mesh.isle.dev/v1alpha1\nkind: RemoteCluster\nmetadata: {name: cluster-2}\nspec: {address: "${address}"}\n`).errors.map(formatConfigError).join('\n');
+    assert.equal(rc('127.2.0.1:15012,127.2.0.2:15012'), '');
+    assert.match(rc('127.2.0.1:15012,[::1]:15012'), /spec\.address: several addresses must all be IPv4 or all IPv6/);
+    assert.match(rc('127.2.0.1:15012,nope'), /spec\.address: invalid address "nope"/);
+  });
+
   it('warns about unknown top-level and metadata fields but keeps the resource', () => {
     const r = parseConfigText('w.yaml', `apiVersion: v1
 kind: ServiceAccount

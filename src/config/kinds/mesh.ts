@@ -1,6 +1,7 @@
 /** Isle's own kinds, group mesh.isle.dev: the settings of one cluster's control plane and its peers. */
 import { arr, bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
 import type { KindDescriptor } from './common.js';
+import { isIP } from 'node:net';
 import { parseHostPort } from '../hostport.js';
 
 export interface Locality {
@@ -56,7 +57,7 @@ export const MESH_DEFAULTS = Object.freeze({
 });
 
 export interface RemoteClusterSpec {
-  /** `host:port` of the peer control plane's export feed. */
+  /** `host:port` of the peer control plane's export feed; its replicas as `host:port,host:port`. */
   address: string;
   network?: string;
   /** Only discovery is supported: the peer's services and endpoints, never its config. */
@@ -125,15 +126,21 @@ const meshConfigSpec = obj(
   },
 );
 
-const hostPort = str({
+/** One control plane `host:port`, or its replicas as `host:port,host:port` (all IPv4 or all IPv6). */
+const controlPlaneAddress = str({
   check: (s) => {
-    if (!parseHostPort(s)) return `invalid address ${JSON.stringify(s)} (use host:port)`;
+    const parts = s.split(',').map((p) => p.trim());
+    for (const p of parts) if (!parseHostPort(p)) return `invalid address ${JSON.stringify(p)} (use host:port, or a peer's replicas as host:port,host:port)`;
+    if (parts.length > 1) {
+      const families = new Set(parts.map((p) => isIP(parseHostPort(p)!.host)));
+      if (families.has(0) || families.size > 1) return 'several addresses must all be IPv4 or all IPv6 (or give one DNS name that resolves to every replica)';
+    }
     return undefined;
   },
 });
 
 const remoteClusterSpec = obj(
-  { address: hostPort, network: str({ nonEmpty: true }), discoveryOnly: bool },
+  { address: controlPlaneAddress, network: str({ nonEmpty: true }), discoveryOnly: bool },
   {
     required: ['address'],
     check: (c, v, p) => {
