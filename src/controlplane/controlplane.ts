@@ -352,7 +352,10 @@ export class ControlPlane {
     if (o.stateStore) {
       this.state = o.stateStore;
     } else if (o.store !== undefined) {
-      this.state = await EtcdStateStore.open(o.store);
+      this.state = await EtcdStateStore.open(o.store, {
+        onSession: (event, detail) =>
+          event === 'lost' ? this.logger.warn({ store: o.store }, `etcd lease of this replica lost: ${detail}`) : this.logger.info({ store: o.store }, `etcd: ${detail}`),
+      });
       this.logger.info({ store: o.store }, 'state store: etcd (shared with the other replicas of this cluster)');
     } else {
       this.state = new FileStateStore(o.stateDir ?? join(o.configDir, '.isle', 'state'));

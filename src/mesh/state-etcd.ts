@@ -43,6 +43,10 @@ export interface EtcdStateStoreOptions {
   client?: Partial<IOptions>;
   /** TTL of this process's lease for `ephemeral` records (default 10 s): how long they outlive a crash. */
   sessionTtlSeconds?: number;
+  /** Delay between attempts to write the ephemeral records again after the lease was lost (default 1 s). */
+  reannounceRetryMs?: number;
+  /** The lease was lost (`lost`) or its records were written again under a new one (`reannounced`). */
+  onSession?: (event: 'lost' | 'reannounced', detail: string) => void;
 }
 
 export class EtcdStateStore implements WatchableStore {
@@ -51,11 +55,17 @@ export class EtcdStateStore implements WatchableStore {
   private readonly timeoutMs: number;
   private readonly sessionTtl: number;
   private session: Lease | undefined;
+  /** This process's ephemeral records (key → value): written again under a new lease when the old one is lost. */
+  private readonly ephemeral = new Map<string, string>();
+  private reannounceTimer: NodeJS.Timeout | undefined;
+  private reannouncing = false;
+  private closed = false;
 
   constructor(
     readonly url: string,
-    opts: EtcdStateStoreOptions = {},
+    private readonly o: EtcdStateStoreOptions = {},
   ) {
+    const opts = o;
     this.now = opts.now ?? Date.now;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.sessionTtl = opts.sessionTtlSeconds ?? 10;
@@ -109,10 +119,17 @@ export class EtcdStateStore implements WatchableStore {
       // keep-alive per TTL/3 whatever the number of records.
       if (!this.session) {
         const lease = this.client.lease(this.sessionTtl, { autoKeepAlive: true });
-        // Lost (etcd unreachable longer than the TTL): its records are gone; the next ephemeral
-        // put starts a new lease.
-        lease.on('lost', () => {
-          if (this.session === lease) this.session = undefined;
+        // Lost (etcd unreachable longer than the TTL, or revoked): etcd dropped its records. They
+        // are this process's connected proxies, so they are written again under a new lease as
+        // soon as etcd answers; waiting for the next registration change would leave the other
+        // replicas without them.
+        lease.on('lost', (err: Error) => {
+          if (this.session !== lease) return;
+          this.session = undefined;
+          // A lease granted during a re-announce that fails is lost too: that attempt retries itself.
+          if (this.reannouncing) return;
+          this.o.onSession?.('lost', `${err.message}; ${this.ephemeral.size} registration record(s) to write again`);
+          this.scheduleReannounce(0);
         });
         this.session = lease;
       }
@@ -122,6 +139,39 @@ export class EtcdStateStore implements WatchableStore {
     const ttl = Math.max(1, Math.ceil((opts.expiresAt - this.now()) / 1000));
     const r = await this.client.leaseClient.leaseGrant({ TTL: ttl }, this.deadline());
     return String(r.ID);
+  }
+
+  private scheduleReannounce(delayMs: number): void {
+    if (this.closed || this.reannounceTimer) return;
+    this.reannounceTimer = setTimeout(() => {
+      this.reannounceTimer = undefined;
+      void this.reannounce();
+    }, delayMs);
+    this.reannounceTimer.unref();
+  }
+
+  private async reannounce(): Promise<void> {
+    let written = 0;
+    this.reannouncing = true;
+    try {
+      for (const [key, value] of [...this.ephemeral]) {
+        // Deleted or rewritten meanwhile: that write already holds the current state.
+        if (this.closed || this.ephemeral.get(key) !== value) continue;
+        await this.put(key, value, { ephemeral: true });
+        written++;
+      }
+      if (written > 0) this.o.onSession?.('reannounced', `${written} registration record(s) written again under a new lease`);
+    } catch {
+      this.scheduleReannounce(this.o.reannounceRetryMs ?? 1_000);
+    } finally {
+      this.reannouncing = false;
+    }
+  }
+
+  /** Remembers what a put left in etcd under this process's session lease. */
+  private track(key: string, value: string, opts: PutOptions): void {
+    if (opts.ephemeral && opts.expiresAt === undefined) this.ephemeral.set(key, value);
+    else this.ephemeral.delete(key);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -134,6 +184,7 @@ export class EtcdStateStore implements WatchableStore {
       const b = this.client.put(PREFIX + key).value(this.encode(value, opts)).options(this.deadline());
       await (lease !== undefined ? b.lease(lease) : b).exec();
     });
+    this.track(key, value, opts);
   }
 
   async putIfAbsent(key: string, value: string, opts: PutOptions = {}): Promise<boolean> {
@@ -149,11 +200,13 @@ export class EtcdStateStore implements WatchableStore {
         .options(this.deadline())
         .then(lease !== undefined ? put.lease(lease) : put)
         .commit();
+      if (r.succeeded) this.track(key, value, opts);
       return r.succeeded;
     });
   }
 
   async delete(key: string): Promise<void> {
+    this.ephemeral.delete(key);
     await this.call(() => this.client.delete().key(PREFIX + key).options(this.deadline()).exec());
   }
 
@@ -183,6 +236,8 @@ export class EtcdStateStore implements WatchableStore {
   async close(): Promise<void> {
     // The session lease is not revoked: a stopping replica's registrations outlive it by the lease
     // TTL, like a crashed one's, so proxies moving to another replica find their workloads there.
+    this.closed = true;
+    clearTimeout(this.reannounceTimer);
     this.session?.release();
     this.client.close();
   }

@@ -2,6 +2,7 @@
 // a putIfAbsent race between two replicas' stores, and a three-member cluster losing a member.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
 import { EtcdStateStore, parseEtcdUrl } from '../../src/mesh/state-etcd.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 
@@ -58,6 +59,34 @@ describe('etcd state store, one member', () => {
     const [a, b] = [await open(etcd.url), await open(etcd.url)];
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).putIfAbsent('tokens/race', `r${i}`, { expiresAt: Date.now() + 60_000 })));
     assert.equal(results.filter(Boolean).length, 1);
+  });
+
+  it('a lost session lease: its ephemeral records are written again under a new lease, deleted ones are not', async () => {
+    const events: string[] = [];
+    const s = await EtcdStateStore.open(etcd.url, { sessionTtlSeconds: 2, reannounceRetryMs: 200, onSession: (e, d) => events.push(`${e}: ${d}`) });
+    stores.push(s);
+    await s.put('registrations/c1/default/kept', 'K', { ephemeral: true });
+    await s.put('registrations/c1/default/gone', 'G', { ephemeral: true });
+    await s.put('registrations/c1/default/durable', 'D');
+    await s.delete('registrations/c1/default/gone');
+    // Another client revokes every lease: etcd drops the records at once, and the keep-alive says so.
+    const other = new Etcd3({ hosts: parseEtcdUrl(etcd.url) });
+    try {
+      const { leases } = await other.leaseClient.leaseLeases();
+      for (const l of leases) await other.leaseClient.leaseRevoke({ ID: l.ID });
+      const raw = async () => [...(await s.list('registrations/c1/')).keys()];
+      const deadline = Date.now() + 15_000;
+      while (!events.some((e) => e.startsWith('reannounced'))) {
+        assert.ok(Date.now() < deadline, `never written again: ${events.join(' | ')}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(events[0]!, /^lost: .*1 registration record\(s\) to write again/);
+      assert.deepEqual(await raw(), ['registrations/c1/default/durable', 'registrations/c1/default/kept']);
+      const kv = (await other.get('/isle/state/registrations/c1/default/kept').exec()).kvs[0];
+      assert.notEqual(kv?.lease, '0', 'attached to the new session lease');
+    } finally {
+      other.close();
+    }
   });
 
   it('a bad URL or an unreachable etcd is a one-line error', async () => {
