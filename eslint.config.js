@@ -13,4 +13,6 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'warn',
     },
   },
+  // The mesh page (ui/): plain browser ES modules.
+  { files: ['ui/**/*.js'], languageOptions: { globals: { document: 'readonly', window: 'readonly', fetch: 'readonly', Node: 'readonly' } } },
 );

@@ -14,6 +14,7 @@ import { registerDescribe } from './describe.js';
 import { registerConfig } from './config.js';
 import { registerProxyConfig } from './proxyconfig.js';
 import { registerBootstrap } from './bootstrap.js';
+import { registerDashboard } from './dashboard.js';
 
 /** Output sinks, injectable so commands can be tested in-process. */
 export type { CliIO } from './io.js';
@@ -43,6 +44,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   registerConfig(program, io);
   registerProxyConfig(program, io);
   registerBootstrap(program, io);
+  registerDashboard(program, io);
   return program;
 }
 

@@ -5,7 +5,7 @@ import { IsleError } from '../errors.js';
 import type { CliIO } from './io.js';
 
 /** The demo's control planes, and a line naming which demo they are (scenario, directory, pid). */
-async function demoPlanes(dir: string | undefined): Promise<{ urls: string[]; header?: string }> {
+export async function demoPlanes(dir: string | undefined): Promise<{ urls: string[]; header?: string }> {
   const { readDemoState, isAlive } = await import('../demo/lock.js');
   const state = await readDemoState({ ...(dir !== undefined ? { dir: resolve(dir) } : {}), pointer: DEMO_STATE_FILE });
   if (!state) {

@@ -7,6 +7,8 @@
  *   /debug/configz            config errors and warnings (file:line), store version, config pushed with problems
  *   /debug/push_status        the last pushes (kind, reasons, debounce)
  *   /debug/memory             process.memoryUsage(), after a full GC when node runs with --expose-gc
+ *   /debug/meshz              the mesh page's data: clusters, services, workloads, request edges, proxies' sync state, peer links
+ *   /ui                       the mesh page (static HTML + JS polling /debug/meshz; ADR 0095)
  *   /metrics                  Prometheus text
  *   /ready                    200 once the control plane serves
  *
@@ -24,6 +26,10 @@ import { PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import type { Pusher } from './pusher.js';
 import type { PushedProblem } from '../generate/virtualservice.js';
+import { MeshStats, scrapeTargets, type MeshStatsOptions } from './meshstats.js';
+import { buildMeshz } from './meshz.js';
+import type { RemoteClusterz } from './status.js';
+import { loadUi, type StaticFile } from './ui.js';
 
 export interface DebugSources {
   xdsServers: readonly XdsServer[];
@@ -40,6 +46,10 @@ export interface DebugSources {
   info: () => Record<string, unknown>;
   /** Remote clusters we subscribe to and peers subscribed to us (`istioctl remote-clusters`). */
   remoteClusters?: () => unknown;
+  /** How /debug/meshz reads the proxies' request counters (tests inject clocks and fetch). */
+  meshStats?: MeshStatsOptions;
+  /** The mesh page's files; default: ui/mesh of this package. */
+  uiDir?: string;
 }
 
 export interface SynczEntry {
@@ -83,8 +93,12 @@ export function syncz(statuses: readonly ProxyStatus[], clock: (ms: number) => s
 export class DebugServer {
   private readonly server: Server;
   private bound: AddressInfo | undefined;
+  private readonly meshStats: MeshStats;
+  private readonly ui: Map<string, StaticFile> | Error;
 
   constructor(private readonly src: DebugSources) {
+    this.meshStats = new MeshStats(src.meshStats);
+    this.ui = loadUi(src.uiDir);
     this.server = createServer((req, res) => {
       void this.handle(req, res).catch((e: unknown) => {
         if (!res.headersSent) this.send(res, 500, { error: e instanceof Error ? e.message : String(e) }, true);
@@ -181,17 +195,51 @@ export class DebugServer {
         }
         return this.send(res, 200, out, pretty);
       }
+      case '/debug/meshz':
+        return this.send(res, 200, await this.meshz(), pretty);
+      case '/ui':
+      case '/ui/':
+      case '/ui/mesh.js':
+      case '/ui/mesh.css': {
+        if (this.ui instanceof Error) return this.text(res, 500, `${this.ui.message}\n`);
+        const f = this.ui.get(url.pathname)!;
+        res.writeHead(200, { 'content-type': f.type, 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; img-src 'self' data:", 'x-content-type-options': 'nosniff' });
+        return void res.end(req.method === 'HEAD' ? undefined : f.body);
+      }
       case '/':
       case '/debug':
+        // A browser gets the page at /; curl and scripts keep getting the JSON index.
+        if (url.pathname === '/' && /\btext\/html\b/.test(req.headers.accept ?? '')) {
+          res.writeHead(302, { location: '/ui' });
+          return void res.end();
+        }
         return this.send(
           res,
           200,
-          { ...s.info(), endpoints: ['/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/remoteclusterz', '/debug/configz', '/debug/push_status', '/debug/memory', '/metrics', '/ready'] },
+          { ...s.info(), endpoints: ['/ui', '/debug/meshz', '/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/remoteclusterz', '/debug/configz', '/debug/push_status', '/debug/memory', '/metrics', '/ready'] },
           pretty,
         );
       default:
         return this.send(res, 404, { error: `no such endpoint ${url.pathname}; see /debug` }, pretty);
     }
+  }
+
+  /** Reads the proxies' counters (at most every few seconds, whoever asks) and assembles the page's data. */
+  private async meshz() {
+    const s = this.src;
+    const statuses = s.xdsServers.flatMap((x) => x.status());
+    await this.meshStats.refresh(scrapeTargets(statuses));
+    const info = s.info();
+    const remote = s.remoteClusters?.() as RemoteClusterz | undefined;
+    return buildMeshz({
+      cluster: typeof info['cluster'] === 'string' ? info['cluster'] : s.registry.localCluster,
+      statuses,
+      latest: (key, typeUrl) => s.cache.getSnapshot(key)?.get(typeUrl)?.version,
+      registry: s.registry,
+      remote,
+      traffic: this.meshStats.traffic(),
+      now: Date.now(),
+    });
   }
 
   private send(res: ServerResponse, code: number, body: unknown, pretty: boolean): void {

@@ -39,6 +39,8 @@ export interface DemoOptions {
   prometheusListen?: string;
   /** Scrape interval written into prometheus.yml. Default 5s. */
   scrapeInterval?: string;
+  /** Seed 000 on other addresses (tests give each suite its own loopback range). */
+  topology?: DemoTopology;
 }
 
 export const SCENARIOS: Record<string, string> = {
@@ -111,6 +113,8 @@ function proxyArgs(o: {
   serviceAccount: string;
   labels: Record<string, string>;
   workloadGroup?: string;
+  /** The workload name in metrics (Istio: the Deployment's name). */
+  workload?: string;
   appPort?: [number, string];
   logLevel: string;
 }): string[] {
@@ -132,6 +136,7 @@ function proxyArgs(o: {
     '--log-level', o.logLevel,
     ...(labels ? ['--labels', labels] : []),
     ...(o.workloadGroup ? ['--workload-group', o.workloadGroup] : []),
+    ...(o.workload ? ['--workload', o.workload] : []),
     ...(o.appPort ? ['--app-port', `${o.appPort[0]}=${o.appPort[1].split(':').pop()}`] : []),
   ];
 }
@@ -231,7 +236,7 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({
     name: `${w.cluster}-${w.name}-sidecar`,
-    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, workload: w.name, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
     ready: /^ready/,
     ...(c.netns ? { netns: c.netns } : {}),
   });
@@ -245,7 +250,8 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   // Traffic-policy scenarios (src/demo/scenarios): their own topology, config and verification.
   const def = scenario === 'seed-000' ? undefined : (await import('./scenarios/index.js')).scenarioByName(scenario);
   if (def && o.netns) throw new IsleError('ERR_USAGE', `--netns runs seed 000 only, not --scenario ${scenario}`);
-  const topo = def ? def.topology : o.netns ? netnsTopology(SEED_000) : SEED_000;
+  const base = o.topology ?? SEED_000;
+  const topo = def ? def.topology : o.netns ? netnsTopology(base) : base;
   const dir = resolve(o.dir ?? defaultDemoDir(scenario));
   // Before anything touches the directory: a demo running there keeps its files.
   const release = await acquireDemoLock(dir, scenario);
@@ -428,6 +434,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     `\nThe mesh keeps running. Try:\n` +
       `  curl -x http://${sleep.ip}:${OUTBOUND_PORT} http://helloworld:5000/hello\n` +
       `  npx isle status\n` +
+      `  the mesh page: ${running.topo.clusters.map((c) => `http://${c.debug}/ui`).join(' or ')} (npx isle dashboard --open)\n` +
       `  edit ${running.topo.clusters.map((c) => `${join(running.dir, c.name)}/*.yaml`).join(' or ')} (watched live)\n` +
       `  logs in ${join(running.dir, 'logs')}\n` +
       `Press Ctrl-C to stop.\n`,

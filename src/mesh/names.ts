@@ -51,3 +51,9 @@ export const SECRET_ROOTCA = 'ROOTCA';
 /** The control plane's own identity: `spiffe://<td>/ns/istio-system/sa/isle-control-plane`. */
 export const CONTROL_PLANE_NAME = 'isle-control-plane';
 export const CONTROL_PLANE_NAMESPACE = 'istio-system';
+
+/**
+ * Node metadata key of a proxy's admin address (`host:port`): where the control plane's mesh page
+ * reads its `istio_requests_total` (ADR 0095). Isle's own; Envoy bootstraps may set it too.
+ */
+export const ADMIN_ADDRESS_METADATA = 'ISLE_ADMIN_ADDRESS';

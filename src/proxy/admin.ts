@@ -64,7 +64,7 @@ async function listen(server: http.Server, host: string, port: number): Promise<
   };
 }
 
-const ADMIN_PATHS = ['/stats/prometheus', '/ready', '/clusters', '/config_dump', '/listeners', '/server_info', '/logging (POST ?level=)', '/drain_listeners (POST)'];
+const ADMIN_PATHS = ['/stats/prometheus[?filter=regex]', '/ready', '/clusters', '/config_dump', '/listeners', '/server_info', '/logging (POST ?level=)', '/drain_listeners (POST)'];
 
 /** `host:port` / `[v6]:port` → Envoy's socket_address. */
 function socketAddress(hp: string): { address: string; port_value: number } {
@@ -80,8 +80,15 @@ export function adminHandler(opts: AdminOptions): http.RequestListener {
       const query = url.searchParams;
       try {
         if (path === '/stats/prometheus' || path === '/metrics') {
-          let text = await opts.stats.metrics();
-          if (opts.extraMetrics) text += await opts.extraMetrics();
+          const f = query.get('filter');
+          let filter: RegExp | undefined;
+          try {
+            filter = f ? new RegExp(f) : undefined;
+          } catch (e) {
+            return send(res, 400, `invalid filter regex ${JSON.stringify(f)}: ${e instanceof Error ? e.message : String(e)}\n`);
+          }
+          let text = await opts.stats.metrics(filter);
+          if (opts.extraMetrics) text += filterExposition(await opts.extraMetrics(), filter);
           return send(res, 200, text, opts.stats.contentType);
         }
         if (path === '/ready') {
@@ -132,6 +139,19 @@ export function adminHandler(opts: AdminOptions): http.RequestListener {
       }
     })();
   };
+}
+
+/** The lines of a Prometheus text exposition whose metric name `filter` matches (all without one). */
+export function filterExposition(text: string, filter: RegExp | undefined): string {
+  if (!filter) return text;
+  return text
+    .split('\n')
+    .filter((l) => {
+      const name = l.startsWith('#') ? l.split(' ')[2] : /^[^{\s]+/.exec(l)?.[0];
+      return name !== undefined && filter.test(name.replace(/_(bucket|sum|count)$/, ''));
+    })
+    .map((l) => `${l}\n`)
+    .join('');
 }
 
 /** Maps, sets and RegExps (all over the proxy model) serialise as something readable. */

@@ -18,6 +18,7 @@ import { decodePem } from '../pki/pem.js';
 import { parseSpiffeId, parseSubjectAltName, parseTrustDomainId } from '../pki/spiffe.js';
 import { shortTypeName, type NodeMsg } from '../xds/index.js';
 import { startAdmin, startHealth, type RunningServer } from './admin.js';
+import { ADMIN_ADDRESS_METADATA } from '../mesh/names.js';
 import { buildConfigDump, REDACTED } from './configdump.js';
 import { SECRET_DEFAULT } from '../mesh/names.js';
 import { Identity, type CertMaterial } from './identity.js';
@@ -222,6 +223,8 @@ export class IsleProxy {
       }),
     );
     o.onListener?.('admin', 'inbound', `http://${fmt(this.admin.address)}`);
+    // Where the control plane's mesh page reads this proxy's request metrics (ADR 0095).
+    (this.node.metadata ??= {})[ADMIN_ADDRESS_METADATA] = fmt(this.admin.address);
     this.healthServer = await bind('--health', healthAddr, () => startHealth({ host: healthAddr.host, port: healthAddr.port, ready: () => this.readyFlag }));
     o.onListener?.('health', 'inbound', `http://${fmt(this.healthServer.address)}`);
 

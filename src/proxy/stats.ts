@@ -73,6 +73,17 @@ export function serviceNameParts(fqdn: string | undefined): { name: string; name
   return m ? { name: m[1]!, namespace: m[2]! } : { name: fqdn, namespace: UNKNOWN };
 }
 
+/**
+ * Fills `grpc_response_status` from a `grpc-status` header or trailer, once: trailers, when the
+ * HTTP/2 path sees them, are noted before the request finishes and win over the headers (where
+ * gRPC puts the status only in a trailers-only response).
+ */
+export function noteGrpcStatus(r: RequestRecord, h: Headers | undefined): void {
+  if (r.grpcStatus !== undefined || !h) return;
+  const g = h['grpc-status'];
+  if (typeof g === 'string') r.grpcStatus = g.trim();
+}
+
 /** Approximate header bytes as Envoy counts them (name, ": ", value, CRLF). */
 export function headerBytes(h: Headers): number {
   let n = 0;
@@ -332,9 +343,15 @@ export class ProxyStats {
     };
   }
 
-  /** Prometheus text exposition. */
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * Prometheus text exposition; with `filter` (Envoy's `/stats/prometheus?filter=`), only the
+   * metrics whose name it matches, so a scraper that wants one metric does not render them all.
+   */
+  async metrics(filter?: RegExp): Promise<string> {
+    if (!filter) return this.registry.metrics();
+    const names = this.registry.getMetricsAsArray().map((m) => m.name).filter((n) => filter.test(n));
+    const texts = await Promise.all(names.map((n) => this.registry.getSingleMetricAsString(n)));
+    return texts.length ? `${texts.join('\n\n')}\n` : '';
   }
 
   get contentType(): string {

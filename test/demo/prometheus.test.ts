@@ -95,7 +95,7 @@ test('isle demo --observability: Prometheus scrapes every proxy and control plan
     const r = await query('sum by (source_workload, source_cluster, destination_workload, destination_version, destination_cluster) (istio_requests_total{reporter="destination",destination_cluster="cluster-2"})');
     return r.find((s) => s.metric['source_cluster'] === 'cluster-1') ? r : undefined;
   });
-  assert.ok(dest.some((s) => s.metric['source_workload'] === 'sleep' && s.metric['destination_workload'] === 'helloworld' && s.metric['destination_version'] === 'v2'), JSON.stringify(dest));
+  assert.ok(dest.some((s) => s.metric['source_workload'] === 'sleep' && s.metric['destination_workload'] === 'helloworld-v2' && s.metric['destination_version'] === 'v2'), JSON.stringify(dest));
   // rate() needs two scrapes after the traffic; keep some flowing.
   const q = await until('a p90 over the request duration', async () => {
     await sleepRequests(running, sleep1, 5);

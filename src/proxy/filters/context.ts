@@ -12,7 +12,8 @@ import type { Headers } from '../http1/head.js';
 import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
 import type { ClusterModel, ConfigGraph, EndpointModel } from '../model.js';
 import type { ForwardResult, RouteResult } from '../routing/router.js';
-import { headerBytes, type RequestRecord } from '../stats.js';
+import { headerBytes, noteGrpcStatus, type RequestRecord } from '../stats.js';
+import { PEER_METADATA } from '../peer.js';
 import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../accesslog.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
@@ -142,6 +143,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     const body = this.body;
     this.record.requestBytes = headerBytes(this.req.headers) + (ds.contentLength ?? (Buffer.isBuffer(body) ? body.length : 0));
     this.record.responseBytes = this.responseBytes;
+    noteGrpcStatus(this.record, this.responseHeaders);
     this.deps.stats.recordRequest(this.record);
     const logs = this.conn.hcm.accessLogs;
     if (logs) this.accessLog(logs);
@@ -196,6 +198,9 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
       ds.reset();
     } else if (!ds.gone) {
       const h: Headers = headers ? { ...headers, 'content-type': 'text/plain' } : { 'content-type': 'text/plain' };
+      // Inbound local replies (RBAC 403, app unreachable 503…) carry our metadata like forwarded
+      // responses, so the caller's metrics still name this workload as the destination (ADR 0050).
+      if (this.inbound && this.peerResponseHeader) h[PEER_METADATA] = this.peerResponseHeader;
       ds.respond(status, h, r.body);
       this.responseHeaders = h;
       this.responseBytes += headerBytes(h) + Buffer.byteLength(r.body);

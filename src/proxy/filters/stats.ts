@@ -103,10 +103,6 @@ export const statsFilter: Filter = async (ctx, next) => {
  */
 export function onUpstreamResponse(ctx: HttpContext, up: UpstreamResponse, h: Headers): void {
   const r = ctx.record;
-  if (r.requestProtocol === 'grpc') {
-    const g = h['grpc-status'];
-    if (typeof g === 'string') r.grpcStatus = g;
-  }
   if (ctx.inbound) {
     if (ctx.peerResponseHeader) h[PEER_METADATA] = ctx.peerResponseHeader;
     else delete h[PEER_METADATA];
