@@ -100,6 +100,10 @@ test('the mesh page in headless Chromium shows both clusters and the cluster-1 â
   assert.ok(Number(cells[5]) > 0, `req/s: ${cells[5]}`);
   assert.equal(cells[6], '0.0%');
   assert.equal(cells[8], 'source');
+  // The graph draws the same edge between the two clusters' columns.
+  const drawn = page.locator('#graph g[data-edge="cluster-1/sleep>cluster-2/helloworld-v2"]');
+  assert.match(await drawn.locator('text').textContent() ?? '', /^\d+(\.\d+)? rps$/);
+  assert.equal(await page.locator('#graph g[data-node="cluster-2/default/helloworld-v2"]').count(), 1);
   // Sync state and scrape state of the sleep sidecar; the peer link to cluster-2.
   const sleepRow = await page.locator('#proxies tr[data-proxy^="sidecar~127.95.1.20~"]').innerText();
   for (const type of ['CDS', 'EDS', 'LDS', 'RDS', 'SDS']) assert.match(sleepRow, new RegExp(`${type} SYNCED`));

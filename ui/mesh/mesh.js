@@ -88,6 +88,88 @@ function renderEdges(m) {
   );
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs ?? {})) if (v !== undefined) el.setAttribute(k, String(v));
+  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/**
+ * The edges as a graph: one column per cluster, the workloads that send or receive traffic in it,
+ * an arrow per edge labelled with its rate (red when more than 5% fail).
+ */
+export function graphLayout(edges, clusterOrder) {
+  const nodeKey = (e) => `${e.cluster}/${e.namespace}/${e.workload}`;
+  const columns = new Map(clusterOrder.map((c) => [c, []]));
+  const nodes = new Map();
+  for (const e of edges) {
+    for (const end of [e.source, e.destination]) {
+      const k = nodeKey(end);
+      if (nodes.has(k)) continue;
+      if (!columns.has(end.cluster)) columns.set(end.cluster, []);
+      const col = columns.get(end.cluster);
+      nodes.set(k, { ...end, key: k, row: col.length });
+      col.push(k);
+    }
+  }
+  const order = [...columns.keys()].filter((c) => columns.get(c).length > 0);
+  for (const n of nodes.values()) n.col = order.indexOf(n.cluster);
+  return { order, columns, nodes, nodeKey };
+}
+
+function renderGraph(m) {
+  const box = document.getElementById('graph');
+  const { order, columns, nodes, nodeKey } = graphLayout(m.edges, m.clusters.map((c) => c.name));
+  if (order.length === 0) return box.replaceChildren();
+  const COL_W = 360, NODE_W = 200, NODE_H = 34, ROW_H = 70, TOP = 40, LEFT = 30;
+  const rows = Math.max(...order.map((c) => columns.get(c).length));
+  const width = LEFT * 2 + order.length * COL_W - (COL_W - NODE_W);
+  const height = TOP + rows * ROW_H + 10;
+  const pos = (n) => ({ x: LEFT + n.col * COL_W, y: TOP + n.row * ROW_H });
+  const root = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'traffic graph' });
+  root.append(svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#6b7385' }))));
+  order.forEach((c, i) => {
+    root.append(svg('rect', { x: LEFT + i * COL_W - 12, y: 8, width: NODE_W + 24, height: height - 12, rx: 8, fill: '#f0f4fb', stroke: '#d5deeb' }));
+    root.append(svg('text', { x: LEFT + i * COL_W, y: 28, 'font-size': 13, 'font-weight': 600, fill: '#2b6cb0' }, c));
+  });
+  for (const e of m.edges) {
+    const a = nodes.get(nodeKey(e.source)), b = nodes.get(nodeKey(e.destination));
+    const pa = pos(a), pb = pos(b);
+    const bad = (e.errorRatio ?? 0) > 0.05;
+    const color = bad ? '#c53030' : '#4a5568';
+    let d, lx, ly;
+    if (a.col === b.col) {
+      // Same cluster: loop out to the right of the column.
+      const x = pa.x + NODE_W, y1 = pa.y + NODE_H / 2, y2 = pb.y + NODE_H / 2, bulge = 60 + Math.abs(y2 - y1) / 3;
+      d = `M ${x} ${y1} C ${x + bulge} ${y1}, ${x + bulge} ${y2}, ${x} ${y2 + (a === b ? 8 : 0)}`;
+      lx = x + bulge * 0.75 + 4; ly = (y1 + y2) / 2 + 4;
+    } else {
+      const fwd = b.col > a.col;
+      const x1 = fwd ? pa.x + NODE_W : pa.x, x2 = fwd ? pb.x : pb.x + NODE_W;
+      const y1 = pa.y + NODE_H / 2, y2 = pb.y + NODE_H / 2, mid = (x1 + x2) / 2;
+      d = `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`;
+      lx = mid - 24; ly = (y1 + y2) / 2 - 6;
+    }
+    const g = svg('g', { 'data-edge': `${e.source.cluster}/${e.source.workload}>${e.destination.cluster}/${e.destination.workload}` });
+    g.append(svg('path', { d, fill: 'none', stroke: color, 'stroke-width': bad ? 2.5 : 1.8, 'marker-end': 'url(#arrow)' }, svg('title', {}, `${e.source.workload} → ${e.destination.service} (${e.destination.workload})`)));
+    g.append(svg('text', { x: lx, y: ly, 'font-size': 12, fill: color }, `${rate(e.rps)} rps${e.errorRatio ? ` · ${percent(e.errorRatio)} err` : ''}`));
+    root.append(g);
+  }
+  for (const n of nodes.values()) {
+    const p = pos(n);
+    root.append(
+      svg('g', { 'data-node': n.key },
+        svg('rect', { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6, fill: '#ffffff', stroke: n.workload === 'unknown' ? '#b7791f' : '#2b6cb0' }),
+        svg('text', { x: p.x + 10, y: p.y + 21, 'font-size': 13, fill: '#1d2330' }, `${n.workload}.${n.namespace}`),
+      ),
+    );
+  }
+  box.replaceChildren(root);
+}
+
 function renderPeers(m) {
   const p = m.peering;
   fill(
@@ -157,6 +239,7 @@ export function render(m) {
   document.getElementById('cluster').textContent = `· control plane of ${m.cluster}`;
   renderClusters(m);
   renderEdges(m);
+  renderGraph(m);
   renderPeers(m);
   renderProxies(m);
   renderServices(m);
