@@ -224,6 +224,11 @@ export interface MeshStatsOptions {
   concurrency?: number;
   /** Proxies read per refresh at most (the rest are listed as not read). Default 500. */
   maxProxies?: number;
+  /**
+   * No new reads start after this long into a refresh (unreachable admin servers must not hold
+   * the page up for minutes); the next refresh starts with the proxies skipped. Default 4 s.
+   */
+  budgetMs?: number;
 }
 
 export interface ProxyScrape {
@@ -245,6 +250,8 @@ export class MeshStats {
   private readonly history = new Map<string, Sample[]>();
   private readonly status = new Map<string, ProxyScrape>();
   private lastRefresh = -Infinity;
+  /** Where the next refresh starts in the list of readable proxies (rotates past those a refresh skipped). */
+  private cursor = 0;
   private inflight: Promise<void> | undefined;
   private readonly now: () => number;
   private readonly fetch: FetchText;
@@ -260,6 +267,7 @@ export class MeshStats {
       maxBytes: opts.maxBytes ?? 8 * 1024 * 1024,
       concurrency: opts.concurrency ?? 16,
       maxProxies: opts.maxProxies ?? 500,
+      budgetMs: opts.budgetMs ?? 4_000,
     };
   }
 
@@ -294,11 +302,23 @@ export class MeshStats {
       this.status.set(t.id, { state: 'not read', error: `more than ${this.o.maxProxies} proxies: only the first ${this.o.maxProxies} are read` });
       this.history.delete(t.id);
     }
-    const queue = readable.slice(0, this.o.maxProxies);
+    const list = readable.slice(0, this.o.maxProxies);
+    const start = list.length ? this.cursor % list.length : 0;
+    const queue = [...list.slice(start), ...list.slice(0, start)];
+    const began = this.now();
+    let read = 0;
     const worker = async () => {
-      for (let t = queue.shift(); t; t = queue.shift()) await this.scrapeOne(t.id, t.url!);
+      for (let t = queue.shift(); t; t = queue.shift()) {
+        if (this.now() - began >= this.o.budgetMs) {
+          if (!this.status.has(t.id)) this.status.set(t.id, { state: 'not read', error: `not reached within ${this.o.budgetMs} ms of reading proxies; next time` });
+          continue;
+        }
+        read++;
+        await this.scrapeOne(t.id, t.url!);
+      }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.concurrency, queue.length) }, worker));
+    this.cursor = start + read;
   }
 
   private async scrapeOne(id: string, url: string): Promise<void> {

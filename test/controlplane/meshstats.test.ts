@@ -159,3 +159,27 @@ test('typeState: SYNCED only when the ACKed version is the latest in the snapsho
   assert.equal(typeState({ sent: 'v3', acked: 'v2', lastNack: { version: 'v3', message: 'bad' } }, 'v3'), 'NACKED');
   assert.equal(typeState({}, 'v1'), 'NOT SENT');
 });
+
+test('MeshStats: a slow refresh stops starting reads after its budget; the next one starts with those skipped', async () => {
+  let now = 0;
+  const calls: string[] = [];
+  const stats = new MeshStats({
+    now: () => now,
+    minIntervalMs: 0,
+    concurrency: 1,
+    budgetMs: 2500,
+    fetchText: async (url) => {
+      calls.push(url);
+      now += 1000; // each read takes a second (an admin server that times out)
+      return '';
+    },
+  });
+  const targets = ['a', 'b', 'c', 'd', 'e'].map((id) => ({ id, url: `http://${id}/` }));
+  await stats.refresh(targets);
+  assert.deepEqual(calls, ['http://a/', 'http://b/', 'http://c/']);
+  assert.deepEqual(stats.traffic().proxies['e'], { state: 'not read', error: 'not reached within 2500 ms of reading proxies; next time' });
+  calls.length = 0;
+  await stats.refresh(targets);
+  assert.deepEqual(calls, ['http://d/', 'http://e/', 'http://a/']);
+  assert.equal(stats.traffic().proxies['e']!.state, 'ok');
+});
