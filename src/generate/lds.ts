@@ -90,7 +90,7 @@ function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http
     stat_prefix: statPrefix,
     route_config: {
       name: cluster,
-      virtual_hosts: [{ name: cluster, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s' } }] }],
+      virtual_hosts: [{ name: cluster, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_grpc_timeout: '0s' } }] }],
       validate_clusters: false,
     },
     // The app learns who called from XFCC; a plaintext caller's own XFCC is never trusted.
@@ -121,7 +121,8 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
       filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, true, authz),
       transport_socket: {
         name: 'envoy.transport_sockets.tls',
-        typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: commonTlsContext([]), require_client_certificate: true },
+        // HTTP ports offer h2 and http/1.1 as Istio's inbound chains do (ADR 0080); TCP ports nothing.
+        typed_config: { '@type': DOWNSTREAM_TLS_CONTEXT_TYPE, common_tls_context: http ? { ...commonTlsContext([]), alpn_protocols: ['h2', 'http/1.1'] } : commonTlsContext([]), require_client_certificate: true },
       },
     },
   ];

@@ -46,7 +46,7 @@ export function defaultRoute(cluster: string): EnvoyObject {
     name: 'default',
     match: { prefix: '/' },
     // Istio's default: no route timeout (0s disables Envoy's 15 s default).
-    route: { cluster, timeout: '0s', retry_policy: defaultRetryPolicy() },
+    route: { cluster, timeout: '0s', max_grpc_timeout: '0s', retry_policy: defaultRetryPolicy() },
   };
 }
 

@@ -320,6 +320,8 @@ function action(ctx: VsRouteContext, vsNs: string, rule: HTTPRoute, match: Envoy
   }
   // Istio's default: no route timeout (0s switches off Envoy's 15 s).
   ra['timeout'] = rule.timeout ? protoDuration(rule.timeout) : '0s';
+  // Istio's setTimeout: gRPC requests use their grpc-timeout as the deadline, capped by the route timeout.
+  ra['max_grpc_timeout'] = ra['timeout'];
   const rp = retryPolicy(rule.retries, ctx.defaultRetryPolicy);
   if (rp) ra['retry_policy'] = rp;
   if (rule.rewrite?.uri !== undefined) {

@@ -298,6 +298,12 @@ export interface ForwardActionModel {
   readonly autoHostRewrite: boolean;
   /** What to answer when the cluster is unknown (Envoy: 503; or 404 if configured). */
   readonly clusterNotFoundResponseCode: 503 | 404 | 500;
+  /**
+   * `max_grpc_timeout` (what Istio sets: the route timeout, 0s when none) or
+   * `max_stream_duration.grpc_timeout_header_max`: a gRPC request's `grpc-timeout` becomes its
+   * deadline, capped by this (0 = no cap). Undefined: grpc-timeout is not used (Envoy).
+   */
+  readonly grpcTimeoutHeaderMaxMs?: number;
   /** request_mirror_policies: fire-and-forget copies (see routing/mirror.ts). Empty = none. */
   readonly mirrorPolicies?: readonly MirrorPolicyModel[];
 }

@@ -480,7 +480,27 @@ function forwardAction(r: Reader, match: RouteMatchModel | undefined): ForwardAc
     autoHostRewrite: r.bool('auto_host_rewrite', false),
     clusterNotFoundResponseCode: NOT_FOUND_CODES[nf],
     mirrorPolicies: mirrorPolicies(r),
+    ...grpcTimeoutMax(r),
   };
+}
+
+/** The cap on grpc-timeout: max_stream_duration.grpc_timeout_header_max, else max_grpc_timeout. */
+function grpcTimeoutMax(r: Reader): { grpcTimeoutHeaderMaxMs?: number } {
+  const msd = r.obj_('max_stream_duration');
+  if (msd) {
+    if (msd.has('max_stream_duration') && (msd.durationMs('max_stream_duration') ?? 0) > 0) msd.errs.add(msd.p('max_stream_duration'), 'is not supported by isle proxy (only grpc_timeout_header_max)');
+    if (msd.has('grpc_timeout_header_offset')) msd.errs.add(msd.p('grpc_timeout_header_offset'), 'is not supported by isle proxy');
+    const max = msd.durationMs('grpc_timeout_header_max');
+    if (max !== undefined) {
+      if (max < 0) msd.errs.add(msd.p('grpc_timeout_header_max'), 'must not be negative');
+      return { grpcTimeoutHeaderMaxMs: max };
+    }
+  }
+  if (r.has('grpc_timeout_offset')) r.errs.add(r.p('grpc_timeout_offset'), 'is not supported by isle proxy');
+  const legacy = r.durationMs('max_grpc_timeout');
+  if (legacy === undefined) return {};
+  if (legacy < 0) r.errs.add(r.p('max_grpc_timeout'), 'must not be negative');
+  return { grpcTimeoutHeaderMaxMs: legacy };
 }
 
 const REDIRECT_CODES = {

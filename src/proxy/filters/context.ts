@@ -17,10 +17,17 @@ import { PEER_METADATA } from '../peer.js';
 import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../accesslog.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
+import { DEADLINE_EXCEEDED, DEADLINE_FLAG, DEADLINE_MESSAGE } from './grpc.js';
 
-/** The downstream half of an exchange as the filters see it (the HTTP/1.1 codec, or a test double). */
+/**
+ * The downstream half of an exchange as the filters see it: the HTTP/1.1 codec's ServerExchange,
+ * an HTTP/2 stream (`../http2/server.ts`), or a test double. Nothing in the filters depends on
+ * which one it is (ADR 0080).
+ */
 export interface Downstream {
   readonly method: string;
+  /** `HTTP/1.1` or `HTTP/2` (access logs' %PROTOCOL%); absent: HTTP/1.1. */
+  readonly protocol?: string;
   readonly headersSent: boolean;
   readonly gone: boolean;
   readonly requestComplete: boolean;
@@ -30,12 +37,18 @@ export interface Downstream {
   readonly remoteAddress: string | undefined;
   owner: ExchangeOwner | null;
   readBody(): Promise<Buffer>;
+  /**
+   * For bodies without Content-Length: the whole body if it is already complete and at most
+   * `limit` bytes after the bytes in flight are read, else undefined (then `bodyStream`).
+   */
+  tryReadBody?(limit: number): Promise<Buffer | undefined>;
   bodyStream(): Readable;
   discardBody(): void;
   respond(status: number, headers: Headers, body: string | Buffer): void;
   writeHead(status: number, reason: string | undefined, headers: Headers, framing: ResponseFraming): void;
   write(chunk: Buffer): boolean;
-  end(chunk?: Buffer): void;
+  /** Trailers are sent where the protocol can carry them (HTTP/2; chunked HTTP/1.1). */
+  end(chunk?: Buffer, trailers?: Headers): void;
   reset(): void;
 }
 
@@ -131,10 +144,55 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     ds.owner = this;
   }
 
+  /** The gRPC deadline passed (grpc-timeout, ../filters/grpc.ts). */
+  deadlineHit = false;
+  private deadlineTimer: unknown;
+
+  /** Arms the gRPC deadline over the whole call (Envoy's max stream duration). */
+  armDeadline(ms: number): void {
+    this.deadlineTimer = this.timers.setTimeout(() => this.deadlineExpired(), ms);
+  }
+
+  private deadlineExpired(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineHit = true;
+    const up = this.upstream;
+    if (!up) {
+      // Before response headers: the router answers once the attempt is cancelled.
+      if (!this.responded) this.cancel('timeout');
+      return;
+    }
+    // Mid-response: stop the upstream and end the call with DEADLINE_EXCEEDED in the trailers
+    // (HTTP/2; an HTTP/1.1 client without chunked framing only sees the connection close).
+    this.upstream = null;
+    up.destroy();
+    this.record.grpcStatus = DEADLINE_EXCEEDED;
+    this.ds.end(undefined, { 'grpc-status': DEADLINE_EXCEEDED, 'grpc-message': DEADLINE_MESSAGE });
+    this.finish(this.status, [DEADLINE_FLAG, ...(this.finalFlags ? this.finalFlags.split(',') : [])]);
+  }
+
+  /** The trailers-only answer Envoy gives a gRPC call whose deadline passed before a response. */
+  grpcDeadlineReply(): void {
+    this.responded = true;
+    const ds = this.ds;
+    if (ds.headersSent || ds.gone) return this.finish(0, ['DC']);
+    const h: Headers = { 'content-type': 'application/grpc', 'grpc-status': DEADLINE_EXCEEDED, 'grpc-message': DEADLINE_MESSAGE };
+    ds.respond(200, h, '');
+    this.responseHeaders = h;
+    this.responseBytes += headerBytes(h);
+    if (!ds.requestComplete) ds.discardBody();
+    this.record.grpcStatus = DEADLINE_EXCEEDED;
+    this.finish(200, [DEADLINE_FLAG]);
+  }
+
   /** Records the request in the standard metrics, once. */
   finish(status: number, flags: readonly string[]): void {
     if (this.recorded) return;
     this.recorded = true;
+    if (this.deadlineTimer !== undefined) {
+      this.timers.clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = undefined;
+    }
     const all = this.flags.length ? [...this.flags, ...flags] : flags;
     this.record.responseCode = status;
     this.record.responseFlags = all.length ? all.join(',') : '-';
@@ -162,7 +220,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
       method: req.method,
       path: req.path,
       authority: req.authority,
-      protocol: 'HTTP/1.1',
+      protocol: this.ds.protocol ?? 'HTTP/1.1',
       requestHeaders: req.headers,
       responseHeaders: this.responseHeaders,
       responseCode: r.responseCode,
@@ -255,9 +313,13 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.responseBytes += chunk.length;
     return this.ds.write(chunk);
   }
-  end(): void {
+  end(trailers?: Headers): void {
     this.upstream = null;
-    this.ds.end();
+    if (trailers && this.record.requestProtocol === 'grpc') {
+      const g = trailers['grpc-status'];
+      if (typeof g === 'string') this.record.grpcStatus = g;
+    }
+    this.ds.end(undefined, trailers);
   }
   abort(): void {
     // Upstream reset mid-body: the only honest signal downstream is a reset too.

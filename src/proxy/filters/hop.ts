@@ -12,7 +12,8 @@ export function stripHopByHop(headers: Headers): Headers {
   const out: Headers = {};
   for (const k in headers) {
     const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || named?.has(k)) continue;
+    // `te: trailers` is the one TE value HTTP/2 allows, and gRPC servers look for it.
+    if (v === undefined || (HOP_BY_HOP.has(k) && !(k === 'te' && v === 'trailers')) || named?.has(k)) continue;
     out[k] = v;
   }
   return out;

@@ -4,16 +4,27 @@
  * attempts remain and the body can be replayed. When retries run out on a response, that last
  * response is what the router forwards, as Envoy does.
  */
+import type { Headers } from '../http1/head.js';
 import type { RetryPolicyModel } from '../model.js';
 import { backoffMs, isRetriable } from '../routing/retry.js';
 import type { AttemptOutcome } from '../upstream/pool.js';
 import type { Filter } from './context.js';
 
+/**
+ * The gRPC status of a response from its headers: only a trailers-only response has it there.
+ * Envoy's grpc retry_on conditions look at response headers too (a status in trailers comes
+ * after the body was forwarded, too late to retry).
+ */
+function grpcStatusOf(h: Headers): number | undefined {
+  const g = h['grpc-status'];
+  return typeof g === 'string' && /^\d+$/.test(g) ? Number(g) : undefined;
+}
+
 /** Maps a pool attempt onto the routing module's retry vocabulary. */
 export function retryable(policy: RetryPolicyModel, o: AttemptOutcome): boolean {
   switch (o.kind) {
     case 'response':
-      return isRetriable(policy, { kind: 'response', status: o.status, envoyRateLimited: o.response.headers['x-envoy-ratelimited'] !== undefined });
+      return isRetriable(policy, { kind: 'response', status: o.status, grpcStatus: grpcStatusOf(o.response.headers), envoyRateLimited: o.response.headers['x-envoy-ratelimited'] !== undefined });
     case 'connect-failure':
     case 'reset':
       return isRetriable(policy, { kind: o.kind });

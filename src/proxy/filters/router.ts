@@ -17,6 +17,7 @@ import type { Filter, HttpContext } from './context.js';
 import { RETRIES_EXHAUSTED } from './outcomes.js';
 import { stripHopByHop } from './hop.js';
 import { onUpstreamResponse } from './stats.js';
+import { formatGrpcTimeout, grpcDeadlineMs } from './grpc.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
@@ -91,16 +92,30 @@ export const routerFilter: Filter = async (ctx, next) => {
   if (cl === 0) ctx.body = null;
   else if (cl !== undefined && cl <= limit) ctx.body = await ds.readBody();
   else {
-    ctx.body = ds.bodyStream();
-    ctx.replayable = false;
+    // No Content-Length (HTTP/2, gRPC): buffered only if it has already arrived whole.
+    const whole = cl === undefined && limit > 0 && ds.tryReadBody ? await ds.tryReadBody(limit) : undefined;
+    if (whole !== undefined) ctx.body = whole.length ? whole : null;
+    else {
+      ctx.body = ds.bodyStream();
+      ctx.replayable = false;
+    }
   }
   if (ctx.replayable && mirrors?.length) {
     const b = ctx.body as Buffer | null;
     mirrorVia(ctx.deps, ctx.graph, mirrors, { method: req.method, path: decision.path, headers, body: b && b.length ? b : null });
   }
 
-  // The route timeout covers all attempts until response headers.
-  const timeoutMs = decision.timeoutMs;
+  // The route timeout covers all attempts until response headers. A gRPC request's grpc-timeout
+  // replaces it (max_grpc_timeout) and bounds the whole call, streamed response included.
+  let timeoutMs = decision.timeoutMs;
+  const deadline = ctx.record.requestProtocol === 'grpc' ? grpcDeadlineMs(decision.action, headers) : undefined;
+  if (deadline !== undefined) {
+    timeoutMs = 0;
+    if (deadline > 0) {
+      headers['grpc-timeout'] = formatGrpcTimeout(deadline);
+      ctx.armDeadline(deadline);
+    }
+  }
   const timer = timeoutMs > 0 ? ctx.timers.setTimeout(() => ctx.cancel('timeout'), timeoutMs) : undefined;
   try {
     await next(ctx);
@@ -129,6 +144,7 @@ function replyFailure(ctx: HttpContext, last: AttemptOutcome | undefined): void 
   const exhausted = retried && ctx.attempt >= ctx.maxAttempts ? [RETRIES_EXHAUSTED] : [];
   const label = { cluster_name: ctx.cluster!.name };
   if (ctx.downstreamGone) return ctx.finish(0, ['DC']);
+  if (ctx.deadlineHit) return ctx.grpcDeadlineReply();
   if (ctx.timedOut) {
     ctx.deps.stats.upstreamRqTimeout.inc(label);
     return ctx.reply('route-timeout');

@@ -41,6 +41,8 @@ export interface HeadError {
   reason: string;
   /** The reason is worth telling the client in the body (a protocol mix-up, not an attack). */
   tell?: boolean;
+  /** It is the HTTP/2 connection preface (an HTTP/2 engine may take the connection instead). */
+  http2?: boolean;
 }
 
 const H2_PREFACE = 'PRI * HTTP/2.0\r\n';
@@ -59,7 +61,7 @@ export function foreignProtocol(buf: Buffer): HeadError | undefined {
   if (buf[0] !== 0x50) return undefined;
   const n = Math.min(buf.length, H2_PREFACE.length);
   if (n >= 4 && buf.toString('latin1', 0, n) === H2_PREFACE.slice(0, n)) {
-    return { error: 400, reason: 'HTTP/2 connection preface on an HTTP/1.1 port (name the port http2 or grpc for HTTP/2)', tell: true };
+    return { error: 400, reason: 'HTTP/2 connection preface on an HTTP/1.1-only listener (its codec_type is HTTP1)', tell: true, http2: true };
   }
   return undefined;
 }

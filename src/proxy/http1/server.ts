@@ -17,6 +17,12 @@ export interface Http1ServerOptions {
   onExchange: (ex: ServerExchange) => void;
   /** A request that could not be parsed (400) or whose head is over the limits (431). */
   onProtocolError?: (socket: Socket, err: HeadError) => void;
+  /**
+   * Who takes a connection that starts with the HTTP/2 preface (h2c with prior knowledge): the
+   * socket is handed over with the bytes read so far unshifted back into it. Undefined (or no
+   * hook) answers 400, as an HTTP/1-only port does.
+   */
+  http2Taker?: (socket: Socket) => ((socket: Socket) => void) | undefined;
   limits?: HeadLimits;
   /** Idle keep-alive connections are closed after this long (Node's server used 60 s here). */
   idleTimeoutMs?: number;
@@ -114,6 +120,10 @@ export class ServerExchange implements BodyData {
 
   get method(): string {
     return this.head.method;
+  }
+
+  get protocol(): string {
+    return this.head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
   }
 
   get remoteAddress(): string | undefined {
@@ -282,12 +292,12 @@ export class ServerExchange implements BodyData {
     return this.socket.write(head, 'latin1');
   }
 
-  /** Ends the response (optionally with a last chunk). */
-  end(chunk?: Buffer): void {
+  /** Ends the response (optionally with a last chunk); trailers only fit a chunked body. */
+  end(chunk?: Buffer, trailers?: Headers): void {
     if (this.finished || this.gone) return;
     if (chunk && chunk.length) this.write(chunk);
     if (this.headText !== null) this.flushHead();
-    if (this.chunked) this.socket.write(LAST_CHUNK);
+    if (this.chunked) this.socket.write(trailers ? `0\r\n${serializeFields(trailers)}\r\n` : LAST_CHUNK, 'latin1');
     this.finished = true;
     const o = this.owner;
     this.owner = null;
@@ -328,12 +338,22 @@ class ServerConnection {
     readonly server: Http1Server,
     readonly socket: Socket,
   ) {
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.once('close', () => this.onClose());
-    socket.on('drain', () => this.current?.owner?.downstreamDrained());
+    this.attach();
     // Idle keep-alive connections are closed by the server's sweep, not a socket timeout: a
     // socket timeout is re-armed on every read and write (a timer-list insert each time).
     this.lastActive = performance.now();
+  }
+
+  private readonly onDataBound = (d: Buffer): void => this.onData(d);
+  private readonly onCloseBound = (): void => this.onClose();
+  private readonly onDrainBound = (): void => this.current?.owner?.downstreamDrained();
+  /** Requests this connection has started. */
+  private served = 0;
+
+  private attach(): void {
+    this.socket.on('data', this.onDataBound);
+    this.socket.once('close', this.onCloseBound);
+    this.socket.on('drain', this.onDrainBound);
   }
 
   get idle(): boolean {
@@ -386,9 +406,13 @@ class ServerConnection {
         this.scanned = 0;
         continue;
       }
-      if (this.scanned === 0) {
+      // Until the first 24 bytes (the HTTP/2 preface's length) are known, look again.
+      if (this.scanned < 24) {
         const foreign = foreignProtocol(this.buf);
-        if (foreign) return this.protocolError(foreign);
+        if (foreign) {
+          if (foreign.http2 && this.handOver()) return;
+          return this.protocolError(foreign);
+        }
       }
       const r = parseRequestHead(this.buf, this.server.limits, this.scanned);
       if (r === undefined) {
@@ -412,6 +436,7 @@ class ServerConnection {
       this.keepAlive = head.minor === 1 ? !hasToken(conn, 'close') : hasToken(conn, 'keep-alive');
       const ex = new ServerExchange(this, head, framing);
       this.current = ex;
+      this.served++;
       if (framing.kind !== 'none') {
         if (head.minor === 1 && hasToken(head.headers['expect'], '100-continue')) this.socket.write(CONTINUE, 'latin1');
         const decoder = new BodyDecoder(framing);
@@ -428,6 +453,25 @@ class ServerConnection {
       this.buf = rest;
       this.server.opts.onExchange(ex);
     }
+  }
+
+  /** Gives an HTTP/2 connection to the HTTP/2 engine, with the bytes read so far. */
+  private handOver(): boolean {
+    // Only at the start of a connection: a preface after HTTP/1.1 requests is a protocol error.
+    if (this.served > 0) return false;
+    const socket = this.socket;
+    const take = this.server.opts.http2Taker?.(socket);
+    if (!take) return false;
+    socket.pause();
+    socket.removeListener('data', this.onDataBound);
+    socket.removeListener('close', this.onCloseBound);
+    socket.removeListener('drain', this.onDrainBound);
+    this.server.connections.delete(this);
+    const buf = this.buf;
+    this.buf = EMPTY;
+    socket.unshift(buf);
+    take(socket);
+    return true;
   }
 
   private protocolError(err: HeadError): void {

@@ -11,6 +11,7 @@
  * `../filters/outcomes.ts`.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { realTimers } from '../../mesh/timers.js';
 import { chain, HttpContext, type Downstream, type Filter, type RequestInfo } from '../filters/context.js';
 import { faultFilter } from '../filters/fault.js';
@@ -23,6 +24,7 @@ import { statsFilter } from '../filters/stats.js';
 import { perTryTimeoutFilter } from '../filters/timeout.js';
 import { upstreamFilter } from '../filters/upstream.js';
 import { Http1Server } from '../http1/server.js';
+import { Http2Engine, type H2Exchange } from '../http2/server.js';
 import type { HeadError, RequestHead } from '../http1/head.js';
 import type { InflightTracker } from '../net/drain.js';
 import { route as defaultRoute, type RouteResult } from '../routing/router.js';
@@ -44,21 +46,70 @@ export interface HcmHandlerOptions {
   inflight: InflightTracker;
 }
 
-/** The HTTP engine of a listener: serves connections handed to it with `serve(socket)`. */
-export function createHcmServer(opts: HcmHandlerOptions): Http1Server {
-  const { deps } = opts;
-  return new Http1Server({
-    onExchange: (ex) => {
-      const conn = opts.connInfo(ex.socket);
-      if (!conn) return void ex.socket.destroy();
-      handleRequest(deps, conn, ex.head, ex, opts.inflight.begin());
-    },
-    onProtocolError: (socket, err: HeadError) => {
-      const conn = opts.connInfo(socket);
-      deps.stats.recordRequest({ reporter: conn?.direction === 'INBOUND' ? 'destination' : 'source', responseCode: err.error, responseFlags: 'DPE', durationMs: 0 });
-      deps.log?.(`isle proxy: ${conn?.listener ?? 'listener'}: refused a request: ${err.error} ${err.reason}`);
-    },
-  });
+/**
+ * The HTTP engine of a listener: serves connections handed to it with `serve(socket)`, picking
+ * the codec as Envoy's `codec_type: AUTO` does: ALPN `h2` on TLS, else the HTTP/2 preface
+ * (prior knowledge), else HTTP/1.1. `HTTP1` refuses the preface with a 400 that says why;
+ * `HTTP2` speaks only HTTP/2.
+ */
+export class HcmEngine {
+  readonly http1: Http1Server;
+  readonly http2: Http2Engine;
+
+  constructor(private readonly opts: HcmHandlerOptions) {
+    const { deps } = opts;
+    const take = (socket: Socket): void => this.http2.serve(socket);
+    this.http1 = new Http1Server({
+      onExchange: (ex) => {
+        const conn = opts.connInfo(ex.socket);
+        if (!conn) return void ex.socket.destroy();
+        handleRequest(deps, conn, ex.head, ex, opts.inflight.begin());
+      },
+      onProtocolError: (socket, err: HeadError) => {
+        const conn = opts.connInfo(socket);
+        deps.stats.recordRequest({ reporter: conn?.direction === 'INBOUND' ? 'destination' : 'source', responseCode: err.error, responseFlags: 'DPE', durationMs: 0 });
+        deps.log?.(`isle proxy: ${conn?.listener ?? 'listener'}: refused a request: ${err.error} ${err.reason}`);
+      },
+      http2Taker: (socket) => (opts.connInfo(socket)?.hcm.codecType === 'HTTP1' ? undefined : take),
+    });
+    this.http2 = new Http2Engine({ onStream: (ex, socket) => this.onStream(ex, socket) });
+  }
+
+  serve(socket: Socket): void {
+    const codec = this.opts.connInfo(socket)?.hcm.codecType;
+    if (codec === 'HTTP2' || (codec !== 'HTTP1' && (socket as Partial<TLSSocket>).alpnProtocol === 'h2')) this.http2.serve(socket);
+    else this.http1.serve(socket);
+  }
+
+  private onStream(ex: H2Exchange, socket: Socket): void {
+    const conn = this.opts.connInfo(socket);
+    if (!conn) return ex.reset();
+    if (ex.method === 'CONNECT') {
+      // No extended CONNECT tunnels, as on HTTP/1.1 (405 there too).
+      ex.respond(405, { 'content-type': 'text/plain' }, 'isle: CONNECT is not supported by this proxy\n');
+      return;
+    }
+    handleRequest(this.opts.deps, conn, ex.head, ex, this.opts.inflight.begin());
+  }
+
+  close(): void {
+    this.http1.close();
+    this.http2.close();
+  }
+
+  closeIdleConnections(): void {
+    this.http1.closeIdleConnections();
+    this.http2.closeIdleConnections();
+  }
+
+  closeAllConnections(): void {
+    this.http1.closeAllConnections();
+    this.http2.closeAllConnections();
+  }
+}
+
+export function createHcmServer(opts: HcmHandlerOptions): HcmEngine {
+  return new HcmEngine(opts);
 }
 
 /** Where the request goes: from the absolute-form target, or the Host header. */

@@ -113,7 +113,7 @@ export interface UpstreamTlsSettings {
  * the expected SANs, or any identity the trust bundle vouches for when none are listed. The
  * hostname is never checked: the SNI names a cluster, not the server's certificate.
  */
-export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): UpstreamTlsSettings {
+export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets, http2 = false): UpstreamTlsSettings {
   const cert = t.certificates[0] ? resolveCertificate(t.certificates[0], secrets) : undefined;
   const validation = t.validation ? resolveValidation(t.validation, secrets) : undefined;
   const caPem = validation?.trustedCa ? readDataSource(validation.trustedCa) : undefined;
@@ -123,8 +123,10 @@ export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): Upst
   const options: tls.ConnectionOptions = {
     secureContext: entry.ctx,
     rejectUnauthorized: verify,
-    // We only speak HTTP/1.1 upstream; offering it lets an Envoy peer pick it over h2.
-    ALPNProtocols: ['http/1.1'],
+    // What the cluster's codec speaks (ADR 0080): an Envoy or Isle peer must not pick the other.
+    // The config's alpn_protocols (Istio's `istio-peer-exchange`, `istio`) are not offered: Isle
+    // has no use for them and they would only make a peer choose a protocol we do not speak.
+    ALPNProtocols: http2 ? ['h2'] : ['http/1.1'],
     checkServerIdentity: (_host, peer) => {
       if (!verify || sansMatch(matchers, peer.subjectaltname)) return undefined;
       const err = new Error(
@@ -135,11 +137,11 @@ export function upstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): Upst
     },
   };
   if (t.sni) options.servername = t.sni;
-  const id = createHash('sha256').update(`${entry.id}\0${t.sni ?? ''}\0${verify}\0${describeMatchers(matchers)}`).digest('hex').slice(0, 16);
+  const id = createHash('sha256').update(`${entry.id}\0${t.sni ?? ''}\0${verify}\0${describeMatchers(matchers)}\0${http2 ? 'h2' : 'h1'}`).digest('hex').slice(0, 16);
   return { id, options };
 }
 
-const upstreamCache = new WeakMap<UpstreamTlsModel, { secrets: Secrets; settings: UpstreamTlsSettings }>();
+const upstreamCache = new WeakMap<UpstreamTlsModel, { secrets: Secrets; http2: boolean; settings: UpstreamTlsSettings }>();
 
 function inlineOnly(t: UpstreamTlsModel, secrets: Secrets): boolean {
   const cert = t.certificates[0] ? resolveCertificate(t.certificates[0], secrets) : undefined;
@@ -152,11 +154,11 @@ function inlineOnly(t: UpstreamTlsModel, secrets: Secrets): boolean {
  * path no longer reads PEMs and hashes them twice. Material read from files is not memoized, so a
  * certificate file rewritten in place is still picked up by the next request.
  */
-export function cachedUpstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets): UpstreamTlsSettings {
+export function cachedUpstreamTlsSettings(t: UpstreamTlsModel, secrets: Secrets, http2 = false): UpstreamTlsSettings {
   const hit = upstreamCache.get(t);
-  if (hit && hit.secrets === secrets) return hit.settings;
-  const settings = upstreamTlsSettings(t, secrets);
-  if (inlineOnly(t, secrets)) upstreamCache.set(t, { secrets, settings });
+  if (hit && hit.secrets === secrets && hit.http2 === http2) return hit.settings;
+  const settings = upstreamTlsSettings(t, secrets, http2);
+  if (inlineOnly(t, secrets)) upstreamCache.set(t, { secrets, http2, settings });
   return settings;
 }
 
@@ -167,6 +169,17 @@ export interface DownstreamTlsSettings {
   matchSans: readonly SanMatcherModel[];
   /** Whether a verified client certificate is required. */
   requireClientCert: boolean;
+}
+
+/**
+ * The server's ALPN choice: the first of `ours` (the context's alpn_protocols, in our order of
+ * preference) that the client offers. When none is offered back, the client's first protocol is
+ * echoed rather than failing the handshake (Node would send a fatal no_application_protocol
+ * alert; Envoy just negotiates nothing): the codec is then chosen by the first bytes.
+ */
+export function alpnSelector(ours: readonly string[]): ((a: { protocols: string[] }) => string | undefined) | undefined {
+  if (ours.length === 0) return undefined;
+  return ({ protocols }) => ours.find((p) => protocols.includes(p)) ?? protocols[0];
 }
 
 /** Server-side options for a filter chain's DownstreamTlsContext. */
@@ -188,6 +201,7 @@ export function downstreamTlsSettings(t: DownstreamTlsModel, secrets: Secrets): 
       // learns the peer identity; refuse unverified ones only when it is required.
       requestCert: verify || t.requireClientCertificate,
       rejectUnauthorized: t.requireClientCertificate,
+      ...(t.alpnProtocols.length ? { ALPNCallback: alpnSelector(t.alpnProtocols) } : {}),
     },
     matchSans,
     requireClientCert: t.requireClientCertificate,

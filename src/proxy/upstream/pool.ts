@@ -20,11 +20,13 @@ import { hasToken, parseResponseHead, responseFraming, serializeFields, type Fra
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
+import { H2ClusterPool } from './h2pool.js';
 
 /** Where a response body goes (the downstream response); false from `data` means "pause". */
 export interface ResponseSink {
   data(chunk: Buffer): boolean;
-  end(): void;
+  /** The body is complete; `trailers` when the upstream sent some (HTTP/2). */
+  end(trailers?: Headers): void;
   /** The upstream broke mid-body. */
   abort(reason: string): void;
 }
@@ -667,9 +669,11 @@ function onPerTryTimeout(a: Attempt): void {
 
 const DROP: ResponseSink = { data: () => true, end: () => undefined, abort: () => undefined };
 
+type AnyPool = ClusterPool | H2ClusterPool;
+
 export class UpstreamPools {
-  private readonly entries = new Map<string, ClusterPool>();
-  private readonly retired = new Set<ClusterPool>();
+  private readonly entries = new Map<string, AnyPool>();
+  private readonly retired = new Set<AnyPool>();
   /** By cluster name, across pool swaps: circuit breakers count the cluster, not one pool. */
   private readonly inflight = new Map<string, number>();
 
@@ -702,7 +706,7 @@ export class UpstreamPools {
     this.retired.clear();
   }
 
-  private retire(p: ClusterPool): void {
+  private retire(p: AnyPool): void {
     // Connections still carrying a request are closed when they come back to the pool.
     p.retired = true;
     p.closeIdle();
@@ -730,17 +734,19 @@ export class UpstreamPools {
   }
 
   /** @internal A pool lost a connection: forget a retired pool once it is empty. */
-  poolEmptied(p: ClusterPool): void {
+  poolEmptied(p: AnyPool): void {
     if (p.retired && p.total === 0) this.retired.delete(p);
   }
 
-  private pool(cluster: ClusterModel): ClusterPool {
-    const settings = cluster.tls ? cachedUpstreamTlsSettings(cluster.tls, this.opts.secrets()) : undefined;
+  private pool(cluster: ClusterModel): AnyPool {
+    const http2 = cluster.http2;
+    const settings = cluster.tls ? cachedUpstreamTlsSettings(cluster.tls, this.opts.secrets(), http2) : undefined;
     const maxConnections = cluster.circuitBreakers.maxConnections;
     let e = this.entries.get(cluster.name);
-    if (!e || e.tlsId !== settings?.id || e.maxConnections !== maxConnections) {
+    if (!e || e.tlsId !== settings?.id || e.maxConnections !== maxConnections || e instanceof H2ClusterPool !== http2) {
       const idleMs = Math.min(this.opts.freeSocketTimeoutMs ?? 4000, cluster.idleTimeoutMs || Infinity);
-      const fresh = new ClusterPool(this, this.opts.stats, cluster.name, settings?.id, settings?.options, maxConnections, idleMs);
+      const Pool = http2 ? H2ClusterPool : ClusterPool;
+      const fresh = new Pool(this, this.opts.stats, cluster.name, settings?.id, settings?.options, maxConnections, idleMs);
       if (e) this.retire(e);
       e = fresh;
       this.entries.set(cluster.name, e);
@@ -751,7 +757,7 @@ export class UpstreamPools {
   /** Makes one attempt. Never rejects. */
   send(req: UpstreamRequest, cluster: ClusterModel, endpoint: EndpointModel): Promise<AttemptOutcome> {
     const stats = this.opts.stats;
-    let pool: ClusterPool;
+    let pool: AnyPool;
     try {
       pool = this.pool(cluster);
     } catch (e) {
@@ -761,12 +767,14 @@ export class UpstreamPools {
     }
     const cb = cluster.circuitBreakers;
     const inflight = this.inflight.get(cluster.name) ?? 0;
-    if (inflight >= Math.min(cb.maxRequests, cb.maxConnections + cb.maxPendingRequests)) {
+    // HTTP/2 multiplexes: only max_requests bounds it (Envoy's rule); HTTP/1.1 also queues.
+    if (inflight >= (pool instanceof H2ClusterPool ? cb.maxRequests : Math.min(cb.maxRequests, cb.maxConnections + cb.maxPendingRequests))) {
       stats.upstreamRqPendingOverflow.inc(pool.label);
       return Promise.resolve({ kind: 'overflow' });
     }
     stats.upstreamRqTotal.inc(pool.label);
     this.inflight.set(cluster.name, inflight + 1);
+    if (pool instanceof H2ClusterPool) return pool.send(req, cluster, endpoint);
     return new Attempt(this, pool, req, cluster, endpoint).run();
   }
 

@@ -123,7 +123,7 @@ test('a real connection: 431 for 150 headers, keep-alive and pipelining, chunked
   });
   assert.match(tls, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*isle: TLS handshake on a plain HTTP\/1\.1 port/);
   const h2 = await rawExchange(port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-  assert.match(h2, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*isle: HTTP\/2 connection preface on an HTTP\/1\.1 port/);
+  assert.match(h2, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*isle: HTTP\/2 connection preface on an HTTP\/1\.1-only listener/);
   const post = await rawExchange(port, 'POST /p HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
   assert.match(post, /hi \/p$/, 'a method starting with P is still HTTP');
 
