@@ -17,7 +17,7 @@ import { h2Fields } from '../http2/server.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
-import type { AttemptOutcome, ResponseSink, UpstreamRequest, UpstreamResponse } from './pool.js';
+import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -28,10 +28,6 @@ export interface H2PoolOwner {
   watchIdle(): void;
 }
 
-function isTlsError(err: NodeJS.ErrnoException): boolean {
-  const code = err.code ?? '';
-  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code === 'ISLE_ERR_SAN_MISMATCH' || /SSL|TLS|certificate/i.test(err.message);
-}
 
 /** One HTTP/2 connection to one endpoint. */
 class H2Conn {
@@ -400,23 +396,8 @@ class H2Attempt implements UpstreamResponse {
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const chunks: Buffer[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    let error: string | undefined;
-    this.pipe({
-      data: (c) => (chunks.push(c), wake?.(), true),
-      end: () => ((done = true), wake?.()),
-      abort: (r) => ((error = r), (done = true), wake?.()),
-    });
-    for (;;) {
-      while (chunks.length) yield chunks.shift()!;
-      if (error !== undefined) throw new Error(error);
-      if (done) return;
-      await new Promise<void>((r) => (wake = r));
-      wake = null;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return bodyChunks(this);
   }
 
   failed(kind: 'connect-failure' | 'reset', detail: string): void {
@@ -484,4 +465,3 @@ function pipeBody(body: Readable, stream: ClientHttp2Stream): void {
   stream.once('close', cleanup);
 }
 
-const DROP: ResponseSink = { data: () => true, end: () => undefined, abort: () => undefined };

@@ -21,96 +21,9 @@ import type { ClusterModel, EndpointModel } from '../model.js';
 import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
+import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
-/** Where a response body goes (the downstream response); false from `data` means "pause". */
-export interface ResponseSink {
-  data(chunk: Buffer): boolean;
-  /** The body is complete; `trailers` when the upstream sent some (HTTP/2). */
-  end(trailers?: Headers): void;
-  /** The upstream broke mid-body. */
-  abort(reason: string): void;
-}
-
-/** What `send` resolves with on `response`: the head, and the body to pipe or drop. */
-export interface UpstreamResponse {
-  readonly status: number;
-  readonly statusMessage: string;
-  /** As received, lower-case names; hop-by-hop ones included. */
-  readonly headers: Headers;
-  readonly framing: Framing;
-  /** The SPIFFE id of the upstream's certificate (TLS only; null: unreadable). */
-  readonly peerId: string | undefined | null;
-  readonly secure: boolean;
-  pipe(sink: ResponseSink): void;
-  /** Reads and drops the body (the connection is reused when it ends). */
-  resume(): void;
-  /** Resumes a body paused by a `data` that returned false. */
-  flow(): void;
-  /** Gives up on the body (downstream went away): the connection is closed. */
-  destroy(): void;
-  [Symbol.asyncIterator](): AsyncIterator<Buffer>;
-}
-
-export type AttemptOutcome =
-  | { kind: 'response'; status: number; response: UpstreamResponse }
-  /** TCP refused / unreachable / connect timeout, or the TLS handshake failed (bad peer identity included). */
-  | { kind: 'connect-failure'; detail: string }
-  /** Connected, then the connection broke before response headers. */
-  | { kind: 'reset'; detail: string }
-  /** No response headers within the per-try timeout. */
-  | { kind: 'timeout' }
-  /** Refused by the cluster's circuit breaker before anything was sent. */
-  | { kind: 'overflow' }
-  /** The caller's signal fired (downstream went away, route timeout). */
-  | { kind: 'aborted' };
-
-/** What the outlier detector hears about an attempt (Envoy: external vs local-origin results). */
-export type UpstreamResult =
-  | { kind: 'http'; status: number }
-  | { kind: 'connect-failure' }
-  | { kind: 'reset' }
-  | { kind: 'timeout' };
-
-export type ResultSink = (cluster: ClusterModel, endpoint: EndpointModel, result: UpstreamResult) => void;
-
-/** The part of AbortSignal `send` uses; `Cancellation` (no EventTarget) is the cheap one. */
-export interface CancelSignal {
-  readonly aborted: boolean;
-  addEventListener(type: 'abort', listener: () => void): void;
-  removeEventListener(type: 'abort', listener: () => void): void;
-}
-
-/** A one-shot cancel flag with one listener slot: what an AbortController costs without EventTarget. */
-export class Cancellation implements CancelSignal {
-  aborted = false;
-  private listener: (() => void) | null = null;
-  addEventListener(_type: 'abort', listener: () => void): void {
-    this.listener = listener;
-  }
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    if (this.listener === listener) this.listener = null;
-  }
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const l = this.listener;
-    this.listener = null;
-    l?.();
-  }
-}
-
-export interface UpstreamRequest {
-  method: string;
-  /** Origin-form path with query. */
-  path: string;
-  /** Lower-case names; `host` included. Hop-by-hop headers must already be removed. */
-  headers: Headers;
-  /** A Buffer can be sent again (retries); a stream only once. */
-  body: Buffer | Readable | null;
-  /** 0 = none. Counts until response headers. */
-  perTryTimeoutMs?: number;
-  signal?: CancelSignal;
-}
+export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
 
 export interface PoolOptions {
   stats: ProxyStats;
@@ -124,10 +37,6 @@ export interface PoolOptions {
   freeSocketTimeoutMs?: number;
 }
 
-function isTlsError(err: NodeJS.ErrnoException): boolean {
-  const code = err.code ?? '';
-  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code === 'ISLE_ERR_SAN_MISMATCH' || /SSL|TLS|certificate/i.test(err.message);
-}
 
 const EMPTY = Buffer.alloc(0);
 
@@ -602,23 +511,8 @@ class Attempt implements UpstreamResponse {
     this.pipe(DROP);
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const chunks: Buffer[] = [];
-    let wake: (() => void) | null = null;
-    let done = false;
-    let error: string | undefined;
-    this.pipe({
-      data: (c) => (chunks.push(c), wake?.(), true),
-      end: () => ((done = true), wake?.()),
-      abort: (r) => ((error = r), (done = true), wake?.()),
-    });
-    for (;;) {
-      while (chunks.length) yield chunks.shift()!;
-      if (error !== undefined) throw new Error(error);
-      if (done) return;
-      await new Promise<void>((r) => (wake = r));
-      wake = null;
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return bodyChunks(this);
   }
 
   /** How an attempt ended before a response (or the stale-connection case). */
@@ -667,7 +561,6 @@ function onPerTryTimeout(a: Attempt): void {
   a.settle({ kind: 'timeout' });
 }
 
-const DROP: ResponseSink = { data: () => true, end: () => undefined, abort: () => undefined };
 
 type AnyPool = ClusterPool | H2ClusterPool;
 
