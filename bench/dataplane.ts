@@ -20,7 +20,7 @@
  * wrk, hey, nginx and haproxy are installed from Debian when missing and running as root (printed);
  * else their rows or columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
- * comma-separated words, e.g. `direct,isle`), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
+ * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
  * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
  * evaluated per request). `--smoke`: 1 s runs at 200 rps.
  */
@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuSeconds, fmt, rssBytes, sidecarPairSetup, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
 import { haproxyCerts, haproxyClientConf, haproxyServerConf, startHaproxy } from './lib/haproxy.js';
 import { ensureTools, has, version } from './lib/tools.js';
+import { grpcMarkdown, runGrpcRows, writeGrpcConfig, type GrpcRow } from './dataplane-grpc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -218,6 +219,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
   const rows: PathRow[] = [];
   try {
     const { caDir, cfg, token } = await sidecarPairSetup(dir, `${NET}.0/24`);
+    writeGrpcConfig(cfg, `${NET}.0/24`);
     writeFileSync(join(cfg, 'mesh.yaml'), 'apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  clusterName: cluster-1\n');
     if (o.rbacRules > 0) {
       writeFileSync(join(cfg, 'authz.yaml'), rbacPolicy(o.rbacRules));
@@ -331,8 +333,12 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
       }
     }
     const after = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
+    // gRPC rows (issue 14): ISLE_BENCH_DP_PATHS selects them with `grpc`.
+    let grpc: GrpcRow[] = [];
+    if (only.length === 0 || only.includes('grpc')) grpc = await runGrpcRows({ seconds: o.seconds, ip: `${NET}.11`, common, token, client, outbound, log });
     const versions = { wrk: tools['wrk'] ? version('wrk', ['-v']) : 'missing', hey: tools['hey'] ? 'hey (Debian)' : 'missing', nginx: tools['nginx'] ? version('nginx', ['-v']) : 'missing', haproxy: tools['haproxy'] ? version('haproxy', ['-v']) : 'missing' };
-    return { name: 'dataplane', markdown: dataplaneMarkdown(rows, o, idle, after, versions, notes), data: { options: { ...o, log: undefined }, rows, sidecarRssMb: { idle, after }, versions }, notes };
+    const markdown = dataplaneMarkdown(rows, o, idle, after, versions, notes) + (grpc.length ? `\n\n${grpcMarkdown(grpc, o.seconds)}` : '');
+    return { name: 'dataplane', markdown, data: { options: { ...o, log: undefined }, rows, grpc, sidecarRssMb: { idle, after }, versions }, notes };
   } finally {
     for (const p of procs.reverse()) await p.stop();
     remove();

@@ -444,6 +444,8 @@ class Attempt implements UpstreamResponse {
       body.off('data', onData);
       body.off('end', onEnd);
       socket.off('drain', onDrain);
+      // The socket is kept alive for other requests: leave no listener of this one behind.
+      socket.off('close', cleanup);
     };
     body.on('data', onData);
     body.once('end', onEnd);
