@@ -69,6 +69,7 @@ const clientGraph = emptyGraph();
 let serverPools: UpstreamPools;
 let clientPools: UpstreamPools;
 let inbound: InboundListener;
+let noAlpn: InboundListener;
 let outbound: OutboundListener;
 let http1Only: OutboundListener;
 let proxyAddr: string;
@@ -120,6 +121,9 @@ before(async () => {
   const withAlpn = { ...model, filterChains: [{ ...mtlsChain, tls: { ...mtlsChain.tls!, alpnProtocols: ['h2', 'http/1.1'] } }] };
   inbound = new InboundListener(withAlpn, { config: () => serverGraph, stats: serverStats, pools: serverPools, pick: roundRobinPicker(), identity: { workload: 'echo-v1', namespace: 'default', serviceAccount: 'echo', labels: { app: 'echo' } }, log: (m) => console.error(m) });
   const inboundPort = (await inbound.listen()).port;
+  // The same without ALPN in its TLS context (an older config): the client's h2 is prior knowledge over TLS.
+  noAlpn = new InboundListener(model, { config: () => serverGraph, stats: serverStats, pools: serverPools, pick: roundRobinPicker(), log: (m) => console.error(m) });
+  const noAlpnPort = (await noAlpn.listen()).port;
 
   // Client sidecar: the http2 cluster (a grpc- port) over mTLS.
   clientGraph.secrets = secretsFor(sleepW);
@@ -128,10 +132,13 @@ before(async () => {
     clientGraph.endpoints.set(name, endpoints(name, [endpoint(SERVER_IP, inboundPort)]));
   };
   add(ECHO_CLUSTER, true);
+  clientGraph.clusters.set('noalpn', cluster('noalpn', { tls: istioMtls(SNI, [echoW.spiffeId]), http2: true }));
+  clientGraph.endpoints.set('noalpn', endpoints('noalpn', [endpoint(SERVER_IP, noAlpnPort)]));
   const grpcRetry = retryPolicy(['unavailable', 'cancelled', 'deadline-exceeded', 'resource-exhausted', 'internal'], 2);
   clientGraph.routes.set(
     '15001',
     routeConfig('15001', [
+      vhost('noalpn', ['noalpn', 'noalpn:50051'], [route('/', forward('noalpn', { timeoutMs: 0 }))]),
       vhost('echo', [ECHO, `${ECHO}:50051`, 'echo', 'echo:50051'], [
         route('/test.Echo/Slow', forward(ECHO_CLUSTER, { timeoutMs: 0, grpcTimeoutHeaderMaxMs: 0 })),
         route('/capped/', forward(ECHO_CLUSTER, { timeoutMs: 100, grpcTimeoutHeaderMaxMs: 100, prefixRewrite: '/test.Echo/' })),
@@ -157,7 +164,7 @@ before(async () => {
 
 after(async () => {
   client?.close();
-  await Promise.all([outbound.drain({ timeoutMs: 100 }), http1Only.drain({ timeoutMs: 100 }), inbound.drain({ timeoutMs: 100 })]);
+  await Promise.all([outbound.drain({ timeoutMs: 100 }), http1Only.drain({ timeoutMs: 100 }), inbound.drain({ timeoutMs: 100 }), noAlpn.drain({ timeoutMs: 100 })]);
   clientPools.close();
   serverPools.close();
   grpcServer.forceShutdown();
@@ -270,6 +277,17 @@ describe('h2c and codec selection', () => {
       assert.match(String(headers['x-envoy-upstream-service-time']), /^\d+$/);
     } finally {
       s.close();
+    }
+  });
+
+  test('an inbound TLS context without ALPN: the client sidecar speaks h2 as prior knowledge, the server sidecar finds the preface', async () => {
+    const c = new EchoClient(proxyAddr, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'noalpn:50051' });
+    try {
+      const r = await say(c, 'no-alpn');
+      assert.equal(r.err, null);
+      assert.equal(r.value, 'hello no-alpn');
+    } finally {
+      c.close();
     }
   });
 
