@@ -26,6 +26,25 @@ export interface AccessLogEntry {
   downstreamRemote: string | undefined;
   sni: string | undefined;
   routeName: string | undefined;
+  /** The gRPC status (trailers, or a trailers-only response), as its number; undefined: not gRPC or none. */
+  grpcStatus?: string | undefined;
+  /** Response trailers as received (HTTP/2). */
+  responseTrailers?: Headers | undefined;
+}
+
+const GRPC_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+
+/** Envoy's %GRPC_STATUS(X)%: CAMEL_STRING (default, `NotFound`), SNAKE_STRING (`NOT_FOUND`) or NUMBER. */
+function grpcStatusOp(format: string): Op {
+  if (!['CAMEL_STRING', 'SNAKE_STRING', 'NUMBER'].includes(format)) throw new Error(`unsupported access log operator %GRPC_STATUS(${format})%`);
+  return (e) => {
+    const g = e.grpcStatus;
+    if (g === undefined || g === '') return undefined;
+    const snake = GRPC_NAMES[Number(g)];
+    if (format === 'NUMBER' || snake === undefined) return g;
+    if (format === 'SNAKE_STRING' || snake === 'OK') return snake;
+    return snake.toLowerCase().replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
+  };
 }
 
 type Op = (e: AccessLogEntry) => string | number | undefined;
@@ -67,13 +86,16 @@ const SIMPLE: Record<string, Op> = {
 function compileOp(op: string): Op {
   const simple = SIMPLE[op];
   if (simple) return simple;
-  const m = /^(REQ|RESP)\(([^)?]+)(?:\?([^)]+))?\)(?::(\d+))?$/.exec(op);
+  const g = /^GRPC_STATUS(?:\(([A-Z_]+)\))?$/.exec(op);
+  if (g) return grpcStatusOp(g[1] ?? 'CAMEL_STRING');
+  const m = /^(REQ|RESP|TRAILER)\(([^)?]+)(?:\?([^)]+))?\)(?::(\d+))?$/.exec(op);
   if (!m) throw new Error(`unsupported access log operator %${op}%`);
   const main = m[2]!.toLowerCase();
   const alt = m[3]?.toLowerCase();
   const max = m[4] ? Number(m[4]) : undefined;
   const cut = (v: string | undefined) => (v !== undefined && max !== undefined ? v.slice(0, max) : v);
   if (m[1] === 'REQ') return (e) => cut(reqHeader(e, main) ?? (alt ? reqHeader(e, alt) : undefined));
+  if (m[1] === 'TRAILER') return (e) => cut(header(e.responseTrailers, main) ?? (alt ? header(e.responseTrailers, alt) : undefined));
   return (e) => cut(header(e.responseHeaders, main) ?? (alt ? header(e.responseHeaders, alt) : undefined));
 }
 

@@ -234,6 +234,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
       downstreamRemote: this.ds.remoteAddress,
       sni: this.conn.sni,
       routeName: undefined,
+      grpcStatus: r.grpcStatus,
+      responseTrailers: this.responseTrailers,
     };
     for (const l of logs) writeAccessLog(l, entry);
   }
@@ -313,8 +315,12 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.responseBytes += chunk.length;
     return this.ds.write(chunk);
   }
+  /** Response trailers as forwarded (access logs' %TRAILER(…)%). */
+  responseTrailers: Headers | undefined;
+
   end(trailers?: Headers): void {
     this.upstream = null;
+    this.responseTrailers = trailers;
     if (trailers && this.record.requestProtocol === 'grpc') {
       const g = trailers['grpc-status'];
       if (typeof g === 'string') this.record.grpcStatus = g;

@@ -11,6 +11,10 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileTextFormat } from '../../../src/proxy/accesslog.js';
 import { InboundListener } from '../../../src/proxy/listeners/inbound.js';
 import { OutboundListener } from '../../../src/proxy/listeners/outbound.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
@@ -39,6 +43,7 @@ import {
 const CLIENT_IP = '127.80.0.9';
 const SERVER_IP = '127.80.0.5';
 const ECHO = 'echo.default.svc.cluster.local';
+const ACCESS_LOG = join(mkdtempSync(join(tmpdir(), 'isle-h2-')), 'access.log');
 const ECHO_CLUSTER = `outbound|50051||${ECHO}`;
 const SNI = `outbound_.50051_._.${ECHO}`;
 
@@ -149,7 +154,7 @@ before(async () => {
   clientPools = new UpstreamPools({ stats: clientStats, secrets: () => clientGraph.secrets });
   const deps = { config: () => clientGraph, stats: clientStats, pools: clientPools, pick: roundRobinPicker(), identity: { workload: 'sleep', namespace: 'default', serviceAccount: 'sleep', principal: sleepW.spiffeId, labels: { app: 'sleep' } }, log: (m: string) => console.error(m) };
   outbound = new OutboundListener(
-    listener('virtualOutbound', CLIENT_IP, 0, [chain('', { kind: 'http', hcm: hcm({ kind: 'rds', routeConfigName: '15001' }, { allowAbsoluteUrl: true }) })], { trafficDirection: 'OUTBOUND' }),
+    listener('virtualOutbound', CLIENT_IP, 0, [chain('', { kind: 'http', hcm: hcm({ kind: 'rds', routeConfigName: '15001' }, { allowAbsoluteUrl: true, accessLogs: [{ path: ACCESS_LOG, encoding: 'TEXT', format: compileTextFormat('%REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %GRPC_STATUS% %GRPC_STATUS(NUMBER)% %TRAILER(GRPC-MESSAGE)% %RESPONSE_FLAGS%\n') }] }) })], { trafficDirection: 'OUTBOUND' }),
     deps,
   );
   const a = await outbound.listen();
@@ -202,6 +207,8 @@ describe('gRPC through two sidecars (h2c → mTLS h2 → h2c)', () => {
     assert.equal(status.code, grpc.status.OK);
     assert.equal(items.length, 50);
     assert.equal(items[49], 'item 50');
+    await waitUntil(() => readFileSync(ACCESS_LOG, 'utf8').includes('/test.Echo/Count'));
+    assert.match(readFileSync(ACCESS_LOG, 'utf8'), /^\/test\.Echo\/Count HTTP\/2 200 OK 0 OK -$/m, 'OK from the trailers');
   });
 
   test('an error status (trailers-only) reaches the client and both sidecars record grpc_response_status', async () => {
@@ -211,6 +218,8 @@ describe('gRPC through two sidecars (h2c → mTLS h2 → h2c)', () => {
     const src = await clientStats.metrics();
     assert.match(src, /istio_requests_total\{reporter="source",[^}]*request_protocol="grpc",response_code="200",grpc_response_status="5",[^}]*\} 1/);
     assert.match(src, /istio_requests_total\{reporter="source",[^}]*request_protocol="grpc",response_code="200",grpc_response_status="0",[^}]*\} \d+/);
+    await waitUntil(() => readFileSync(ACCESS_LOG, 'utf8').includes('NotFound'));
+    assert.match(readFileSync(ACCESS_LOG, 'utf8'), /^\/test\.Echo\/Say HTTP\/2 200 NotFound 5 - -$/m, 'trailers-only: the status is in the headers, no trailers');
     const dst = await serverStats.metrics();
     assert.match(dst, /istio_requests_total\{reporter="destination",[^}]*request_protocol="grpc",response_code="200",grpc_response_status="5",[^}]*connection_security_policy="mutual_tls"\} 1/);
   });
@@ -235,6 +244,8 @@ describe('gRPC through two sidecars (h2c → mTLS h2 → h2c)', () => {
       const { headers, trailers } = await h2Response(req);
       const status = trailers['grpc-status'] ?? headers['grpc-status'];
       assert.equal(status, '4', JSON.stringify({ headers, trailers }));
+    await waitUntil(() => readFileSync(ACCESS_LOG, 'utf8').includes('UMSDR'));
+    assert.match(readFileSync(ACCESS_LOG, 'utf8'), /^\/test\.Echo\/Slow HTTP\/2 200 DeadlineExceeded 4 - UMSDR$/m);
       assert.equal(headers[':status'], 200);
     } finally {
       s.close();
