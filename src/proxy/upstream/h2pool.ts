@@ -26,6 +26,8 @@ export interface H2PoolOwner {
   release(cluster: string): void;
   report(cluster: ClusterModel, endpoint: EndpointModel, o: AttemptOutcome): void;
   watchIdle(): void;
+  /** A retired pool's last connection closed: it can be forgotten. */
+  poolEmptied(p: H2ClusterPool): void;
 }
 
 
@@ -136,6 +138,7 @@ class H2Conn {
     this.pool.stats.upstreamCxActive.dec(this.pool.label);
     this.pool.forget(this);
     if (this.waiting.length) this.fail(this.connected ? 'reset' : 'connect-failure', this.failure ?? 'connection closed before it was established');
+    this.pool.owner.poolEmptied(this.pool);
   }
 }
 
