@@ -51,6 +51,7 @@ let server: grpc.Server;
 let client: grpc.Client;
 let outbound: string;
 const slow: { cancelled: boolean }[] = [];
+const seen = new Map<string, number>();
 
 before(async () => {
   server = new grpc.Server();
@@ -58,6 +59,9 @@ before(async () => {
     Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       const text = call.request.toString();
       if (text === 'missing') return cb({ code: grpc.status.NOT_FOUND, details: 'no such greeting' });
+      const n = (seen.get(text) ?? 0) + 1;
+      seen.set(text, n);
+      if (text.startsWith('flaky') && n === 1) return cb({ code: grpc.status.UNAVAILABLE, details: 'warming up' });
       cb(null, Buffer.from(`hello ${text} from ${String(call.metadata.get('x-forwarded-client-cert')[0] ?? 'nobody')}`));
     },
     Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
@@ -166,6 +170,15 @@ describe('gRPC through two isle sidecars', () => {
       return /reporter="destination",[^}]*grpc_response_status="5"/.test(t) ? t : undefined;
     });
     assert.match(dst, /istio_requests_total\{reporter="destination",[^}]*source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep"[^}]*request_protocol="grpc",response_code="200",grpc_response_status="5"/);
+  });
+
+  test("Istio's default retry policy retries a trailers-only UNAVAILABLE: the client sees OK", async () => {
+    const r = await say('flaky-1');
+    assert.equal(r.err, null);
+    assert.match(r.value!, /^hello flaky-1 /);
+    assert.equal(seen.get('flaky-1'), 2);
+    const src = (await getText(`${sleep.admin}/stats/prometheus`)).text;
+    assert.match(src, /envoy_cluster_upstream_rq_retry\{cluster_name="outbound\|50051\|\|echo\.default\.svc\.cluster\.local"\} [1-9]/);
   });
 
   test('h2c from a plain node:http2 client, two requests multiplexed on one connection', async () => {
