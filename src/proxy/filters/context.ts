@@ -321,10 +321,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   end(trailers?: Headers): void {
     this.upstream = null;
     this.responseTrailers = trailers;
-    if (trailers && this.record.requestProtocol === 'grpc') {
-      const g = trailers['grpc-status'];
-      if (typeof g === 'string') this.record.grpcStatus = g;
-    }
+    // A gRPC status in trailers (the usual place); a trailers-only one is read from the headers at finish.
+    noteGrpcStatus(this.record, trailers);
     this.ds.end(undefined, trailers);
   }
   abort(): void {
