@@ -291,6 +291,21 @@ describe('h2c and codec selection', () => {
     }
   });
 
+  test('local replies over HTTP/2: unknown host 404, CONNECT 405; the connection carries on', async () => {
+    const s = http2.connect(`http://${proxyAddr}`);
+    try {
+      const nf = await h2Response(s.request({ ':path': '/x', ':authority': 'nosuch.default.svc.cluster.local' }));
+      assert.equal(nf.headers[':status'], 404);
+      const connect = await h2Response(s.request({ ':method': 'CONNECT', ':authority': 'example.com:443' }, { endStream: false }));
+      assert.equal(connect.headers[':status'], 405);
+      const ok = s.request({ ':method': 'POST', ':path': '/test.Echo/Say', ':authority': ECHO, 'content-type': 'application/grpc', te: 'trailers' });
+      ok.end(Buffer.from([0, 0, 0, 0, 1, 0x7a]));
+      assert.equal((await h2Response(ok)).trailers['grpc-status'], '0');
+    } finally {
+      s.close();
+    }
+  });
+
   test('an inbound TLS context without ALPN: the client sidecar speaks h2 as prior knowledge, the server sidecar finds the preface', async () => {
     const c = new EchoClient(proxyAddr, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'noalpn:50051' });
     try {
