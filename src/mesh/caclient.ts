@@ -3,28 +3,22 @@
  * client: what a proxy, a peer control plane or a test needs to ask for a certificate. The server
  * side lives in src/controlplane/certservice.ts.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { findProtoDir } from './protodir.js';
 
 export const CA_PROTO_FILE = 'isle/ca/v1/ca.proto';
 export const CA_SERVICE_NAME = 'istio.v1.auth.IstioCertificateService';
 /** The HTTP/2 :path of a certificate request. */
 export const CERT_SERVICE_METHOD_PATH = `/${CA_SERVICE_NAME}/CreateCertificate`;
 
-/**
- * The repository's `proto/` directory, found by walking up from this compiled file to the folder
- * with package.json, so it works from dist/, from a private outDir and from an installed package.
- */
+/** The repository's `proto/` directory (see findProtoDir). */
 export function protoDir(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let d = start; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'proto', CA_PROTO_FILE))) return join(d, 'proto');
-    if (dirname(d) === d) break;
-  }
-  throw new Error(`cannot find proto/${CA_PROTO_FILE} above ${start}`);
+  const dir = findProtoDir(CA_PROTO_FILE);
+  if (!dir) throw new Error(`cannot find proto/${CA_PROTO_FILE} above ${dirname(fileURLToPath(import.meta.url))}`);
+  return dir;
 }
 
 let loaded: grpc.ServiceClientConstructor | undefined;

@@ -6,10 +6,11 @@
  * Fields keep their proto (snake_case) names (`keepCase`), so plain objects read like Envoy's
  * docs and YAML configs; see codec.ts for the full convention.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import protobuf from 'protobufjs';
+import { findProtoDir } from '../mesh/protodir.js';
 
 /**
  * Loaded as roots; their imports come along. Extend this list (not ad-hoc loads elsewhere) when a
@@ -54,11 +55,8 @@ export function protoIncludeDirs(): string[] {
   ];
 }
 
-let cachedRoot: protobuf.Root | undefined;
-
-/** The resolved root holding every type of PROTO_FILES; ~150 ms the first time, then cached. */
-export function xdsRoot(): protobuf.Root {
-  if (cachedRoot) return cachedRoot;
+/** Every type of PROTO_FILES, parsed from the `.proto` texts (~150 ms and ~15 MB of heap churn). */
+export function parseXdsProtos(): protobuf.Root {
   const dirs = protoIncludeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin: string, target: string): string | null => {
@@ -71,6 +69,131 @@ export function xdsRoot(): protobuf.Root {
     return target;
   };
   root.loadSync(PROTO_FILES as string[], { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The committed descriptor (ADR 0105): what parseXdsProtos() yields, as protobufjs JSON, pruned
+// to the types PROTO_FILES define and everything their fields reach, without comments or options
+// protobufjs does not read. Parsing the texts kept ~1 MB of .proto source alive (option values
+// are slices of it) and left ~7 MB more RSS in every sidecar than loading this JSON.
+// ---------------------------------------------------------------------------------------------
+
+/** Under the repository's proto/ directory (src/mesh/protodir.ts finds it). */
+export const XDS_DESCRIPTOR_FILE = 'isle/xds/envoy-descriptor.json';
+
+export interface XdsDescriptor {
+  /** PROTO_FILES when it was generated; another list means it is stale. */
+  files: string[];
+  /** The @grpc/grpc-js-xds version whose .proto copies it was generated from. */
+  protos: string;
+  root: protobuf.INamespace;
+}
+
+/** File options of other languages' generators and annotations protobufjs never reads. */
+const DROPPED_OPTION = /^\(|^(java_|go_package$|objc_class_prefix$|csharp_namespace$|ruby_package$|php_|swift_prefix$|cc_enable_arenas$|optimize_for$|deprecated$)/;
+
+function reachableTypes(root: protobuf.Root): Set<string> {
+  const keep = new Set<string>();
+  const add = (o: protobuf.ReflectionObject | null | undefined): void => {
+    if (!o || keep.has(o.fullName)) return;
+    keep.add(o.fullName);
+    if (o instanceof protobuf.Type) {
+      for (const f of o.fieldsArray) add(f.resolve().resolvedType);
+      for (const n of o.nestedArray) if (n instanceof protobuf.Type || n instanceof protobuf.Enum) add(n);
+    } else if (o instanceof protobuf.Service) {
+      for (const m of o.methodsArray) {
+        m.resolve();
+        add(m.resolvedRequestType);
+        add(m.resolvedResponseType);
+      }
+    }
+    // A nested type lives inside its parent's JSON.
+    if (o.parent instanceof protobuf.Type) add(o.parent);
+  };
+  const visit = (ns: protobuf.NamespaceBase): void => {
+    for (const o of ns.nestedArray) {
+      const defined = o.filename !== null && PROTO_FILES.some((f) => o.filename!.endsWith(f));
+      // The well-known types (wrappers, Duration, Struct…) may travel inside an Any on their own.
+      const wellKnown = o.fullName.startsWith('.google.protobuf.') && !o.filename?.endsWith('descriptor.proto');
+      if ((defined || wellKnown) && (o instanceof protobuf.Type || o instanceof protobuf.Enum || o instanceof protobuf.Service)) add(o);
+      if (o instanceof protobuf.Namespace || o instanceof protobuf.Type) visit(o);
+    }
+  };
+  visit(root);
+  return keep;
+}
+
+type JsonNode = Record<string, unknown> & { nested?: Record<string, JsonNode>; options?: Record<string, unknown> };
+
+function withoutDroppedOptions(node: JsonNode): JsonNode {
+  const out: JsonNode = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'comment') continue;
+    if (k !== 'options') out[k] = v;
+    else {
+      const kept = Object.entries(v as Record<string, unknown>).filter(([o]) => !DROPPED_OPTION.test(o));
+      if (kept.length > 0) out[k] = Object.fromEntries(kept);
+    }
+  }
+  return out;
+}
+
+function pruneJson(node: JsonNode, fullName: string, keep: Set<string>): JsonNode | undefined {
+  const isDefinition = 'fields' in node || 'values' in node || 'methods' in node;
+  if (isDefinition && !keep.has(fullName)) return undefined;
+  // Extension fields declared at namespace level (`extend google.protobuf.FieldOptions`) only carry options.
+  if ('extend' in node && !isDefinition) return undefined;
+  const { nested: _, ...rest } = node;
+  const out = withoutDroppedOptions(rest);
+  for (const k of ['fields', 'methods'] as const) {
+    const members = out[k] as Record<string, JsonNode> | undefined;
+    if (members) out[k] = Object.fromEntries(Object.entries(members).map(([n, f]) => [n, withoutDroppedOptions(f)]));
+  }
+  if (node.nested) {
+    const nested: Record<string, JsonNode> = {};
+    for (const [n, child] of Object.entries(node.nested)) {
+      const p = pruneJson(child, `${fullName}.${n}`, keep);
+      if (p) nested[n] = p;
+    }
+    if (Object.keys(nested).length > 0) out.nested = nested;
+    else if (!isDefinition) return undefined;
+  }
+  return out;
+}
+
+/** The descriptor of a root parsed by parseXdsProtos(). Pure; `protos` is the source's version. */
+export function xdsDescriptor(root: protobuf.Root, protos: string): XdsDescriptor {
+  const json = root.toJSON({ keepComments: false }) as JsonNode;
+  return { files: [...PROTO_FILES], protos, root: (pruneJson(json, '', reachableTypes(root)) ?? {}) as protobuf.INamespace };
+}
+
+/** The version of @grpc/grpc-js-xds whose protos are installed. */
+export function installedProtosVersion(): string {
+  return (JSON.parse(readFileSync(require.resolve('@grpc/grpc-js-xds/package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The committed descriptor, or undefined when it is missing or was generated from other inputs. */
+export function committedXdsDescriptor(): XdsDescriptor | undefined {
+  const dir = findProtoDir(XDS_DESCRIPTOR_FILE);
+  if (!dir) return undefined;
+  const d = JSON.parse(readFileSync(join(dir, XDS_DESCRIPTOR_FILE), 'utf8')) as XdsDescriptor;
+  const same = d.files.length === PROTO_FILES.length && d.files.every((f, i) => f === PROTO_FILES[i]);
+  return same && d.protos === installedProtosVersion() ? d : undefined;
+}
+
+let cachedRoot: protobuf.Root | undefined;
+
+/**
+ * The resolved root holding every type of PROTO_FILES, cached: from the committed descriptor, or
+ * parsed from the `.proto` texts when the descriptor is stale (PROTO_FILES or the protos package
+ * changed; `test/xds/descriptor.test.ts` fails until it is regenerated).
+ */
+export function xdsRoot(): protobuf.Root {
+  if (cachedRoot) return cachedRoot;
+  const d = committedXdsDescriptor();
+  const root = d ? protobuf.Root.fromJSON(d.root) : parseXdsProtos();
   root.resolveAll();
   cachedRoot = root;
   return root;
@@ -96,7 +219,7 @@ export function findMessageType(fullName: string): protobuf.Type | undefined {
 
 export function messageType(fullName: string): protobuf.Type {
   const t = findMessageType(fullName);
-  if (!t) throw new Error(`proto message ${fullName} is not loaded (add its file to PROTO_FILES)`);
+  if (!t) throw new Error(`proto message ${fullName} is not loaded (add its file to PROTO_FILES, then regenerate proto/${XDS_DESCRIPTOR_FILE}: npm run build && node scripts/xds-descriptor.mjs)`);
   return t;
 }
 
