@@ -1,3 +1,4 @@
+import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { Command } from 'commander';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
@@ -30,30 +31,32 @@ interface ProxyFlags {
 
 /**
  * A sidecar's garbage is short-lived, so V8's default young generation (semi-spaces growing to
- * 16 MB each) mostly buys RSS: an idle sidecar sat at ~95 MB and grew to ~125 MB under load.
- * `--max-semi-space-size` cannot be changed once the isolate exists, but the growth factor is read
- * at every resize: the young generation is left to grow to YOUNG_GEN_CAP_MB (total, both
- * semi-spaces), then frozen there (ADR 0017). Pinning it at the initial 1 MB semi-space saves a few
- * more MB but took ~8x the scavenges of the default (≈ +5–7 % CPU under load). An explicit choice wins: any semi-space flag
- * in the node flags or NODE_OPTIONS, or ISLE_PROXY_YOUNG_GEN=default, leaves V8's sizing alone.
+ * 8 MB each, 16 MB committed) mostly buys RSS. `--max-semi-space-size` cannot be changed once the
+ * isolate exists, but the growth factor is read at every resize (ADR 0017): growth stays off
+ * (factor 1) unless one more doubling keeps the young generation (both semi-spaces) within
+ * YOUNG_GEN_CAP_MB. The check runs after every garbage collection (a `gc` performance observer),
+ * not on a timer: under load V8 doubles several times within any timer period, and the 250 ms
+ * timer this replaces let it reach 16 MB (ADR 0105). Pinning it at the initial 1 MB semi-space
+ * took ~8x the scavenges of the default (≈ +5–7 % CPU under load). An explicit choice wins: any
+ * semi-space flag in the node flags or NODE_OPTIONS, or ISLE_PROXY_YOUNG_GEN=default, leaves
+ * V8's sizing alone.
  */
 const YOUNG_GEN_CAP_MB = 8;
 
 function capYoungGeneration(): void {
   const flags = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].join(' ');
   if (/semi[-_]space/.test(flags) || process.env['ISLE_PROXY_YOUNG_GEN'] === 'default') return;
-  // V8 also shrinks the young generation when allocation slows down (an idle sidecar), so the cap
-  // is re-evaluated on a timer: growth is allowed again below the cap, frozen at or above it.
-  let frozen = false;
+  let factor = 0;
   const check = (): void => {
     const young = (v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) / 1048576;
-    const freeze = young >= YOUNG_GEN_CAP_MB;
-    if (freeze === frozen) return;
-    frozen = freeze;
-    v8.setFlagsFromString(freeze ? '--semi-space-growth-factor=1' : '--semi-space-growth-factor=2');
+    // V8 also shrinks the young generation when allocation slows down (an idle sidecar), so growth is re-allowed below the cap.
+    const want = young * 2 <= YOUNG_GEN_CAP_MB ? 2 : 1;
+    if (want === factor) return;
+    factor = want;
+    v8.setFlagsFromString(`--semi-space-growth-factor=${want}`);
   };
   check();
-  setInterval(check, 250).unref();
+  new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
 }
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
