@@ -4,6 +4,7 @@ import { CA_FILES, KEY_MODE, ROOT_FILES, WORKLOAD_FILES, type OutputFile } from 
 import { KEY_TYPES, type KeyType } from '../pki/key-types.js';
 import { DEFAULT_TRUST_DOMAIN } from '../pki/spiffe.js';
 import type { CliIO } from './io.js';
+import { parseTtl } from './duration.js';
 
 /**
  * The crypto stack (@peculiar/x509 and its ASN.1 schemas) loads only when a `ca` command runs,
@@ -16,18 +17,6 @@ function parseDays(value: string): number {
     throw new InvalidArgumentError('expected a whole number of days between 1 and 36500.');
   }
   return Number(value);
-}
-
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** `90s`, `30m`, `24h`, `7d`, or a bare number of seconds. */
-export function parseTtl(value: string): number {
-  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
-  const seconds = m ? Number(m[1]) * (UNIT_SECONDS[m[2] || 's'] ?? 1) : NaN;
-  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
-    throw new InvalidArgumentError('expected a duration such as 3600s, 90m, 24h or 7d.');
-  }
-  return seconds;
 }
 
 function keyOption(description: string, defaultValue?: KeyType): Option {

@@ -141,7 +141,7 @@ export function registerProxy(program: Command, io: CliIO): void {
         if (parts.length > 3 || parts.some((p) => /\s/.test(p))) usage(`--locality: expected region/zone/subzone, got ${JSON.stringify(o.locality)}`);
         locality = { region: parts[0] ?? '', zone: parts[1] ?? '', subzone: parts[2] ?? '' };
       }
-      const { parseTtl } = await import('./ca.js');
+      const { parseTtl } = await import('./duration.js');
       const seconds = (v: string, flag: string): number => {
         try {
           return parseTtl(v);

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { IsleError } from '../errors.js';
 import { KEY_MODE } from '../pki/files.js';
-import { parseTtl } from './ca.js';
+import { parseTtl } from './duration.js';
 import type { CliIO } from './io.js';
 
 // Loaded only when a token command runs, like the `ca` commands, to keep other commands fast.
