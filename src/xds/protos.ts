@@ -75,9 +75,9 @@ export function parseXdsProtos(): protobuf.Root {
 
 // ---------------------------------------------------------------------------------------------
 // The committed descriptor (ADR 0105): what parseXdsProtos() yields, as protobufjs JSON, pruned
-// to the types PROTO_FILES define and everything their fields reach, without comments or options
-// protobufjs does not read. Parsing the texts kept ~1 MB of .proto source alive (option values
-// are slices of it) and left ~7 MB more RSS in every sidecar than loading this JSON.
+// to the types PROTO_FILES define, the well-known types and everything their fields reach, without
+// comments or options protobufjs does not read. Parsing the texts kept ~1 MB of .proto source
+// alive (option values are slices of it) and left ~6 MB more RSS in every sidecar than this JSON.
 // ---------------------------------------------------------------------------------------------
 
 /** Under the repository's proto/ directory (src/mesh/protodir.ts finds it). */
