@@ -43,6 +43,8 @@ import { MeshSettingsResolver, pickMeshConfig } from '../mesh/settings.js';
 import { Pusher } from './pusher.js';
 import { assertPlaintextAddress, grpcServerCredentials, isLoopback, issueServerCert, type ServerCert } from './servercert.js';
 import { realTimers, type Timers } from '../mesh/timers.js';
+import { mallocTrimmer } from '../mesh/malloc.js';
+import { MemoryTrimmer } from './memtrim.js';
 import { CentralLink, CentralServer, describeServerTlsFailure, observeTlsFailures, parseGatewayAddresses, PeeringExport, PeeringManager } from '../peering/index.js';
 import { MemorySource } from '../config/sources/memory.js';
 import type { GatewayAddress } from '../model/pushcontext.js';
@@ -203,6 +205,7 @@ export class ControlPlane {
   private staticGateways: GatewayAddress[] = [];
   private readonly gatewayStreams = new Map<string, GatewayAddress>();
   private readonly offs: (() => void)[] = [];
+  private trimmer: MemoryTrimmer | undefined;
   /** Auto-registrations, single-use token ids; the file store unless another is given. */
   state!: StateStore;
   private persister: RegistrationPersister | undefined;
@@ -448,6 +451,20 @@ export class ControlPlane {
     });
   }
 
+  /** Freed response buffers go back to the system when sends go quiet (memtrim.ts; glibc only). */
+  private trimMemoryAfterSends(server: XdsServer): void {
+    if (this.trimmer === undefined) {
+      const trim = mallocTrimmer();
+      if (!trim) return;
+      const log = this.logger.child({ component: 'memory' });
+      const trimmer = new MemoryTrimmer({ trim, timers: this.timers, onTrim: (ms) => log.debug({ ms: Math.round(ms) }, 'malloc_trim') });
+      this.trimmer = trimmer;
+      this.offs.push(() => trimmer.stop());
+    }
+    const trimmer = this.trimmer;
+    this.offs.push(server.on('send', () => trimmer.activity()));
+  }
+
   /** gRPC: ADS + CA on TLS; ADS alone on the plaintext loopback port. Not bound yet. */
   private async setupServers(addrs: ListenAddresses): Promise<GrpcServers> {
     this.serverCert = await issueServerCert({ ca: this.ca, cluster: this.cluster, listenAddresses: [addrs.grpc.host] });
@@ -480,10 +497,12 @@ export class ControlPlane {
         onRefused: (e) => caLog.warn({ code: grpc.status[e.code], reason: e.reason, message: e.message, peer: e.peer }, 'certificate refused'),
       }),
     );
+    this.trimMemoryAfterSends(tls);
     if (!addrs.plaintext) return { main };
     const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
     this.xdsServers.push(plain);
     this.pusher.attach(plain, { trustMetadata: true });
+    this.trimMemoryAfterSends(plain);
     const plaintext = new grpc.Server(RECOMMENDED_GRPC_SERVER_OPTIONS);
     this.grpcServers.push(plaintext);
     plain.addToServer(plaintext);
@@ -588,6 +607,7 @@ export class ControlPlane {
       metrics: this.metrics,
       ready: () => this.ready,
       info: () => ({ cluster: this.cluster, trustDomain: this.trustDomain, addresses: this.addresses }),
+      trimMemory: () => this.trimmer?.trimNow(),
       remoteClusters: () => ({
         cluster: this.cluster,
         network: this.mesh.current().network,

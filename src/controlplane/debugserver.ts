@@ -7,6 +7,7 @@
  *   /debug/configz            config errors and warnings (file:line), store version, config pushed with problems
  *   /debug/push_status        the last pushes (kind, reasons, debounce)
  *   /debug/memory             process.memoryUsage(), after a full GC when node runs with --expose-gc
+ *                             and malloc_trim (glibc), so RSS shows what is held
  *   /debug/meshz              the mesh page's data: clusters, services, workloads, request edges, proxies' sync state, peer links
  *   /ui                       the mesh page (static HTML + JS polling /debug/meshz; ADR 0095)
  *   /metrics                  Prometheus text
@@ -50,6 +51,8 @@ export interface DebugSources {
   meshStats?: MeshStatsOptions;
   /** The mesh page's files; default: ui/mesh of this package. */
   uiDir?: string;
+  /** Returns malloc's free memory to the system (memtrim.ts), before /debug/memory reads RSS. */
+  trimMemory?: () => void;
 }
 
 export interface SynczEntry {
@@ -175,6 +178,8 @@ export class DebugServer {
           gc();
           gc();
         }
+        // What the collections freed goes back to the system too, so RSS shows what is held.
+        s.trimMemory?.();
         const proxies = s.xdsServers.reduce((n, x) => n + x.streamCount(), 0);
         return this.send(res, 200, { gcRan: gc !== undefined, streams: proxies, ...process.memoryUsage() }, pretty);
       }

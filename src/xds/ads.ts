@@ -1,6 +1,7 @@
 /** The ADS gRPC service definition for grpc-js (server and clients). */
 import type * as grpc from '@grpc/grpc-js';
-import { asBuffer, decodeMessage, encodeMessage } from './codec.js';
+import { decodeMessage, encodeMessage } from './codec.js';
+import { serializeResponse } from './preencoded.js';
 import {
   messageType,
   xdsRoot,
@@ -23,8 +24,8 @@ let cachedAds: AdsServiceDefinition | undefined;
 
 /**
  * The ADS service for grpc-js, built by hand rather than with proto-loader so that responses
- * carry pre-serialized `Any` bytes straight from the cache (protobufjs `encode` copies them into
- * the frame; nothing is re-encoded per proxy) and requests are decoded with the validating codec.
+ * carry pre-serialized `Any` bytes straight from the cache, and bodies the server pre-encoded once
+ * for many proxies (preencoded.ts) are appended as they are; requests are decoded with the validating codec.
  * The same definition serves the server and Isle's own clients.
  */
 export function adsServiceDefinition(): AdsServiceDefinition {
@@ -47,7 +48,7 @@ export function adsServiceDefinition(): AdsServiceDefinition {
       originalName: SOTW_METHOD,
       requestSerialize: (m: DiscoveryRequestMsg) => encodeMessage(pkg + 'DiscoveryRequest', m),
       requestDeserialize: (b: Buffer) => decodeMessage(pkg + 'DiscoveryRequest', b) as DiscoveryRequestMsg,
-      responseSerialize: (m: DiscoveryResponseMsg) => asBuffer(resp.encode(m).finish()),
+      responseSerialize: (m: DiscoveryResponseMsg) => serializeResponse('sotw', m),
       responseDeserialize: (b: Buffer) => resp.toObject(resp.decode(b), toObj) as DiscoveryResponseMsg,
     },
     DeltaAggregatedResources: {
@@ -58,7 +59,7 @@ export function adsServiceDefinition(): AdsServiceDefinition {
       requestSerialize: (m: DeltaDiscoveryRequestMsg) => encodeMessage(pkg + 'DeltaDiscoveryRequest', m),
       requestDeserialize: (b: Buffer) =>
         decodeMessage(pkg + 'DeltaDiscoveryRequest', b) as DeltaDiscoveryRequestMsg,
-      responseSerialize: (m: DeltaDiscoveryResponseMsg) => asBuffer(deltaResp.encode(m).finish()),
+      responseSerialize: (m: DeltaDiscoveryResponseMsg) => serializeResponse('delta', m),
       responseDeserialize: (b: Buffer) =>
         deltaResp.toObject(deltaResp.decode(b), toObj) as DeltaDiscoveryResponseMsg,
     },

@@ -82,6 +82,118 @@ export function typeSnapshot(version: string, resources: Iterable<XdsResource>):
   return Object.freeze({ version, resources: map });
 }
 
+/**
+ * A read-only map over a shared base map plus a few own entries, so a proxy whose resources of a
+ * type are a shared group plus its own (outbound CDS + its inbound clusters) holds a reference to
+ * the shared map instead of a copy of its thousand entries.
+ */
+class LayeredResources implements ReadonlyMap<string, XdsResource> {
+  constructor(
+    readonly base: ReadonlyMap<string, XdsResource>,
+    readonly own: ReadonlyMap<string, XdsResource>,
+  ) {}
+
+  get size(): number {
+    return this.base.size + this.own.size;
+  }
+
+  get(name: string): XdsResource | undefined {
+    return this.own.get(name) ?? this.base.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.own.has(name) || this.base.has(name);
+  }
+
+  *entries(): MapIterator<[string, XdsResource]> {
+    yield* this.base.entries();
+    yield* this.own.entries();
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.base.keys();
+    yield* this.own.keys();
+  }
+
+  *values(): MapIterator<XdsResource> {
+    yield* this.base.values();
+    yield* this.own.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, XdsResource]> {
+    return this.entries();
+  }
+
+  forEach(cb: (value: XdsResource, key: string, map: ReadonlyMap<string, XdsResource>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this);
+  }
+}
+
+/**
+ * `base` plus `own` resources as one TypeSnapshot, sharing base's map (no per-node copy). Its
+ * version derives from base's version and own's resource versions, so it is computed without
+ * touching base's resources; equal inputs give equal versions.
+ */
+export function layeredTypeSnapshot(base: TypeSnapshot, own: readonly XdsResource[]): TypeSnapshot {
+  if (own.length === 0) return base;
+  const h = createHash('sha256').update(`layered\u0000${base.version}\u0000`);
+  const mine = new Map<string, XdsResource>();
+  for (const r of [...own].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (base.resources.has(r.name) || mine.has(r.name)) throw new TypeError(`duplicate resource name ${JSON.stringify(r.name)} over version ${base.version}`);
+    mine.set(r.name, r);
+    h.update(`${r.name}\u0000${r.version}\u0000`);
+  }
+  return Object.freeze({ version: h.digest('base64url').slice(0, 16), resources: new LayeredResources(base.resources, mine) });
+}
+
+/** The shared base and own part of a layered snapshot (undefined for a plain one). */
+export function layersOf(ts: TypeSnapshot): { base: ReadonlyMap<string, XdsResource>; own: ReadonlyMap<string, XdsResource> } | undefined {
+  return ts.resources instanceof LayeredResources ? { base: ts.resources.base, own: ts.resources.own } : undefined;
+}
+
+/** What changed from one TypeSnapshot to the next: names added or with a new version, names gone. */
+export interface SnapshotDiff {
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+}
+
+const diffs = new WeakMap<ReadonlyMap<string, XdsResource>, { next: ReadonlyMap<string, XdsResource>; diff: SnapshotDiff }>();
+
+function diffMaps(prev: ReadonlyMap<string, XdsResource>, next: ReadonlyMap<string, XdsResource>): SnapshotDiff {
+  if (prev === next) return { changed: [], removed: [] };
+  const memo = diffs.get(prev);
+  if (memo?.next === next) return memo.diff;
+  let diff: SnapshotDiff;
+  const lp = prev instanceof LayeredResources ? prev : undefined;
+  const ln = next instanceof LayeredResources ? next : undefined;
+  if (lp && ln) {
+    // Layer by layer: the shared layers' diff is computed once for every node that moves with them.
+    const a = diffMaps(lp.base, ln.base);
+    const b = diffMaps(lp.own, ln.own);
+    const changed = [...a.changed, ...b.changed];
+    // A name may move between layers: gone from one, present in the other.
+    const removed = [...a.removed, ...b.removed].filter((n) => !next.has(n));
+    diff = { changed: [...new Set(changed)], removed };
+  } else {
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [n, r] of next) if (prev.get(n)?.version !== r.version) changed.push(n);
+    for (const n of prev.keys()) if (!next.has(n)) removed.push(n);
+    diff = { changed, removed };
+  }
+  diffs.set(prev, { next, diff });
+  return diff;
+}
+
+/**
+ * The resources that differ between two snapshots of a type. Memoized per pair (the latest `next`
+ * per `prev`), so when thousands of nodes move from the same shared snapshot to the same next one,
+ * the diff is computed once, and a stream sends a change in time proportional to the change.
+ */
+export function diffTypeSnapshots(prev: TypeSnapshot, next: TypeSnapshot): SnapshotDiff {
+  return diffMaps(prev.resources, next.resources);
+}
+
 /** Builds a Snapshot from `{ [typeUrl]: { version, resources } }`. */
 export function makeSnapshot(
   types: Record<string, { version: string; resources: Iterable<XdsResource> } | TypeSnapshot>,
@@ -206,5 +318,7 @@ export class SnapshotCache implements ConfigWatcher {
 }
 
 function isTypeSnapshot(v: unknown): v is TypeSnapshot {
-  return typeof v === 'object' && v !== null && 'version' in v && (v as TypeSnapshot).resources instanceof Map;
+  if (typeof v !== 'object' || v === null || !('version' in v)) return false;
+  const r = (v as TypeSnapshot).resources as unknown;
+  return r instanceof Map || r instanceof LayeredResources;
 }

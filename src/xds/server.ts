@@ -26,12 +26,12 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from './ads.js';
-import type { ConfigWatcher } from './cache.js';
+import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
+import { deltaAllBytes, deltaResourceBytes, PREENCODED, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
   AnyMsg,
   DeltaDiscoveryRequestMsg,
   DeltaDiscoveryResponseMsg,
-  DeltaResourceMsg,
   DiscoveryRequestMsg,
   DiscoveryResponseMsg,
   NodeMsg,
@@ -301,21 +301,44 @@ interface TypeState {
   versionAcked?: string;
   ackedAt?: number;
   lastNack?: NackInfo;
-  /** SotW: which names the last response carried (`*` for wildcard), to resend on resubscription. */
-  sentSelection?: string;
   /**
-   * SotW EDS: name → resource version the stream was last sent. Envoy keeps the
-   * ClusterLoadAssignments a SotW EDS response leaves out (only LDS and CDS responses are the
-   * whole state), so after the first response only the changed ones are sent (Istio's
-   * incremental EDS): one endpoint change costs bytes proportional to it, not the whole EDS.
+   * The snapshot the last response was computed from, with the subscription of that moment
+   * (`names` is replaced, never mutated, by SotW requests; delta bumps `namesGen`). After every
+   * response the proxy holds that snapshot's version of every resource it subscribes to, so the
+   * next response is the diff of two snapshots (memoized across streams: cache.ts
+   * diffTypeSnapshots) instead of a walk over every subscribed name.
+   *
+   * SotW EDS sends only the ClusterLoadAssignments whose version changed (Istio's incremental
+   * EDS): Envoy keeps those a SotW EDS response leaves out (only LDS and CDS responses are the
+   * whole state), so one endpoint change costs bytes proportional to it, not the whole EDS.
    */
-  sotwSent?: Map<string, string>;
-  /** Delta: what the proxy has, name → resource version. */
-  clientVersions: Map<string, string>;
-  /** Delta: clientVersions before the response with `nonce` (undefined: the name was absent), to undo on its NACK. */
+  sentSnap?: TypeSnapshot;
+  sentNames?: ReadonlySet<string>;
+  sentWildcard?: boolean;
+  /** Delta: subscription generation (bumped on every subscribe/unsubscribe) and that of `sentSnap`. */
+  namesGen: number;
+  sentGen?: number;
+  /**
+   * Delta: what the proxy has, name → resource version. Undefined while that is exactly
+   * `sentSnap`'s version of every name it wants (the usual state between subscription changes):
+   * a proxy then holds no copy of a thousand-entry map that the shared snapshot already is.
+   */
+  clientVersions?: Map<string, string>;
+  /** Delta: the proxy's versions before the response with `nonce` (undefined: the name was absent), to undo on its NACK. */
   beforeSent?: Map<string, string | undefined>;
   /** Delta: what the last NACKed response carried at cache version `version` (null: a removal); not resent at that version. */
   rejected?: { version: string; items: Map<string, string | null> };
+}
+
+/** Whether a SotW request's names (`*` aside) are exactly `set`. */
+function sameNames(names: readonly string[], set: ReadonlySet<string>): boolean {
+  let n = 0;
+  for (const x of names) {
+    if (x === '*') continue;
+    if (!set.has(x)) return false;
+    n++;
+  }
+  return n === set.size;
 }
 
 class AdsStream {
@@ -413,7 +436,11 @@ class AdsStream {
     }
     const names = req.resource_names ?? [];
     ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
-    ts.names = new Set(names.filter((n) => n !== '*'));
+    // An ACK repeats the subscription: keep the same Set, so respondSotw sees it unchanged.
+    if (!sameNames(names, ts.names)) {
+      const intern = this.interner(ts.typeUrl);
+      ts.names = new Set(names.filter((n) => n !== '*').map(intern));
+    }
     ts.subscribed = true;
     this.schedule(ts.typeUrl);
   }
@@ -430,16 +457,19 @@ class AdsStream {
     const subscribe = req.resource_names_subscribe ?? [];
     const unsubscribe = req.resource_names_unsubscribe ?? [];
     const first = !ts.subscribed;
+    // Before the subscription moves: what the proxy has is read from the old one.
+    const versions = first || subscribe.length > 0 || unsubscribe.length > 0 ? this.clientVersions(ts) : undefined;
     if (first) {
       for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) {
-        ts.clientVersions.set(name, version);
+        versions!.set(name, version);
       }
       if (subscribe.length === 0 && this.server.isWildcardType(ts.typeUrl)) ts.wildcard = true;
       ts.subscribed = true;
     }
+    const intern = subscribe.length > 0 ? this.interner(ts.typeUrl) : (n: string) => n;
     for (const n of subscribe) {
       if (n === '*') ts.wildcard = true;
-      else ts.names.add(n);
+      else ts.names.add(intern(n));
     }
     for (const n of unsubscribe) {
       if (n === '*') {
@@ -447,10 +477,48 @@ class AdsStream {
       } else {
         ts.names.delete(n);
         // The proxy drops it itself; forgetting it means a later subscribe sends it again.
-        ts.clientVersions.delete(n);
+        versions!.delete(n);
       }
     }
+    if (subscribe.length > 0 || unsubscribe.length > 0) ts.namesGen++;
     if (first || subscribe.length > 0 || unsubscribe.length > 0) this.schedule(ts.typeUrl);
+  }
+
+  /** The proxy's versions as a map of their own, built from `sentSnap` when they were implied by it. */
+  private clientVersions(ts: TypeState): Map<string, string> {
+    if (ts.clientVersions) return ts.clientVersions;
+    const m = new Map<string, string>();
+    const rs = ts.sentSnap?.resources;
+    if (rs && ts.wildcard) for (const [n, r] of rs) m.set(n, r.version);
+    else if (rs) {
+      for (const n of ts.names) {
+        const r = rs.get(n);
+        if (r) m.set(n, r.version);
+      }
+    }
+    return (ts.clientVersions = m);
+  }
+
+  /** Drops the proxy's own map when it holds exactly `snap`'s version of every name it wants. */
+  private implyClientVersions(ts: TypeState, snap: TypeSnapshot): void {
+    const m = ts.clientVersions;
+    if (!m) return;
+    let wanted = 0;
+    // Wanted names missing from `snap` are absent from the map after a response.
+    if (ts.wildcard) wanted = snap.resources.size;
+    else for (const n of ts.names) if (snap.resources.has(n)) wanted++;
+    if (m.size !== wanted) return;
+    for (const [n, v] of m) if (snap.resources.get(n)?.version !== v) return;
+    ts.clientVersions = undefined;
+  }
+
+  /**
+   * The cache's own string for a subscribed name: each decoded request carries its own copies of
+   * the names (a thousand EDS names per proxy), which would otherwise be held once per stream.
+   */
+  private interner(typeUrl: string): (name: string) => string {
+    const rs = this.server.cache.get(this.key, typeUrl)?.resources;
+    return rs ? (name) => rs.get(name)?.name ?? name : (name) => name;
   }
 
   /** Binds the stream to its node on the first request; false (stream rejected) without one. */
@@ -511,7 +579,7 @@ class AdsStream {
       names: new Set(),
       subscribed: false,
       answered: false,
-      clientVersions: new Map(),
+      namesGen: 0,
       unwatch: () => {},
     };
     ts.unwatch = this.server.cache.watch(this.key, typeUrl, () => this.schedule(typeUrl));
@@ -556,11 +624,13 @@ class AdsStream {
     const before = ts.beforeSent;
     if (!before) return;
     ts.beforeSent = undefined;
+    // The proxy no longer holds the snapshot last sent: its versions need a map of their own.
+    const versions = this.clientVersions(ts);
     const items = new Map<string, string | null>();
     for (const [name, prev] of before) {
-      items.set(name, ts.clientVersions.get(name) ?? null);
-      if (prev === undefined) ts.clientVersions.delete(name);
-      else ts.clientVersions.set(name, prev);
+      items.set(name, versions.get(name) ?? null);
+      if (prev === undefined) versions.delete(name);
+      else versions.set(name, prev);
     }
     ts.rejected = { version, items };
   }
@@ -594,74 +664,118 @@ class AdsStream {
   private respondSotw(ts: TypeState): void {
     const snap = this.server.cache.get(this.key, ts.typeUrl);
     if (!snap) return;
+    const prev = ts.sentSnap;
+    const sameSubscription = prev !== undefined && ts.sentNames === ts.names && ts.sentWildcard === ts.wildcard;
+    // Versions are trusted: same version, same subscription → the proxy has all of it.
+    if (sameSubscription && prev.version === snap.version) return;
     const resources: AnyMsg[] = [];
-    let selection = '*';
-    const incremental = ts.typeUrl === ENDPOINT_TYPE && !ts.wildcard;
-    const sentBefore = incremental ? (ts.sotwSent ??= new Map()) : undefined;
-    const sentNow: [string, string][] = [];
+    let parts: Uint8Array[] | undefined;
     if (ts.wildcard) {
       for (const r of snap.resources.values()) resources.push(r.any);
+      parts = sotwAllBytes(snap);
+    } else if (prev !== undefined && prev.version === snap.version && !this.selectionChanged(ts, prev, snap)) {
+      // Only names that select nothing came or went: the selection, and so the response, is the same.
+      ts.sentNames = ts.names;
+      return;
     } else {
-      const picked: string[] = [];
-      for (const n of ts.names) {
-        const r = snap.resources.get(n);
-        if (!r) continue;
-        picked.push(n);
-        if (sentBefore?.get(n) === r.version) continue;
-        resources.push(r.any);
-        sentNow.push([n, r.version]);
+      const incremental = ts.typeUrl === ENDPOINT_TYPE && prev !== undefined;
+      if (incremental && sameSubscription) {
+        for (const n of diffTypeSnapshots(prev, snap).changed) {
+          const r = ts.names.has(n) ? snap.resources.get(n) : undefined;
+          if (r) resources.push(r.any);
+        }
+      } else {
+        for (const n of ts.names) {
+          const r = snap.resources.get(n);
+          if (!r) continue;
+          if (incremental && ts.sentNames!.has(n) && prev.resources.get(n)?.version === r.version) continue;
+          resources.push(r.any);
+        }
       }
-      selection = picked.sort().join('\n');
+      parts = resources.length === snap.resources.size ? sotwAllBytes(snap) : resources.map(sotwResourceBytes);
     }
-    if (ts.nonceVersion === snap.version && ts.sentSelection === selection) return;
     const nonce = this.server.nextNonce();
-    const response: DiscoveryResponseMsg = { version_info: snap.version, resources, type_url: ts.typeUrl, nonce };
+    const response: DiscoveryResponseMsg & Preencoded = { version_info: snap.version, resources, type_url: ts.typeUrl, nonce };
+    response[PREENCODED] = parts;
     if (!this.write(response)) return;
-    ts.sentSelection = selection;
-    if (sentBefore) {
-      // Names no longer subscribed are forgotten: subscribing again sends them again.
-      for (const n of sentBefore.keys()) if (!ts.names.has(n)) sentBefore.delete(n);
-      for (const [n, v] of sentNow) sentBefore.set(n, v);
-    }
+    ts.sentSnap = snap;
+    ts.sentNames = ts.names;
+    ts.sentWildcard = ts.wildcard;
     this.sent(ts, snap.version, nonce, response, resources.length, 0);
+  }
+
+  /** Whether the subscribed names pick other resources of `snap` than the last response's names did. */
+  private selectionChanged(ts: TypeState, prev: TypeSnapshot, snap: TypeSnapshot): boolean {
+    if (ts.sentWildcard !== ts.wildcard) return true;
+    const before = ts.sentNames ?? new Set<string>();
+    let picked = 0;
+    for (const n of ts.names) {
+      if (!snap.resources.has(n)) continue;
+      if (!before.has(n)) return true;
+      picked++;
+    }
+    let pickedBefore = 0;
+    for (const n of before) if (prev.resources.has(n)) pickedBefore++;
+    return picked !== pickedBefore;
   }
 
   private respondDelta(ts: TypeState): void {
     const snap = this.server.cache.get(this.key, ts.typeUrl);
     if (!snap) return;
-    const resources: DeltaResourceMsg[] = [];
+    const resources: XdsResource[] = [];
     if (ts.rejected && ts.rejected.version !== snap.version) ts.rejected = undefined;
     const rejected = ts.rejected?.items;
+    const wanted = (name: string): boolean => ts.wildcard || ts.names.has(name);
+    const prev = ts.sentSnap;
+    // Only for names it wants: without a map of its own, the proxy has `prev`'s versions of those.
+    const has = (name: string): string | undefined => (ts.clientVersions ? ts.clientVersions.get(name) : prev?.resources.get(name)?.version);
     const consider = (name: string): void => {
       const r = snap.resources.get(name);
-      if (r && ts.clientVersions.get(name) !== r.version && rejected?.get(name) !== r.version) {
-        resources.push({ name: r.name, version: r.version, resource: r.any });
-      }
+      if (r && has(name) !== r.version && rejected?.get(name) !== r.version) resources.push(r);
     };
-    if (ts.wildcard) for (const name of snap.resources.keys()) consider(name);
-    for (const name of ts.names) if (!(ts.wildcard && snap.resources.has(name))) consider(name);
     const removed: string[] = [];
-    for (const name of ts.clientVersions.keys()) {
-      if (!snap.resources.has(name) && (ts.wildcard || ts.names.has(name)) && rejected?.get(name) !== null) removed.push(name);
+    if (prev !== undefined && ts.clientVersions === undefined && ts.sentGen === ts.namesGen && ts.sentWildcard === ts.wildcard) {
+      // The proxy holds `prev` for every name it wants: what changed since is the snapshots' diff.
+      if (prev === snap) return;
+      const d = diffTypeSnapshots(prev, snap);
+      for (const name of d.changed) if (wanted(name)) consider(name);
+      for (const name of d.removed) if (wanted(name) && has(name) !== undefined && rejected?.get(name) !== null) removed.push(name);
+    } else {
+      const versions = this.clientVersions(ts);
+      if (ts.wildcard) for (const name of snap.resources.keys()) consider(name);
+      for (const name of ts.names) if (!(ts.wildcard && snap.resources.has(name))) consider(name);
+      for (const name of versions.keys()) {
+        if (!snap.resources.has(name) && wanted(name) && rejected?.get(name) !== null) removed.push(name);
+      }
     }
+    const synced = (): void => {
+      ts.sentSnap = snap;
+      ts.sentGen = ts.namesGen;
+      ts.sentWildcard = ts.wildcard;
+      this.implyClientVersions(ts, snap);
+    };
     // The first response is sent even when empty: it completes the proxy's initial fetch.
-    if (resources.length === 0 && removed.length === 0 && ts.nonce !== undefined) return;
+    if (resources.length === 0 && removed.length === 0 && ts.nonce !== undefined) return synced();
     const nonce = this.server.nextNonce();
-    const response: DeltaDiscoveryResponseMsg = {
+    const response: DeltaDiscoveryResponseMsg & Preencoded = {
       system_version_info: snap.version,
-      resources,
+      resources: resources.map((r) => ({ name: r.name, version: r.version, resource: r.any })),
       type_url: ts.typeUrl,
       removed_resources: removed,
       nonce,
     };
+    response[PREENCODED] = resources.length === snap.resources.size ? deltaAllBytes(snap) : resources.map(deltaResourceBytes);
     if (!this.write(response)) return;
     // Only the latest response can be NACKed (an answer quoting an older nonce is stale).
     const before = new Map<string, string | undefined>();
-    for (const r of resources) before.set(r.name, ts.clientVersions.get(r.name));
-    for (const name of removed) before.set(name, ts.clientVersions.get(name));
+    for (const r of resources) before.set(r.name, has(r.name));
+    for (const name of removed) before.set(name, has(name));
     ts.beforeSent = before;
-    for (const r of resources) ts.clientVersions.set(r.name, r.version);
-    for (const name of removed) ts.clientVersions.delete(name);
+    if (ts.clientVersions) {
+      for (const r of resources) ts.clientVersions.set(r.name, r.version);
+      for (const name of removed) ts.clientVersions.delete(name);
+    }
+    synced();
     this.sent(ts, snap.version, nonce, response, resources.length, removed.length);
   }
 

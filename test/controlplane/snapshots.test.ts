@@ -1,0 +1,90 @@
+// Compute once per distinct proxy scope (issue 13): proxies with the same share keys get the very
+// same TypeSnapshot (map, version and resource objects); a proxy's own resources are layered over
+// the shared map instead of copying it; a change in one namespace leaves the other namespaces'
+// versions alone, so their proxies are not pushed.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { generateResources, generateTypeSnapshot, typeVersion } from '../../src/controlplane/snapshots.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/mesh/typeurls.js';
+import { diffTypeSnapshots, layeredTypeSnapshot, layersOf, typeSnapshot } from '../../src/xds/cache.js';
+import type { Resource } from '../../src/config/types.js';
+import type { VirtualServiceSpec } from '../../src/config/kinds/networking.js';
+import { helloworldSidecar, push, sidecar, sleepSidecar } from '../generate/fixtures.js';
+import { cluster } from '../xds/helpers.js';
+
+function vs(namespace: string, timeout: string): Resource<VirtualServiceSpec> {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'sleep-timeout', namespace },
+    spec: { hosts: ['sleep.sample.svc.cluster.local'], exportTo: ['.'], http: [{ timeout, route: [{ destination: { host: 'sleep.sample.svc.cluster.local' } }] }] },
+    source: { file: 'vs.yaml', line: 1 },
+  } as Resource<VirtualServiceSpec>;
+}
+
+describe('snapshots per proxy scope', () => {
+  it('two sidecars of one namespace share the TypeSnapshot of every fully shared type', () => {
+    const p = push();
+    const a = sidecar(p, '127.100.0.1', 'client-a', 'sample');
+    const b = sidecar(p, '127.100.0.2', 'client-b', 'sample');
+    for (const t of [CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, SECRET_TYPE]) {
+      assert.equal(generateTypeSnapshot(p, a, t), generateTypeSnapshot(p, b, t), `${t}: one object for both`);
+    }
+    // Listeners bind each proxy's own address: per proxy.
+    assert.notEqual(generateTypeSnapshot(p, a, LISTENER_TYPE), generateTypeSnapshot(p, b, LISTENER_TYPE));
+  });
+
+  it("a sidecar's inbound clusters are layered over the shared outbound map, not copied into one of their own", () => {
+    const p = push();
+    const hw = helloworldSidecar(p);
+    const sl = sleepSidecar(p);
+    const client = sidecar(p, '127.100.0.3', 'client', 'sample');
+    const shared = generateTypeSnapshot(p, client, CLUSTER_TYPE);
+    const h = generateTypeSnapshot(p, hw, CLUSTER_TYPE);
+    const s = generateTypeSnapshot(p, sl, CLUSTER_TYPE);
+    const lh = layersOf(h);
+    const ls = layersOf(s);
+    assert.ok(lh && ls, 'both have inbound clusters of their own');
+    assert.equal(lh.base, shared.resources, 'the shared map itself, no copy');
+    assert.equal(ls.base, shared.resources);
+    assert.deepEqual([...lh.own.keys()].sort(), ['inbound|5000||', 'inbound|9090||']);
+    // Same resources as generating the whole list, and every outbound one the same object.
+    const all = generateResources(p, hw, CLUSTER_TYPE);
+    assert.deepEqual([...h.resources.keys()].sort(), all.map((r) => r.name).sort());
+    for (const [name, r] of shared.resources) assert.equal(h.resources.get(name), r);
+    assert.equal(h.resources.size, shared.resources.size + lh.own.size);
+    assert.notEqual(h.version, shared.version);
+    assert.notEqual(h.version, s.version, 'different inbound ports, different versions');
+    assert.equal(generateTypeSnapshot(p, helloworldSidecar(p), CLUSTER_TYPE).version, h.version, 'deterministic');
+  });
+
+  it("a VirtualService change in one namespace moves that namespace's RDS only; other namespaces keep their version", () => {
+    const p1 = push({ virtualServices: [vs('sample', '1s')] });
+    const p2 = push({ version: 'v2', virtualServices: [vs('sample', '2s')] });
+    const inSample = (p: typeof p1) => sidecar(p, '127.100.0.4', 'client', 'sample');
+    const inOther = (p: typeof p1) => sidecar(p, '127.100.0.5', 'client', 'bookinfo');
+    const s1 = generateTypeSnapshot(p1, inSample(p1), ROUTE_TYPE);
+    const s2 = generateTypeSnapshot(p2, inSample(p2), ROUTE_TYPE);
+    const o1 = generateTypeSnapshot(p1, inOther(p1), ROUTE_TYPE);
+    const o2 = generateTypeSnapshot(p2, inOther(p2), ROUTE_TYPE);
+    assert.notEqual(s1.version, s2.version, 'sample sees its VirtualService');
+    assert.equal(o1.version, o2.version, 'bookinfo does not (exportTo "."): its proxies get nothing');
+    assert.notEqual(s1, o1, 'one RDS per namespace');
+    for (const t of [CLUSTER_TYPE, ENDPOINT_TYPE]) assert.equal(generateTypeSnapshot(p2, inSample(p2), t).version, generateTypeSnapshot(p1, inSample(p1), t).version, `${t} unchanged`);
+  });
+
+  it('layered snapshots reject duplicate names and diff layer by layer', () => {
+    const base = typeSnapshot('b1', [cluster('a'), cluster('b')]);
+    assert.throws(() => layeredTypeSnapshot(base, [cluster('a', 'x')]), /duplicate resource name "a"/);
+    assert.equal(layeredTypeSnapshot(base, []), base, 'nothing of its own: the shared snapshot itself');
+    const l1 = layeredTypeSnapshot(base, [cluster('own')]);
+    const base2 = typeSnapshot('b2', [cluster('a', 'changed'), cluster('c')]);
+    const l2 = layeredTypeSnapshot(base2, [cluster('own'), cluster('own2')]);
+    const d = diffTypeSnapshots(l1, l2);
+    assert.deepEqual([...d.changed].sort(), ['a', 'c', 'own2']);
+    assert.deepEqual(d.removed, ['b']);
+    assert.equal(diffTypeSnapshots(l1, l2), d, 'memoized per pair');
+    assert.notEqual(layeredTypeSnapshot(base, [cluster('own')]).version, layeredTypeSnapshot(base, [cluster('own', 'x')]).version);
+    assert.equal(typeVersion([...l1.resources.values()]).length, 16);
+  });
+});
