@@ -92,7 +92,10 @@ export function extractContext(h: Headers): IncomingContext | undefined {
     // Several tracestate fields are one list (W3C: combine them in order).
     const traceState = typeof ts === 'string' ? ts : Array.isArray(ts) ? ts.join(',') : undefined;
     const b3 = h['b3'] !== undefined ? 'single' : h['x-b3-traceid'] !== undefined ? 'multi' : undefined;
-    return { traceId: tp.traceId, parentSpanId: tp.spanId, sampled: tp.sampled, traceState, b3, b3TraceId64: false };
+    // B3 alongside (a previous hop wrote both): keep its id width for apps that read only B3.
+    const b3Id = b3 === 'single' ? one(h, 'b3')?.split('-')[0] : b3 === 'multi' ? one(h, 'x-b3-traceid') : undefined;
+    const b3TraceId64 = b3Id?.length === 16 && tp.traceId.startsWith(ZERO16);
+    return { traceId: tp.traceId, parentSpanId: tp.spanId, sampled: tp.sampled, traceState, b3, b3TraceId64 };
   }
   const single = one(h, 'b3');
   if (single !== undefined) {
