@@ -73,19 +73,19 @@ const tracing: Check = obj(
   },
 );
 
-const unsupported = (what: string): Check => (c, _v, p) => {
-  c.error(p, `${what} is not supported by Isle (it would not be enforced)`);
+const unsupported = (what: string, hint = ''): Check => (c, _v, p) => {
+  c.error(p, `${what} is not supported by Isle (it would not be enforced)${hint ? `; ${hint}` : ''}`);
   return false;
 };
 
 const telemetrySpec: Check = obj(
   {
     tracing: arr(tracing),
-    selector: unsupported('a workload selector (use a namespace-wide or root-namespace Telemetry)'),
+    selector: unsupported('a workload selector', 'use a namespace-wide or root-namespace Telemetry'),
     targetRef: unsupported('targetRef'),
     targetRefs: unsupported('targetRefs'),
-    metrics: unsupported('Telemetry metrics (Isle always reports Istio\'s standard metrics)'),
-    accessLogging: unsupported('Telemetry accessLogging (use MeshConfig accessLogFile)'),
+    metrics: unsupported('Telemetry metrics', 'Isle always reports Istio\'s standard metrics'),
+    accessLogging: unsupported('Telemetry accessLogging', 'use MeshConfig accessLogFile'),
   },
   {
     strict: true,
