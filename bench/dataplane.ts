@@ -389,7 +389,7 @@ async function tracingRows(modes: string[], cfg: string, p: { path: string; url:
         skipped = e instanceof Error ? e.message.split('\n')[0] : String(e);
       }
       // Let the last batch (5 s timer) arrive before counting.
-      await sleep(mode === 'off' ? 0 : 5500);
+      await sleep(5500);
       const secs = (performance.now() - t0) / 1000;
       const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
       const cpuSecs = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid) - before[k]!]));
