@@ -7,8 +7,8 @@
  *
  * A provider must resolve to a cluster the proxy has: a registry service's `outbound|port||host`,
  * or — Isle's short form, an address outside the registry — a STATIC/STRICT_DNS cluster
- * `outbound|port||host` added to the sidecar's CDS here. A provider that does not resolve means no
- * tracing for that proxy (as in Istio, which logs it); `isle analyze` names it.
+ * `outbound|port||host` added to the sidecar's CDS here. A provider that does not resolve (its
+ * service is not in the registry) means no tracing for that proxy, as in Istio.
  */
 import { isIP } from 'node:net';
 import type { TelemetryCustomTag, TelemetrySpec, TelemetryTracing } from '../config/kinds/telemetry.js';
