@@ -186,3 +186,31 @@ test('proxy: a bad tracing config is a NACK naming the field', () => {
   assert.match(nack((t) => (t['custom_tags'] = [{ tag: 'm', metadata: { kind: { request: {} }, metadata_key: { key: 'k', path: [{ key: 'p' }] } } }])), /metadata tags are not supported/);
   assert.match(nack((t) => (t['spawn_upstream_span'] = true)), /spawn_upstream_span/);
 });
+
+test('analyze: a Telemetry naming an undefined provider is an error; an unknown collector service and a second Telemetry are warnings', async () => {
+  const { analyze } = await import('../../src/config/analyze.js');
+  const r = parse(`apiVersion: mesh.isle.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  extensionProviders:
+  - name: otel
+    opentelemetry: {service: otel.observability.svc.cluster.local, port: 4318, http: {}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: a, namespace: istio-system}
+spec: {tracing: [{providers: [{name: jaeger}]}]}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: b, namespace: istio-system}
+spec: {tracing: [{randomSamplingPercentage: 5}]}
+`);
+  assert.deepEqual(r.errors, []);
+  const found = analyze(r.resources).filter((e) => /tracing|telemetr|provider/i.test(e.message)).map(formatConfigError);
+  assert.equal(found.length, 3, found.join('\n'));
+  assert.match(found.join('\n'), /Telemetry istio-system\/a: spec\.tracing\[0\]\.providers\[0\]\.name: no extensionProvider named "jaeger"/);
+  assert.match(found.join('\n'), /warning: .*"otel\.observability\.svc\.cluster\.local" is not a Service or ServiceEntry here/);
+  assert.match(found.join('\n'), /warning: .*only a \(the first by name\) applies/);
+});
