@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const tracer = new Tracer(deps);
   const headers = (): Record<string, string> => ({ host: 'helloworld:5000', 'user-agent': 'hey/0.0.1', 'x-request-id': '2f7a1c4e-8b0d-4e1f-9a3b-5c6d7e8f9a0b', accept: '*/*' });
   const facts = (h: Record<string, string>): SpanFacts => ({
-    inbound: false, method: 'GET', scheme: 'http', authority: 'helloworld:5000', path: '/', requestHeaders: h, status: 200, responseFlags: '-',
+    inbound: false, protocol: 'HTTP/1.1', method: 'GET', scheme: 'http', authority: 'helloworld:5000', path: '/', requestHeaders: h, status: 200, responseFlags: '-',
     requestSize: 0, responseSize: 1100, durationMs: 0.8, upstreamCluster: 'outbound|5000||helloworld.default.svc.cluster.local', peerAddress: '127.0.0.1', name: 'helloworld.default.svc.cluster.local:5000/*',
   });
   const serializer = await loadSerializer();

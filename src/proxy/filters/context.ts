@@ -220,6 +220,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     const req = this.req;
     tracerOf(this.deps).finish(span, {
       inbound: this.inbound,
+      protocol: this.ds.protocol ?? 'HTTP/1.1',
       method: req.method,
       scheme: req.scheme,
       authority: req.authority,

@@ -19,6 +19,8 @@ export interface ActiveSpan {
 /** What the request offers the span when it finishes (filled by the HTTP context). */
 export interface SpanFacts {
   inbound: boolean;
+  /** `HTTP/1.1` or `HTTP/2`. */
+  protocol: string;
   method: string;
   scheme: string;
   authority: string;
@@ -126,7 +128,7 @@ export function spanAttributes(f: SpanFacts, local: LocalInfo, tracing: TracingM
     'guid:x-request-id': header(h, 'x-request-id') ?? '',
     'http.url': url.length > tracing.maxPathTagLength ? url.slice(0, tracing.maxPathTagLength) : url,
     'http.method': f.method,
-    'http.protocol': 'HTTP/1.1',
+    'http.protocol': f.protocol,
     downstream_cluster: header(h, 'x-envoy-downstream-service-cluster') ?? '-',
     user_agent: header(h, 'user-agent') ?? '-',
     'peer.address': f.peerAddress ?? '',

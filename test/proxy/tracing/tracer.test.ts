@@ -32,7 +32,7 @@ function deps(address = '127.85.0.1', port = 4318): { deps: ListenerDeps; stats:
 }
 
 const facts = (h: Record<string, string>): SpanFacts => ({
-  inbound: false, method: 'GET', scheme: 'http', authority: 'helloworld:5000', path: '/hello/a/very/long/path/indeed', requestHeaders: h,
+  inbound: false, protocol: 'HTTP/1.1', method: 'GET', scheme: 'http', authority: 'helloworld:5000', path: '/hello/a/very/long/path/indeed', requestHeaders: h,
   status: 503, responseFlags: 'UH', requestSize: 0, responseSize: 19, durationMs: 2.5, upstreamCluster: 'outbound|5000||helloworld.default.svc.cluster.local',
   peerAddress: '10.0.0.1', name: 'helloworld.default.svc.cluster.local:5000/*',
 });
