@@ -22,7 +22,9 @@
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
  * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
  * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
- * evaluated per request). `--smoke`: 1 s runs at 200 rps.
+ * evaluated per request). ISLE_BENCH_DP_TRACING (e.g. `off,0.01,1`): after the other rows, the sidecar
+ * pair again at the fixed rate with MeshConfig tracing at each sampling (spans exported over
+ * OTLP/HTTP to a local receiver), and each sidecar's CPU per request. `--smoke`: 1 s runs at 200 rps.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -332,6 +334,11 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
         await sleep(300);
       }
     }
+    const tracingModes = (process.env['ISLE_BENCH_DP_TRACING'] ?? '').split(',').filter(Boolean);
+    if (tracingModes.length > 0) {
+      const sidecar = paths.find((p) => p.path.startsWith('isle'))!;
+      rows.push(...(await tracingRows(tracingModes, cfg, sidecar, o, tools['hey'] === true, notes)));
+    }
     const after = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
     // gRPC rows (issue 14): ISLE_BENCH_DP_PATHS selects them with `grpc`.
     let grpc: GrpcRow[] = [];
@@ -343,6 +350,58 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     for (const p of procs.reverse()) await p.stop();
     remove();
   }
+}
+
+/**
+ * The sidecar pair with tracing off / at each sampling (ADR 0085): MeshConfig's short form pointed
+ * at a local OTLP/HTTP receiver (counts export requests and bytes; no decoding, so it costs the
+ * shared cores little), applied live, then the fixed-rate load.
+ */
+async function tracingRows(modes: string[], cfg: string, p: { path: string; url: string; host?: string; pids: Record<string, number> }, o: DataplaneOptions, useHey: boolean, notes: string[]): Promise<PathRow[]> {
+  const http = await import('node:http');
+  let exports = 0;
+  let bytes = 0;
+  const receiver = http.createServer((req, res) => {
+    exports++;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  const rows: PathRow[] = [];
+  try {
+    for (const mode of modes) {
+      const tracing = mode === 'off' ? '' : `  tracing:\n    otlp: {endpoint: "${endpoint}"}\n    sampling: ${Number(mode)}\n`;
+      writeFileSync(join(cfg, 'mesh.yaml'), `apiVersion: mesh.isle.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  clusterName: cluster-1\n${tracing}`);
+      // The file watcher, the debounce (100 ms) and the push: generous, the run is long anyway.
+      await sleep(3000);
+      await fixedRate(p.url, p.host, { ...o, seconds: 1, rate: Math.min(o.rate, 500) }, useHey).catch(() => undefined);
+      const [e0, b0] = [exports, bytes];
+      const before = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+      const t0 = performance.now();
+      const path = `${p.path}, tracing ${mode === 'off' ? 'off' : `sampling ${mode}`}`;
+      o.log(`  ${path}, ${o.rate} requests/s, ${o.seconds} s`);
+      let result: LoadResult | undefined;
+      let skipped: string | undefined;
+      try {
+        result = await fixedRate(p.url, p.host, o, useHey);
+      } catch (e) {
+        skipped = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      }
+      // Let the last batch (5 s timer) arrive before counting.
+      await sleep(5500);
+      const secs = (performance.now() - t0) / 1000;
+      const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
+      const cpuSecs = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid) - before[k]!]));
+      const requests = result ? result.rps * o.seconds : 0;
+      const perReq = (k: string) => (requests > 0 ? `${fmt((cpuSecs[k]! / requests) * 1e6, 0)} µs` : '—');
+      notes.push(`${path}: CPU per request — client sidecar ${perReq('client sidecar')}, server sidecar ${perReq('server sidecar')}; ${exports - e0} OTLP exports, ${fmt((bytes - b0) / 1024)} KiB received`);
+      rows.push({ path, load: 'fixed', ...(result ? { result } : {}), ...(skipped ? { skipped } : {}), proxies });
+    }
+  } finally {
+    await new Promise((r) => receiver.close(r));
+  }
+  return rows;
 }
 
 /** nginx's single worker (the process doing the work); the master otherwise. */

@@ -16,7 +16,8 @@ export function registerDemo(program: Command, io: CliIO): void {
     .option('--netns', 'put each cluster in its own network namespace, joined only through control planes and east-west gateways (Linux, root)')
     .option('--observability', "start Debian's prometheus on the demo's scrape config (when installed)")
     .option('--prometheus-listen <addr>', 'where Prometheus listens with --observability', '127.0.0.1:9090')
-    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; observability?: boolean; prometheusListen: string }) => {
+    .option('--otlp-endpoint <url>', 'every sidecar exports spans over OTLP/HTTP here, e.g. http://127.0.0.1:4318 (Jaeger, OpenTelemetry Collector); MeshConfig tracing, sampling 1')
+    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; observability?: boolean; prometheusListen: string; otlpEndpoint?: string }) => {
       const { runDemo } = await import('../demo/demo.js');
       const untilStopped = () =>
         new Promise<void>((resolve) => {
@@ -36,6 +37,7 @@ export function registerDemo(program: Command, io: CliIO): void {
         netns: o.netns ?? false,
         observability: o.observability ?? false,
         prometheusListen: o.prometheusListen,
+        ...(o.otlpEndpoint ? { tracing: { endpoint: o.otlpEndpoint, sampling: 1 } } : {}),
         out: io.out,
         untilStopped,
       });

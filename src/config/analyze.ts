@@ -13,6 +13,7 @@ import { GATEWAY_ANALYZERS } from './analysis/gateways.js';
 import { ROUTE_ANALYZERS } from './analysis/routes.js';
 import { SERVICE_ANALYZERS } from './analysis/services.js';
 import { SECURITY_ANALYZERS } from './analysis/security.js';
+import { tracingProviders } from './analysis/telemetry.js';
 import type {
   DestinationRuleSpec,
   HTTPRoute,
@@ -355,6 +356,7 @@ export const ANALYZERS: Analyzer[] = [
   ...GATEWAY_ANALYZERS,
   ...SERVICE_ANALYZERS,
   ...SECURITY_ANALYZERS,
+  tracingProviders,
 ];
 
 /** Runs every analyzer. Pure: the resources are not changed. */

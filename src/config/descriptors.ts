@@ -10,6 +10,7 @@ import {
 } from './kinds/networking.js';
 import { authorizationPolicyKind, peerAuthenticationKind } from './kinds/security.js';
 import { meshConfigKind, remoteClusterKind } from './kinds/mesh.js';
+import { telemetryKind } from './kinds/telemetry.js';
 
 export type { KindDescriptor } from './kinds/common.js';
 export { apiVersions } from './kinds/common.js';
@@ -26,6 +27,7 @@ export const DESCRIPTORS: readonly KindDescriptor[] = [
   gatewayKind,
   peerAuthenticationKind,
   authorizationPolicyKind,
+  telemetryKind,
   meshConfigKind,
   remoteClusterKind,
 ] as KindDescriptor[];

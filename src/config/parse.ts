@@ -234,7 +234,6 @@ export function knownKinds(): string[] {
 const ISTIO_UNSUPPORTED: Readonly<Record<string, readonly string[]>> = {
   'networking.istio.io': ['EnvoyFilter', 'Sidecar', 'ProxyConfig'],
   'security.istio.io': ['RequestAuthentication'],
-  'telemetry.istio.io': ['Telemetry'],
   'extensions.istio.io': ['WasmPlugin'],
 };
 

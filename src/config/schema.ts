@@ -378,6 +378,11 @@ export interface ObjOptions {
   check?: (c: Checker, v: Record<string, unknown>, p: Path) => void;
   /** Fields accepted without a look (Kubernetes bookkeeping, Istio fields Isle does not use). */
   passthrough?: string[];
+  /**
+   * Unknown fields are errors, not warnings: for config whose unknown fields are real Istio
+   * fields Isle does not enforce (Telemetry, MeshConfig tracing), which must never pass silently.
+   */
+  strict?: boolean;
 }
 
 /** A mapping with known fields. Unknown fields are a warning: usually a typo, never fatal. */
@@ -411,7 +416,11 @@ export function obj(fields: Record<string, Check>, opts: ObjOptions = {}): Check
         if (isSet(val) && !f(c, val, [...p, k])) ok = false;
       } else if (!pass.has(k)) {
         const guess = closest(k, known);
-        c.warn([...p, k], guess ? `unknown field (did you mean "${guess}"?)` : 'unknown field');
+        const msg = guess ? `unknown field (did you mean "${guess}"?)` : 'unknown field';
+        if (opts.strict) {
+          c.error([...p, k], `${msg}; not supported by Isle (supported: ${known.join(', ')})`);
+          ok = false;
+        } else c.warn([...p, k], msg);
       }
     }
     // Cross-field rules run even after field errors (every problem reported), so they must

@@ -16,6 +16,7 @@ export type Kind =
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
   | 'MeshConfig'
+  | 'Telemetry'
   | 'RemoteCluster';
 
 export interface ObjectMeta {

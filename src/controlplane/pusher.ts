@@ -26,6 +26,7 @@
  *   for an older one) and is drained in chunks, yielding to the event loop between them, so ACKs
  *   and new connections are served while thousands of proxies are regenerated.
  */
+import type { TelemetrySpec } from '../config/kinds/telemetry.js';
 import type { Logger } from 'pino';
 import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
@@ -50,7 +51,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'Gateway']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'Gateway', 'Telemetry']);
 
 interface ProxyEntry {
   readonly key: string;
@@ -425,6 +426,7 @@ export class Pusher {
       peerAuthentications: this.o.store.list('PeerAuthentication') as Resource<PeerAuthenticationSpec>[],
       authorizationPolicies: this.o.store.list('AuthorizationPolicy') as Resource<AuthorizationPolicySpec>[],
       gateways: this.o.store.list('Gateway') as Resource<GatewaySpec>[],
+      telemetries: this.o.store.list('Telemetry') as Resource<TelemetrySpec>[],
       ...(this.o.credentials ? { credentials: this.o.credentials() } : {}),
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),

@@ -13,7 +13,7 @@ import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
 import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
 import { setupNetns, teardownNetns } from './netns.js';
-import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoWorkload } from './topology.js';
+import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoTracing, type DemoWorkload } from './topology.js';
 import { helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
@@ -39,6 +39,8 @@ export interface DemoOptions {
   prometheusListen?: string;
   /** Scrape interval written into prometheus.yml. Default 5s. */
   scrapeInterval?: string;
+  /** Every sidecar exports spans over OTLP/HTTP here (MeshConfig `tracing`, ADR 0085). */
+  tracing?: DemoTracing;
   /** Seed 000 on other addresses (tests give each suite its own loopback range). */
   topology?: DemoTopology;
 }
@@ -299,7 +301,7 @@ async function startLocked(
 
   // 2. Config directories: MeshConfig, RemoteClusters (discovery only), the sample Services.
   for (const c of topo.clusters) {
-    const files = { ...clusterConfig(topo, c), ...(def ? def.config(topo, c) : {}) };
+    const files = { ...clusterConfig(topo, c, o.tracing), ...(def ? def.config(topo, c) : {}) };
     for (const [file, text] of Object.entries(files)) if (text !== '') await writeFile(join(dir, c.name, file), text);
   }
   if (kept.length > 0) {

@@ -127,8 +127,16 @@ spec:
   return [gateway, ...topo.workloads.filter((w) => w.cluster === cluster.name).map((w) => workloadGroupOf(w, cluster))].join('---\n');
 }
 
+/** `isle demo` with tracing: MeshConfig's short form in every cluster (ADR 0085). */
+export interface DemoTracing {
+  /** OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318. */
+  endpoint: string;
+  /** Fraction of new traces sampled; default 1 (every request). */
+  sampling?: number;
+}
+
 /** One cluster's config directory: the files `isle demo` writes (and the user may edit live). */
-export function clusterConfig(topo: DemoTopology, cluster: DemoCluster): Record<string, string> {
+export function clusterConfig(topo: DemoTopology, cluster: DemoCluster, tracing?: DemoTracing): Record<string, string> {
   const peers = topo.clusters.filter((c) => c.name !== cluster.name);
   return {
     'mesh.yaml': `# This cluster's control plane settings.
@@ -140,7 +148,11 @@ spec:
   clusterName: ${cluster.name}
   network: ${cluster.network}
   defaultLocality: ${cluster.region}/${cluster.zone}
-`,
+${tracing ? `  # Spans of every sidecar to an OTLP/HTTP collector (Jaeger, OpenTelemetry Collector: port 4318).
+  tracing:
+    otlp: {endpoint: "${tracing.endpoint}"}
+    sampling: ${tracing.sampling ?? 1}
+` : ''}`,
     // Seed 000 step 2: add every other cluster "for service discovery only".
     'remote-clusters.yaml': peers
       .map(

@@ -25,6 +25,7 @@ import { gatewayClusterKeys, outboundClusterKeys, type ClusterKey } from './clus
 import { applyPolicy, cdsShareKey, destinationRuleFor } from './destinationrule.js';
 import { inboundClusterName } from '../mesh/names.js';
 import { isEastWest, isIngress } from './ingress.js';
+import { tracingClusters } from './tracing.js';
 
 export { hasOutboundCluster, isLocalToGateway, edsClusterKeys, gatewayClusterKeys, outboundClusterKeys, type ClusterKey } from './clusterkeys.js';
 
@@ -120,7 +121,7 @@ export function clusterGroups(push: PushContext, proxy: Proxy): ResourceGroup[] 
     ];
   }
   // Shared by every sidecar unless a DestinationRule's exportTo makes namespaces differ.
-  return [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }, { build: () => inboundClusters(proxy) }];
+  return [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }, { build: () => [...inboundClusters(proxy), ...tracingClusters(push, proxy)] }];
 }
 
 /** CDS for a proxy. */

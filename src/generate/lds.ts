@@ -28,6 +28,7 @@ import {
   type ResourceGroup,
 } from './common.js';
 import { authzFilters, type AuthzFilters } from './authz.js';
+import { hcmTracing } from './tracing.js';
 import { gatewayListenerGroups } from './gateway.js';
 import { ingressListeners, isEastWest } from './ingress.js';
 import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
@@ -45,11 +46,11 @@ function accessLog(mesh: MeshInfo | undefined): EnvoyObject[] | undefined {
 
 const FILE_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
 
-function hcm(mesh: MeshInfo | undefined, config: EnvoyObject, filters: readonly EnvoyObject[] = []): EnvoyObject {
+function hcm(mesh: MeshInfo | undefined, config: EnvoyObject, filters: readonly EnvoyObject[] = [], tracing?: EnvoyObject): EnvoyObject {
   const logs = accessLog(mesh);
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, ...(logs ? { access_log: logs } : {}), http_filters: [...filters, routerFilter()] },
+    typed_config: { '@type': HTTP_CONNECTION_MANAGER_TYPE, ...config, ...(logs ? { access_log: logs } : {}), ...(tracing ? { tracing } : {}), http_filters: [...filters, routerFilter()] },
   };
 }
 
@@ -58,11 +59,11 @@ function tcpProxy(statPrefix: string, cluster: string): EnvoyObject {
 }
 
 /** The network filters of an inbound chain: RBAC (AuthorizationPolicy) first, then the terminal filter. */
-function inboundFilters(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters): EnvoyObject[] {
-  return http ? [inboundFilter(mesh, statPrefix, cluster, true, mtls, authz.http)] : [...authz.network, inboundFilter(mesh, statPrefix, cluster, false, mtls, [])];
+function inboundFilters(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters, tracing: EnvoyObject | undefined): EnvoyObject[] {
+  return http ? [inboundFilter(mesh, statPrefix, cluster, true, mtls, authz.http, tracing)] : [...authz.network, inboundFilter(mesh, statPrefix, cluster, false, mtls, [], undefined)];
 }
 
-export function outboundListener(proxy: Proxy, mesh?: MeshInfo): EnvoyObject {
+export function outboundListener(proxy: Proxy, mesh?: MeshInfo, tracing?: EnvoyObject): EnvoyObject {
   const bind = bindAddress(proxy);
   return {
     name: OUTBOUND_LISTENER_NAME,
@@ -77,14 +78,14 @@ export function outboundListener(proxy: Proxy, mesh?: MeshInfo): EnvoyObject {
             // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
             http_protocol_options: { allow_absolute_url: true },
             // Always present, as in Istio: VirtualService faults are per-route config for it.
-          }, [faultFilter()]),
+          }, [faultFilter()], tracing),
         ],
       },
     ],
   };
 }
 
-function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[]): EnvoyObject {
+function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[], tracing: EnvoyObject | undefined): EnvoyObject {
   if (!http) return tcpProxy(statPrefix, cluster);
   return hcm(mesh, {
     stat_prefix: statPrefix,
@@ -96,7 +97,7 @@ function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http
     // The app learns who called from XFCC; a plaintext caller's own XFCC is never trusted.
     forward_client_cert_details: mtls ? 'SANITIZE_SET' : 'SANITIZE',
     ...(mtls ? { set_current_client_cert_details: { uri: true } } : {}),
-  }, httpFilters);
+  }, httpFilters, tracing);
 }
 
 function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, ports: readonly InboundPort[], mtls: WorkloadMtls): EnvoyObject {
@@ -106,19 +107,20 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
   const http = ports.every((p) => isHttp(p.protocol));
   const mode = inboundMtlsMode(push, proxy, targetPort, mtls);
   const authz = authzFilters(push, proxy, targetPort, !http);
+  const tracing = http ? hcmTracing(push, proxy, 'SERVER') : undefined;
   if (mode === 'DISABLE') {
     return {
       name,
       address: socketAddress(proxy.ip, targetPort),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ name: 'plaintext', filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz) }],
+      filter_chains: [{ name: 'plaintext', filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz, tracing) }],
     };
   }
   const chains: EnvoyObject[] = [
     {
       name: 'mtls',
       filter_chain_match: { transport_protocol: 'tls' },
-      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, true, authz),
+      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, true, authz, tracing),
       transport_socket: {
         name: 'envoy.transport_sockets.tls',
         // HTTP ports offer h2 and http/1.1 as Istio's inbound chains do (ADR 0080); TCP ports nothing.
@@ -130,7 +132,7 @@ function inboundListener(push: PushContext, proxy: Proxy, targetPort: number, po
     chains.push({
       name: 'plaintext',
       filter_chain_match: { transport_protocol: 'raw_buffer' },
-      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz),
+      filters: inboundFilters(push.mesh, `inbound_${name}`, cluster, http, false, authz, tracing),
     });
   }
   return {
@@ -155,7 +157,7 @@ export function inboundListeners(push: PushContext, proxy: Proxy): EnvoyObject[]
 }
 
 export function sidecarListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  return [{ build: () => [outboundListener(proxy, push.mesh), ...inboundListeners(push, proxy)] }];
+  return [{ build: () => [outboundListener(proxy, push.mesh, hcmTracing(push, proxy, 'CLIENT')), ...inboundListeners(push, proxy)] }];
 }
 
 export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {

@@ -8,7 +8,7 @@
  * Cluster name and trust domain are fixed for the life of the process: they are the intermediate
  * CA's (the control plane checks the MeshConfig against the CA at start).
  */
-import { MESH_DEFAULTS, type Locality, type MeshConfigSpec } from '../config/kinds/mesh.js';
+import { MESH_DEFAULTS, parseOtlpEndpoint, SHORT_FORM_PROVIDER, type Locality, type MeshConfigSpec } from '../config/kinds/mesh.js';
 import { parseDuration } from '../config/schema.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
 
@@ -28,8 +28,73 @@ export interface MeshSettings {
   readonly remoteClustersSeeCentralNamespaces?: readonly string[];
   /** meshConfig.accessLogFile / accessLogEncoding; undefined: no access log. */
   readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
+  /** Tracing providers and defaults (ADR 0085). */
+  readonly tracing: MeshTracing;
   /** `name (file:line)` of the MeshConfig in use, for logs; undefined when there is none. */
   readonly source?: string;
+}
+
+/** An OpenTelemetry (OTLP/HTTP) collector: a mesh service, or an address (Isle's short form). */
+export interface TracingProvider {
+  readonly name: string;
+  /** `service`: a registry host (its outbound cluster); `endpoint`: an address outside the registry. */
+  readonly kind: 'service' | 'endpoint';
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  /** Istio duration; default 5s. */
+  readonly timeout?: string;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly maxTagLength?: number;
+}
+
+export interface MeshTracing {
+  readonly providers: Readonly<Record<string, TracingProvider>>;
+  /** defaultProviders.tracing (or the short form's provider). */
+  readonly defaultProvider?: string;
+  /** meshConfig.enableTracing; Istio's default true. */
+  readonly enabled: boolean;
+  /** defaultConfig.tracing.sampling (percent); Istio's default 1 %. */
+  readonly samplingPercent: number;
+  readonly maxPathTagLength?: number;
+}
+
+/** MeshConfig → the tracing settings; the short form becomes provider `isle-otlp` (ADR 0085). */
+export function resolveTracing(spec: MeshConfigSpec | undefined): MeshTracing {
+  const providers: Record<string, TracingProvider> = {};
+  for (const p of spec?.extensionProviders ?? []) {
+    const o = p.opentelemetry;
+    if (!o) continue;
+    providers[p.name] = Object.freeze({
+      name: p.name,
+      kind: 'service' as const,
+      host: o.service,
+      port: o.port,
+      path: o.http?.path ?? '/v1/traces',
+      ...(o.http?.timeout ? { timeout: o.http.timeout } : {}),
+      headers: (o.http?.headers ?? []).map((h) => [h.name, h.value] as const),
+      ...(o.maxTagLength ? { maxTagLength: o.maxTagLength } : {}),
+    });
+  }
+  let defaultProvider = spec?.defaultProviders?.tracing?.[0];
+  let samplingPercent = spec?.defaultConfig?.tracing?.sampling ?? 1;
+  const short = spec?.tracing;
+  if (short) {
+    const e = parseOtlpEndpoint(short.otlp.endpoint);
+    if (typeof e !== 'string') {
+      providers[SHORT_FORM_PROVIDER] = Object.freeze({ name: SHORT_FORM_PROVIDER, kind: 'endpoint' as const, host: e.host, port: e.port, path: e.path, headers: [] });
+      defaultProvider = SHORT_FORM_PROVIDER;
+      samplingPercent = (short.sampling ?? 0.01) * 100;
+    }
+  }
+  const mpl = spec?.defaultConfig?.tracing?.maxPathTagLength;
+  return Object.freeze({
+    providers: Object.freeze(providers),
+    ...(defaultProvider ? { defaultProvider } : {}),
+    enabled: spec?.enableTracing ?? true,
+    samplingPercent,
+    ...(mpl ? { maxPathTagLength: mpl } : {}),
+  });
 }
 
 /** What the process fixes (from the CA) or the command line overrides. */
@@ -69,6 +134,7 @@ export function resolveMeshSettings(mesh: Resource<MeshConfigSpec> | undefined, 
     remoteClustersSeeCentral: spec?.remoteClustersSeeCentral ?? false,
     ...(spec?.remoteClustersSeeCentral && spec.remoteClustersSeeCentralNamespaces ? { remoteClustersSeeCentralNamespaces: Object.freeze([...spec.remoteClustersSeeCentralNamespaces].sort()) } : {}),
     ...(spec?.accessLogFile ? { accessLog: Object.freeze({ file: spec.accessLogFile, encoding: spec.accessLogEncoding ?? 'TEXT' }) } : {}),
+    tracing: resolveTracing(spec),
     ...(mesh ? { source: `${mesh.metadata.name} (${mesh.source.file}:${mesh.source.line})` } : {}),
   });
 }

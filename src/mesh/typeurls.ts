@@ -65,3 +65,7 @@ export function typeUrlOf(messageName: string): string {
 /** AuthorizationPolicy on inbound HTTP (envoy.filters.http.rbac) and TCP (envoy.filters.network.rbac). */
 export const HTTP_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 export const NETWORK_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
+
+/** Envoy's OpenTelemetry tracer (HCM tracing.provider) and its config type (ADR 0085). */
+export const OTEL_TRACER = 'envoy.tracers.opentelemetry';
+export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';

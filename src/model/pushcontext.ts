@@ -17,7 +17,8 @@ import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
 import { buildSpiffeId } from '../pki/spiffe.js';
-import type { MeshSettings } from '../mesh/settings.js';
+import type { MeshSettings, MeshTracing } from '../mesh/settings.js';
+import type { TelemetrySpec } from '../config/kinds/telemetry.js';
 
 export interface MeshInfo {
   /** SPIFFE trust domain of the mesh. */
@@ -32,6 +33,8 @@ export interface MeshInfo {
   readonly domainSuffix: string;
   /** Every proxy's access log (meshConfig.accessLogFile/accessLogEncoding); undefined: none. */
   readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
+  /** Tracing providers and mesh defaults (generate/tracing.ts); undefined: none configured. */
+  readonly tracing?: MeshTracing;
 }
 
 /** An east-west gateway's address, as the clients on other networks dial it. */
@@ -74,6 +77,8 @@ export interface PushContextInput {
   authorizationPolicies?: readonly Resource<AuthorizationPolicySpec>[];
   /** Gateways of the local config: what ingress gateway proxies serve (generate/ingress.ts). */
   gateways?: readonly Resource<GatewaySpec>[];
+  /** Telemetry resources (tracing), root-namespace and namespace-wide (generate/tracing.ts). */
+  telemetries?: readonly Resource<TelemetrySpec>[];
   /** `<namespace>/<credentialName>` → a gateway's TLS credential (ADR 0060). */
   credentials?: ReadonlyMap<string, GatewayCredential>;
 }
@@ -113,6 +118,8 @@ export interface PushContext {
   readonly authorizationPolicies: readonly Resource<AuthorizationPolicySpec>[];
   /** Sorted by namespace/name. */
   readonly gateways: readonly Resource<GatewaySpec>[];
+  /** Sorted by namespace/name. */
+  readonly telemetries: readonly Resource<TelemetrySpec>[];
   readonly credentials: ReadonlyMap<string, GatewayCredential>;
 }
 
@@ -154,13 +161,14 @@ const byNsName = (a: Resource<unknown>, b: Resource<unknown>): number =>
   cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name);
 
 /** PushContext mesh info from the one mesh settings resolver. */
-export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace' | 'accessLog'>): PushContextInput['mesh'] {
+export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace' | 'accessLog'> & { tracing?: MeshTracing }): PushContextInput['mesh'] {
   return {
     trustDomain: settings.trustDomain,
     clusterName: settings.clusterName,
     network: settings.network,
     rootNamespace: settings.rootNamespace,
     ...(settings.accessLog ? { accessLog: settings.accessLog } : {}),
+    ...(settings.tracing ? { tracing: settings.tracing } : {}),
   };
 }
 
@@ -172,6 +180,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     rootNamespace: input.mesh.rootNamespace ?? 'istio-system',
     domainSuffix: input.mesh.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX,
     ...(input.mesh.accessLog ? { accessLog: input.mesh.accessLog } : {}),
+    ...(input.mesh.tracing ? { tracing: input.mesh.tracing } : {}),
   });
 
   const services = Object.freeze([...input.services].sort((a, b) => cmp(a.hostname, b.hostname)));
@@ -279,6 +288,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     peerAuthenticationsByNamespace: freezeMap(peerAuthnIndex(input.peerAuthentications ?? [])),
     authorizationPolicies: Object.freeze([...(input.authorizationPolicies ?? [])].sort(byNsName)),
     gateways: Object.freeze([...(input.gateways ?? [])].sort(byNsName)),
+    telemetries: Object.freeze([...(input.telemetries ?? [])].sort(byNsName)),
     credentials: input.credentials ?? new Map(),
   });
 }

@@ -131,6 +131,38 @@ export interface HttpConnectionManagerModel {
   readonly requestTimeoutMs: number;
   /** envoy.filters.http.rbac filters, in chain order (AuthorizationPolicy). */
   readonly rbac: readonly RbacFilterModel[];
+  /** `tracing` (OpenTelemetry over OTLP/HTTP, ADR 0085); absent: no spans, context passes through. */
+  readonly tracing?: TracingModel;
+}
+
+/** A span tag from the HCM's `custom_tags` (Istio's service tags are literals). */
+export type CustomTagModel =
+  | { readonly tag: string; readonly kind: 'literal'; readonly value: string }
+  | { readonly tag: string; readonly kind: 'header' | 'environment'; readonly name: string; readonly defaultValue: string };
+
+/** `envoy.tracers.opentelemetry` with `http_service`: where the spans go. */
+export interface OtlpHttpExporterModel {
+  /** Same exporter config → the same exporter (queue, counters) across xDS updates. */
+  readonly key: string;
+  /** http_uri.cluster: the cluster whose endpoint receives the export. */
+  readonly cluster: string;
+  /** Path of http_uri.uri (Envoy's default OTLP path `/v1/traces` when the uri has none). */
+  readonly path: string;
+  /** Host header: the authority of http_uri.uri. */
+  readonly authority: string;
+  readonly timeoutMs: number;
+  readonly headers: readonly (readonly [string, string])[];
+  /** Resource `service.name`. */
+  readonly serviceName: string;
+}
+
+export interface TracingModel {
+  /** random_sampling, percent [0, 100]; Envoy's default 100. */
+  readonly randomSamplingPercent: number;
+  readonly exporter: OtlpHttpExporterModel;
+  readonly customTags: readonly CustomTagModel[];
+  /** max_path_tag_length (http.url); Envoy's default 256. */
+  readonly maxPathTagLength: number;
 }
 
 /** TcpProxy: one cluster or weighted clusters. */
@@ -356,6 +388,8 @@ export interface RouteModel {
   readonly mutations: HeaderMutationsModel;
   /** typed_per_filter_config of `envoy.filters.http.fault`; applied only when the HCM has that filter. */
   readonly fault?: FaultModel;
+  /** decorator.operation: the span name of requests on this route. */
+  readonly decorator?: string;
 }
 
 export interface VirtualHostModel {

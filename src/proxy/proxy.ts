@@ -250,6 +250,7 @@ export class IsleProxy {
         ...(o.cluster ? { cluster: o.cluster } : {}),
         labels: { ...(o.labels ?? {}) },
         ...(this.node.id ? { nodeId: this.node.id } : {}),
+        ...(o.locality?.zone ? { zone: o.locality.zone } : {}),
       },
       logger: this.child('runtime'),
       ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),

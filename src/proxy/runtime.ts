@@ -6,6 +6,7 @@
  * the old graph or the new one. Listeners are then started (new names), replaced (address or kind
  * changed) or drained (gone), by name. Outlier state is kept for endpoints that persist.
  */
+import { flushTracing } from './tracing/tracer.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
@@ -338,6 +339,8 @@ export class ProxyRuntime {
     this.listeners.clear();
     await Promise.all([...this.draining]);
     this.pools.close();
+    // Spans of the last requests still go out (bounded by the exporter's timeout).
+    await flushTracing(this.deps);
     return { clean: results.every((r) => r.clean), cutOff: results.reduce((n, r) => n + r.cutOff, 0) };
   }
 }

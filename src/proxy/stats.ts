@@ -288,6 +288,8 @@ export class ProxyStats {
   readonly rbacAudited: Counter<'listener' | 'policy'>;
   readonly gatewayConnections: Counter<'sni' | 'cluster'>;
   readonly gatewayBytes: Counter<'sni' | 'cluster' | 'direction'>;
+  /** Envoy's `tracing.opentelemetry.*`: spans sent, dropped (queue full) and failed exports (ADR 0085). */
+  readonly tracingSpans: Counter<'outcome'>;
 
   constructor(opts: { defaultLabels?: Record<string, string> } = {}) {
     if (opts.defaultLabels) this.registry.setDefaultLabels(opts.defaultLabels);
@@ -303,6 +305,7 @@ export class ProxyStats {
     this.upstreamRqPerTryTimeout = new Counter({ name: 'envoy_cluster_upstream_rq_per_try_timeout', help: 'Attempts that hit the per-try timeout', labelNames: cl, registers: r });
     this.upstreamRqPendingOverflow = new Counter({ name: 'envoy_cluster_upstream_rq_pending_overflow', help: 'Requests refused by a circuit breaker', labelNames: cl, registers: r });
     this.upstreamCxNoneHealthy = new Counter({ name: 'envoy_cluster_upstream_cx_none_healthy', help: 'Requests with no healthy upstream to pick', labelNames: cl, registers: r });
+    this.tracingSpans = new Counter({ name: 'envoy_tracing_opentelemetry_spans', help: 'Sampled spans by outcome: sent, dropped (export queue full), failed (export failed)', labelNames: ['outcome'], registers: r });
     this.upstreamRqCompleted = new Counter({ name: 'envoy_cluster_upstream_rq_xx', help: 'Upstream responses by class', labelNames: ['cluster_name', 'response_code_class'], registers: r });
     this.downstreamCxTotal = new Counter({ name: 'envoy_listener_downstream_cx_total', help: 'Downstream connections accepted', labelNames: ['listener'], registers: r });
     this.downstreamCxActive = new Gauge({ name: 'envoy_listener_downstream_cx_active', help: 'Downstream connections open now', labelNames: ['listener'], registers: r });

@@ -39,6 +39,8 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   // meshConfig.accessLogFile (src/generate/accesslog.ts).
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  // HCM tracing with the OpenTelemetry tracer (src/generate/tracing.ts).
+  'envoy/config/trace/v3/opentelemetry.proto',
 ];
 
 const require = createRequire(import.meta.url);

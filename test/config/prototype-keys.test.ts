@@ -72,7 +72,7 @@ describe('keys named like Object.prototype properties', () => {
   it('the fixture has every kind and analyzes clean', () => {
     const r = parseConfigText(EVERY_KIND, readFileSync(EVERY_KIND, 'utf8'));
     assert.deepEqual(r.errors.map(formatConfigError), []);
-    assert.equal(new Set(r.resources.map((x) => x.kind)).size, 13);
+    assert.equal(new Set(r.resources.map((x) => x.kind)).size, 14);
     assert.deepEqual(analyze(r.resources).map(formatConfigError), []);
   });
 

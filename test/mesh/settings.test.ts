@@ -23,7 +23,7 @@ const settle = () => new Promise((res) => setTimeout(res, 20));
 describe('mesh settings resolver', () => {
   it('defaults when there is no MeshConfig: one flat network, 100ms/10s debounce, 10s grace', () => {
     const s = resolveMeshSettings(undefined, { clusterName: 'cluster-1', trustDomain: 'cluster.local' });
-    assert.deepEqual(s, { clusterName: 'cluster-1', trustDomain: 'cluster.local', network: '', rootNamespace: 'istio-system', debounce: { quietMs: 100, maxMs: 10_000 }, registrationGraceMs: 10_000, remoteClustersSeeCentral: false });
+    assert.deepEqual(s, { clusterName: 'cluster-1', trustDomain: 'cluster.local', network: '', rootNamespace: 'istio-system', debounce: { quietMs: 100, maxMs: 10_000 }, registrationGraceMs: 10_000, remoteClustersSeeCentral: false, tracing: { providers: {}, enabled: true, samplingPercent: 1 } });
   });
 
   it('the first MeshConfig by name wins; --network overrides its network', () => {

@@ -1,5 +1,5 @@
 /** Isle's own kinds, group mesh.isle.dev: the settings of one cluster's control plane and its peers. */
-import { arr, bool, duration, isObject, isSet, obj, parseDuration, str, type Check, dnsLabel, isLocality } from '../schema.js';
+import { arr, bool, duration, int, isObject, isSet, num, obj, parseDuration, percent, port, str, type Check, dnsLabel, isLocality } from '../schema.js';
 import type { KindDescriptor } from './common.js';
 import { isIP } from 'node:net';
 import { parseHostPort } from '../hostport.js';
@@ -46,7 +46,33 @@ export interface MeshConfigSpec {
   accessLogFile?: string;
   /** Istio's meshConfig.accessLogEncoding: TEXT (default, Istio's text format) or JSON. */
   accessLogEncoding?: 'TEXT' | 'JSON';
+  /** Istio's meshConfig.enableTracing (default true): false turns tracing off unless a Telemetry turns it on. */
+  enableTracing?: boolean;
+  /** Istio's meshConfig.defaultConfig; Isle reads `tracing.sampling` (percent) and `tracing.maxPathTagLength`. */
+  defaultConfig?: { tracing?: { sampling?: number; maxPathTagLength?: number } };
+  /** Istio's meshConfig.extensionProviders; Isle has `opentelemetry` with `http` (OTLP/HTTP). */
+  extensionProviders?: ExtensionProvider[];
+  /** Istio's meshConfig.defaultProviders; Isle reads `tracing`. */
+  defaultProviders?: { tracing?: string[] };
+  /**
+   * Isle's short form (ADR 0085): `{otlp: {endpoint: http://host:4318}, sampling: 0.01}` is an
+   * OpenTelemetry provider named `isle-otlp` made the default, with sampling as a fraction.
+   */
+  tracing?: { otlp: { endpoint: string }; sampling?: number };
 }
+
+export interface ExtensionProvider {
+  name: string;
+  opentelemetry?: {
+    service: string;
+    port: number;
+    maxTagLength?: number;
+    http?: { path?: string; timeout?: string; headers?: { name: string; value: string }[] };
+  };
+}
+
+/** The provider name Isle's `tracing` short form stands for. */
+export const SHORT_FORM_PROVIDER = 'isle-otlp';
 
 /** The MeshConfig defaults, written once: normalize() fills them and the mesh settings resolver reads them. */
 export const MESH_DEFAULTS = Object.freeze({
@@ -92,6 +118,72 @@ const trustDomain = str({
   check: (s) => (/^[a-z0-9]([-a-z0-9._]*[a-z0-9])?$/.test(s) ? undefined : `invalid trust domain ${JSON.stringify(s)} (lowercase letters, digits, '-', '.', '_')`),
 });
 
+/** `http://host[:port][/path]`: Isle exports OTLP/HTTP in plaintext (a collector's :4318). */
+export function parseOtlpEndpoint(s: string): { host: string; port: number; path: string } | string {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return `invalid URL ${JSON.stringify(s)} (use http://host:4318)`;
+  }
+  if (u.protocol !== 'http:') return `${JSON.stringify(s)}: Isle exports OTLP/HTTP over plain http only`;
+  if (u.username || u.password || u.search || u.hash) return `${JSON.stringify(s)}: credentials, query and fragment are not supported`;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return { host, port: u.port ? Number(u.port) : 80, path: u.pathname === '/' ? '/v1/traces' : u.pathname };
+}
+
+const otlpEndpoint = str({ check: (s) => { const r = parseOtlpEndpoint(s); return typeof r === 'string' ? r : undefined; } });
+
+const extensionProvider: Check = obj(
+  {
+    name: str({ nonEmpty: true }),
+    opentelemetry: obj(
+      {
+        service: str({ nonEmpty: true }),
+        port,
+        maxTagLength: int({ min: 1 }),
+        http: obj({ path: str({ check: (s) => (s.startsWith('/') ? undefined : 'must start with "/"') }), timeout: duration(), headers: arr(obj({ name: str({ nonEmpty: true }), value: str() }, { required: ['name', 'value'], strict: true })) }, { strict: true }),
+      },
+      {
+        required: ['service', 'port'],
+        strict: true,
+        check: (c, v, p) => {
+          if (v.http === undefined) c.error([...p, 'http'], 'Isle exports OTLP/HTTP only: add `http: {path: /v1/traces}` and the collector\'s OTLP/HTTP port (4318); without `http` Istio would use OTLP/gRPC');
+        },
+      },
+    ),
+  },
+  {
+    required: ['name'],
+    strict: true,
+    check: (c, v, p) => {
+      if (v.opentelemetry === undefined) c.error(p, 'Isle supports only opentelemetry extension providers (for tracing)');
+    },
+  },
+);
+
+/** Provider names are unique; default providers name one; the short form does not fight them. */
+function tracingRefs(c: Parameters<Check>[0], v: Record<string, unknown>, p: Parameters<Check>[2]): void {
+  const providers = Array.isArray(v.extensionProviders) ? (v.extensionProviders as unknown[]) : [];
+  const names = new Set<string>();
+  providers.forEach((x, i) => {
+    const n = isObject(x) && typeof x.name === 'string' ? x.name : undefined;
+    if (n === undefined) return;
+    if (names.has(n)) c.error([...p, 'extensionProviders', i, 'name'], `duplicate provider name ${JSON.stringify(n)}`);
+    names.add(n);
+  });
+  const dp = isObject(v.defaultProviders) && Array.isArray(v.defaultProviders.tracing) ? (v.defaultProviders.tracing as unknown[]) : [];
+  if (dp.length > 1) c.error([...p, 'defaultProviders', 'tracing'], 'Isle supports one default tracing provider');
+  dp.forEach((n, i) => {
+    if (typeof n === 'string' && !names.has(n)) c.error([...p, 'defaultProviders', 'tracing', i], `no extensionProvider named ${JSON.stringify(n)}`);
+  });
+  if (isSet(v.tracing)) {
+    if (dp.length > 0) c.error([...p, 'tracing'], 'use either tracing (Isle\'s short form) or defaultProviders.tracing, not both');
+    if (names.has(SHORT_FORM_PROVIDER)) c.error([...p, 'tracing'], `the short form defines the provider ${JSON.stringify(SHORT_FORM_PROVIDER)}, which extensionProviders also names`);
+    if (isObject(v.defaultConfig) && isObject(v.defaultConfig.tracing) && isSet(v.defaultConfig.tracing.sampling)) c.error([...p, 'tracing', 'sampling'], 'set sampling in one place: tracing.sampling or defaultConfig.tracing.sampling');
+  }
+}
+
 const meshConfigSpec = obj(
   {
     trustDomain,
@@ -105,6 +197,11 @@ const meshConfigSpec = obj(
     maxIdentityLifetime: duration(),
     accessLogFile: str(),
     accessLogEncoding: str({ check: (s) => (s === 'TEXT' || s === 'JSON' ? undefined : `must be TEXT or JSON, got ${JSON.stringify(s)}`) }),
+    enableTracing: bool,
+    defaultConfig: obj({ tracing: obj({ sampling: percent, maxPathTagLength: int({ min: 1 }) }, { strict: true }) }, { strict: true }),
+    extensionProviders: arr(extensionProvider),
+    defaultProviders: obj({ tracing: arr(str({ nonEmpty: true })) }, { strict: true }),
+    tracing: obj({ otlp: obj({ endpoint: otlpEndpoint }, { required: ['endpoint'], strict: true }), sampling: num({ min: 0, max: 1 }) }, { required: ['otlp'], strict: true }),
     debounce: obj(
       { quiet: duration(), max: duration() },
       {
@@ -118,6 +215,7 @@ const meshConfigSpec = obj(
   },
   {
     check: (c, v, p) => {
+      tracingRefs(c, v, p);
       // A namespace list that discovery ignores would read as a restriction that is not there.
       if (isSet(v.remoteClustersSeeCentralNamespaces) && v.remoteClustersSeeCentral !== true) {
         c.error([...p, 'remoteClustersSeeCentralNamespaces'], 'only applies with remoteClustersSeeCentral: true (remote clusters see no central namespace without it)');

@@ -21,6 +21,7 @@ import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../mesh/typeurls.js';
 import { decodeRbacFilter } from '../rbac/decode.js';
 import { DOWNSTREAM_TLS_CONTEXT } from './cluster.js';
 import { FAULT_FILTER, HTTP_FAULT_TYPE, httpFault, routeConfigBody } from './route.js';
+import { decodeTracing } from './tracing.js';
 import { Errors, Reader, commonTlsContext, describe, isObj } from './util.js';
 
 const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -258,8 +259,11 @@ function hcm(r: Reader): HttpConnectionManagerModel {
 
   const sccd = r.obj_('set_current_client_cert_details');
   const accessLogs = r.objs('access_log').map(accessLog).filter((l): l is AccessLogModel => l !== undefined);
+  const tr = r.obj_('tracing');
+  const tracing = tr ? decodeTracing(tr) : undefined;
   return {
     ...(accessLogs.length ? { accessLogs } : {}),
+    ...(tracing ? { tracing } : {}),
     statPrefix,
     routeSource,
     codecType: r.enum_('codec_type', ['AUTO', 'HTTP1', 'HTTP2', 'HTTP3'] as const, 'AUTO'),

@@ -153,7 +153,12 @@ function route(r: Reader): RouteModel {
       r.errs.add(r.p(which), 'is not supported by isle proxy');
   }
   const fault = perFilterConfig(r);
+  const decorator = r.obj_('decorator');
+  const operation = decorator?.str('operation');
+  if (decorator && !operation) decorator.errs.add(decorator.p('operation'), 'must not be empty');
+  if (decorator?.has('propagate') && !decorator.bool('propagate', true)) decorator.errs.add(decorator.p('propagate'), 'propagate: false is not supported by isle proxy');
   return {
+    ...(operation ? { decorator: operation } : {}),
     name: r.str('name') ?? '',
     match: match ?? { path: { kind: 'prefix', value: '/' }, caseSensitive: true, headers: [], queryParameters: [] },
     action: action ?? { kind: 'direct', status: 500, body: undefined },

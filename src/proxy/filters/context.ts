@@ -18,6 +18,9 @@ import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../acc
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
 import { DEADLINE_EXCEEDED, DEADLINE_FLAG, DEADLINE_MESSAGE } from './grpc.js';
+import type { ActiveSpan } from '../tracing/span.js';
+import { tracerOf } from '../tracing/tracer.js';
+import { parseOutboundName } from '../../mesh/names.js';
 
 /**
  * The downstream half of an exchange as the filters see it: the HTTP/1.1 codec's ServerExchange,
@@ -91,6 +94,9 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   readonly record: RequestRecord;
   /** Response flags gathered on the way (DI from the fault filter, URX from retries). */
   readonly flags: string[] = [];
+
+  /** A sampled request's span (tracing filter), ended and exported by finish(). */
+  span: ActiveSpan | undefined;
 
   /** Inbound: our peer metadata, added to the response by the router (stats filter). */
   peerResponseHeader: string | undefined;
@@ -205,7 +211,46 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.deps.stats.recordRequest(this.record);
     const logs = this.conn.hcm.accessLogs;
     if (logs) this.accessLog(logs);
+    if (this.span) this.endSpan(this.span);
     this.onDone?.();
+  }
+
+  private endSpan(span: ActiveSpan): void {
+    const r = this.record;
+    const req = this.req;
+    tracerOf(this.deps).finish(span, {
+      inbound: this.inbound,
+      protocol: this.ds.protocol ?? 'HTTP/1.1',
+      method: req.method,
+      scheme: req.scheme,
+      authority: req.authority,
+      path: req.path,
+      requestHeaders: req.headers,
+      status: r.responseCode,
+      responseFlags: r.responseFlags,
+      requestSize: this.ds.contentLength ?? (Buffer.isBuffer(this.body) ? this.body.length : 0),
+      responseSize: this.responseBytes,
+      durationMs: r.durationMs,
+      upstreamCluster: r.upstreamCluster,
+      peerAddress: this.ds.remoteAddress,
+      name: this.spanName(),
+    });
+  }
+
+  /** The route's decorator, else Istio's default `<service host>:<port>/*`, else `<authority>/*`. */
+  private spanName(): string {
+    const route = this.route;
+    const d = route && (route.kind === 'route' || route.kind === 'redirect' || route.kind === 'direct') ? route.route.decorator : undefined;
+    if (d) return d;
+    const cluster = this.record.upstreamCluster;
+    if (this.inbound) {
+      const svc = cluster ? this.graph.clusters.get(cluster)?.service : undefined;
+      if (svc && this.conn.destinationPort !== undefined) return `${svc}:${this.conn.destinationPort}/*`;
+    } else {
+      const o = cluster ? parseOutboundName(cluster) : undefined;
+      if (o) return `${o.hostname}:${o.port}/*`;
+    }
+    return `${this.req.authority}/*`;
   }
 
   /** Response headers as sent downstream (access logs' %RESP(…)%). */

@@ -66,8 +66,10 @@ export interface LocalIdentity {
   cluster?: string;
   /** Workload labels: app, version, canonical service/revision. */
   labels?: Readonly<Record<string, string>>;
-  /** The proxy's node id (x-envoy-peer-metadata-id). */
+  /** The proxy's node id (x-envoy-peer-metadata-id; the `node_id` span tag). */
   nodeId?: string;
+  /** Locality zone (the `zone` span tag). */
+  zone?: string;
 }
 
 export interface ListenerDeps {

@@ -2,7 +2,7 @@
  * The HTTP connection manager of a listener: the HTTP/1.1 codec (`../http1`) turns connections
  * into requests, and each request runs the filter chain, in Envoy's order:
  *
- *   stats → fault → rbac → headers (x-request-id, x-forwarded-proto, XFCC) → router
+ *   stats → tracing → fault → rbac → headers (x-request-id, x-forwarded-proto, XFCC) → router
  *     → retry → per-try timeout → upstream
  *
  * The routing decision is made once before the filters run (Envoy's route cache), so the fault
@@ -21,6 +21,7 @@ import { rbacFilter } from '../filters/rbac.js';
 import { retryFilter } from '../filters/retry.js';
 import { routerFilter } from '../filters/router.js';
 import { statsFilter } from '../filters/stats.js';
+import { tracingFilter } from '../filters/tracing.js';
 import { perTryTimeoutFilter } from '../filters/timeout.js';
 import { upstreamFilter } from '../filters/upstream.js';
 import { Http1Server } from '../http1/server.js';
@@ -35,7 +36,7 @@ export type { ConnInfo } from './context.js';
 export { serviceOfCluster } from '../filters/router.js';
 
 /** The HTTP filters, outermost first (Envoy's order; see the module comment). */
-export const HTTP_FILTERS: readonly Filter[] = [statsFilter, faultFilter, rbacFilter, headersFilter, routerFilter, retryFilter, perTryTimeoutFilter, upstreamFilter];
+export const HTTP_FILTERS: readonly Filter[] = [statsFilter, tracingFilter, faultFilter, rbacFilter, headersFilter, routerFilter, retryFilter, perTryTimeoutFilter, upstreamFilter];
 
 const runChain = chain(HTTP_FILTERS);
 

@@ -160,10 +160,10 @@ function run(opts: { retry?: RetryPolicyModel | null; timeoutMs?: number; steps:
 /** Lets the promise chain between timer steps run. */
 const settle = () => new Promise((r) => setImmediate(r));
 
-test('the chain is in Envoy order: stats, fault, rbac, headers, router, retry, per-try timeout, upstream', () => {
+test('the chain is in Envoy order: stats, tracing, fault, rbac, headers, router, retry, per-try timeout, upstream', () => {
   assert.deepEqual(
     HTTP_FILTERS.map((f) => f.name),
-    ['statsFilter', 'faultFilter', 'rbacFilter', 'headersFilter', 'routerFilter', 'retryFilter', 'perTryTimeoutFilter', 'upstreamFilter'],
+    ['statsFilter', 'tracingFilter', 'faultFilter', 'rbacFilter', 'headersFilter', 'routerFilter', 'retryFilter', 'perTryTimeoutFilter', 'upstreamFilter'],
   );
 });
 
