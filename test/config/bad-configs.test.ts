@@ -814,7 +814,7 @@ spec:
   discoveryOnly: false`,
     expected: [
       "bad.yaml:5 RemoteCluster cluster-2: warning: metadata.namespace: ignored: RemoteCluster is cluster-scoped",
-      "bad.yaml:7 RemoteCluster cluster-2: spec.address: invalid address \"127.2.0.1\" (use host:port)",
+      "bad.yaml:7 RemoteCluster cluster-2: spec.address: invalid address \"127.2.0.1\" (use host:port, or a peer's replicas as host:port,host:port)",
       "bad.yaml:8 RemoteCluster cluster-2: spec.discoveryOnly: only discoveryOnly: true is supported (a peer is added for service discovery only)",
     ],
   },
