@@ -28,7 +28,8 @@ import { ProxyStats } from './stats.js';
 import type { Backoff } from '../mesh/backoff.js';
 import { XdsClient, type XdsProtocol } from './xds/client.js';
 import { XDS_TYPES } from './xds/state.js';
-import { DnsServer } from './dns/server.js';
+import { DnsServer, type DnsStats } from './dns/server.js';
+import { Counter } from 'prom-client';
 import type { Upstream } from './dns/upstream.js';
 import { proxyBindHost } from '../mesh/bindprobe.js';
 
@@ -321,6 +322,30 @@ export class IsleProxy {
     }
     const a = this.dns.address();
     this.opts.onListener?.('dns', 'outbound', formatHostPort(a.host, a.port));
+    this.registerDnsMetrics(this.dns.stats);
+  }
+
+  /** istio-agent's DNS counters (and two of Isle's), read from the server's own counts at scrape time. */
+  private registerDnsMetrics(st: DnsStats): void {
+    const registers = [this.stats.registry];
+    const counter = (name: string, help: string, read: () => number): void => {
+      let last = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = read();
+          this.inc(v - last);
+          last = v;
+        },
+      });
+    };
+    counter('istio_dns_requests_total', 'DNS queries received by the sidecar DNS proxy', () => st.queries);
+    counter('istio_dns_upstream_requests_total', 'DNS queries forwarded to an upstream resolver', () => st.forwarded + st.upstreamFailures);
+    counter('istio_dns_upstream_failures_total', 'DNS queries no upstream resolver answered (SERVFAIL)', () => st.upstreamFailures);
+    counter('isle_dns_refused_total', 'DNS queries refused because too many forwards were pending', () => st.refused);
+    counter('isle_dns_malformed_total', 'DNS packets dropped or answered FORMERR/NOTIMP', () => st.malformed);
   }
 
   private async applyGraph(graph: ConfigGraph): Promise<void> {

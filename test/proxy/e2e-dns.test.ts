@@ -129,6 +129,10 @@ describe('sidecar DNS proxy', () => {
     assert.deepEqual(await r.resolve4('example.test'), ['192.0.2.7']);
     await assert.rejects(r.resolve4('nothing.example.test'), { code: 'ENOTFOUND' });
     assert.ok(upstream.seen.udp.includes('example.test'));
+    const metrics = await (await fetch(`${sleep.admin}/stats/prometheus`)).text();
+    const count = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    assert.ok(count('istio_dns_requests_total') >= 8, metrics);
+    assert.ok(count('istio_dns_upstream_requests_total') >= 2, metrics);
   });
 
   test('--dns-port asked for explicitly on a port in use is an error naming the address', async () => {
