@@ -6,10 +6,12 @@
  * does. Entries are those of Istio's BuildNameTable:
  * - every service with an address — ServiceEntry `addresses`, cluster IPs, or the VIP the
  *   PushContext auto-allocated (model/autovip.ts) — so `.global` hosts (seed 003) are plain entries;
- * - no wildcard hosts (a DNS answer needs one name), no CIDR addresses (not a host address);
+ * - no wildcard hosts (a DNS answer needs one name) nor anything else that is not a plain DNS
+ *   name, no CIDR addresses (not a host address);
  * - gateways and proxyless gRPC clients get nothing (they run no DNS proxy).
  */
 import { isIP } from 'node:net';
+import { isDnsName } from '../config/hosts.js';
 import type { PushContext } from '../model/pushcontext.js';
 import type { Proxy } from '../model/proxy.js';
 import type { Service } from '../registry/model.js';
@@ -20,7 +22,8 @@ export const REGISTRY_KUBERNETES = 'Kubernetes';
 export const REGISTRY_EXTERNAL = 'External';
 
 function nameInfo(svc: Service, domainSuffix: string): EnvoyObject | undefined {
-  if (svc.hostname.includes('*')) return undefined;
+  // Wildcards, and anything the proxy's decoder would refuse (which would cost every sidecar its table).
+  if (!isDnsName(svc.hostname)) return undefined;
   const ips = svc.addresses.filter((a) => isIP(a) !== 0);
   if (ips.length === 0) return undefined;
   const kube = svc.kind === 'Service' && svc.hostname === `${svc.name}.${svc.namespace}.svc.${domainSuffix}`;

@@ -92,7 +92,9 @@ describe('NDS name table', () => {
       resolution: 'DNS',
       addresses: ['127.255.0.8'],
     });
-    const t = nameTable(push({ services: [global] }));
+    // A host the proxy's decoder would refuse is left out rather than costing every sidecar its table.
+    const odd = svc('odd', 'hello', [], { hostname: `${'x'.repeat(64)}.example`, kind: 'ServiceEntry', resolution: 'DNS', addresses: ['10.0.0.9'] });
+    const t = nameTable(push({ services: [global, odd] }));
     assert.deepEqual(t, { table: { 'helloworld.hello.global': { ips: ['127.255.0.8'], registry: 'External' } } });
   });
 });

@@ -5,6 +5,7 @@
  * table (NACK naming each problem) and the proxy keeps answering from its last good one.
  */
 import { isIP } from 'node:net';
+import { isDnsLabel, isDnsName } from '../../config/hosts.js';
 import type { DecodeResult } from '../model.js';
 import { describe, isObj } from './util.js';
 
@@ -22,12 +23,7 @@ export type NameTableModel = ReadonlyMap<string, NameEntryModel>;
 
 /** More than any mesh sends; a bigger table is refused rather than held. */
 export const MAX_NAME_TABLE_ENTRIES = 200_000;
-const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
-/** Whether `s` is a host name the DNS proxy can answer: lower-case labels of 1–63 LDH characters, ≤ 253 in all. */
-export function isDnsName(s: string): boolean {
-  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => LABEL.test(l));
-}
+export { isDnsName };
 
 export function decodeNameTable(obj: unknown): DecodeResult<NameTableModel> {
   if (!isObj(obj)) return { errors: [`NameTable: expected an object, got ${describe(obj)}`] };
@@ -58,9 +54,9 @@ export function decodeNameTable(obj: unknown): DecodeResult<NameTableModel> {
     const shortname = str('shortname');
     const namespace = str('namespace');
     if (registry === 'Kubernetes') {
-      if (!LABEL.test(shortname)) errors.push(`${at}.shortname: ${JSON.stringify(shortname)} is not a DNS label`);
-      if (!LABEL.test(namespace)) errors.push(`${at}.namespace: ${JSON.stringify(namespace)} is not a DNS label`);
-      if (LABEL.test(shortname) && LABEL.test(namespace) && !host.startsWith(`${shortname}.${namespace}.svc.`)) {
+      if (!isDnsLabel(shortname)) errors.push(`${at}.shortname: ${JSON.stringify(shortname)} is not a DNS label`);
+      if (!isDnsLabel(namespace)) errors.push(`${at}.namespace: ${JSON.stringify(namespace)} is not a DNS label`);
+      if (isDnsLabel(shortname) && isDnsLabel(namespace) && !host.startsWith(`${shortname}.${namespace}.svc.`)) {
         errors.push(`${at}: a Kubernetes entry must be named <shortname>.<namespace>.svc.<domain>`);
       }
     }
