@@ -2,6 +2,7 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import type { Command } from 'commander';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
+import { DNS_PROXY_PORT } from '../mesh/names.js';
 import type { CliIO } from './io.js';
 
 interface ProxyFlags {
@@ -27,6 +28,9 @@ interface ProxyFlags {
   certTtl?: string;
   drainTimeout: string;
   logLevel: string;
+  dns: boolean;
+  dnsPort?: string;
+  dnsUpstream: string[];
 }
 
 /**
@@ -98,7 +102,10 @@ export function registerProxy(program: Command, io: CliIO): void {
     .option('--cert-ttl <duration>', 'certificate lifetime to ask for (e.g. 24h, 30m, 20s); the CA may give less')
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests at shutdown', '5s')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
-    .action(async (o: ProxyFlags) => {
+    .option('--dns-port <port>', 'sidecar DNS proxy port, UDP and TCP on the workload address (mesh names from the control plane, the rest forwarded); 0 = off', String(DNS_PROXY_PORT))
+    .option('--no-dns', 'do not run the DNS proxy')
+    .option('--dns-upstream <addr>', 'resolver for names the mesh does not own, host[:port] (repeatable; default: the nameservers of /etc/resolv.conf)', collect, [] as string[])
+    .action(async (o: ProxyFlags, cmd: Command) => {
       capYoungGeneration();
       const { IsleError } = await import('../errors.js');
       const usage = (m: string): never => {
@@ -154,6 +161,13 @@ export function registerProxy(program: Command, io: CliIO): void {
       const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
       const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
       const health = o.health ?? formatHostPort(o.ip, 15021);
+      const dnsPort = o.dns && o.mode === 'sidecar' ? port(o.dnsPort ?? String(DNS_PROXY_PORT), '--dns-port', true) : 0;
+      const { parseResolvConf, parseUpstream } = await import('../proxy/dns/upstream.js');
+      const dnsUpstreams = o.dnsUpstream.map((u) => parseUpstream(u) ?? usage(`--dns-upstream: ${JSON.stringify(u)} is not an address (host[:port])`));
+      if (dnsPort !== 0 && dnsUpstreams.length === 0) {
+        // No resolv.conf: glibc's fallback (127.0.0.1), which parseResolvConf applies to '' too.
+        dnsUpstreams.push(...parseResolvConf(await readFile('/etc/resolv.conf', 'utf8').catch(() => '')));
+      }
       for (const [flag, v] of [['--admin', o.admin], ['--health', health]] as const) {
         if (!parseHostPort(v, { allowZero: true })) usage(`${flag}: invalid address ${JSON.stringify(v)} (use host:port; port 0 picks a free one)`);
       }
@@ -199,6 +213,8 @@ export function registerProxy(program: Command, io: CliIO): void {
         ...(gatewayPort !== undefined ? { gatewayPort } : {}),
         ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
         drainTimeoutMs: drainTimeout * 1000,
+        // Asked for on the command line: failing to bind is an error; the default only warns.
+        ...(dnsPort !== 0 ? { dns: { port: dnsPort, upstreams: dnsUpstreams, required: cmd.getOptionValueSource('dnsPort') === 'cli' } } : {}),
         logger,
         onListener: (n, role, addr) => {
           if (n === 'admin' || n === 'health') io.out(`${n} ${addr}\n`);

@@ -28,3 +28,15 @@ export function hostMatches(a: string, b: string): boolean {
   if (bw) return a.endsWith(b.slice(1));
   return false;
 }
+
+const DNS_LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
+
+/** A DNS label as the sidecar's DNS proxy answers it: lower case letters, digits, '-', '_', 1–63 long. */
+export function isDnsLabel(s: string): boolean {
+  return DNS_LABEL.test(s);
+}
+
+/** A host name the DNS proxy can answer: lower-case labels (isDnsLabel), ≤ 253 in all, no trailing dot. */
+export function isDnsName(s: string): boolean {
+  return s.length > 0 && s.length <= 253 && s.split('.').every(isDnsLabel);
+}

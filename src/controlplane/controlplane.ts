@@ -34,6 +34,7 @@ import { TextFilesSource } from '../config/sources/files.js';
 import { EtcdStateStore } from '../mesh/state-etcd.js';
 import { SnapshotCache } from '../xds/cache.js';
 import { RECOMMENDED_GRPC_SERVER_OPTIONS, XdsServer } from '../xds/server.js';
+import { SERVED_TYPES } from '../mesh/typeurls.js';
 import { xdsAuthenticator } from './auth.js';
 import { addCertService, createCertService } from './certservice.js';
 import { DebugServer } from './debugserver.js';
@@ -470,7 +471,7 @@ export class ControlPlane {
     this.serverCert = await issueServerCert({ ca: this.ca, cluster: this.cluster, listenAddresses: [addrs.grpc.host] });
     const xdsLogger = this.logger.child({ component: 'xds' });
     const defaults = () => proxyDefaultsFrom(this.mesh.current());
-    const tls = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'mtls' }) });
+    const tls = new XdsServer({ cache: this.cache, typeUrls: SERVED_TYPES, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'mtls' }) });
     this.xdsServers.push(tls);
     this.pusher.attach(tls);
     this.watchGatewayProxies(tls);
@@ -499,7 +500,7 @@ export class ControlPlane {
     );
     this.trimMemoryAfterSends(tls);
     if (!addrs.plaintext) return { main };
-    const plain = new XdsServer({ cache: this.cache, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
+    const plain = new XdsServer({ cache: this.cache, typeUrls: SERVED_TYPES, logger: xdsLogger, now: this.now, authenticate: xdsAuthenticator({ trustDomain: this.trustDomain, defaults, mode: 'trust-metadata' }) });
     this.xdsServers.push(plain);
     this.pusher.attach(plain, { trustMetadata: true });
     this.trimMemoryAfterSends(plain);

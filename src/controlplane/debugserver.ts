@@ -23,7 +23,7 @@ import type { Registry } from '../registry/aggregate.js';
 import { decodeResource } from '../xds/codec.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { ProxyStatus, XdsServer } from '../xds/server.js';
-import { PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
+import { SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import type { Pusher } from './pusher.js';
 import type { PushedProblem } from '../generate/virtualservice.js';
@@ -189,7 +189,7 @@ export class DebugServer {
         const snap = s.cache.getSnapshot(id);
         if (!snap) return this.send(res, 404, { error: `no snapshot for proxy ${JSON.stringify(id)} (connected: ${s.pusher.proxyKeys().length})` }, pretty);
         const out: Record<string, unknown> = { proxy: id, pushContext: s.pusher.pushContext.version };
-        for (const typeUrl of PUSH_ORDER) {
+        for (const typeUrl of SERVED_TYPES) {
           const t = snap.get(typeUrl);
           if (!t) continue;
           out[shortTypeName(typeUrl)] = {

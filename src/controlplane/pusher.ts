@@ -38,7 +38,7 @@ import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/worklo
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, shortTypeName } from '../mesh/typeurls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
 import { ISLE_XDS_VERSION, type ControlPlaneMetrics } from './metrics.js';
@@ -520,7 +520,7 @@ export class Pusher {
       // change for it; unchanged types keep their version and are not resent.
       const full = request.full || entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      const types = full ? PUSH_ORDER : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
+      const types = full ? SERVED_TYPES : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;

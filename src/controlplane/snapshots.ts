@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { groupersFor, type ResourceGroup } from '../generate/index.js';
-import { PUSH_ORDER } from '../mesh/typeurls.js';
+import { SERVED_TYPES } from '../mesh/typeurls.js';
 import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
 import { layeredTypeSnapshot, makeResource, makeSnapshot, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../xds/cache.js';
@@ -71,9 +71,9 @@ export function generateTypeSnapshot(push: PushContext, proxy: Proxy, typeUrl: s
   return layeredTypeSnapshot(base, own);
 }
 
-/** typeUrl → resources, every type, in PUSH_ORDER. */
+/** typeUrl → resources, every type, in SERVED_TYPES order. */
 export function generateAll(push: PushContext, proxy: Proxy): Map<string, XdsResource[]> {
-  return new Map(PUSH_ORDER.map((t) => [t, generateResources(push, proxy, t)]));
+  return new Map(SERVED_TYPES.map((t) => [t, generateResources(push, proxy, t)]));
 }
 
 /**

@@ -2,7 +2,7 @@
  * Whether an address can be bound here now: what `isle demo` checks before it starts anything and
  * what `isle x precheck --listen` reports. Binding and closing at once sends no traffic.
  */
-import { createServer } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import { parseHostPort } from '../config/hostport.js';
 
 /** Undefined when `addr` (host:port) can be bound; else why not, in words. */
@@ -24,4 +24,15 @@ export function bindProblem(addr: string): Promise<string | undefined> {
     );
     s.listen(hp.port, hp.host, () => s.close(() => resolve(undefined)));
   });
+}
+
+/**
+ * Where a proxy with workload address `ip` binds its own listeners. In universal mode many proxies
+ * share one host's loopback, each with its own 127.x address, so `0.0.0.0:15001` would collide: a
+ * loopback proxy binds its own address. Anywhere else (a pod, a VM) it binds the wildcard.
+ */
+export function proxyBindHost(ip: string): string {
+  if (isIP(ip) === 4 && ip.startsWith('127.')) return ip;
+  if (ip === '::1') return ip;
+  return isIP(ip) === 6 ? '::' : '0.0.0.0';
 }

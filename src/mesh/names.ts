@@ -57,3 +57,6 @@ export const CONTROL_PLANE_NAMESPACE = 'istio-system';
  * reads its `istio_requests_total` (ADR 0095). Isle's own; Envoy bootstraps may set it too.
  */
 export const ADMIN_ADDRESS_METADATA = 'ISLE_ADMIN_ADDRESS';
+
+/** The sidecar's DNS proxy, UDP and TCP (Istio's; capture redirects port 53 here). */
+export const DNS_PROXY_PORT = 15053;

@@ -10,6 +10,11 @@ export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.Clust
 export const LISTENER_TYPE = 'type.googleapis.com/envoy.config.listener.v3.Listener';
 export const ROUTE_TYPE = 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration';
 export const SECRET_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
+/**
+ * Istio's NDS: the name table a sidecar's DNS proxy answers from (ADR 0075). One resource with an
+ * empty name, subscribed as a wildcard; Envoy never asks for it.
+ */
+export const NAME_TABLE_TYPE = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
 
 /** Extension configs that generators put in `typed_config` / `typed_extension_protocol_options`. */
 export const HTTP_CONNECTION_MANAGER_TYPE =
@@ -35,10 +40,16 @@ export const HTTP_PROTOCOL_OPTIONS_TYPE =
 export const PUSH_ORDER: readonly string[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
 
 /**
+ * What the control plane generates and serves to its proxies: Envoy's types in PUSH_ORDER, then
+ * Istio's NDS for the sidecars' DNS proxies (only proxies that subscribe get it; Envoy never does).
+ */
+export const SERVED_TYPES: readonly string[] = [...PUSH_ORDER, NAME_TABLE_TYPE];
+
+/**
  * Types where an empty subscription means "everything" (the legacy wildcard). For the others
  * an empty SotW request asks for nothing; `*` is an explicit wildcard for any type.
  */
-export const WILDCARD_TYPES: ReadonlySet<string> = new Set([CLUSTER_TYPE, LISTENER_TYPE]);
+export const WILDCARD_TYPES: ReadonlySet<string> = new Set([CLUSTER_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE]);
 
 const SHORT: Record<string, string> = {
   [CLUSTER_TYPE]: 'CDS',
@@ -46,6 +57,7 @@ const SHORT: Record<string, string> = {
   [LISTENER_TYPE]: 'LDS',
   [ROUTE_TYPE]: 'RDS',
   [SECRET_TYPE]: 'SDS',
+  [NAME_TABLE_TYPE]: 'NDS',
 };
 
 /** `CDS`, `EDS`… for logs and metrics labels; other types get their message name. */

@@ -13,6 +13,7 @@ import { fromConfigLocality, LABEL_CLUSTER, LABEL_NETWORK, localityFromLabels, t
 import type { MeshSettings } from '../mesh/settings.js';
 import type { PushContext } from './pushcontext.js';
 import { own, setOwn } from '../config/own.js';
+import { proxyBindHost } from '../mesh/bindprobe.js';
 
 import { badNode as bad, parseProxyId, type ProxyType } from '../mesh/proxyid.js';
 
@@ -201,13 +202,7 @@ export function withInbound(proxy: Proxy, push: PushContext): Proxy {
   return Object.freeze({ ...proxy, inbound: Object.freeze(inbound) });
 }
 
-/**
- * Where the proxy's own listeners bind. In universal mode many proxies share one host's loopback,
- * each with its own 127.x address, so `0.0.0.0:15001` would collide: a loopback proxy binds its
- * own address. Anywhere else (a pod, a VM) it binds the wildcard.
- */
-export function bindAddress(proxy: Proxy): string {
-  if (isIP(proxy.ip) === 4 && proxy.ip.startsWith('127.')) return proxy.ip;
-  if (proxy.ip === '::1') return proxy.ip;
-  return isIP(proxy.ip) === 6 ? '::' : '0.0.0.0';
+/** Where the proxy's own listeners bind (mesh/bindprobe.ts: its own 127.x in universal mode, else the wildcard). */
+export function bindAddress(proxy: Pick<Proxy, 'ip'>): string {
+  return proxyBindHost(proxy.ip);
 }

@@ -19,6 +19,7 @@ import { labelsMatch, type Endpoint, type Labels, type Service } from '../regist
 import { buildSpiffeId } from '../pki/spiffe.js';
 import type { MeshSettings, MeshTracing } from '../mesh/settings.js';
 import type { TelemetrySpec } from '../config/kinds/telemetry.js';
+import { allocateAutoVips } from './autovip.js';
 
 export interface MeshInfo {
   /** SPIFFE trust domain of the mesh. */
@@ -94,8 +95,13 @@ export interface GatewayCredential {
 export interface PushContext {
   readonly version: string;
   readonly mesh: MeshInfo;
-  /** Sorted by hostname. */
+  /**
+   * Sorted by hostname. A service without an address carries its auto-allocated VIP in
+   * `addresses` (autovip.ts), so routes and the DNS name table treat it as its address.
+   */
   readonly services: readonly Service[];
+  /** hostname → the VIP auto-allocated to it (240.240.0.0/16), for the services that got one. */
+  readonly autoVips: ReadonlyMap<string, string>;
   readonly servicesByHost: ReadonlyMap<string, Service>;
   /** `hostname|servicePort` → endpoints, sorted (address, port, cluster, workload). */
   readonly endpointsByHostPort: ReadonlyMap<string, readonly Endpoint[]>;
@@ -183,7 +189,14 @@ export function buildPushContext(input: PushContextInput): PushContext {
     ...(input.mesh.tracing ? { tracing: input.mesh.tracing } : {}),
   });
 
-  const services = Object.freeze([...input.services].sort((a, b) => cmp(a.hostname, b.hostname)));
+  const sorted = [...input.services].sort((a, b) => cmp(a.hostname, b.hostname));
+  const autoVips = allocateAutoVips(sorted);
+  const services = Object.freeze(
+    autoVips.size === 0 ? sorted : sorted.map((s) => {
+      const vip = autoVips.get(s.hostname);
+      return vip === undefined ? s : Object.freeze({ ...s, addresses: Object.freeze([vip]) });
+    }),
+  );
   const servicesByHost = new Map(services.map((s) => [s.hostname, s] as const));
 
   let lookup: (hostname: string) => readonly Endpoint[];
@@ -275,6 +288,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     version: input.version,
     mesh,
     services,
+    autoVips: freezeMap(autoVips),
     servicesByHost: freezeMap(servicesByHost),
     endpointsByHostPort: freezeMap(endpointsByHostPort),
     endpointsByAddress: freezeMap(endpointsByAddress as Map<string, readonly Endpoint[]>),

@@ -28,6 +28,10 @@ import { ProxyStats } from './stats.js';
 import type { Backoff } from '../mesh/backoff.js';
 import { XdsClient, type XdsProtocol } from './xds/client.js';
 import { XDS_TYPES } from './xds/state.js';
+import { DnsServer, type DnsStats } from './dns/server.js';
+import { Counter } from 'prom-client';
+import type { Upstream } from './dns/upstream.js';
+import { proxyBindHost } from '../mesh/bindprobe.js';
 
 export interface ProxyLocality {
   region: string;
@@ -72,8 +76,22 @@ export interface ProxyOptions {
   logger?: Logger;
   timers?: Timers;
   now?: () => number;
+  /** The DNS proxy (ADR 0075); absent: none. Sidecars only. */
+  dns?: ProxyDnsOptions;
   /** Each bound listener (the CLI prints one line per call). */
   onListener?: (name: string, role: ListenerRole, address: string) => void;
+}
+
+export interface ProxyDnsOptions {
+  /** 0: any free port. */
+  port: number;
+  /** Default: the proxy's bind address (its own 127.x in universal mode, else the wildcard). */
+  host?: string;
+  /** Resolvers for names the mesh does not own (the CLI reads /etc/resolv.conf). */
+  upstreams: readonly Upstream[];
+  upstreamTimeoutMs?: number;
+  /** Fail the start when the port cannot be bound (asked for explicitly); else warn and run without. */
+  required?: boolean;
 }
 
 function listenAddress(v: string, flag: string): { host: string; port: number } {
@@ -121,6 +139,8 @@ export class IsleProxy {
   xds!: XdsClient;
   admin: RunningServer | undefined;
   healthServer: RunningServer | undefined;
+  /** The DNS proxy, when it runs. */
+  dns: DnsServer | undefined;
   readonly node: NodeMsg;
   private readyFlag = false;
   private readyResolve!: () => void;
@@ -228,6 +248,8 @@ export class IsleProxy {
     this.healthServer = await bind('--health', healthAddr, () => startHealth({ host: healthAddr.host, port: healthAddr.port, ready: () => this.readyFlag }));
     o.onListener?.('health', 'inbound', `http://${fmt(this.healthServer.address)}`);
 
+    if (o.dns && o.mode === 'sidecar') await this.startDns(o.dns);
+
     this.identity = new Identity({
       address: o.controlPlane,
       identity: { trustDomain: o.trustDomain ?? trustDomainFor(o.token, o.rootPem), namespace: o.namespace, serviceAccount: o.serviceAccount },
@@ -266,6 +288,7 @@ export class IsleProxy {
       protocol: o.xds ?? 'delta',
       localSecrets: () => (this.identity.defaultSecret ? [this.identity.defaultSecret] : []),
       onGraph: (g) => this.applyGraph(g),
+      ...(this.dns ? { onNameTable: (t: Parameters<DnsServer['setTable']>[0]) => this.dns?.setTable(t) } : {}),
       logger: this.child('xds'),
       ...(o.backoff ? { backoff: o.backoff } : {}),
       ...(o.timers ? { timers: o.timers } : {}),
@@ -276,6 +299,53 @@ export class IsleProxy {
     // and pools derive TLS contexts from secrets, so new connections use it, open ones stay.
     this.identity.on('rotated', () => this.xds.refresh());
     this.xds.start();
+  }
+
+  private async startDns(d: ProxyDnsOptions): Promise<void> {
+    const host = d.host ?? proxyBindHost(this.opts.ip);
+    try {
+      this.dns = await DnsServer.start({
+        host,
+        port: d.port,
+        namespace: this.opts.namespace,
+        upstreams: d.upstreams,
+        ...(d.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: d.upstreamTimeoutMs } : {}),
+        logger: this.child('dns'),
+        ...(this.opts.timers ? { timers: this.opts.timers } : {}),
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = `cannot listen on ${formatHostPort(host, d.port)} (--dns-port): ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`;
+      if (d.required) throw new IsleError('ERR_USAGE', why);
+      this.logger.warn({ reason: why }, 'DNS proxy not started');
+      return;
+    }
+    const a = this.dns.address();
+    this.opts.onListener?.('dns', 'outbound', formatHostPort(a.host, a.port));
+    this.registerDnsMetrics(this.dns.stats);
+  }
+
+  /** istio-agent's DNS counters (and two of Isle's), read from the server's own counts at scrape time. */
+  private registerDnsMetrics(st: DnsStats): void {
+    const registers = [this.stats.registry];
+    const counter = (name: string, help: string, read: () => number): void => {
+      let last = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = read();
+          this.inc(v - last);
+          last = v;
+        },
+      });
+    };
+    counter('istio_dns_requests_total', 'DNS queries received by the sidecar DNS proxy', () => st.queries);
+    counter('istio_dns_upstream_requests_total', 'DNS queries forwarded to an upstream resolver', () => st.forwarded + st.upstreamFailures);
+    counter('istio_dns_upstream_failures_total', 'DNS queries no upstream resolver answered (SERVFAIL)', () => st.upstreamFailures);
+    counter('isle_dns_refused_total', 'DNS queries refused because too many forwards were pending', () => st.refused);
+    counter('isle_dns_malformed_total', 'DNS packets dropped or answered FORMERR/NOTIMP', () => st.malformed);
   }
 
   private async applyGraph(graph: ConfigGraph): Promise<void> {
@@ -384,6 +454,7 @@ export class IsleProxy {
         const r = await this.runtime.drain(this.opts.drainTimeoutMs);
         this.logger.info(r, 'drained');
       }
+      await this.dns?.close();
       await this.admin?.close();
       await this.healthServer?.close();
     })();

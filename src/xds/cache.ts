@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { toAny } from './codec.js';
 import type { AnyMsg } from './protos.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../mesh/typeurls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../mesh/typeurls.js';
 
 /** One named resource, serialized. Immutable: build a new one to change it. */
 export interface XdsResource {
@@ -51,6 +51,8 @@ const NAME_FIELD: Record<string, string> = {
 
 /** The xDS resource name of a plain Envoy object (`cluster_name` for EDS, `name` otherwise). */
 export function resourceName(typeUrl: string, obj: Record<string, unknown>): string {
+  // Istio sends its one NameTable unnamed; the proxy subscribes to it as a wildcard.
+  if (typeUrl === NAME_TABLE_TYPE) return '';
   const v = obj[NAME_FIELD[typeUrl] ?? 'name'];
   if (typeof v !== 'string' || v === '') {
     throw new TypeError(`${typeUrl}: resource has no ${NAME_FIELD[typeUrl] ?? 'name'}`);

@@ -16,6 +16,9 @@ import { findProtoDir } from '../mesh/protodir.js';
  * Loaded as roots; their imports come along. Extend this list (not ad-hoc loads elsewhere) when a
  * generator needs another extension type inside an `Any`, otherwise encoding it fails loudly.
  */
+/** Istio's NDS payload, a copy kept under the repository's proto/ (ADR 0075). */
+export const NDS_PROTO_FILE = 'istio/networking/nds/v1/nds.proto';
+
 export const PROTO_FILES: readonly string[] = [
   'envoy/service/discovery/v3/ads.proto',
   'envoy/config/cluster/v3/cluster.proto',
@@ -41,6 +44,8 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/access_loggers/file/v3/file.proto',
   // HCM tracing with the OpenTelemetry tracer (src/generate/tracing.ts).
   'envoy/config/trace/v3/opentelemetry.proto',
+  // Istio's NDS name table (src/generate/nds.ts), from the repository's proto/ directory.
+  NDS_PROTO_FILE,
 ];
 
 const require = createRequire(import.meta.url);
@@ -54,6 +59,8 @@ export function protoIncludeDirs(): string[] {
   return [
     ...['envoy-api', 'googleapis', 'protoc-gen-validate', 'xds'].map((d) => join(xds, 'deps', d)),
     pbjs,
+    // Isle's copies of non-Envoy xDS payloads (Istio's NDS).
+    ...[findProtoDir(NDS_PROTO_FILE)].filter((d): d is string => d !== undefined),
   ];
 }
 

@@ -46,6 +46,9 @@ test('isle demo --scenario strict-mtls: plaintext accepted under PERMISSIVE, ref
 
 test('isle demo --scenario routing (seed 003): end-user jason → v2/v3 70/30 ± 5 % across clusters, everyone else → v1', { timeout: 120_000 }, async (t) => {
   const out = await scenario(t, 'routing');
+  // The `.global` name resolved by the sleep sidecar's DNS proxy to the ServiceEntry address, and jason's requests went there.
+  assert.match(out, /✓ DNS 127\.12\.1\.20:15053: helloworld\.hello\.global → 127\.255\.0\.8 /);
+  assert.match(out, /-H 'end-user: jason' http:\/\/127\.255\.0\.8:5000\/hello/);
   const v2 = share(out, /end-user: jason, 1000 requests/, 'v2');
   const v3 = share(out, /end-user: jason, 1000 requests/, 'v3');
   assert.ok(Math.abs(v2 - 70) <= 5 && Math.abs(v3 - 30) <= 5, `jason: v2 ${v2} %, v3 ${v3} %`);

@@ -5,6 +5,8 @@
  * DestinationRules name the subsets, and its VirtualService sends `end-user: jason` 70/30 to
  * v2/v3 in the other cluster and everyone else to the local v1.
  */
+import { Resolver } from 'node:dns/promises';
+import { DNS_PROXY_PORT } from '../../mesh/names.js';
 import type { DemoCluster, DemoTopology } from '../topology.js';
 import { versionsOf } from '../verify.js';
 import { describe, mark, requests, serviceAccountYaml, serviceYaml, until, withinShares, workload, type Scenario } from './common.js';
@@ -26,6 +28,15 @@ const JASON_REQUESTS = 1000;
 const OTHER_REQUESTS = 100;
 const TOLERANCE = 5;
 const URL = 'http://helloworld.hello.svc.cluster.local:5000/hello';
+const GLOBAL_HOST = 'helloworld.hello.global';
+const GLOBAL_ADDRESS = '127.255.0.8';
+
+/** `host`'s A records from the sidecar's DNS proxy (as a pod with DNS capture would ask it); [] until they exist. */
+async function resolveVia(sidecarIp: string, host: string): Promise<string[]> {
+  const r = new Resolver({ timeout: 1000, tries: 1 });
+  r.setServers([`${sidecarIp}:${DNS_PROXY_PORT}`]);
+  return r.resolve4(host).catch(() => []);
+}
 
 /**
  * Istio 1.x's east-west gateway rewrote the SNI `….hello.global` to `….hello.svc.cluster.local`;
@@ -176,12 +187,20 @@ export const routing: Scenario = {
       say(`  ✗ not converged within 30 s: saw only ${[...seen].sort().join(', ') || 'errors'}\n`);
       return false;
     }
-    const jasonAnswers = await requests(sleep, JASON_REQUESTS, URL, jason);
+    // The seed's `.global` name, resolved the way the app would: by the sidecar's DNS proxy (15053).
+    let resolved: string[] = [];
+    await until(async () => (resolved = await resolveVia(sleep.ip, GLOBAL_HOST)).length > 0, 10_000);
+    const dnsOk = resolved.length === 1 && resolved[0] === GLOBAL_ADDRESS;
+    say(`  ${mark(dnsOk)} DNS ${sleep.ip}:${DNS_PROXY_PORT}: ${GLOBAL_HOST} → ${resolved.join(', ') || 'no answer'}   (want the ServiceEntry address ${GLOBAL_ADDRESS})\n`);
+    // jason's requests go to that address; the sidecar knows it as the ServiceEntry's and applies the seed's VirtualService.
+    const globalUrl = `http://${resolved[0] ?? GLOBAL_ADDRESS}:5000/hello`;
+    say(`  curl -x http://${sleep.ip}:15001 -H 'end-user: jason' ${globalUrl}\n`);
+    const jasonAnswers = await requests(sleep, JASON_REQUESTS, globalUrl, jason);
     const jasonOk = withinShares(jasonAnswers, { v2: 70, v3: 30 }, TOLERANCE);
     say(`  ${mark(jasonOk)} end-user: jason, ${JASON_REQUESTS} requests   ${describe(jasonAnswers)}   (want v2 70 %, v3 30 %, ± ${TOLERANCE} %)\n`);
     const others = await requests(sleep, OTHER_REQUESTS, URL);
     const othersOk = versionsOf(others).get('v1') === OTHER_REQUESTS;
     say(`  ${mark(othersOk)} everyone else, ${OTHER_REQUESTS} requests   ${describe(others)}   (want all v1, the local cluster)\n`);
-    return converged && jasonOk && othersOk;
+    return converged && dnsOk && jasonOk && othersOk;
   },
 };

@@ -6,3 +6,4 @@ export { decodeEndpoints, endpointKey, DEFAULT_OVERPROVISIONING_FACTOR } from '.
 export { decodeSecret } from './secret.js';
 export { resolveGraph, decodeAndResolve, type RawResources } from './graph.js';
 export { translateRe2, parseDurationMs } from './util.js';
+export { decodeNameTable, isDnsName, type NameEntryModel, type NameTableModel } from './nametable.js';

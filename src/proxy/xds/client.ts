@@ -11,9 +11,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { realTimers, type Timers } from '../../mesh/timers.js';
-import { CLUSTER_TYPE, LISTENER_TYPE, shortTypeName, type NodeMsg } from '../../xds/index.js';
+import { CLUSTER_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, shortTypeName, type NodeMsg } from '../../xds/index.js';
 import { DiscoveryClient, type AckEvent, type NackEvent, type XdsProtocol } from '../../xds/client/index.js';
 import type { ConfigGraph, SecretModel } from '../model.js';
+import type { NameTableModel } from '../decode/index.js';
 import type { Backoff } from '../../mesh/backoff.js';
 import { XdsState, type ProxyResources } from './state.js';
 
@@ -37,6 +38,11 @@ export interface XdsClientOptions {
   localSecrets?: () => readonly SecretModel[];
   /** Applies a resolved graph; calls are serialised (never two at once). */
   onGraph: (graph: ConfigGraph) => void | Promise<void>;
+  /**
+   * Subscribes to Istio's NDS name table (a wildcard) and hands each accepted table here, apart
+   * from the graph: the DNS proxy's names never wait for listeners or clusters, nor they for it.
+   */
+  onNameTable?: (table: NameTableModel) => void;
   logger?: Logger;
   timers?: Timers;
   /** Wall clock for /config_dump timestamps. */
@@ -92,11 +98,16 @@ export class XdsClient extends EventEmitter {
       store: this.state,
       subscriptions: (typeUrl) => {
         const names = this.state.subscriptions(typeUrl);
+        if (typeUrl === NAME_TABLE_TYPE) return opts.onNameTable ? [] : null;
         const wildcard = typeUrl === CLUSTER_TYPE || typeUrl === LISTENER_TYPE;
         return wildcard || names.length > 0 ? names : null;
       },
       onAccepted: (typeUrl, res, version) => {
         this.log.debug({ type: shortTypeName(typeUrl), version, resources: this.state.type(typeUrl).accepted.size }, 'xDS update accepted');
+        if (typeUrl === NAME_TABLE_TYPE) {
+          opts.onNameTable?.(this.state.nameTable());
+          return;
+        }
         if ((res as { subscriptionsChanged?: boolean }).subscriptionsChanged) this.stream.updateSubscriptions();
         this.tryApply(false);
       },

@@ -20,13 +20,14 @@ import {
   decodeResource,
   ENDPOINT_TYPE,
   LISTENER_TYPE,
+  NAME_TABLE_TYPE,
   ROUTE_TYPE,
   SECRET_TYPE,
   type AnyMsg,
   type PlainObject,
 } from '../../xds/index.js';
 import { ResourceStore, type AcceptedResource, type Decoded, type DecoderTable, type HandleResult as StoreResult, type Update } from '../../xds/client/index.js';
-import { decodeCluster, decodeEndpoints, decodeListener, decodeRouteConfig, decodeSecret, resolveGraph } from '../decode/index.js';
+import { decodeCluster, decodeEndpoints, decodeListener, decodeNameTable, decodeRouteConfig, decodeSecret, resolveGraph, type NameTableModel } from '../decode/index.js';
 import type {
   ClusterModel,
   ConfigGraph,
@@ -41,8 +42,11 @@ import type {
 
 export type { AcceptedResource, RejectedUpdate, TypeState, Update } from '../../xds/client/index.js';
 
-/** The order Envoy initialises in; also the order of /config_dump. */
-export const XDS_TYPES: readonly string[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE];
+/**
+ * The order Envoy initialises in; also the order of /config_dump. NDS (Istio's name table for the
+ * DNS proxy) is last and outside the graph: it is subscribed only when the DNS proxy runs.
+ */
+export const XDS_TYPES: readonly string[] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NAME_TABLE_TYPE];
 
 /** The secret Istio calls ROOTCA: the trust bundle. Always subscribed (sidecars). */
 export const ROOTCA = 'ROOTCA';
@@ -54,6 +58,7 @@ export interface ProxyResources {
   [LISTENER_TYPE]: ListenerModel;
   [ROUTE_TYPE]: RouteConfigModel;
   [SECRET_TYPE]: SecretModel;
+  [NAME_TABLE_TYPE]: NameTableModel;
 }
 
 export interface HandleResult extends StoreResult {
@@ -83,6 +88,8 @@ const DECODERS: DecoderTable<ProxyResources> = {
   [LISTENER_TYPE]: envoyDecoder(decodeListener, (m) => m.name),
   [ROUTE_TYPE]: envoyDecoder(decodeRouteConfig, (m) => m.name),
   [SECRET_TYPE]: envoyDecoder(decodeSecret, (m) => m.name),
+  // Istio sends its one table unnamed.
+  [NAME_TABLE_TYPE]: envoyDecoder(decodeNameTable, () => ''),
 };
 
 const WARMING = /not received/;
@@ -135,6 +142,12 @@ export class XdsState extends ResourceStore<ProxyResources> {
       const t = this.type(typeUrl);
       for (const n of [...t.accepted.keys()]) if (!want.has(n)) t.accepted.delete(n);
     }
+  }
+
+  /** The name table last accepted (empty before any). */
+  nameTable(): NameTableModel {
+    const r = this.type(NAME_TABLE_TYPE).accepted.values().next();
+    return r.done ? new Map() : (r.value.model as NameTableModel);
   }
 
   private subscriptionKey(): string {

@@ -6,6 +6,7 @@ import {
   decodeCluster,
   decodeEndpoints,
   decodeListener,
+  decodeNameTable,
   decodeRouteConfig,
   decodeSecret,
   resolveGraph,
@@ -21,6 +22,7 @@ const DECODERS: Record<string, (o: unknown) => DecodeResult<unknown>> = {
   Cluster: decodeCluster,
   ClusterLoadAssignment: decodeEndpoints,
   Secret: decodeSecret,
+  NameTable: decodeNameTable,
 };
 
 function goldens(): { file: string; type: string; resources: unknown[] }[] {
