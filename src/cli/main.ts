@@ -33,6 +33,7 @@ const COMMANDS: ReadonlyArray<readonly [names: readonly string[], load: () => Pr
   [['proxy-config', 'pc'], async () => (await import('./proxyconfig.js')).registerProxyConfig],
   [['bootstrap'], async () => (await import('./bootstrap.js')).registerBootstrap],
   [['dashboard'], async () => (await import('./dashboard.js')).registerDashboard],
+  [['ratelimit'], async () => (await import('./ratelimit.js')).registerRateLimit],
 ];
 
 /**

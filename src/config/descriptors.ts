@@ -11,6 +11,7 @@ import {
 import { authorizationPolicyKind, peerAuthenticationKind } from './kinds/security.js';
 import { meshConfigKind, remoteClusterKind } from './kinds/mesh.js';
 import { telemetryKind } from './kinds/telemetry.js';
+import { envoyFilterKind } from './kinds/envoyfilter.js';
 
 export type { KindDescriptor } from './kinds/common.js';
 export { apiVersions } from './kinds/common.js';
@@ -28,6 +29,7 @@ export const DESCRIPTORS: readonly KindDescriptor[] = [
   peerAuthenticationKind,
   authorizationPolicyKind,
   telemetryKind,
+  envoyFilterKind,
   meshConfigKind,
   remoteClusterKind,
 ] as KindDescriptor[];

@@ -232,7 +232,7 @@ export function knownKinds(): string[] {
 
 /** Istio kinds Isle does not implement, by API group; the rest of an Istio group is a typo. */
 const ISTIO_UNSUPPORTED: Readonly<Record<string, readonly string[]>> = {
-  'networking.istio.io': ['EnvoyFilter', 'Sidecar', 'ProxyConfig'],
+  'networking.istio.io': ['Sidecar', 'ProxyConfig'],
   'security.istio.io': ['RequestAuthentication'],
   'extensions.istio.io': ['WasmPlugin'],
 };

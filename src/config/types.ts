@@ -15,6 +15,7 @@ export type Kind =
   | 'Gateway'
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
+  | 'EnvoyFilter'
   | 'MeshConfig'
   | 'Telemetry'
   | 'RemoteCluster';

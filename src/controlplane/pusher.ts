@@ -32,6 +32,7 @@ import type { ConfigStore } from '../config/store.js';
 import type { ConfigEvent, Kind, Resource } from '../config/types.js';
 import type { DestinationRuleSpec, GatewaySpec, VirtualServiceSpec, WorkloadGroupSpec } from '../config/kinds/networking.js';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
+import type { EnvoyFilterSpec } from '../config/kinds/envoyfilter.js';
 import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.js';
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
@@ -51,7 +52,7 @@ import type { NetworkGateways } from '../peering/manager.js';
 import type { Timers } from '../mesh/timers.js';
 
 /** Config kinds the generators read today; others (policy, namespaces…) push nobody yet. */
-export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'Gateway', 'Telemetry']);
+export const PUSH_KINDS: ReadonlySet<Kind> = new Set<Kind>(['VirtualService', 'DestinationRule', 'MeshConfig', 'PeerAuthentication', 'AuthorizationPolicy', 'Gateway', 'Telemetry', 'EnvoyFilter']);
 
 interface ProxyEntry {
   readonly key: string;
@@ -427,6 +428,7 @@ export class Pusher {
       authorizationPolicies: this.o.store.list('AuthorizationPolicy') as Resource<AuthorizationPolicySpec>[],
       gateways: this.o.store.list('Gateway') as Resource<GatewaySpec>[],
       telemetries: this.o.store.list('Telemetry') as Resource<TelemetrySpec>[],
+      envoyFilters: this.o.store.list('EnvoyFilter') as Resource<EnvoyFilterSpec>[],
       ...(this.o.credentials ? { credentials: this.o.credentials() } : {}),
       trustBundlePem: this.o.trustBundlePem,
       ...(this.o.networkGateways ? { networkGateways: this.o.networkGateways() } : {}),

@@ -30,6 +30,7 @@ import {
 import { authzFilters, type AuthzFilters } from './authz.js';
 import { hcmTracing } from './tracing.js';
 import { gatewayListenerGroups } from './gateway.js';
+import { patchListeners } from './envoyfilter.js';
 import { ingressListeners, isEastWest } from './ingress.js';
 import { inboundMtlsMode, workloadMtls, type WorkloadMtls } from './peerauthn.js';
 import { HTTP_PROXY_ROUTE_NAME, inboundClusterName, listenerName, OUTBOUND_LISTENER_NAME } from '../mesh/names.js';
@@ -161,8 +162,10 @@ export function sidecarListenerGroups(push: PushContext, proxy: Proxy): Resource
 }
 
 export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  if (proxy.type !== 'gateway') return sidecarListenerGroups(push, proxy);
-  return [...(isEastWest(push, proxy) ? gatewayListenerGroups(push, proxy) : []), { build: () => ingressListeners(push, proxy) }];
+  // EnvoyFilter patches (rate limits) ride on the generated listeners, per proxy as LDS already is.
+  const patched = (g: ResourceGroup): ResourceGroup => ({ ...g, build: () => patchListeners(push, proxy, g.build()) });
+  if (proxy.type !== 'gateway') return sidecarListenerGroups(push, proxy).map(patched);
+  return [...(isEastWest(push, proxy) ? gatewayListenerGroups(push, proxy) : []), patched({ build: () => ingressListeners(push, proxy) })];
 }
 
 /** LDS for a proxy. */

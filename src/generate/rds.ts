@@ -20,6 +20,7 @@ import { hasOutboundCluster } from './cds.js';
 import { HTTP_PROXY_ROUTE_NAME, outboundClusterName } from '../mesh/names.js';
 import { sourceLabelSelectors, virtualServicesFor, vsRoutes } from './virtualservice.js';
 import { ingressRoutes } from './ingress.js';
+import { contextOf, envoyFiltersFor, patchRouteConfig, routePatchKey } from './envoyfilter.js';
 
 export const PREVIOUS_HOSTS_PREDICATE_TYPE =
   'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
@@ -141,14 +142,21 @@ export function routeConfigForPort(push: PushContext, namespace: string, port: n
 }
 
 export function routeGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  if (proxy.type !== 'sidecar') return [{ build: () => ingressRoutes(push, proxy, defaultRetryPolicy) }];
+  // EnvoyFilter route patches (rate limits): the share key also names which EnvoyFilters apply.
+  const efKey = routePatchKey(push, proxy);
+  const patch = (configs: EnvoyObject[]): EnvoyObject[] => {
+    if (!efKey) return configs;
+    const filters = envoyFiltersFor(push, proxy);
+    return configs.map((c) => patchRouteConfig(filters, contextOf(proxy, 'OUTBOUND'), c));
+  };
+  if (proxy.type !== 'sidecar') return [{ build: () => patch(ingressRoutes(push, proxy, defaultRetryPolicy)) }];
   const selectors = sourceLabelSelectors(push);
   if (selectors.length === 0) {
-    return [{ shareKey: `ns|${proxy.namespace}`, build: () => [httpProxyRouteConfig(push, proxy.namespace)] }];
+    return [{ shareKey: `ns|${proxy.namespace}${efKey}`, build: () => patch([httpProxyRouteConfig(push, proxy.namespace)]) }];
   }
   // Per proxy only as far as sourceLabels make it so: the key names the selectors it matches.
   const matched = selectors.map((sel, i) => (labelsMatch(sel, proxy.labels) ? i : -1)).filter((i) => i >= 0);
-  return [{ shareKey: `ns|${proxy.namespace}|sl|${matched.join(',')}`, build: () => [httpProxyRouteConfig(push, proxy.namespace, proxy.labels)] }];
+  return [{ shareKey: `ns|${proxy.namespace}|sl|${matched.join(',')}${efKey}`, build: () => patch([httpProxyRouteConfig(push, proxy.namespace, proxy.labels)]) }];
 }
 
 /** RDS for a proxy (inbound listeners carry their routes inline). */

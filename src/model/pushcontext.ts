@@ -14,6 +14,7 @@
 import { DEFAULT_DOMAIN_SUFFIX, fqdn, hostMatches } from '../config/hosts.js';
 import type { DestinationRuleSpec, GatewaySpec, Subset, VirtualServiceSpec } from '../config/kinds/networking.js';
 import type { AuthorizationPolicySpec, PeerAuthenticationSpec } from '../config/kinds/security.js';
+import type { EnvoyFilterSpec } from '../config/kinds/envoyfilter.js';
 import type { Resource } from '../config/types.js';
 import { labelsMatch, type Endpoint, type Labels, type Service } from '../registry/model.js';
 import { buildSpiffeId } from '../pki/spiffe.js';
@@ -80,6 +81,8 @@ export interface PushContextInput {
   gateways?: readonly Resource<GatewaySpec>[];
   /** Telemetry resources (tracing), root-namespace and namespace-wide (generate/tracing.ts). */
   telemetries?: readonly Resource<TelemetrySpec>[];
+  /** EnvoyFilters of the local config (rate limit patches, generate/envoyfilter.ts). */
+  envoyFilters?: readonly Resource<EnvoyFilterSpec>[];
   /** `<namespace>/<credentialName>` → a gateway's TLS credential (ADR 0060). */
   credentials?: ReadonlyMap<string, GatewayCredential>;
 }
@@ -126,6 +129,7 @@ export interface PushContext {
   readonly gateways: readonly Resource<GatewaySpec>[];
   /** Sorted by namespace/name. */
   readonly telemetries: readonly Resource<TelemetrySpec>[];
+  readonly envoyFilters: readonly Resource<EnvoyFilterSpec>[];
   readonly credentials: ReadonlyMap<string, GatewayCredential>;
 }
 
@@ -303,6 +307,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     authorizationPolicies: Object.freeze([...(input.authorizationPolicies ?? [])].sort(byNsName)),
     gateways: Object.freeze([...(input.gateways ?? [])].sort(byNsName)),
     telemetries: Object.freeze([...(input.telemetries ?? [])].sort(byNsName)),
+    envoyFilters: Object.freeze([...(input.envoyFilters ?? [])].sort(byNsName)),
     credentials: input.credentials ?? new Map(),
   });
 }

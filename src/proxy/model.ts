@@ -131,6 +131,8 @@ export interface HttpConnectionManagerModel {
   readonly requestTimeoutMs: number;
   /** envoy.filters.http.rbac filters, in chain order (AuthorizationPolicy). */
   readonly rbac: readonly RbacFilterModel[];
+  /** local_ratelimit / ratelimit filters, in chain order (EnvoyFilter; proxy/ratelimit/). Absent: none. */
+  readonly rateLimits?: readonly HttpRateLimitFilterModel[];
   /** `tracing` (OpenTelemetry over OTLP/HTTP, ADR 0085); absent: no spans, context passes through. */
   readonly tracing?: TracingModel;
 }
@@ -390,6 +392,12 @@ export interface RouteModel {
   readonly fault?: FaultModel;
   /** decorator.operation: the span name of requests on this route. */
   readonly decorator?: string;
+  /** route.rate_limits (global rate limit descriptors). */
+  readonly rateLimits?: readonly RateLimitPolicyModel[];
+  /** route.include_vh_rate_limits. */
+  readonly includeVhRateLimits?: boolean;
+  /** typed_per_filter_config of `envoy.filters.http.local_ratelimit`: this route's own bucket. */
+  readonly localRateLimit?: LocalRateLimitModel;
 }
 
 export interface VirtualHostModel {
@@ -400,6 +408,84 @@ export interface VirtualHostModel {
   readonly mutations: HeaderMutationsModel;
   /** Virtual-host-level retry policy, used when a route has none. */
   readonly retryPolicy: RetryPolicyModel | null;
+  /** virtual_host.rate_limits: used when the route has none (Envoy's VhRateLimitsOptions OVERRIDE). */
+  readonly rateLimits?: readonly RateLimitPolicyModel[];
+  /** typed_per_filter_config of `envoy.filters.http.local_ratelimit` for the whole virtual host. */
+  readonly localRateLimit?: LocalRateLimitModel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rate limits (envoy.filters.http.local_ratelimit, envoy.filters.http.ratelimit; route rate_limits)
+// ---------------------------------------------------------------------------------------------
+
+export interface TokenBucketModel {
+  readonly maxTokens: number;
+  /** Envoy default 1. */
+  readonly tokensPerFill: number;
+  /** At least 50 ms (Envoy). */
+  readonly fillIntervalMs: number;
+}
+
+/** envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit. */
+export interface LocalRateLimitModel {
+  readonly statPrefix: string;
+  /** Absent: no limit at this level (a listener filter that only enables per-route configs). */
+  readonly tokenBucket: TokenBucketModel | undefined;
+  /** Unset in Envoy means 0 %: the filter does nothing. */
+  readonly filterEnabled: FractionModel;
+  /** Unset in Envoy means 0 %: over-limit requests are only counted. */
+  readonly filterEnforced: FractionModel;
+  /** Added to the 429. */
+  readonly responseHeadersToAdd: readonly HeaderValueOptionModel[];
+  /** Added to the request when the limit is hit but not enforced. */
+  readonly requestHeadersWhenNotEnforced: readonly HeaderValueOptionModel[];
+  /** One bucket per downstream connection instead of one per filter. */
+  readonly perConnection: boolean;
+  readonly xRateLimitHeaders: boolean;
+  /** status.code, default 429. */
+  readonly status: number;
+}
+
+/** envoy.extensions.filters.http.ratelimit.v3.RateLimit (the global rate limit service client). */
+export interface GlobalRateLimitModel {
+  readonly domain: string;
+  readonly stage: number;
+  readonly failureModeDeny: boolean;
+  /** Envoy default 20 ms. */
+  readonly timeoutMs: number;
+  /** rate_limit_service.grpc_service.envoy_grpc.cluster_name. */
+  readonly cluster: string;
+  /** envoy_grpc.authority (default: the cluster name). */
+  readonly authority: string | undefined;
+  readonly xRateLimitHeaders: boolean;
+  /** rate_limited_status.code, default 429. */
+  readonly rateLimitedStatus: number;
+  /** x-envoy-ratelimited on 429s unless disable_x_envoy_ratelimited_header. */
+  readonly xEnvoyRateLimitedHeader: boolean;
+  /** status_on_error.code: the answer when the service fails and failure_mode_deny (default 500). */
+  readonly statusOnError: number;
+  /** request_type: internal, external or both (default both). */
+  readonly requestType: 'internal' | 'external' | 'both';
+}
+
+export type HttpRateLimitFilterModel =
+  | { readonly kind: 'local'; readonly name: string; readonly config: LocalRateLimitModel }
+  | { readonly kind: 'global'; readonly name: string; readonly config: GlobalRateLimitModel };
+
+/** One rate_limits action (produces one descriptor entry, or nothing). */
+export type RateLimitActionModel =
+  | { readonly kind: 'source-cluster' }
+  | { readonly kind: 'destination-cluster' }
+  | { readonly kind: 'request-headers'; readonly headerName: string; readonly descriptorKey: string; readonly skipIfAbsent: boolean }
+  | { readonly kind: 'remote-address' }
+  | { readonly kind: 'generic-key'; readonly descriptorKey: string; readonly descriptorValue: string }
+  | { readonly kind: 'header-value-match'; readonly descriptorKey: string; readonly descriptorValue: string; readonly expectMatch: boolean; readonly headers: readonly HeaderMatcherModel[] };
+
+/** One entry of rate_limits: a descriptor when every action produced its entry. */
+export interface RateLimitPolicyModel {
+  readonly stage: number;
+  readonly disableKey: string | undefined;
+  readonly actions: readonly RateLimitActionModel[];
 }
 
 export interface RouteConfigModel {

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { formatHostPort } from '../config/hostport.js';
 import { ClusterLoadBalancer, type LbSettings } from './lb/index.js';
 import type { EndpointPicker, ListenerDeps, LocalIdentity } from './listeners/context.js';
+import { RateLimitClients } from './ratelimit/client.js';
 import { GatewayListener } from './listeners/gateway.js';
 import { InboundListener } from './listeners/inbound.js';
 import { OutboundListener } from './listeners/outbound.js';
@@ -129,6 +130,7 @@ export class ProxyRuntime {
       pick: this.pick,
       random: this.random,
       log: (m) => this.log.warn(m),
+      rateLimitClients: new RateLimitClients(this.pick),
       ...(opts.identity ? { identity: opts.identity } : {}),
     };
   }
@@ -341,6 +343,7 @@ export class ProxyRuntime {
     this.pools.close();
     // Spans of the last requests still go out (bounded by the exporter's timeout).
     await flushTracing(this.deps);
+    this.deps.rateLimitClients?.close();
     return { clean: results.every((r) => r.clean), cutOff: results.reduce((n, r) => n + r.cutOff, 0) };
   }
 }

@@ -285,6 +285,8 @@ export class ProxyStats {
   readonly gatewayRejected: Counter<'reason'>;
   /** Envoy's `rbac.denied` (and `rbac.shadow`-like audit matches), per listener and deciding policy. */
   readonly rbacDenied: Counter<'listener' | 'policy' | 'protocol'>;
+  /** Rate limit filter decisions: kind local|global, result ok|over_limit|not_enforced|error|failure_mode_allowed. */
+  readonly rateLimit: Counter<'kind' | 'stat_prefix' | 'result'>;
   readonly rbacAudited: Counter<'listener' | 'policy'>;
   readonly gatewayConnections: Counter<'sni' | 'cluster'>;
   readonly gatewayBytes: Counter<'sni' | 'cluster' | 'direction'>;
@@ -319,6 +321,12 @@ export class ProxyStats {
       name: 'isle_rbac_denied_total',
       help: 'Inbound requests (http) or connections (tcp) denied by AuthorizationPolicy; policy is the DENY rule that matched, or "(no ALLOW matched)"',
       labelNames: ['listener', 'policy', 'protocol'],
+      registers: r,
+    });
+    this.rateLimit = new Counter({
+      name: 'isle_ratelimit_requests_total',
+      help: 'Requests seen by the rate limit filters (Envoy ratelimit.ok/over_limit/error/failure_mode_allowed, local_rate_limit.ok/rate_limited)',
+      labelNames: ['kind', 'stat_prefix', 'result'],
       registers: r,
     });
     this.rbacAudited = new Counter({ name: 'isle_rbac_audited_total', help: 'Inbound requests matched by an AUDIT AuthorizationPolicy', labelNames: ['listener', 'policy'], registers: r });

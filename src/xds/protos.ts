@@ -40,6 +40,9 @@ export const PROTO_FILES: readonly string[] = [
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   // The default route retry policy's retry_host_predicate (src/generate/rds.ts).
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  // EnvoyFilter rate limit patches (src/generate/envoyfilter.ts).
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
   // meshConfig.accessLogFile (src/generate/accesslog.ts).
   'envoy/extensions/access_loggers/file/v3/file.proto',
   // HCM tracing with the OpenTelemetry tracer (src/generate/tracing.ts).

@@ -11,6 +11,7 @@ import type {
   FilterChainModel,
   ForwardClientCertMode,
   HttpConnectionManagerModel,
+  HttpRateLimitFilterModel,
   ListenerKind,
   ListenerModel,
   NetworkFilterModel,
@@ -19,6 +20,7 @@ import type {
 } from '../model.js';
 import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../mesh/typeurls.js';
 import { decodeRbacFilter } from '../rbac/decode.js';
+import { rateLimitHttpFilter } from './ratelimit.js';
 import { DOWNSTREAM_TLS_CONTEXT } from './cluster.js';
 import { FAULT_FILTER, HTTP_FAULT_TYPE, httpFault, routeConfigBody } from './route.js';
 import { decodeTracing } from './tracing.js';
@@ -231,13 +233,18 @@ function hcm(r: Reader): HttpConnectionManagerModel {
 
   const httpFilters: string[] = [];
   const rbac: RbacFilterModel[] = [];
+  const rateLimits: HttpRateLimitFilterModel[] = [];
   const hf = r.objs('http_filters');
   if (hf.length === 0) r.errs.add(r.p('http_filters'), 'the router filter is required');
   hf.forEach((f, i) => {
     const name = f.str('name') ?? '';
     const type = f.obj_('typed_config')?.str('@type');
     const isRouter = type === ROUTER_TYPE || (type === undefined && name === 'envoy.filters.http.router');
-    if (isRouter) {
+    const limit = isRouter ? false : rateLimitHttpFilter(f);
+    if (limit !== false) {
+      if (limit) rateLimits.push(limit);
+      if (i === hf.length - 1) f.errs.add(f.path, 'the last HTTP filter must be the router');
+    } else if (isRouter) {
       if (i !== hf.length - 1) f.errs.add(f.path, 'the router must be the last HTTP filter');
     } else if (name === FAULT_FILTER && (type === undefined || type === HTTP_FAULT_TYPE)) {
       // Isle injects faults from per-route config only; a filter-wide fault would be skipped.
@@ -282,6 +289,7 @@ function hcm(r: Reader): HttpConnectionManagerModel {
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout') ?? 300_000,
     requestTimeoutMs: r.durationMs('request_timeout') ?? 0,
     rbac,
+    ...(rateLimits.length ? { rateLimits } : {}),
   };
 }
 

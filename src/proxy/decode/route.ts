@@ -7,6 +7,7 @@ import type {
   MirrorPolicyModel,
   ForwardActionModel,
   HeaderMatcherModel,
+  LocalRateLimitModel,
   PathMatchModel,
   QueryParameterMatcherModel,
   RedirectActionModel,
@@ -31,6 +32,7 @@ import {
   regexMatcher,
   stringMatcher,
 } from './util.js';
+import { LOCAL_RATELIMIT_FILTER, LOCAL_RATELIMIT_TYPE, localRateLimit, rateLimitPolicies } from './ratelimit.js';
 
 /** Envoy's route timeout when `timeout` is unset. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -112,15 +114,20 @@ function virtualHost(r: Reader, index: number, seen: Map<string, number>): Virtu
   });
   const requireTls = r.enum_('require_tls', ['NONE', 'EXTERNAL_ONLY', 'ALL'] as const, 'NONE');
   if (requireTls !== 'NONE') r.errs.add(r.p('require_tls'), 'is not supported by isle proxy');
-  // Per-filter config is honoured per route only (fault injection); elsewhere it would be ignored.
-  unsupported(r, ['virtual_clusters', 'rate_limits', 'matcher', 'typed_per_filter_config']);
+  // Per-filter config is honoured per route (fault injection, local rate limit) and per virtual
+  // host (local rate limit only); anything else would be ignored.
+  unsupported(r, ['virtual_clusters', 'matcher']);
   const vhRetry = r.obj_('retry_policy');
+  const rateLimits = rateLimitPolicies(r);
+  const localRateLimit = perFilterConfig(r, false).localRateLimit;
   return {
     name,
     domains,
     routes: r.objs('routes').map(route),
     mutations: headerMutations(r),
     retryPolicy: vhRetry ? retryPolicy(vhRetry) : null,
+    ...(rateLimits.length ? { rateLimits } : {}),
+    ...(localRateLimit ? { localRateLimit } : {}),
   };
 }
 
@@ -152,7 +159,10 @@ function route(r: Reader): RouteModel {
     default:
       r.errs.add(r.p(which), 'is not supported by isle proxy');
   }
-  const fault = perFilterConfig(r);
+  const { fault, localRateLimit } = perFilterConfig(r, true);
+  const ra = which === 'route' ? r.obj_('route') : undefined;
+  const rateLimits = ra ? rateLimitPolicies(ra) : [];
+  const includeVh = ra?.bool('include_vh_rate_limits', false) ?? false;
   const decorator = r.obj_('decorator');
   const operation = decorator?.str('operation');
   if (decorator && !operation) decorator.errs.add(decorator.p('operation'), 'must not be empty');
@@ -164,6 +174,9 @@ function route(r: Reader): RouteModel {
     action: action ?? { kind: 'direct', status: 500, body: undefined },
     mutations: headerMutations(r),
     ...(fault ? { fault } : {}),
+    ...(rateLimits.length ? { rateLimits } : {}),
+    ...(includeVh ? { includeVhRateLimits: true } : {}),
+    ...(localRateLimit ? { localRateLimit } : {}),
   };
 }
 
@@ -171,28 +184,30 @@ export const FAULT_FILTER = 'envoy.filters.http.fault';
 export const HTTP_FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 
 /**
- * A route's typed_per_filter_config. Only the fault filter's is understood; any other key names a
- * filter whose per-route behaviour Isle would silently skip, so it is refused.
+ * typed_per_filter_config of a route (fault, local rate limit) or a virtual host (local rate limit).
+ * Any other key names a filter whose per-route behaviour Isle would silently skip, so it is refused.
  */
-function perFilterConfig(r: Reader): FaultModel | undefined {
+function perFilterConfig(r: Reader, isRoute: boolean): { fault?: FaultModel; localRateLimit?: LocalRateLimitModel } {
   const t = r.obj_('typed_per_filter_config');
-  if (!t) return undefined;
-  let fault: FaultModel | undefined;
+  if (!t) return {};
+  const out: { fault?: FaultModel; localRateLimit?: LocalRateLimitModel } = {};
   for (const key of Object.keys(t.obj)) {
-    if (key !== FAULT_FILTER) {
+    const want = key === FAULT_FILTER && isRoute ? HTTP_FAULT_TYPE : key === LOCAL_RATELIMIT_FILTER ? LOCAL_RATELIMIT_TYPE : undefined;
+    if (!want) {
       t.errs.add(t.p(key), 'per-filter config is not supported by isle proxy');
       continue;
     }
     const c = t.obj_(key);
     if (!c) continue;
     const type = c.str('@type');
-    if (type !== HTTP_FAULT_TYPE) {
-      c.errs.add(c.p('@type'), `expected ${HTTP_FAULT_TYPE}, got ${JSON.stringify(type)}`);
+    if (type !== want) {
+      c.errs.add(c.p('@type'), `expected ${want}, got ${JSON.stringify(type)}`);
       continue;
     }
-    fault = httpFault(c);
+    if (want === HTTP_FAULT_TYPE) out.fault = httpFault(c);
+    else out.localRateLimit = localRateLimit(c);
   }
-  return fault;
+  return out;
 }
 
 const DENOMINATORS = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 } as const;

@@ -404,7 +404,7 @@ const APPEND_ACTIONS: readonly HeaderAppendAction[] = [
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
-function headerValueOptions(r: Reader, key: string): HeaderValueOptionModel[] {
+export function headerValueOptions(r: Reader, key: string): HeaderValueOptionModel[] {
   const out: HeaderValueOptionModel[] = [];
   for (const o of r.objs(key)) {
     const h = o.obj_('header');

@@ -253,6 +253,9 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     return `${this.req.authority}/*`;
   }
 
+  /** Added to the upstream response by the router (the rate limit filters' x-ratelimit-* headers). */
+  extraResponseHeaders: Headers | undefined;
+
   /** Response headers as sent downstream (access logs' %RESP(…)%). */
   responseHeaders: Headers | undefined;
 

@@ -18,6 +18,9 @@ export type Outcome =
   | 'per-try-timeout'
   | 'fault-abort'
   | 'rbac-denied'
+  | 'local-rate-limited'
+  | 'rate-limited'
+  | 'rate-limit-error'
   | 'internal-error';
 
 export interface OutcomeRow {
@@ -49,6 +52,12 @@ export const OUTCOMES: Readonly<Record<Outcome, OutcomeRow>> = {
   'fault-abort': { status: 503, flag: 'FI', body: () => 'fault filter abort' },
   // Envoy's RBAC filter answers 403 with this text; it sets no response flag of its own.
   'rbac-denied': { status: 403, flag: '', body: () => 'RBAC: access denied' },
+  // Envoy's local_ratelimit answers 429 `local_rate_limited`; the global filter's 429 has no body.
+  // status: the filter's configured status, passed by the rate limit filter.
+  'local-rate-limited': { status: 429, flag: 'RL', body: () => 'local_rate_limited' },
+  'rate-limited': { status: 429, flag: 'RL', body: () => '' },
+  // The rate limit service failed and failure_mode_deny is set (status_on_error, default 500).
+  'rate-limit-error': { status: 500, flag: 'RLSE', body: () => '' },
   'internal-error': { status: 500, flag: '', body: () => 'isle: internal proxy error' },
 };
 

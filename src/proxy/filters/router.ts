@@ -170,6 +170,7 @@ function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
   const status = up.status;
   const h = stripHopByHop(up.headers);
   applyHeaderMutations(h, ctx.forward!.mutations, 'response');
+  if (ctx.extraResponseHeaders) Object.assign(h, ctx.extraResponseHeaders);
   h['x-envoy-upstream-service-time'] = String(Math.round(ctx.timers.now() - ctx.started));
   onUpstreamResponse(ctx, up, h);
   const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : [];

@@ -11,6 +11,7 @@ import type { RouteResult } from '../routing/router.js';
 import type { ProxyStats } from '../stats.js';
 import type { UpstreamPools } from '../upstream/pool.js';
 import type { Timers } from '../../mesh/timers.js';
+import type { RateLimitClients } from '../ratelimit/client.js';
 
 /** What a listener learned about a downstream connection before HTTP started. */
 export interface ConnInfo {
@@ -89,4 +90,6 @@ export interface ListenerDeps {
   /** The RBAC filter slot (AuthorizationPolicy); absent: every request is allowed. */
   authorize?: HttpAuthorizer;
   log?: (msg: string) => void;
+  /** Clients of the global rate limit service (envoy.filters.http.ratelimit); absent: made on first use. */
+  rateLimitClients?: RateLimitClients;
 }

@@ -2,7 +2,7 @@
  * The HTTP connection manager of a listener: the HTTP/1.1 codec (`../http1`) turns connections
  * into requests, and each request runs the filter chain, in Envoy's order:
  *
- *   stats → tracing → fault → rbac → headers (x-request-id, x-forwarded-proto, XFCC) → router
+ *   stats → tracing → fault → rbac → headers (x-request-id, x-forwarded-proto, XFCC) → rate limits → router
  *     → retry → per-try timeout → upstream
  *
  * The routing decision is made once before the filters run (Envoy's route cache), so the fault
@@ -17,6 +17,7 @@ import { chain, HttpContext, type Downstream, type Filter, type RequestInfo } fr
 import { faultFilter } from '../filters/fault.js';
 import { headersFilter } from '../filters/headers.js';
 import { stripHopByHop } from '../filters/hop.js';
+import { rateLimitFilter } from '../filters/ratelimit.js';
 import { rbacFilter } from '../filters/rbac.js';
 import { retryFilter } from '../filters/retry.js';
 import { routerFilter } from '../filters/router.js';
@@ -36,7 +37,7 @@ export type { ConnInfo } from './context.js';
 export { serviceOfCluster } from '../filters/router.js';
 
 /** The HTTP filters, outermost first (Envoy's order; see the module comment). */
-export const HTTP_FILTERS: readonly Filter[] = [statsFilter, tracingFilter, faultFilter, rbacFilter, headersFilter, routerFilter, retryFilter, perTryTimeoutFilter, upstreamFilter];
+export const HTTP_FILTERS: readonly Filter[] = [statsFilter, tracingFilter, faultFilter, rbacFilter, headersFilter, rateLimitFilter, routerFilter, retryFilter, perTryTimeoutFilter, upstreamFilter];
 
 const runChain = chain(HTTP_FILTERS);
 

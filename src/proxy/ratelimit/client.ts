@@ -1,0 +1,71 @@
+/**
+ * The proxy's client of the rate limit service: `ShouldRateLimit` to an endpoint of the cluster the
+ * filter names (`rate_limit_service.grpc_service.envoy_grpc.cluster_name`), picked by the proxy's
+ * load balancer from the xDS graph, with the cluster's upstream TLS (mTLS for ISTIO_MUTUAL) when it
+ * has one. One grpc-js channel per endpoint and TLS material, reused across requests.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { EndpointPicker } from '../listeners/context.js';
+import type { ConfigGraph, GlobalRateLimitModel } from '../model.js';
+import { cachedUpstreamTlsSettings } from '../net/tls.js';
+import { rlsServiceDefinition, type RlsDescriptor, type RlsResponse } from '../../ratelimit/protos.js';
+
+const RlsClient = grpc.makeGenericClientConstructor(rlsServiceDefinition(), 'RateLimitService');
+type RlsStub = InstanceType<typeof RlsClient> & {
+  ShouldRateLimit(req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: RlsResponse) => void): grpc.ClientUnaryCall;
+};
+
+/** Why a call failed, for the failure-mode log line. */
+export class RlsError extends Error {}
+
+export class RateLimitClients {
+  private readonly stubs = new Map<string, RlsStub>();
+
+  constructor(private readonly pick: EndpointPicker) {}
+
+  private stubFor(graph: ConfigGraph, cfg: GlobalRateLimitModel): RlsStub {
+    const cluster = graph.clusters.get(cfg.cluster);
+    if (!cluster) throw new RlsError(`rate limit cluster ${JSON.stringify(cfg.cluster)} is unknown`);
+    const ep = this.pick(cluster, graph.endpoints.get(cluster.name) ?? cluster.loadAssignment ?? undefined, { previous: new Set(), avoidPrevious: false, attempt: 0 });
+    if (!ep) throw new RlsError(`no healthy endpoint in rate limit cluster ${cfg.cluster}`);
+    const target = ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+    let creds: grpc.ChannelCredentials;
+    let key = target;
+    const options: grpc.ChannelOptions = { 'grpc.default_authority': cfg.authority ?? cfg.cluster };
+    if (cluster.tls) {
+      const s = cachedUpstreamTlsSettings(cluster.tls, graph.secrets);
+      creds = grpc.credentials.createFromSecureContext(s.options.secureContext!, { checkServerIdentity: s.options.checkServerIdentity! });
+      if (s.options.servername) options['grpc.ssl_target_name_override'] = s.options.servername;
+      key += `|${s.id}`;
+    } else {
+      creds = grpc.credentials.createInsecure();
+    }
+    let stub = this.stubs.get(key);
+    if (!stub) {
+      stub = new RlsClient(target, creds, options) as RlsStub;
+      this.stubs.set(key, stub);
+    }
+    return stub;
+  }
+
+  /** ShouldRateLimit with the filter's timeout; rejects on any failure (the filter applies failure_mode_deny). */
+  shouldRateLimit(graph: ConfigGraph, cfg: GlobalRateLimitModel, descriptors: RlsDescriptor[]): Promise<RlsResponse> {
+    let stub: RlsStub;
+    try {
+      stub = this.stubFor(graph, cfg);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      stub.ShouldRateLimit({ domain: cfg.domain, descriptors }, new grpc.Metadata(), { deadline: Date.now() + cfg.timeoutMs }, (e, r) => {
+        if (e) reject(new RlsError(`${grpc.status[e.code] ?? e.code}: ${e.details || e.message}`));
+        else resolve(r ?? { overall_code: 'UNKNOWN' });
+      });
+    });
+  }
+
+  close(): void {
+    for (const s of this.stubs.values()) s.close();
+    this.stubs.clear();
+  }
+}
