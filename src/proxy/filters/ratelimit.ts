@@ -22,7 +22,8 @@ import type { ConnInfo, ListenerDeps } from '../listeners/context.js';
 import type { Filter, HttpContext, Next } from './context.js';
 
 export const rateLimitFilter: Filter = (ctx, next) => {
-  const limits = ctx.conn.hcm.rateLimits;
+  const c = ctx.conn;
+  const limits = (c.currentHcm ? c.currentHcm() : c.hcm)?.rateLimits;
   return limits ? runLimits(ctx, next, limits) : next(ctx);
 };
 

@@ -36,6 +36,11 @@ export interface ConnInfo {
    * the next request of a kept-alive connection). Absent: the HCM's own.
    */
   rbac?: () => readonly RbacFilterModel[];
+  /**
+   * The chain's HCM as the listener has it now, for filters whose config must apply to the next
+   * request of a kept-alive connection (rate limits). Absent: `hcm`; undefined: the chain is gone.
+   */
+  currentHcm?: () => HttpConnectionManagerModel | undefined;
 }
 
 /**

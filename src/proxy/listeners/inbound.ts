@@ -11,7 +11,7 @@
 import { listenOn } from '../net/listen.js';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { FilterChainModel, ListenerModel, RbacFilterModel } from '../model.js';
+import type { FilterChainModel, HttpConnectionManagerModel, ListenerModel, RbacFilterModel } from '../model.js';
 import { peekClientHello } from '../net/clienthello.js';
 import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult } from '../net/drain.js';
 import { downstreamTlsSettings, ownSpiffeId, peerSpiffeId, resolveCertificate, sansMatch, TlsMaterialError, type DownstreamTlsSettings } from '../net/tls.js';
@@ -43,6 +43,13 @@ function currentHttpRbac(model: ListenerModel, chain: FilterChainModel): readonl
   if (now?.filter.kind === 'http') return now.filter.hcm.rbac;
   // The chain is gone (e.g. plaintext chain under a new STRICT mode): deny rather than guess.
   return DENY_ALL;
+}
+
+/** The chain's HTTP connection manager in the listener's current model (see ConnInfo.currentHcm). */
+function currentHcm(model: ListenerModel, chain: FilterChainModel): HttpConnectionManagerModel | undefined {
+  if (model.filterChains.includes(chain) && chain.filter.kind === 'http') return chain.filter.hcm;
+  const now = [...model.filterChains, ...(model.defaultFilterChain ? [model.defaultFilterChain] : [])].find((c) => c.name === chain.name);
+  return now?.filter.kind === 'http' ? now.filter.hcm : undefined;
 }
 
 const DENY_ALL: readonly RbacFilterModel[] = Object.freeze([{ action: 'ALLOW', policies: [] }]);
@@ -188,7 +195,8 @@ export class InboundListener {
     const filter = chain.filter;
     if (filter.kind === 'http') {
       const rbac = () => currentHttpRbac(this.model, chain);
-      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, rbac, ...conn });
+      const hcmNow = () => currentHcm(this.model, chain);
+      this.connInfo.set(socket, { listener: model.name, direction: model.trafficDirection, chain, hcm: filter.hcm, destinationPort: model.port, rbac, currentHcm: hcmNow, ...conn });
       this.http.serve(socket);
       return;
     }

@@ -31,7 +31,9 @@ export class RateLimitClients {
     const target = ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
     let creds: grpc.ChannelCredentials;
     let key = target;
-    const options: grpc.ChannelOptions = { 'grpc.default_authority': cfg.authority ?? cfg.cluster };
+    // Envoy's default :authority is the cluster name, which Istio's `outbound|…` names make an
+    // invalid HTTP/2 authority for Node's server: only an explicit envoy_grpc.authority is sent.
+    const options: grpc.ChannelOptions = cfg.authority ? { 'grpc.default_authority': cfg.authority } : {};
     if (cluster.tls) {
       const s = cachedUpstreamTlsSettings(cluster.tls, graph.secrets);
       creds = grpc.credentials.createFromSecureContext(s.options.secureContext!, { checkServerIdentity: s.options.checkServerIdentity! });
