@@ -18,9 +18,10 @@ export const ALLOWED = {
   xds: ['errors', 'config', 'pki', 'mesh'],
   peering: ['errors', 'config', 'pki', 'mesh', 'registry', 'model', 'generate', 'xds'],
   proxy: ['errors', 'config', 'pki', 'mesh', 'xds'],
+  ratelimit: ['errors', 'config', 'pki', 'mesh', 'xds'],
   controlplane: ['errors', 'config', 'pki', 'mesh', 'registry', 'model', 'generate', 'xds', 'peering'],
   demo: ['errors', 'config', 'pki', 'mesh', 'registry', 'model', 'generate', 'xds', 'peering', 'proxy', 'controlplane'],
-  cli: ['errors', 'config', 'pki', 'mesh', 'registry', 'model', 'generate', 'xds', 'peering', 'proxy', 'controlplane', 'demo'],
+  cli: ['errors', 'config', 'pki', 'mesh', 'registry', 'model', 'generate', 'xds', 'peering', 'proxy', 'ratelimit', 'controlplane', 'demo'],
 };
 
 const IMPORT_RE = /(?:^|[\s;])(?:import|export)\s(?:type\s)?[^'";]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;

@@ -20,7 +20,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { IsleError } from '../errors.js';
-import type { RlsEntry } from './protos.js';
+import type { RlsEntry } from '../xds/rls.js';
 
 export type LimitUnit = 'SECOND' | 'MINUTE' | 'HOUR' | 'DAY';
 

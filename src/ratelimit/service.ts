@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { matchDescriptor, UNIT_SECONDS, type RateLimitConfig } from './config.js';
-import { rlsServiceDefinition, type RlsDescriptorStatus, type RlsRequest, type RlsResponse } from './protos.js';
+import { rlsServiceDefinition, type RlsDescriptorStatus, type RlsRequest, type RlsResponse } from '../xds/rls.js';
 import type { CounterStore } from './store.js';
 
 export interface RateLimitServiceOptions {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { loadRateLimitConfig, matchDescriptor, parseDomainConfig } from '../../src/ratelimit/config.js';
-import { rlsServiceDefinition, type RlsResponse } from '../../src/ratelimit/protos.js';
+import { rlsServiceDefinition, type RlsResponse } from '../../src/xds/rls.js';
 import { RateLimitService } from '../../src/ratelimit/service.js';
 import { MemoryCounterStore, RedisCounterStore } from '../../src/ratelimit/store.js';
 import { HAVE_REDIS, HAVE_SENTINEL, startRedis, startSentinel, type RedisProc } from './redis.js';

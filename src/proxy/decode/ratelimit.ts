@@ -13,7 +13,7 @@ import type {
   RateLimitPolicyModel,
   TokenBucketModel,
 } from '../model.js';
-import { headerMatcher, fractionalPercent } from './route.js';
+import { headerMatcher, fractionalPercent } from './matchers.js';
 import { headerValueOptions, type Reader } from './util.js';
 
 export const LOCAL_RATELIMIT_FILTER = 'envoy.filters.http.local_ratelimit';

@@ -5,15 +5,21 @@
  * has one. One grpc-js channel per endpoint and TLS material, reused across requests.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { EndpointPicker } from '../listeners/context.js';
-import type { ConfigGraph, GlobalRateLimitModel } from '../model.js';
+import type { ClusterModel, ConfigGraph, EndpointModel, EndpointsModel, GlobalRateLimitModel } from '../model.js';
 import { cachedUpstreamTlsSettings } from '../net/tls.js';
-import { rlsServiceDefinition, type RlsDescriptor, type RlsResponse } from '../../ratelimit/protos.js';
+import { rlsServiceDefinition, type RlsDescriptor, type RlsResponse } from '../../xds/rls.js';
 
 const RlsClient = grpc.makeGenericClientConstructor(rlsServiceDefinition(), 'RateLimitService');
 type RlsStub = InstanceType<typeof RlsClient> & {
   ShouldRateLimit(req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: RlsResponse) => void): grpc.ClientUnaryCall;
 };
+
+/** The proxy's load balancer (ListenerDeps.pick), as far as this client uses it. */
+export type RlsEndpointPicker = (
+  cluster: ClusterModel,
+  endpoints: EndpointsModel | undefined,
+  ctx: { previous: ReadonlySet<string>; avoidPrevious: boolean; attempt: number },
+) => EndpointModel | undefined;
 
 /** Why a call failed, for the failure-mode log line. */
 export class RlsError extends Error {}
@@ -21,7 +27,7 @@ export class RlsError extends Error {}
 export class RateLimitClients {
   private readonly stubs = new Map<string, RlsStub>();
 
-  constructor(private readonly pick: EndpointPicker) {}
+  constructor(private readonly pick: RlsEndpointPicker) {}
 
   private stubFor(graph: ConfigGraph, cfg: GlobalRateLimitModel): RlsStub {
     const cluster = graph.clusters.get(cfg.cluster);

@@ -8,7 +8,7 @@
 import type { Headers } from '../http1/head.js';
 import type { RateLimitActionModel, RateLimitPolicyModel, RouteModel, VirtualHostModel } from '../model.js';
 import { matchHeader, type RouteRequest } from '../routing/match.js';
-import type { RlsDescriptor, RlsEntry } from '../../ratelimit/protos.js';
+import type { RlsDescriptor, RlsEntry } from '../../xds/rls.js';
 
 export interface DescriptorRequest {
   readonly method: string;

@@ -5,7 +5,7 @@
  * until the window resets).
  */
 import type { Headers } from '../http1/head.js';
-import type { RlsDescriptorStatus, RlsUnit } from '../../ratelimit/protos.js';
+import type { RlsDescriptorStatus, RlsUnit } from '../../xds/rls.js';
 
 const UNIT_SECONDS: Partial<Record<RlsUnit, number>> = { SECOND: 1, MINUTE: 60, HOUR: 3600, DAY: 86_400, MONTH: 2_592_000, YEAR: 31_536_000 };
 

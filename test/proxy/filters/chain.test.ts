@@ -7,91 +7,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ManualTimers } from '../../../src/mesh/timers.js';
 import type { AuthzConnection, AuthzRequest, HttpAuthorizer } from '../../../src/proxy/authz.js';
-import type { Downstream } from '../../../src/proxy/filters/context.js';
 import { OUTCOMES } from '../../../src/proxy/filters/outcomes.js';
-import type { Headers, RequestHead } from '../../../src/proxy/http1/head.js';
-import type { ExchangeOwner, ResponseFraming } from '../../../src/proxy/http1/server.js';
+import type { RequestHead } from '../../../src/proxy/http1/head.js';
 import type { ConnInfo, ListenerDeps } from '../../../src/proxy/listeners/context.js';
 import { handleRequest, HTTP_FILTERS } from '../../../src/proxy/listeners/http.js';
 import type { ConfigGraph, FaultModel, RetryPolicyModel } from '../../../src/proxy/model.js';
 import { route as routeFn } from '../../../src/proxy/routing/router.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
-import type { AttemptOutcome, UpstreamPools, UpstreamRequest, UpstreamResponse } from '../../../src/proxy/upstream/pool.js';
+import type { AttemptOutcome, UpstreamPools, UpstreamRequest } from '../../../src/proxy/upstream/pool.js';
+import { FakeDownstream, response } from './fakes.js';
 import { chain, cluster, emptyGraph, endpoint, endpoints, forward, hcm, retryPolicy, roundRobinPicker, route, routeConfig, vhost } from '../net/fixtures.js';
-
-class FakeDownstream implements Downstream {
-  method = 'GET';
-  headersSent = false;
-  gone = false;
-  requestComplete = true;
-  contentLength: number | undefined = 0;
-  remoteAddress = '10.1.2.3';
-  owner: ExchangeOwner | null = null;
-  status = 0;
-  headers: Headers = {};
-  body = '';
-  ended = false;
-  readBody(): Promise<Buffer> {
-    return Promise.resolve(Buffer.alloc(0));
-  }
-  bodyStream(): never {
-    throw new Error('no body in these tests');
-  }
-  discardBody(): void {}
-  respond(status: number, headers: Headers, body: string | Buffer): void {
-    const b = Buffer.from(body);
-    this.writeHead(status, undefined, headers, { kind: 'length', length: b.length });
-    this.end(b);
-  }
-  writeHead(status: number, _reason: string | undefined, headers: Headers, _f: ResponseFraming): void {
-    this.headersSent = true;
-    this.status = status;
-    this.headers = headers;
-  }
-  write(chunk: Buffer): boolean {
-    this.body += chunk.toString();
-    return true;
-  }
-  end(chunk?: Buffer): void {
-    if (chunk) this.write(chunk);
-    this.ended = true;
-    const o = this.owner;
-    this.owner = null;
-    o?.responseFinished();
-  }
-  reset(): void {
-    this.gone = true;
-  }
-  /** The client goes away. */
-  close(): void {
-    this.gone = true;
-    const o = this.owner;
-    this.owner = null;
-    o?.downstreamClosed();
-  }
-}
-
-function response(status: number, body = `status ${status}`): AttemptOutcome {
-  const r: UpstreamResponse = {
-    status,
-    statusMessage: '',
-    headers: { 'content-length': String(body.length), 'x-up': 'yes' },
-    framing: { kind: 'length', length: body.length },
-    peerId: undefined,
-    secure: false,
-    pipe(sink) {
-      sink.data(Buffer.from(body));
-      sink.end();
-    },
-    resume() {},
-    flow() {},
-    destroy() {},
-    async *[Symbol.asyncIterator]() {
-      yield Buffer.from(body);
-    },
-  };
-  return { kind: 'response', status, response: r };
-}
 
 /** An attempt that never answers; it ends only when its signal fires. */
 function hang(req: UpstreamRequest): Promise<AttemptOutcome> {
@@ -160,10 +85,10 @@ function run(opts: { retry?: RetryPolicyModel | null; timeoutMs?: number; steps:
 /** Lets the promise chain between timer steps run. */
 const settle = () => new Promise((r) => setImmediate(r));
 
-test('the chain is in Envoy order: stats, tracing, fault, rbac, headers, router, retry, per-try timeout, upstream', () => {
+test('the chain is in Envoy order: stats, tracing, fault, rbac, headers, rate limits, router, retry, per-try timeout, upstream', () => {
   assert.deepEqual(
     HTTP_FILTERS.map((f) => f.name),
-    ['statsFilter', 'tracingFilter', 'faultFilter', 'rbacFilter', 'headersFilter', 'routerFilter', 'retryFilter', 'perTryTimeoutFilter', 'upstreamFilter'],
+    ['statsFilter', 'tracingFilter', 'faultFilter', 'rbacFilter', 'headersFilter', 'rateLimitFilter', 'routerFilter', 'retryFilter', 'perTryTimeoutFilter', 'upstreamFilter'],
   );
 });
 
@@ -295,7 +220,7 @@ test('RBAC slot: the authorizer sees the request head and connection facts; a de
 });
 
 test('outcome table: every local reply has a status, and the flags are Envoy short names', () => {
-  const flags = new Set(['', 'DPE', 'NR', 'NC', 'UH', 'UF', 'UC', 'UO', 'UT', 'FI']);
+  const flags = new Set(['', 'DPE', 'NR', 'NC', 'UH', 'UF', 'UC', 'UO', 'UT', 'FI', 'RL', 'RLSE']);
   for (const [name, row] of Object.entries(OUTCOMES)) {
     assert.ok(row.status >= 400 && row.status < 600, name);
     assert.ok(flags.has(row.flag), `${name}: ${row.flag}`);

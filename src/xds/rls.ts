@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { protoIncludeDirs } from '../xds/protos.js';
+import { protoIncludeDirs } from './protos.js';
 
 export const RLS_SERVICE = 'envoy.service.ratelimit.v3.RateLimitService';
 export const RLS_METHOD_PATH = `/${RLS_SERVICE}/ShouldRateLimit`;
