@@ -131,6 +131,8 @@ function logFailure(ctx: HttpContext, cfg: GlobalRateLimitModel, err: unknown): 
 async function global(ctx: HttpContext, cfg: GlobalRateLimitModel): Promise<boolean> {
   const d = ctx.route;
   if (!d || d.kind !== 'route') return false;
+  // request_type: Envoy's internal requests are those marked x-envoy-internal: true.
+  if (cfg.requestType !== 'both' && (ctx.req.headers['x-envoy-internal'] === 'true') !== (cfg.requestType === 'internal')) return false;
   const id = ctx.deps.identity;
   const app = id?.labels?.['service.istio.io/canonical-name'] ?? id?.labels?.['app'] ?? id?.workload;
   const descriptors = descriptorsFor(d.route, d.virtualHost, cfg.stage, {
