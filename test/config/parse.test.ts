@@ -202,7 +202,7 @@ sepc: {}
 describe('descriptors', () => {
   it('one per kind, with groups and versions', () => {
     assert.equal(new Set(DESCRIPTORS.map((d) => d.kind)).size, DESCRIPTORS.length);
-    assert.equal(DESCRIPTORS.length, 14);
+    assert.equal(DESCRIPTORS.length, 15);
     const mesh = DESCRIPTORS.filter((d) => d.group === 'mesh.isle.dev');
     assert.deepEqual(mesh.map((d) => [d.kind, d.namespaced]), [['MeshConfig', false], ['RemoteCluster', false]]);
   });
