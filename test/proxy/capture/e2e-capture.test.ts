@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -84,6 +84,10 @@ describe('transparent capture end to end', { skip: why }, () => {
       sleep: await topo.add('sleep', SLEEP),
       ext: await topo.add('ext', EXT),
     };
+    // `ip netns exec` bind-mounts /etc/netns/<ns>/resolv.conf: the app asks 127.0.0.1, port 53 is
+    // captured to the sidecar's DNS proxy.
+    mkdirSync(`/etc/netns/${ns.sleep}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns.sleep}/resolv.conf`, 'nameserver 127.0.0.1\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:2 attempts:1\n');
     mesh = await makeMesh();
     dir = tempDir('isle-cap-config-');
     writeFileSync(join(dir, 'mesh.yaml'), MESH_YAML);
@@ -108,6 +112,7 @@ describe('transparent capture end to end', { skip: why }, () => {
   after(async () => {
     for (const p of procs.reverse()) await p.stop('SIGKILL', 2000);
     await topo.destroy();
+    if (ns?.sleep) rmSync(`/etc/netns/${ns.sleep}`, { recursive: true, force: true });
   });
 
   test('plain HTTP to the service address goes through both sidecars with mTLS', async () => {
@@ -118,6 +123,15 @@ describe('transparent capture end to end', { skip: why }, () => {
     const body = JSON.parse(r) as { host: string; xfcc: string | null };
     assert.equal(body.host, `${HELLO_VIP}:5000`);
     assert.match(body.xfcc ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
+  });
+
+  test('plain `curl http://helloworld:5000/hello`: the name resolves through the captured DNS', async () => {
+    const r = await waitFor('curl by name', async () => {
+      const c = await exec(ns.sleep, 'curl', ['-sS', '--max-time', '5', 'http://helloworld:5000/hello']);
+      return c.code === 0 && c.stdout.includes('"app":"helloworld"') ? c.stdout : undefined;
+    });
+    assert.match(r, /"host":"helloworld:5000"/);
+    assert.match(r, /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
   });
 
   test('plain TCP to a TCP service goes through the sidecars (mTLS upstream)', async () => {
