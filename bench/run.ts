@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- NAME…] [--smoke]`: runs the benchmarks (all, or the named parts: cp-scale,
- * cp-resilience, dataplane, wan), prints their tables, and writes bench/results/<name>-<date>.json (raw data and
+ * cp-resilience, dataplane, dataplane-tcp, wan), prints their tables, and writes bench/results/<name>-<date>.json (raw data and
  * the machine) plus bench/results/latest.md (the tables of the last full-size run of each part).
  * Never fails on numbers: the exit code is 1 only when a part could not run at all.
  *
@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { cpResilienceDefaults, runCpResilience } from './cp-resilience.js';
 import { cpScaleDefaults, runCpScale } from './cp-scale.js';
 import { dataplaneDefaults, runDataplane } from './dataplane.js';
+import { dataplaneTcpDefaults, runDataplaneTcp } from './dataplane-tcp.js';
 import { clock, describeMachine, machine, type CommonOptions, type PartResult } from './lib/common.js';
 import { runWan, wanDefaults } from './wan.js';
 
@@ -21,7 +22,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** bench/results in the source tree (dist/bench/run.js → ../../bench/results). */
 export const RESULTS_DIR = resolve(here, '..', '..', 'bench', 'results');
 
-export const PARTS = ['cp-scale', 'cp-resilience', 'dataplane', 'wan'] as const;
+export const PARTS = ['cp-scale', 'cp-resilience', 'dataplane', 'dataplane-tcp', 'wan'] as const;
 export type PartName = (typeof PARTS)[number];
 
 export async function runPart(name: PartName, common: CommonOptions): Promise<PartResult> {
@@ -32,6 +33,8 @@ export async function runPart(name: PartName, common: CommonOptions): Promise<Pa
       return runCpResilience({ ...common, ...cpResilienceDefaults(common.smoke) });
     case 'dataplane':
       return runDataplane({ ...common, ...dataplaneDefaults(common.smoke) });
+    case 'dataplane-tcp':
+      return runDataplaneTcp({ ...common, ...dataplaneTcpDefaults(common.smoke) });
     case 'wan':
       return runWan({ ...common, ...wanDefaults(common.smoke) });
   }
@@ -41,6 +44,7 @@ const TITLES: Record<PartName, string> = {
   'cp-scale': 'Control-plane scale',
   'cp-resilience': 'Control plane killed under load',
   dataplane: 'Data plane',
+  'dataplane-tcp': 'Data plane, TCP throughput (capture)',
   wan: 'One control plane across a WAN vs multi-primary vs a remote control plane',
 };
 

@@ -24,6 +24,7 @@ const COMMANDS: ReadonlyArray<readonly [names: readonly string[], load: () => Pr
   [['token'], async () => (await import('./token.js')).registerToken],
   [['control-plane'], async () => (await import('./controlplane.js')).registerControlPlane],
   [['proxy'], async () => (await import('./proxy.js')).registerProxy],
+  [['iptables'], async () => (await import('./iptables.js')).registerIptables],
   [['cluster'], async () => (await import('./cluster.js')).registerCluster],
   [['status'], async () => (await import('./status.js')).registerStatus],
   [['demo', 'demo-request', 'demo-relay', 'demo-app'], async () => (await import('./demo.js')).registerDemo],

@@ -4,8 +4,10 @@ import type { Command } from 'commander';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DNS_PROXY_PORT } from '../mesh/names.js';
 import type { CliIO } from './io.js';
+import { captureFlags, captureSettingsFrom, type CaptureFlags } from './iptables.js';
 
-interface ProxyFlags {
+interface ProxyFlags extends CaptureFlags {
+  capture?: boolean;
   mode: string;
   controlPlane: string;
   token: string;
@@ -77,7 +79,7 @@ function collect(v: string, prev: string[]): string[] {
  * use are one-line errors with exit code 2.
  */
 export function registerProxy(program: Command, io: CliIO): void {
-  program
+  const cmd = program
     .command('proxy')
     .description('run the data plane: an xDS-driven sidecar (outbound HTTP proxy on 15001, inbound mTLS), east-west gateway (SNI passthrough on 15443) or ingress gateway (Gateway servers: HTTP, HTTPS, PASSTHROUGH)')
     .option('--mode <mode>', 'sidecar, gateway (east-west) or ingress (serves the Gateways whose selector matches its labels; default labels istio=ingressgateway)', 'sidecar')
@@ -105,7 +107,9 @@ export function registerProxy(program: Command, io: CliIO): void {
     .option('--dns-port <port>', 'sidecar DNS proxy port, UDP and TCP on the workload address (mesh names from the control plane, the rest forwarded); 0 = off', String(DNS_PROXY_PORT))
     .option('--no-dns', 'do not run the DNS proxy')
     .option('--dns-upstream <addr>', 'resolver for names the mesh does not own, host[:port] (repeatable; default: the nameservers of /etc/resolv.conf)', collect, [] as string[])
-    .action(async (o: ProxyFlags, cmd: Command) => {
+    .option('--capture', "transparent capture (Linux, root, in the workload's network namespace): install nat rules sending outbound TCP to 15001, inbound TCP to 15006 and DNS to 15053; removed at exit (docs/capture.md)");
+  captureFlags(cmd, 'with --capture: ');
+  cmd.action(async (o: ProxyFlags, command: Command) => {
       capYoungGeneration();
       const { IsleError } = await import('../errors.js');
       const usage = (m: string): never => {
@@ -185,11 +189,41 @@ export function registerProxy(program: Command, io: CliIO): void {
       const rootPem = await readText(o.caBundle!, '--ca-bundle');
       if (!rootPem.includes('-----BEGIN CERTIFICATE-----')) usage(`--ca-bundle: ${o.caBundle} holds no PEM certificate`);
 
+      const capture = o.capture ? await captureSettingsFrom(o) : undefined;
+      if (capture && o.mode !== 'sidecar') usage('--capture: only a sidecar captures traffic');
+      // DNS is redirected to the sidecar's own DNS proxy, or left alone when it does not run.
+      if (capture) capture.dnsPort = capture.dnsPort !== undefined && dnsPort !== 0 ? dnsPort : undefined;
+      if (capture && outboundPort !== undefined) usage('--capture: the outbound port is 15001 (no --outbound-port)');
+      const iptables = capture ? await import('../proxy/capture/iptables.js') : undefined;
+
       const [{ pino, destination }, { IsleProxy }, grpc] = await Promise.all([import('pino'), import('../proxy/proxy.js'), import('@grpc/grpc-js')]);
       const logger = pino({ level: o.logLevel }, destination({ fd: 2, sync: true }));
       const grpcLog = logger.child({ component: 'grpc-js' });
       grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
 
+      const signalled = new Promise<NodeJS.Signals>((resolve) => {
+        const on = (s: NodeJS.Signals) => {
+          process.off('SIGINT', on);
+          process.off('SIGTERM', on);
+          resolve(s);
+        };
+        process.on('SIGINT', on);
+        process.on('SIGTERM', on);
+      });
+      let uninstall = async (): Promise<void> => undefined;
+      if (capture) {
+        await iptables!.installCapture(capture);
+        uninstall = async () => {
+          uninstall = async () => undefined;
+          const left = await iptables!.removeCapture();
+          if (left.length) logger.error({ left }, 'capture rules could not all be removed');
+          else logger.info('capture rules removed');
+        };
+        // The proxy's own connections carry this gid, which the rules exempt; root stays the
+        // uid so the rules can be removed at exit (ADR 0070).
+        process.setegid!(capture.proxyGid);
+        logger.info({ gid: capture.proxyGid, dns: capture.dnsPort !== undefined }, 'capture rules installed');
+      }
       const proxy = await IsleProxy.start({
         // An ingress gateway is a `router` like the east-west one: the Gateways selecting it decide what it serves.
         mode: o.mode === 'sidecar' ? 'sidecar' : 'gateway',
@@ -214,30 +248,27 @@ export function registerProxy(program: Command, io: CliIO): void {
         ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
         drainTimeoutMs: drainTimeout * 1000,
         // Asked for on the command line: failing to bind is an error; the default only warns.
-        ...(dnsPort !== 0 ? { dns: { port: dnsPort, upstreams: dnsUpstreams, required: cmd.getOptionValueSource('dnsPort') === 'cli' } } : {}),
+        ...(dnsPort !== 0 ? { dns: { ...(capture ? { host: '0.0.0.0' } : {}), port: dnsPort, upstreams: dnsUpstreams, required: command.getOptionValueSource('dnsPort') === 'cli' } } : {}),
+        ...(capture ? { capture: { inboundPort: capture.inboundPort } } : {}),
         logger,
         onListener: (n, role, addr) => {
           if (n === 'admin' || n === 'health') io.out(`${n} ${addr}\n`);
           else io.out(`listener ${n} ${role} ${addr}\n`);
         },
-      });
-      const signalled = new Promise<NodeJS.Signals>((resolve) => {
-        const on = (s: NodeJS.Signals) => {
-          process.off('SIGINT', on);
-          process.off('SIGTERM', on);
-          resolve(s);
-        };
-        process.on('SIGINT', on);
-        process.on('SIGTERM', on);
+      }).catch(async (e: unknown) => {
+        await uninstall();
+        throw e;
       });
       const first = await Promise.race([proxy.ready.then(() => 'ready' as const), signalled]).catch(async (e: unknown) => {
         await proxy.stop();
+        await uninstall();
         throw e;
       });
       if (first === 'ready') io.out('ready\n');
       const signal = first === 'ready' ? await signalled : first;
       logger.info({ signal }, 'stopping: draining listeners');
       await proxy.stop();
+      await uninstall();
       io.out('stopped\n');
     });
 }

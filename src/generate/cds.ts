@@ -26,6 +26,7 @@ import { applyPolicy, cdsShareKey, destinationRuleFor } from './destinationrule.
 import { inboundClusterName } from '../mesh/names.js';
 import { isEastWest, isIngress } from './ingress.js';
 import { tracingClusters } from './tracing.js';
+import { trafficPolicyClusters } from './outbound.js';
 
 export { hasOutboundCluster, isLocalToGateway, edsClusterKeys, gatewayClusterKeys, outboundClusterKeys, type ClusterKey } from './clusterkeys.js';
 
@@ -121,7 +122,11 @@ export function clusterGroups(push: PushContext, proxy: Proxy): ResourceGroup[] 
     ];
   }
   // Shared by every sidecar unless a DestinationRule's exportTo makes namespaces differ.
-  return [{ shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) }, { build: () => [...inboundClusters(proxy), ...tracingClusters(push, proxy)] }];
+  return [
+    { shareKey: cdsShareKey(push, proxy.namespace), build: () => outboundClusters(push, proxy.namespace) },
+    { shareKey: 'traffic-policy', build: trafficPolicyClusters },
+    { build: () => [...inboundClusters(proxy), ...tracingClusters(push, proxy)] },
+  ];
 }
 
 /** CDS for a proxy. */

@@ -5,7 +5,7 @@
  * same object: the golden tests assert that round trip.
  */
 import type { Protocol } from '../registry/model.js';
-import { ROUTER_TYPE, TLS_INSPECTOR_TYPE } from '../mesh/typeurls.js';
+import { HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, ROUTER_TYPE, TLS_INSPECTOR_TYPE } from '../mesh/typeurls.js';
 import { SECRET_DEFAULT, SECRET_ROOTCA } from '../mesh/names.js';
 
 export type EnvoyObject = Record<string, unknown>;
@@ -76,6 +76,14 @@ export const HTTP_FAULT_TYPE = 'type.googleapis.com/envoy.extensions.filters.htt
 /** The fault filter with no filter-wide fault: routes configure it (typed_per_filter_config). */
 export function faultFilter(): EnvoyObject {
   return { name: FAULT_FILTER_NAME, typed_config: { '@type': HTTP_FAULT_TYPE } };
+}
+
+export function httpInspector(): EnvoyObject {
+  return { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } };
+}
+
+export function originalDstFilter(): EnvoyObject {
+  return { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } };
 }
 
 export function tlsInspector(): EnvoyObject {

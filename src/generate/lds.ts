@@ -2,8 +2,9 @@
  * LDS (the east-west gateway's listener is built in gateway.ts). All listeners are per proxy: they
  * bind the proxy's own address (universal mode) and follow its inbound ports.
  *
- * - `virtualOutbound` on `<bind>:15001`: the app's explicit HTTP proxy (HTTP_PROXY, curl -x). A
- *   plain HTTP listener, no original-destination: the HCM routes on Host through RDS `15001`.
+ * - `virtualOutbound` on `<bind>:15001`: the app's explicit HTTP proxy (HTTP_PROXY, curl -x), a
+ *   chain matching `destination_port: 15001` whose HCM routes on Host through RDS `15001`; plus the
+ *   chains captured connections match on their original destination (outbound.ts, ADR 0071).
  * - `<ip>_<targetPort>` per inbound port, by the port's PeerAuthentication mode (peerauthn.ts):
  *   STRICT: one chain matching `transport_protocol: tls` that terminates mTLS (client certificate
  *   required) and hands the request to `inbound|<targetPort>||`, telling the app the peer's
@@ -15,7 +16,7 @@
 import { bindAddress, type InboundPort, type Proxy } from '../model/proxy.js';
 import type { MeshInfo, PushContext } from '../model/pushcontext.js';
 import { ISTIO_JSON_FORMAT, ISTIO_TEXT_FORMAT } from '../mesh/accesslog.js';
-import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../mesh/typeurls.js';
+import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE } from '../mesh/typeurls.js';
 import {
   adsConfigSource,
   commonTlsContext,
@@ -23,12 +24,15 @@ import {
   isHttp,
   routerFilter,
   socketAddress,
+  httpInspector,
+  originalDstFilter,
   tlsInspector,
   type EnvoyObject,
   type ResourceGroup,
 } from './common.js';
 import { authzFilters, type AuthzFilters } from './authz.js';
 import { hcmTracing } from './tracing.js';
+import { captureChains, defaultOutboundChain, tcpProxyFilter } from './outbound.js';
 import { gatewayListenerGroups } from './gateway.js';
 import { patchListeners } from './envoyfilter.js';
 import { ingressListeners, isEastWest } from './ingress.js';
@@ -55,39 +59,33 @@ function hcm(mesh: MeshInfo | undefined, config: EnvoyObject, filters: readonly 
   };
 }
 
-function tcpProxy(statPrefix: string, cluster: string): EnvoyObject {
-  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
-}
-
 /** The network filters of an inbound chain: RBAC (AuthorizationPolicy) first, then the terminal filter. */
 function inboundFilters(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, authz: AuthzFilters, tracing: EnvoyObject | undefined): EnvoyObject[] {
   return http ? [inboundFilter(mesh, statPrefix, cluster, true, mtls, authz.http, tracing)] : [...authz.network, inboundFilter(mesh, statPrefix, cluster, false, mtls, [], undefined)];
 }
 
-export function outboundListener(proxy: Proxy, mesh?: MeshInfo, tracing?: EnvoyObject): EnvoyObject {
+export function outboundListener(push: PushContext, proxy: Proxy, tracing?: EnvoyObject): EnvoyObject {
   const bind = bindAddress(proxy);
+  const http = hcm(push.mesh, {
+    stat_prefix: 'outbound_http_proxy',
+    rds: { config_source: adsConfigSource(), route_config_name: HTTP_PROXY_ROUTE_NAME },
+    // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
+    http_protocol_options: { allow_absolute_url: true },
+    // Always present, as in Istio: VirtualService faults are per-route config for it.
+  }, [faultFilter()], tracing);
   return {
     name: OUTBOUND_LISTENER_NAME,
     address: socketAddress(bind, OUTBOUND_PORT),
     traffic_direction: 'OUTBOUND',
-    filter_chains: [
-      {
-        filters: [
-          hcm(mesh, {
-            stat_prefix: 'outbound_http_proxy',
-            rds: { config_source: adsConfigSource(), route_config_name: HTTP_PROXY_ROUTE_NAME },
-            // Proxy clients send absolute-form targets (`GET http://helloworld:5000/hello`).
-            http_protocol_options: { allow_absolute_url: true },
-            // Always present, as in Istio: VirtualService faults are per-route config for it.
-          }, [faultFilter()], tracing),
-        ],
-      },
-    ],
+    // Captured connections are matched on where they were going, and on what they speak.
+    listener_filters: [originalDstFilter(), tlsInspector(), httpInspector()],
+    filter_chains: [{ name: 'http-proxy', filter_chain_match: { destination_port: OUTBOUND_PORT }, filters: [http] }, ...captureChains(push, proxy, http)],
+    default_filter_chain: defaultOutboundChain(push),
   };
 }
 
 function inboundFilter(mesh: MeshInfo, statPrefix: string, cluster: string, http: boolean, mtls: boolean, httpFilters: readonly EnvoyObject[], tracing: EnvoyObject | undefined): EnvoyObject {
-  if (!http) return tcpProxy(statPrefix, cluster);
+  if (!http) return tcpProxyFilter(statPrefix, cluster);
   return hcm(mesh, {
     stat_prefix: statPrefix,
     route_config: {
@@ -158,7 +156,7 @@ export function inboundListeners(push: PushContext, proxy: Proxy): EnvoyObject[]
 }
 
 export function sidecarListenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {
-  return [{ build: () => [outboundListener(proxy, push.mesh, hcmTracing(push, proxy, 'CLIENT')), ...inboundListeners(push, proxy)] }];
+  return [{ build: () => [outboundListener(push, proxy, hcmTracing(push, proxy, 'CLIENT')), ...inboundListeners(push, proxy)] }];
 }
 
 export function listenerGroups(push: PushContext, proxy: Proxy): ResourceGroup[] {

@@ -30,6 +30,8 @@ export interface MeshSettings {
   readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
   /** Tracing providers and defaults (ADR 0085). */
   readonly tracing: MeshTracing;
+  /** meshConfig.outboundTrafficPolicy.mode (default ALLOW_ANY). */
+  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** `name (file:line)` of the MeshConfig in use, for logs; undefined when there is none. */
   readonly source?: string;
 }
@@ -133,6 +135,7 @@ export function resolveMeshSettings(mesh: Resource<MeshConfigSpec> | undefined, 
     registrationGraceMs: durationMs(spec?.registrationGracePeriod, MESH_DEFAULTS.registrationGracePeriod),
     remoteClustersSeeCentral: spec?.remoteClustersSeeCentral ?? false,
     ...(spec?.remoteClustersSeeCentral && spec.remoteClustersSeeCentralNamespaces ? { remoteClustersSeeCentralNamespaces: Object.freeze([...spec.remoteClustersSeeCentralNamespaces].sort()) } : {}),
+    outboundTrafficPolicy: spec?.outboundTrafficPolicy?.mode ?? 'ALLOW_ANY',
     ...(spec?.accessLogFile ? { accessLog: Object.freeze({ file: spec.accessLogFile, encoding: spec.accessLogEncoding ?? 'TEXT' }) } : {}),
     tracing: resolveTracing(spec),
     ...(mesh ? { source: `${mesh.metadata.name} (${mesh.source.file}:${mesh.source.line})` } : {}),

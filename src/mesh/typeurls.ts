@@ -23,6 +23,7 @@ export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.netw
 export const ROUTER_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 export const TLS_INSPECTOR_TYPE =
   'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+export const ORIGINAL_DST_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
 export const HTTP_INSPECTOR_TYPE =
   'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
 export const UPSTREAM_TLS_CONTEXT_TYPE =

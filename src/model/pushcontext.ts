@@ -37,6 +37,8 @@ export interface MeshInfo {
   readonly accessLog?: { readonly file: string; readonly encoding: 'TEXT' | 'JSON' };
   /** Tracing providers and mesh defaults (generate/tracing.ts); undefined: none configured. */
   readonly tracing?: MeshTracing;
+  /** meshConfig.outboundTrafficPolicy.mode; undefined = ALLOW_ANY. */
+  readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY';
 }
 
 /** An east-west gateway's address, as the clients on other networks dial it. */
@@ -171,7 +173,9 @@ const byNsName = (a: Resource<unknown>, b: Resource<unknown>): number =>
   cmp(a.metadata.namespace ?? '', b.metadata.namespace ?? '') || cmp(a.metadata.name, b.metadata.name);
 
 /** PushContext mesh info from the one mesh settings resolver. */
-export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace' | 'accessLog'> & { tracing?: MeshTracing }): PushContextInput['mesh'] {
+export function meshInfoFrom(
+  settings: Pick<MeshSettings, 'clusterName' | 'trustDomain' | 'network' | 'rootNamespace' | 'accessLog'> & Partial<Pick<MeshSettings, 'outboundTrafficPolicy'>> & { tracing?: MeshTracing },
+): PushContextInput['mesh'] {
   return {
     trustDomain: settings.trustDomain,
     clusterName: settings.clusterName,
@@ -179,6 +183,7 @@ export function meshInfoFrom(settings: Pick<MeshSettings, 'clusterName' | 'trust
     rootNamespace: settings.rootNamespace,
     ...(settings.accessLog ? { accessLog: settings.accessLog } : {}),
     ...(settings.tracing ? { tracing: settings.tracing } : {}),
+    ...(settings.outboundTrafficPolicy === 'REGISTRY_ONLY' ? { outboundTrafficPolicy: 'REGISTRY_ONLY' as const } : {}),
   };
 }
 
@@ -191,6 +196,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
     domainSuffix: input.mesh.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX,
     ...(input.mesh.accessLog ? { accessLog: input.mesh.accessLog } : {}),
     ...(input.mesh.tracing ? { tracing: input.mesh.tracing } : {}),
+    ...(input.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY' ? { outboundTrafficPolicy: 'REGISTRY_ONLY' as const } : {}),
   });
 
   const sorted = [...input.services].sort((a, b) => cmp(a.hostname, b.hostname));

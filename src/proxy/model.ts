@@ -94,7 +94,10 @@ export interface FilterChainMatchModel {
   readonly transportProtocol: string | undefined;
   readonly applicationProtocols: readonly string[];
   readonly destinationPort: number | undefined;
+  /** prefix_ranges: the original destination address must fall in one (capture). Empty = any. */
+  readonly prefixRanges: readonly CidrModel[];
 }
+
 
 export type ForwardClientCertMode = 'SANITIZE' | 'FORWARD_ONLY' | 'APPEND_FORWARD' | 'SANITIZE_SET' | 'ALWAYS_FORWARD_ONLY';
 
@@ -501,7 +504,8 @@ export interface RouteConfigModel {
 // clusters (CDS)
 // ---------------------------------------------------------------------------------------------
 
-export type ClusterType = 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS';
+/** ORIGINAL_DST: connect where the captured connection was going (no endpoints). */
+export type ClusterType = 'EDS' | 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
 export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
 
 /** OutlierDetection with Envoy's defaults applied. Percentages are 0..100. */

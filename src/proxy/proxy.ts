@@ -68,6 +68,8 @@ export interface ProxyOptions {
   health?: string;
   outboundPort?: number;
   gatewayPort?: number;
+  /** Transparent capture is installed: serve redirected connections (docs/capture.md). */
+  capture?: { inboundPort: number; sniffTimeoutMs?: number };
   /** Certificate lifetime to ask for (seconds); default: the CA's. */
   certTtlSeconds?: number;
   drainTimeoutMs?: number;
@@ -278,8 +280,10 @@ export class IsleProxy {
       ...(o.outboundPort !== undefined ? { outboundPort: o.outboundPort } : {}),
       ...(o.gatewayPort !== undefined ? { gatewayPort: o.gatewayPort } : {}),
       ...(o.drainTimeoutMs !== undefined ? { drainTimeoutMs: o.drainTimeoutMs } : {}),
+      ...(o.capture ? { capture: { inboundAddress: '0.0.0.0', ...o.capture } } : {}),
       onListener: (name, role, a) => o.onListener?.(name, role, fmt(a)),
     });
+    await this.runtime.startCapture();
 
     this.xds = new XdsClient({
       address: o.controlPlane,

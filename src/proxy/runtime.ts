@@ -22,6 +22,8 @@ import type { DrainResult } from './net/drain.js';
 import { OutlierDetector, type OutlierResult } from './outlier/index.js';
 import type { ProxyStats } from './stats.js';
 import { UpstreamPools } from './upstream/pool.js';
+import { OUTBOUND_LISTENER_NAME } from '../mesh/names.js';
+import { CaptureInboundListener, CAPTURE_INBOUND_NAME } from './listeners/captureinbound.js';
 
 export type ListenerRole = 'outbound' | 'inbound' | 'gateway';
 
@@ -38,6 +40,12 @@ export interface RuntimeOptions {
   random?: () => number;
   /** Clock for outlier detection (ms). */
   now?: () => number;
+  /**
+   * Transparent capture (docs/capture.md): the outbound listener serves redirected connections
+   * by their original destination, and `inboundPort` (15006) hands redirected inbound
+   * connections to the inbound listener of their original port.
+   */
+  capture?: { inboundAddress: string; inboundPort: number; sniffTimeoutMs?: number };
   /** Called once per listener bound. */
   onListener?: (name: string, role: ListenerRole, address: AddressInfo) => void;
 }
@@ -80,6 +88,8 @@ const EMPTY_ENDPOINTS = (name: string): EndpointsModel => ({ clusterName: name, 
 
 function roleOf(l: ListenerModel): ListenerRole {
   if (l.kind === 'sni-passthrough') return 'gateway';
+  // virtualOutbound: the explicit proxy's chain, plus the chains captured connections match.
+  if (l.name === OUTBOUND_LISTENER_NAME && l.trafficDirection === 'OUTBOUND' && l.filterChains.some((c) => c.filter.kind === 'http' && !c.tls)) return 'outbound';
   // Chains with network RBAC need the inbound listener, which evaluates it per connection.
   const plainHttp = l.filterChains.length > 0 && l.filterChains.every((c) => c.filter.kind === 'http' && !c.tls && c.rbac.length === 0);
   if (l.trafficDirection === 'OUTBOUND' && plainHttp && !l.tlsInspector) return 'outbound';
@@ -133,6 +143,22 @@ export class ProxyRuntime {
       rateLimitClients: new RateLimitClients(this.pick),
       ...(opts.identity ? { identity: opts.identity } : {}),
     };
+  }
+
+  private captureInbound: CaptureInboundListener | undefined;
+
+  /** Binds the capture inbound listener (15006); call once before the first apply. */
+  async startCapture(): Promise<AddressInfo | undefined> {
+    const c = this.opts.capture;
+    if (!c || this.captureInbound) return undefined;
+    const l = new CaptureInboundListener(c.inboundAddress, c.inboundPort, this.deps, (port) => {
+      const live = [...this.listeners.values()].find((x) => x.role === 'inbound' && x.model.trafficDirection === 'INBOUND' && x.model.port === port);
+      return live?.listener instanceof InboundListener ? live.listener : undefined;
+    });
+    const address = await l.listen();
+    this.captureInbound = l;
+    this.opts.onListener?.(CAPTURE_INBOUND_NAME, 'inbound', address);
+    return address;
   }
 
   /** True once drained (shutdown or POST /drain_listeners): nothing is applied any more. */
@@ -197,13 +223,15 @@ export class ProxyRuntime {
   }
 
   private bindModel(l: ListenerModel, role: ListenerRole): ListenerModel {
+    // Redirected connections arrive on 127.0.0.1 (REDIRECT from OUTPUT), whatever the workload's address.
+    if (role === 'outbound' && this.opts.capture) return { ...l, address: '0.0.0.0', ...(this.opts.outboundPort !== undefined ? { port: this.opts.outboundPort } : {}) };
     if (role === 'outbound' && this.opts.outboundPort !== undefined) return { ...l, port: this.opts.outboundPort };
     if (role === 'gateway' && this.opts.gatewayPort !== undefined) return { ...l, port: this.opts.gatewayPort };
     return l;
   }
 
   private create(model: ListenerModel, role: ListenerRole): AnyListener {
-    if (role === 'outbound') return new OutboundListener(model, this.deps);
+    if (role === 'outbound') return new OutboundListener(model, this.deps, this.opts.capture ? { ...(this.opts.capture.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: this.opts.capture.sniffTimeoutMs } : {}) } : undefined);
     if (role === 'gateway') return new GatewayListener(model, this.deps);
     return new InboundListener(model, this.deps);
   }
@@ -337,7 +365,7 @@ export class ProxyRuntime {
   /** Stops accepting everywhere, waits for in-flight work (bounded), closes upstream pools. */
   async drain(timeoutMs = this.opts.drainTimeoutMs ?? 5000): Promise<{ clean: boolean; cutOff: number }> {
     this.closed = true;
-    const results = await Promise.all([...this.listeners.values()].map((l) => l.listener.drain({ timeoutMs })));
+    const results = await Promise.all([...[...this.listeners.values()].map((l) => l.listener), ...(this.captureInbound ? [this.captureInbound] : [])].map((l) => l.drain({ timeoutMs })));
     this.listeners.clear();
     await Promise.all([...this.draining]);
     this.pools.close();

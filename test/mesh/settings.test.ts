@@ -23,7 +23,15 @@ const settle = () => new Promise((res) => setTimeout(res, 20));
 describe('mesh settings resolver', () => {
   it('defaults when there is no MeshConfig: one flat network, 100ms/10s debounce, 10s grace', () => {
     const s = resolveMeshSettings(undefined, { clusterName: 'cluster-1', trustDomain: 'cluster.local' });
-    assert.deepEqual(s, { clusterName: 'cluster-1', trustDomain: 'cluster.local', network: '', rootNamespace: 'istio-system', debounce: { quietMs: 100, maxMs: 10_000 }, registrationGraceMs: 10_000, remoteClustersSeeCentral: false, tracing: { providers: {}, enabled: true, samplingPercent: 1 } });
+    assert.deepEqual(s, { clusterName: 'cluster-1', trustDomain: 'cluster.local', network: '', rootNamespace: 'istio-system', debounce: { quietMs: 100, maxMs: 10_000 }, registrationGraceMs: 10_000, remoteClustersSeeCentral: false, tracing: { providers: {}, enabled: true, samplingPercent: 1 }, outboundTrafficPolicy: 'ALLOW_ANY' });
+  });
+
+  it('outboundTrafficPolicy: REGISTRY_ONLY reaches the push context; an unknown mode is refused', () => {
+    const s = resolveMeshSettings(pickMeshConfig(parse(mesh('m', '  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n'))), { clusterName: 'cluster-1', trustDomain: 'cluster.local' });
+    assert.equal(s.outboundTrafficPolicy, 'REGISTRY_ONLY');
+    assert.equal(meshInfoFrom(s).outboundTrafficPolicy, 'REGISTRY_ONLY');
+    const bad = parseConfigText('mesh.yaml', mesh('m', '  outboundTrafficPolicy: {mode: DENY}\n'));
+    assert.match(JSON.stringify(bad.errors), /outboundTrafficPolicy.*mode.*must be ALLOW_ANY or REGISTRY_ONLY, got \\"DENY\\"/);
   });
 
   it('the first MeshConfig by name wins; --network overrides its network', () => {

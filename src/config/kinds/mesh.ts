@@ -59,6 +59,12 @@ export interface MeshConfigSpec {
    * OpenTelemetry provider named `isle-otlp` made the default, with sampling as a fraction.
    */
   tracing?: { otlp: { endpoint: string }; sampling?: number };
+  /**
+   * Istio's meshConfig.outboundTrafficPolicy: what a captured connection to a destination the mesh
+   * does not know gets. ALLOW_ANY (default) passes it through to its original destination;
+   * REGISTRY_ONLY closes it.
+   */
+  outboundTrafficPolicy?: { mode?: 'ALLOW_ANY' | 'REGISTRY_ONLY' };
 }
 
 export interface ExtensionProvider {
@@ -202,6 +208,7 @@ const meshConfigSpec = obj(
     extensionProviders: arr(extensionProvider),
     defaultProviders: obj({ tracing: arr(str({ nonEmpty: true })) }, { strict: true }),
     tracing: obj({ otlp: obj({ endpoint: otlpEndpoint }, { required: ['endpoint'], strict: true }), sampling: num({ min: 0, max: 1 }) }, { required: ['otlp'], strict: true }),
+    outboundTrafficPolicy: obj({ mode: str({ check: (s) => (s === 'ALLOW_ANY' || s === 'REGISTRY_ONLY' ? undefined : `must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(s)}`) }) }),
     debounce: obj(
       { quiet: duration(), max: duration() },
       {

@@ -33,8 +33,8 @@ export function decodeCluster(obj: unknown): DecodeResult<ClusterModel> {
 
   const discovery = r.oneof(['type', 'cluster_type']);
   if (discovery === 'cluster_type') errs.add('cluster_type', 'custom cluster types are not supported by isle proxy');
-  const type = r.enum_<ClusterType | 'ORIGINAL_DST'>('type', ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'], 'STATIC');
-  if (type === 'ORIGINAL_DST') errs.add('type', 'ORIGINAL_DST is not supported by isle proxy');
+  // ORIGINAL_DST (Istio's PassthroughCluster): only a captured connection knows where it goes.
+  const type = r.enum_<ClusterType>('type', ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS', 'ORIGINAL_DST'], 'STATIC');
 
   let edsServiceName = name;
   let loadAssignment: EndpointsModel | null = null;
@@ -49,6 +49,8 @@ export function decodeCluster(obj: unknown): DecodeResult<ClusterModel> {
       else if (!src.has('ads') && !src.has('self')) src.errs.add(src.path, 'only ads (or self) config sources are supported');
     }
     if (r.has('load_assignment')) errs.add('load_assignment', 'an EDS cluster must not have load_assignment');
+  } else if (type === 'ORIGINAL_DST') {
+    if (r.has('load_assignment')) errs.add('load_assignment', 'an ORIGINAL_DST cluster must not have load_assignment');
   } else {
     const la = r.obj_('load_assignment');
     if (!la) errs.add('load_assignment', `a ${type} cluster needs load_assignment`);
@@ -71,7 +73,9 @@ export function decodeCluster(obj: unknown): DecodeResult<ClusterModel> {
     ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV', 'CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'],
     'ROUND_ROBIN',
   );
-  if (lbPolicy !== 'ROUND_ROBIN' && lbPolicy !== 'LEAST_REQUEST' && lbPolicy !== 'RANDOM') {
+  if (type === 'ORIGINAL_DST' && lbPolicy !== 'CLUSTER_PROVIDED') errs.add('lb_policy', 'an ORIGINAL_DST cluster needs CLUSTER_PROVIDED');
+  else if (lbPolicy === 'CLUSTER_PROVIDED' && type !== 'ORIGINAL_DST') errs.add('lb_policy', 'CLUSTER_PROVIDED needs an ORIGINAL_DST cluster');
+  else if (lbPolicy !== 'ROUND_ROBIN' && lbPolicy !== 'LEAST_REQUEST' && lbPolicy !== 'RANDOM' && lbPolicy !== 'CLUSTER_PROVIDED') {
     errs.add('lb_policy', `${lbPolicy} is not supported by isle proxy`);
   }
   if (r.has('load_balancing_policy')) errs.add('load_balancing_policy', 'is not supported by isle proxy');

@@ -19,7 +19,7 @@ import type {
   TcpProxyModel,
 } from '../model.js';
 import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../mesh/typeurls.js';
-import { decodeRbacFilter } from '../rbac/decode.js';
+import { cidr, decodeRbacFilter } from '../rbac/decode.js';
 import { rateLimitHttpFilter } from './ratelimit.js';
 import { DOWNSTREAM_TLS_CONTEXT } from './cluster.js';
 import { FAULT_FILTER, HTTP_FAULT_TYPE, httpFault, routeConfigBody } from './route.js';
@@ -88,6 +88,7 @@ export function decodeListener(obj: unknown): DecodeResult<ListenerModel> {
       c.match.transportProtocol ?? '',
       [...c.match.applicationProtocols].sort(),
       c.match.destinationPort ?? 0,
+      c.match.prefixRanges.map((r) => `${r.address}/${r.prefixLen}`).sort(),
     ]);
     const other = seen.get(key);
     if (other !== undefined) errs.add(`filter_chains[${i}].filter_chain_match`, `same match as filter_chains[${other}]`);
@@ -130,9 +131,9 @@ function listenerKind(chains: readonly FilterChainModel[]): ListenerKind {
 
 function filterChain(r: Reader): FilterChainModel {
   const m = r.obj_('filter_chain_match');
-  let match: FilterChainMatchModel = { serverNames: [], transportProtocol: undefined, applicationProtocols: [], destinationPort: undefined };
+  let match: FilterChainMatchModel = { serverNames: [], transportProtocol: undefined, applicationProtocols: [], destinationPort: undefined, prefixRanges: [] };
   if (m) {
-    for (const k of ['prefix_ranges', 'source_type', 'source_prefix_ranges', 'source_ports', 'direct_source_prefix_ranges', 'address_suffix']) {
+    for (const k of ['source_type', 'source_prefix_ranges', 'source_ports', 'direct_source_prefix_ranges', 'address_suffix']) {
       if (m.has(k) && !(Array.isArray(m.raw(k)) && (m.raw(k) as unknown[]).length === 0) && !(k === 'source_type' && m.raw(k) === 'ANY')) {
         m.errs.add(m.p(k), 'is not supported by isle proxy');
       }
@@ -149,6 +150,7 @@ function filterChain(r: Reader): FilterChainModel {
       transportProtocol: m.str('transport_protocol') || undefined,
       applicationProtocols: m.strs('application_protocols'),
       destinationPort: dp,
+      prefixRanges: m.objs('prefix_ranges').map((c, i) => cidr(c, m.p(`prefix_ranges[${i}]`), m.errs)),
     };
   }
 

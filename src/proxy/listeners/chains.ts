@@ -5,9 +5,12 @@
  * server_names at all. No match → the default chain, or the connection is closed.
  */
 import type { FilterChainModel, ListenerModel } from '../model.js';
+import { inCidr } from '../rbac/evaluate.js';
 
 export interface ConnectionFacts {
   destinationPort: number;
+  /** The (original) destination address; matched against prefix_ranges. Undefined = unknown. */
+  destinationIp?: string | undefined;
   /** `tls` or `raw_buffer`; undefined when no inspector ran. */
   transportProtocol: string | undefined;
   serverName: string | undefined;
@@ -33,6 +36,10 @@ function sniRank(names: readonly string[], sni: string | undefined): number {
 export function selectFilterChain(listener: ListenerModel, facts: ConnectionFacts): FilterChainModel | undefined {
   let c = [...listener.filterChains];
   c = narrow(c, (f) => f.match.destinationPort === facts.destinationPort, (f) => f.match.destinationPort === undefined);
+  // Destination IP: the longest matching prefix wins; chains without prefix_ranges catch the rest.
+  const ipRank = c.map((f) => Math.max(-1, ...f.match.prefixRanges.filter((r) => inCidr(r, facts.destinationIp)).map((r) => r.prefixLen)));
+  const topIp = Math.max(-1, ...ipRank);
+  c = topIp >= 0 ? c.filter((_, i) => ipRank[i] === topIp) : c.filter((f) => f.match.prefixRanges.length === 0);
   const ranks = c.map((f) => sniRank(f.match.serverNames, facts.serverName));
   const top = Math.max(0, ...ranks);
   c = top > 0 ? c.filter((_, i) => ranks[i] === top) : c.filter((f) => f.match.serverNames.length === 0);

@@ -94,6 +94,11 @@ export class InboundListener {
     return drain({ servers: [this.server], http: [this.http], sockets: this.sockets, inflight: this.inflight }, opts);
   }
 
+  /** A connection accepted elsewhere (the capture listener on 15006) for this listener's port. */
+  accept(socket: net.Socket): void {
+    void this.onConnection(socket);
+  }
+
   private reject(socket: net.Socket, reason: string): void {
     this.deps.stats.downstreamCxRejected.inc({ listener: this.model.name, reason });
     socket.destroy();

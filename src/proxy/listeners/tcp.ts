@@ -4,6 +4,8 @@
  * chains whose port is not HTTP.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { cachedUpstreamTlsSettings, TlsMaterialError } from '../net/tls.js';
 import type { ClusterModel, ClusterSpecifierModel, EndpointModel } from '../model.js';
 import type { ListenerDeps } from './context.js';
 
@@ -59,7 +61,15 @@ export async function tcpProxy(
     }
     tried.add(ep.key);
     if (downstream.destroyed) return { endpoint: null, reason: 'connect_failure' };
-    const upstream = await connect(ep, cluster.connectTimeoutMs);
+    let tlsOptions: tls.ConnectionOptions | undefined;
+    try {
+      tlsOptions = cluster.tls ? cachedUpstreamTlsSettings(cluster.tls, graph.secrets).options : undefined;
+    } catch (e) {
+      if (!(e instanceof TlsMaterialError)) throw e;
+      deps.stats.upstreamCxConnectFail.inc(label);
+      return { endpoint: null, reason: 'connect_failure' };
+    }
+    const upstream = await connect(ep, cluster.connectTimeoutMs, tlsOptions);
     if (!upstream) {
       deps.stats.upstreamCxConnectFail.inc(label);
       continue;
@@ -73,15 +83,21 @@ export async function tcpProxy(
   return { endpoint: null, reason: 'connect_failure' };
 }
 
-function connect(ep: EndpointModel, timeoutMs: number): Promise<net.Socket | null> {
+/**
+ * A plain or (cluster TLS: mTLS to a peer sidecar, as the HTTP pools do) TLS connection.
+ * `localAddress` binds the source (127.0.0.6 for inbound passthrough under capture).
+ */
+export function connect(ep: { address: string; port: number }, timeoutMs: number, tlsOptions?: tls.ConnectionOptions, localAddress?: string): Promise<net.Socket | null> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true });
+    const s = tlsOptions
+      ? tls.connect({ ...tlsOptions, host: ep.address, port: ep.port, allowHalfOpen: true } as tls.ConnectionOptions)
+      : net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true, ...(localAddress ? { localAddress } : {}) });
     s.setNoDelay(true);
     const timer = setTimeout(() => {
       s.destroy();
       resolve(null);
     }, timeoutMs);
-    s.once('connect', () => {
+    s.once(tlsOptions ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       s.off('error', onError);
       resolve(s);
@@ -94,10 +110,14 @@ function connect(ep: EndpointModel, timeoutMs: number): Promise<net.Socket | nul
   });
 }
 
-function splice(down: net.Socket, up: net.Socket, first: Buffer | undefined, counters: PipeCounters, idleTimeoutMs: number): void {
+export function splice(down: net.Socket, up: net.Socket, first: Buffer | undefined, counters: PipeCounters, idleTimeoutMs: number): void {
   down.on('error', () => up.destroy());
   up.on('error', () => down.destroy());
-  // Half-close is passed through (a TLS close_notify then FIN must reach the other side intact).
+  // Half-close is passed through (a TLS close_notify then FIN must reach the other side intact),
+  // and a side that got FIN keeps writing (a client that half-closes still gets its reply): the
+  // listener's sockets were accepted without allowHalfOpen, which is set per socket here.
+  down.allowHalfOpen = true;
+  up.allowHalfOpen = true;
   down.on('end', () => up.end());
   up.on('end', () => down.end());
   down.on('close', () => up.destroy());

@@ -11,7 +11,7 @@ import type { CidrModel, PermissionModel, PrincipalModel, RbacFilterModel, RbacP
 
 const ANY: PrincipalModel & PermissionModel = { kind: 'any' };
 
-function cidr(r: Reader | undefined, path: string, errs: Reader['errs']): CidrModel {
+export function cidr(r: Reader | undefined, path: string, errs: Reader['errs']): CidrModel {
   const address = r?.str('address_prefix') ?? '';
   const fam = isIP(address);
   if (fam === 0) errs.add(path, `address_prefix ${JSON.stringify(address)} is not an IP address`);

@@ -42,7 +42,7 @@ export interface RbacDecision {
 const ALLOWED: RbacDecision = Object.freeze({ allowed: true, policy: undefined, audited: Object.freeze([]) as readonly string[] });
 
 const blockLists = new WeakMap<CidrModel, BlockList>();
-function inCidr(c: CidrModel, ip: string | undefined): boolean {
+export function inCidr(c: CidrModel, ip: string | undefined): boolean {
   if (!ip) return false;
   let addr = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
   const fam = isIP(addr);

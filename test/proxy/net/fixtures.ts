@@ -306,7 +306,7 @@ export function hcm(routeSource: HttpConnectionManagerModel['routeSource'], extr
 export function chain(name: string, filter: NetworkFilterModel, opts: { tls?: DownstreamTlsModel | null; transport?: string; serverNames?: string[] } = {}): FilterChainModel {
   return {
     name,
-    match: { serverNames: opts.serverNames ?? [], transportProtocol: opts.transport, applicationProtocols: [], destinationPort: undefined },
+    match: { serverNames: opts.serverNames ?? [], transportProtocol: opts.transport, applicationProtocols: [], destinationPort: undefined, prefixRanges: [] },
     tls: opts.tls ?? null,
     filter,
     rbac: [],

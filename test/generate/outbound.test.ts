@@ -1,0 +1,85 @@
+/**
+ * virtualOutbound's capture chains (generate/outbound.ts), decoded by the proxy's own decoder and
+ * matched with its filter-chain selection: which chain a captured connection gets for a given
+ * original destination, SNI and sniffed protocol.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Resource } from '../../src/config/types.js';
+import type { VirtualServiceSpec } from '../../src/config/kinds/networking.js';
+import { generateClusters, generateListeners } from '../../src/generate/index.js';
+import { decodeCluster, decodeListener } from '../../src/proxy/decode/index.js';
+import { selectFilterChain, type ConnectionFacts } from '../../src/proxy/listeners/chains.js';
+import type { ListenerModel } from '../../src/proxy/model.js';
+import { ep, push, sleepSidecar, svc } from './fixtures.js';
+
+const src = { file: 'test.yaml', line: 1 };
+const vs = (name: string, spec: VirtualServiceSpec): Resource<VirtualServiceSpec> => ({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name, namespace: 'sample' }, spec, source: src });
+
+const db = svc('db', 'sample', [{ name: 'tcp', port: 3306, targetPort: 3306, protocol: 'TCP' }], { addresses: ['10.96.0.33'] });
+const web = svc('web', 'sample', [{ name: 'http', port: 8080, targetPort: 8080, protocol: 'HTTP' }, { name: 'tls', port: 443, targetPort: 443, protocol: 'TLS' }], { addresses: ['10.96.0.44'] });
+const services = [db, web];
+const endpoints = [
+  ep(db, { address: '10.1.0.5', port: 3306, servicePort: 3306, portName: 'tcp', workload: 'db-0' }),
+  ep(web, { address: '10.1.0.6', port: 8080, servicePort: 8080, portName: 'http', workload: 'web-0' }),
+];
+
+function outbound(over: Parameters<typeof push>[0] = {}): ListenerModel {
+  const p = push({ services, endpoints, destinationRules: [], ...over });
+  const raw = generateListeners(p, sleepSidecar(p)).find((l) => l['name'] === 'virtualOutbound');
+  const r = decodeListener(raw);
+  if ('errors' in r) assert.fail(`virtualOutbound does not decode: ${r.errors.join('; ')}`);
+  return r.ok;
+}
+
+const facts = (ip: string, port: number, more: Partial<ConnectionFacts> = {}): ConnectionFacts => ({ destinationIp: ip, destinationPort: port, transportProtocol: 'raw_buffer', serverName: undefined, alpn: [], ...more });
+const tcpTarget = (l: ListenerModel, f: ConnectionFacts): unknown => {
+  const c = selectFilterChain(l, f);
+  if (c?.filter.kind !== 'tcp') return c?.filter.kind;
+  const spec = c.filter.tcpProxy.cluster;
+  return spec.kind === 'weighted' ? { kind: 'weighted', clusters: spec.clusters.map((x) => ({ name: x.name, weight: x.weight })), totalWeight: spec.totalWeight } : spec;
+};
+
+test('captured TCP goes by original address and port; HTTP by protocol; the rest to the passthrough', () => {
+  const l = outbound();
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.33', 3306)), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+  // An endpoint's own address works too.
+  assert.deepEqual(tcpTarget(l, facts('10.1.0.5', 3306)), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+  assert.equal(tcpTarget(l, facts('10.96.0.44', 8080, { alpn: ['http/1.1'] })), 'http');
+  assert.equal(tcpTarget(l, facts('10.96.0.44', 8080, { alpn: ['h2c'] })), 'http');
+  // TLS to the HTTP port: passed through to the service, not left hanging.
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 8080, { transportProtocol: 'tls', serverName: 'x' })), { kind: 'cluster', name: 'outbound|8080||web.sample.svc.cluster.local' });
+  // HTTP to an address the mesh does not know, on a port a service serves over HTTP: by Host.
+  assert.equal(tcpTarget(l, facts('192.0.2.9', 8080, { alpn: ['http/1.1'] })), 'http');
+  // The explicit proxy.
+  assert.equal(tcpTarget(l, facts('127.1.0.20', 15001, { alpn: ['http/1.1'] })), 'http');
+  assert.deepEqual(tcpTarget(l, facts('192.0.2.9', 5432)), { kind: 'cluster', name: 'PassthroughCluster' });
+});
+
+test('REGISTRY_ONLY sends unknown destinations to the black hole; both policy clusters decode', () => {
+  const l = outbound({ mesh: { trustDomain: 'cluster.local', clusterName: 'cluster-1', network: 'network1', rootNamespace: 'istio-system', outboundTrafficPolicy: 'REGISTRY_ONLY' } });
+  assert.deepEqual(tcpTarget(l, facts('192.0.2.9', 5432)), { kind: 'cluster', name: 'BlackHoleCluster' });
+  const p = push({ services, endpoints, destinationRules: [] });
+  for (const name of ['PassthroughCluster', 'BlackHoleCluster']) {
+    const c = generateClusters(p, sleepSidecar(p)).find((x) => x['name'] === name);
+    const d = decodeCluster(c);
+    assert.ok('ok' in d, `${name}: ${'errors' in d ? d.errors.join('; ') : ''}`);
+  }
+});
+
+test('VirtualService tcp routes (weighted) and tls routes (SNI) become chains', () => {
+  const l = outbound({
+    virtualServices: [
+      vs('db-split', { hosts: ['db'], tcp: [{ match: [{ port: 3306 }], route: [{ destination: { host: 'db', subset: 'a' }, weight: 80 }, { destination: { host: 'db', subset: 'b' }, weight: 20 }] }] }),
+      vs('web-tls', { hosts: ['web'], tls: [{ match: [{ port: 443, sniHosts: ['api.example.com'] }], route: [{ destination: { host: 'db', port: { number: 3306 } } }] }] }),
+    ],
+  });
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.33', 3306)), {
+    kind: 'weighted',
+    clusters: [{ name: 'outbound|3306|a|db.sample.svc.cluster.local', weight: 80 }, { name: 'outbound|3306|b|db.sample.svc.cluster.local', weight: 20 }],
+    totalWeight: 100,
+  });
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 443, { transportProtocol: 'tls', serverName: 'api.example.com' })), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+  // Another SNI on the same address and port: the service's own cluster (pass-through).
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 443, { transportProtocol: 'tls', serverName: 'other.example.com' })), { kind: 'cluster', name: 'outbound|443||web.sample.svc.cluster.local' });
+});
