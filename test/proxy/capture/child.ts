@@ -49,7 +49,8 @@ if (mode === 'origdst-server' || mode === 'echo-server') {
     process.stdout.write(`error ${e.code ?? e.message}\n`);
     process.exit(0);
   });
-} else {
+} else if (mode !== undefined) {
   process.stderr.write(`unknown mode ${mode}\n`);
   process.exit(2);
 }
+// No mode: `node --test dist/test/` runs every file under test/, this one too; nothing to do.
