@@ -79,7 +79,7 @@ export function outboundListener(push: PushContext, proxy: Proxy, tracing?: Envo
     traffic_direction: 'OUTBOUND',
     // Captured connections are matched on where they were going, and on what they speak.
     listener_filters: [originalDstFilter(), tlsInspector(), httpInspector()],
-    filter_chains: [{ name: 'http-proxy', filter_chain_match: { destination_port: OUTBOUND_PORT }, filters: [http] }, ...captureChains(push, proxy, http)],
+    filter_chains: [{ name: 'http-proxy', filter_chain_match: { destination_port: OUTBOUND_PORT }, filters: [http] }, ...(proxy.interception === 'REDIRECT' ? captureChains(push, proxy, http) : [])],
     default_filter_chain: defaultOutboundChain(push),
   };
 }

@@ -53,6 +53,18 @@ export interface Proxy {
   readonly inbound: readonly InboundPort[];
   /** Which generator set serves it: `envoy` (Envoy or `isle proxy`) or `grpc` (proxyless gRPC). */
   readonly generator: ProxyGenerator;
+  /**
+   * Istio's INTERCEPTION_MODE: `REDIRECT` when iptables capture sends the app's connections to the
+   * proxy (its virtualOutbound then carries a chain per service port); `NONE` (the default in
+   * universal mode) for an explicit proxy, which needs none of them.
+   */
+  readonly interception: 'REDIRECT' | 'NONE';
+}
+
+function interceptionOf(v: unknown): 'REDIRECT' | 'NONE' {
+  if (v === undefined || v === null || v === '' || v === 'NONE') return 'NONE';
+  if (v === 'REDIRECT') return v;
+  return bad(`metadata.INTERCEPTION_MODE: unsupported ${JSON.stringify(v)} (supported: REDIRECT, NONE; TPROXY is not implemented)`);
 }
 
 export type ProxyGenerator = 'envoy' | 'grpc';
@@ -164,6 +176,7 @@ export function proxyFromNode(node: NodeMsg, defaults: ProxyDefaults): Proxy {
     appPorts: Object.freeze(appPorts),
     inbound: Object.freeze([]) as readonly InboundPort[],
     generator: generatorOf(md('GENERATOR')),
+    interception: interceptionOf(md('INTERCEPTION_MODE')),
   });
 }
 

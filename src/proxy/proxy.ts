@@ -177,6 +177,8 @@ export class IsleProxy {
       ISLE_VERSION: '0.1.0',
     };
     if (o.workloadGroup) metadata['AUTO_REGISTER_GROUP'] = o.workloadGroup;
+    // Captured apps need virtualOutbound's per-service chains; an explicit proxy is served without them.
+    if (o.capture) metadata['INTERCEPTION_MODE'] = 'REDIRECT';
     if (o.network) metadata['NETWORK'] = o.network;
     if (o.cluster) metadata['CLUSTER_ID'] = o.cluster;
     if (o.appPorts && Object.keys(o.appPorts).length) metadata['APP_PORTS'] = Object.fromEntries(Object.entries(o.appPorts).map(([k, v]) => [k, String(v)]));

@@ -167,8 +167,8 @@ export function helloworldSidecar(p: PushContext): Proxy {
   });
 }
 
-export function sleepSidecar(p: PushContext): Proxy {
-  return sidecar(p, '127.1.0.20', 'sleep', 'sample', { SERVICE_ACCOUNT: 'sleep', LABELS: { app: 'sleep' } });
+export function sleepSidecar(p: PushContext, extra: Record<string, unknown> = {}): Proxy {
+  return sidecar(p, '127.1.0.20', 'sleep', 'sample', { SERVICE_ACCOUNT: 'sleep', LABELS: { app: 'sleep' }, ...extra });
 }
 
 export function eastWestGateway(p: PushContext): Proxy {

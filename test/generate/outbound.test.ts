@@ -26,7 +26,7 @@ const endpoints = [
 
 function outbound(over: Parameters<typeof push>[0] = {}): ListenerModel {
   const p = push({ services, endpoints, destinationRules: [], ...over });
-  const raw = generateListeners(p, sleepSidecar(p)).find((l) => l['name'] === 'virtualOutbound');
+  const raw = generateListeners(p, sleepSidecar(p, { INTERCEPTION_MODE: 'REDIRECT' })).find((l) => l['name'] === 'virtualOutbound');
   const r = decodeListener(raw);
   if ('errors' in r) assert.fail(`virtualOutbound does not decode: ${r.errors.join('; ')}`);
   return r.ok;
@@ -82,4 +82,13 @@ test('VirtualService tcp routes (weighted) and tls routes (SNI) become chains', 
   assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 443, { transportProtocol: 'tls', serverName: 'api.example.com' })), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
   // Another SNI on the same address and port: the service's own cluster (pass-through).
   assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 443, { transportProtocol: 'tls', serverName: 'other.example.com' })), { kind: 'cluster', name: 'outbound|443||web.sample.svc.cluster.local' });
+});
+
+test('an explicit proxy (INTERCEPTION_MODE absent or NONE) gets only the 15001 chain; TPROXY is refused', () => {
+  const p = push({ services, endpoints, destinationRules: [] });
+  for (const extra of [{}, { INTERCEPTION_MODE: 'NONE' }]) {
+    const raw = generateListeners(p, sleepSidecar(p, extra)).find((l) => l['name'] === 'virtualOutbound') as { filter_chains: { name: string }[] };
+    assert.deepEqual(raw.filter_chains.map((c) => c.name), ['http-proxy']);
+  }
+  assert.throws(() => sleepSidecar(p, { INTERCEPTION_MODE: 'TPROXY' }), /metadata\.INTERCEPTION_MODE: unsupported "TPROXY"/);
 });

@@ -104,7 +104,10 @@ export class DirectorySource implements ConfigSource {
     this.root = root;
     this.absRoot = resolve(root);
     this.name = opts.name ?? `dir:${root}`;
-    this.debounceMs = opts.debounceMs ?? 50;
+    // Short: it only has to join the few events of one save (write + rename land within a few
+    // ms); the push debounce after it (MeshConfig debounce.quiet) is the real quiet period, and two
+    // long windows in a row would add up on every local change (issue 18: local p99 ≤ 100 ms + debounce).
+    this.debounceMs = opts.debounceMs ?? 15;
     this.maxDelayMs = Math.max(this.debounceMs, opts.maxDelayMs ?? 250);
     this.rescanIntervalMs = opts.rescanIntervalMs ?? 2000;
     this.emptyGraceMs = opts.emptyGraceMs ?? 150;
