@@ -85,6 +85,8 @@ export interface ControlPlaneOptions {
   pushChunkSize?: number;
   /** Proxies with a push sent and not yet answered, at most (default 100, Istio's PILOT_PUSH_THROTTLE). */
   pushMaxInFlight?: number;
+  /** The same for endpoint-only pushes (default 1,000; see PusherOptions.maxInFlightIncremental). */
+  pushMaxInFlightIncremental?: number;
   /**
    * This network's east-west gateways as other networks dial them (`host:15443`), advertised to
    * peers. Gateway-mode proxies that connect to this control plane are added automatically.
@@ -446,6 +448,7 @@ export class ControlPlane {
       logger: this.logger.child({ component: 'push' }),
       ...(this.opts.pushChunkSize !== undefined ? { chunkSize: this.opts.pushChunkSize } : {}),
       ...(this.opts.pushMaxInFlight !== undefined ? { maxInFlight: this.opts.pushMaxInFlight } : {}),
+      ...(this.opts.pushMaxInFlightIncremental !== undefined ? { maxInFlightIncremental: this.opts.pushMaxInFlightIncremental } : {}),
       networkGateways: () => this.peering?.networkGateways() ?? {},
       settledUpstream: (e) => (e.type === 'deleted' ? e.previous : e.resource).source.file.startsWith('central:'),
       held: true,

@@ -107,6 +107,13 @@ export interface PusherOptions {
    * keeps its newer requests merged in the queue until it answers. Infinity: no bound.
    */
   maxInFlight?: number;
+  /**
+   * The bound for endpoint-only (incremental EDS) pushes, default 1,000. Their responses carry
+   * only the changed load assignments (hundreds of bytes), so the flood the bound above guards
+   * against cannot happen, and waiting for a round of ACKs per 100 proxies is most of an endpoint
+   * change's tail latency (failover speed). A full push still waits at `maxInFlight`.
+   */
+  maxInFlightIncremental?: number;
   /** A push not answered in this long frees its slot anyway (default 5 s): a stuck proxy cannot stall the queue. */
   inFlightTimeoutMs?: number;
   /** network → its east-west gateways (peering); read at every push. Absent: one flat network. */
@@ -143,6 +150,7 @@ export class Pusher {
   private held: boolean;
   private readonly chunkSize: number;
   private readonly maxInFlight: number;
+  private readonly maxInFlightIncremental: number;
   /** Proxies with a response sent and not answered: typeUrl → nonce awaited, and the slot's timeout. */
   private readonly inFlight = new Map<string, { nonces: Map<string, string>; timer: unknown }>();
   /** Pushes built so far (PushContexts after the initial one). */
@@ -152,6 +160,7 @@ export class Pusher {
     this.o = opts;
     this.chunkSize = opts.chunkSize ?? 100;
     this.maxInFlight = opts.maxInFlight ?? 100;
+    this.maxInFlightIncremental = opts.maxInFlightIncremental ?? 1_000;
     this.held = opts.held ?? false;
     const { quietMs, maxMs } = opts.mesh.current().debounce;
     this.debouncer = new Debouncer<PushRequest>({
@@ -491,7 +500,7 @@ export class Pusher {
     for (const [key, scope] of this.queue) {
       // Full: the rest waits for ACKs (release() drains again). In flight: its requests stay
       // merged in the queue until it answers.
-      if (this.inFlight.size >= this.maxInFlight) return;
+      if (this.inFlight.size >= (scope.full ? this.maxInFlight : this.maxInFlightIncremental)) return;
       if (this.inFlight.has(key)) continue;
       this.queue.delete(key);
       const entry = this.proxies.get(key);

@@ -150,7 +150,7 @@ describe('after a start, config waits for the registry to settle', () => {
 
 describe('the push queue bounds pushes in flight', () => {
   it('with room for 2, an endpoint push to 6 proxies never has more than 2 (+1 of the current chunk) unanswered; all 6 get it', async () => {
-    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlight: 2, pushChunkSize: 1 });
+    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlight: 2, pushMaxInFlightIncremental: 2, pushChunkSize: 1 });
     const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(100 + i)));
     await waitUntil(() => ps.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all in sync');
     const xds = plane.cp.xdsServers[1]!;
