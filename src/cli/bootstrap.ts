@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { IsleError } from '../errors.js';
 import { grpcBootstrap } from '../mesh/grpcbootstrap.js';
 import type { CliIO } from './io.js';
+import { untilSignal } from './signals.js';
 
 interface GrpcOpts {
   namespace: string;
@@ -73,19 +74,11 @@ async function startCertAgent(o: GrpcOpts, certDir: string, io: CliIO) {
   return identity;
 }
 
-function untilSignalled(): Promise<void> {
+async function untilSignalled(): Promise<void> {
   // The renewal timer does not hold the process open (it is unref'd for the proxy); this does.
   const alive = setInterval(() => undefined, 1 << 30);
-  return new Promise<void>((resolve) => {
-    const on = (): void => {
-      clearInterval(alive);
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve();
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
+  await untilSignal();
+  clearInterval(alive);
 }
 
 function collect(v: string, acc: string[]): string[] {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIO } from './io.js';
+import { untilSignal } from './signals.js';
 
 interface ControlPlaneFlags {
   config: string;
@@ -80,15 +81,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
       if (a.plaintext) io.out(`xds plaintext ${a.plaintext}\n`);
       io.out(`debug http://${a.debug}\n`);
       if (o.central !== undefined) io.out(`central ${o.central}\n`);
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const on = (s: NodeJS.Signals) => {
-          process.off('SIGINT', on);
-          process.off('SIGTERM', on);
-          resolve(s);
-        };
-        process.on('SIGINT', on);
-        process.on('SIGTERM', on);
-      });
+      const signal = await untilSignal();
       logger.info({ signal }, 'stopping');
       await cp.stop();
       io.out('stopped\n');

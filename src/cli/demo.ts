@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIO } from './io.js';
+import { untilSignal } from './signals.js';
 
 /**
  * `isle demo`: the seed-000 mesh on loopback (see src/demo). `isle demo-app` is the hidden
@@ -19,16 +20,7 @@ export function registerDemo(program: Command, io: CliIO): void {
     .option('--otlp-endpoint <url>', 'every sidecar exports spans over OTLP/HTTP here, e.g. http://127.0.0.1:4318 (Jaeger, OpenTelemetry Collector); MeshConfig tracing, sampling 1')
     .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; observability?: boolean; prometheusListen: string; otlpEndpoint?: string }) => {
       const { runDemo } = await import('../demo/demo.js');
-      const untilStopped = () =>
-        new Promise<void>((resolve) => {
-          const on = () => {
-            process.off('SIGINT', on);
-            process.off('SIGTERM', on);
-            resolve();
-          };
-          process.on('SIGINT', on);
-          process.on('SIGTERM', on);
-        });
+      const untilStopped = async (): Promise<void> => void (await untilSignal());
       process.exitCode = await runDemo({
         scenario: o.scenario,
         check: o.check ?? false,

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { DNS_PROXY_PORT } from '../mesh/names.js';
 import type { CliIO } from './io.js';
+import { untilSignal } from './signals.js';
 import { captureFlags, captureSettingsFrom, type CaptureFlags } from './iptables.js';
 
 interface ProxyFlags extends CaptureFlags {
@@ -201,15 +202,7 @@ export function registerProxy(program: Command, io: CliIO): void {
       const grpcLog = logger.child({ component: 'grpc-js' });
       grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(' ')) });
 
-      const signalled = new Promise<NodeJS.Signals>((resolve) => {
-        const on = (s: NodeJS.Signals) => {
-          process.off('SIGINT', on);
-          process.off('SIGTERM', on);
-          resolve(s);
-        };
-        process.on('SIGINT', on);
-        process.on('SIGTERM', on);
-      });
+      const signalled = untilSignal();
       let uninstall = async (): Promise<void> => undefined;
       if (capture) {
         await iptables!.installCapture(capture);

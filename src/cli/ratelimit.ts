@@ -13,6 +13,7 @@ import { loadRateLimitConfig } from '../ratelimit/config.js';
 import { RateLimitService } from '../ratelimit/service.js';
 import { readPasswordFile, RedisCounterStore } from '../ratelimit/store.js';
 import type { CliIO } from './io.js';
+import { untilSignal } from './signals.js';
 
 interface RateLimitOpts {
   redis?: string;
@@ -86,15 +87,7 @@ export function registerRateLimit(program: Command, io: CliIO): void {
       );
       io.out(`ratelimit ${m[1]}:${port}\n`);
       io.err(`isle ratelimit: domains ${[...config.keys()].join(', ')}; counters in ${o.sentinel ? `Sentinel master ${o.sentinelName}` : 'Redis'}\n`);
-      const signal = await new Promise<NodeJS.Signals>((resolve) => {
-        const on = (s: NodeJS.Signals): void => {
-          process.off('SIGINT', on);
-          process.off('SIGTERM', on);
-          resolve(s);
-        };
-        process.on('SIGINT', on);
-        process.on('SIGTERM', on);
-      });
+      const signal = await untilSignal();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await store.close();
       io.out(`stopped (${signal}; ${service.counters.ok} ok, ${service.counters.overLimit} over limit, ${service.counters.errors} errors)\n`);

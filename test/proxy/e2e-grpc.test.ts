@@ -6,6 +6,7 @@
  * h2) and to the app (h2c). Unary, server streaming, a deadline, an error status in the stats,
  * and a plain node:http2 client.
  */
+import { h2Response } from '../helpers/h2.js';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
@@ -202,16 +203,3 @@ describe('gRPC through two isle sidecars', () => {
     }
   });
 });
-
-function h2Response(req: http2.ClientHttp2Stream): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let headers: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    req.on('response', (h) => (headers = h));
-    req.on('trailers', (t) => (trailers = t));
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-  });
-}

@@ -6,6 +6,7 @@
  * node:http2 (h2c) requests, an HTTP/1.1 client to an HTTP/2 upstream, and an HTTP/1-only
  * listener refusing the preface.
  */
+import { h2Response } from '../../helpers/h2.js';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -335,19 +336,6 @@ describe('h2c and codec selection', () => {
     assert.match(text, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*HTTP\/2 connection preface on an HTTP\/1\.1-only listener/);
   });
 });
-
-function h2Response(req: http2.ClientHttp2Stream): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let headers: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    req.on('response', (h) => (headers = h));
-    req.on('trailers', (t) => (trailers = t));
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
-    req.on('error', reject);
-  });
-}
 
 async function waitUntil(f: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
