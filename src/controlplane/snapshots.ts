@@ -11,7 +11,7 @@ import { groupersFor, type ResourceGroup } from '../generate/index.js';
 import { SERVED_TYPES } from '../mesh/typeurls.js';
 import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
-import { layeredTypeSnapshot, makeResource, makeSnapshot, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../xds/cache.js';
+import { layeredTypeSnapshot, makeResource, makeSnapshot, resourceName, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../xds/cache.js';
 
 const shared = new WeakMap<PushContext, Map<string, readonly XdsResource[]>>();
 
@@ -19,12 +19,63 @@ function serialize(typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
   return Object.freeze(g.build().map((o) => makeResource(typeUrl, o)));
 }
 
+/**
+ * Across pushes, a shared group's resources whose content did not move keep their XdsResource
+ * objects: the next push re-encodes only what changed. An endpoint change rebuilds the whole EDS
+ * group of a network (one ClusterLoadAssignment per cluster), and encoding every assignment again
+ * was most of the first proxy's wait (issue 18: local change p99 ≤ 100 ms + debounce); keeping the
+ * objects also keeps their versions and pre-encoded bytes, so the memoized diffs stay small.
+ * The content key is the generator's plain object as JSON (native, several times cheaper than
+ * validating and encoding it); a resource JSON cannot express (a bigint) is simply encoded again.
+ */
+interface GroupMemo {
+  seq: number;
+  byName: Map<string, { readonly json: string; readonly res: XdsResource }>;
+}
+const memo = new Map<string, GroupMemo>();
+let pushSeq = 0;
+/** Groups not rebuilt for this many pushes are dropped (a namespace that went away). */
+const MEMO_KEEP_PUSHES = 16;
+
+function serializeMemo(typeUrl: string, key: string, g: ResourceGroup): readonly XdsResource[] {
+  const prev = memo.get(key);
+  const byName = new Map<string, { readonly json: string; readonly res: XdsResource }>();
+  const out = g.build().map((o) => {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(o);
+    } catch {
+      return makeResource(typeUrl, o);
+    }
+    const res = reuseOrMake(typeUrl, o, json, prev);
+    byName.set(res.name, { json, res });
+    return res;
+  });
+  memo.set(key, { seq: pushSeq, byName });
+  return Object.freeze(out);
+}
+
+function reuseOrMake(typeUrl: string, o: Record<string, unknown>, json: string, prev: GroupMemo | undefined): XdsResource {
+  const hit = prev?.byName.get(resourceName(typeUrl, o));
+  if (hit && hit.json === json) return hit.res;
+  return makeResource(typeUrl, o);
+}
+
+function nextPush(): void {
+  pushSeq++;
+  if (pushSeq % MEMO_KEEP_PUSHES !== 0) return;
+  for (const [k, m] of memo) if (m.seq < pushSeq - MEMO_KEEP_PUSHES) memo.delete(k);
+}
+
 /** The resources of one type for a proxy; shared groups come from the push's cache. */
 export function generateResources(push: PushContext, proxy: Proxy, typeUrl: string, groups?: readonly ResourceGroup[]): XdsResource[] {
   const grouper = groupersFor(proxy)[typeUrl];
   if (!grouper) throw new TypeError(`no generator for ${typeUrl}`);
   let cache = shared.get(push);
-  if (!cache) shared.set(push, (cache = new Map()));
+  if (!cache) {
+    shared.set(push, (cache = new Map()));
+    nextPush();
+  }
   const out: XdsResource[] = [];
   for (const g of groups ?? grouper(push, proxy)) {
     if (g.shareKey === undefined) {
@@ -33,7 +84,7 @@ export function generateResources(push: PushContext, proxy: Proxy, typeUrl: stri
     }
     const key = `${typeUrl}\u0000${g.shareKey}`;
     let rs = cache.get(key);
-    if (!rs) cache.set(key, (rs = serialize(typeUrl, g)));
+    if (!rs) cache.set(key, (rs = serializeMemo(typeUrl, key, g)));
     out.push(...rs);
   }
   return out;

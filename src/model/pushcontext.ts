@@ -222,6 +222,14 @@ export function buildPushContext(input: PushContextInput): PushContext {
     lookup = (h) => byHost.get(h) ?? [];
   }
 
+  // Thousands of endpoints share a few service accounts: validate and format each identity once.
+  const spiffeIds = new Map<string, string>();
+  const spiffeIdOf = (namespace: string, serviceAccount: string): string => {
+    const k = `${namespace}/${serviceAccount}`;
+    let id = spiffeIds.get(k);
+    if (id === undefined) spiffeIds.set(k, (id = buildSpiffeId({ trustDomain: mesh.trustDomain, namespace, serviceAccount })));
+    return id;
+  };
   const endpointsByHostPort = new Map<string, readonly Endpoint[]>();
   const endpointsByAddress = new Map<string, Endpoint[]>();
   const identitiesByHost = new Map<string, readonly string[]>();
@@ -233,7 +241,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
       endpointsByHostPort.set(`${svc.hostname}|${p.port}`, Object.freeze(all.filter((e) => e.servicePort === p.port)));
     }
     for (const e of all) {
-      if (e.serviceAccount.name) ids.add(buildSpiffeId({ trustDomain: mesh.trustDomain, namespace: e.serviceAccount.namespace, serviceAccount: e.serviceAccount.name }));
+      if (e.serviceAccount.name) ids.add(spiffeIdOf(e.serviceAccount.namespace, e.serviceAccount.name));
       if (e.address === undefined) continue;
       let l = endpointsByAddress.get(e.address);
       if (!l) endpointsByAddress.set(e.address, (l = []));

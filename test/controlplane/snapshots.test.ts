@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { generateResources, generateTypeSnapshot, typeVersion } from '../../src/controlplane/snapshots.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/mesh/typeurls.js';
-import { diffTypeSnapshots, layeredTypeSnapshot, layersOf, typeSnapshot } from '../../src/xds/cache.js';
+import { diffTypeSnapshots, layeredTypeSnapshot, layersOf, makeResource, typeSnapshot } from '../../src/xds/cache.js';
 import type { Resource } from '../../src/config/types.js';
 import type { VirtualServiceSpec } from '../../src/config/kinds/networking.js';
-import { helloworldSidecar, push, sidecar, sleepSidecar } from '../generate/fixtures.js';
+import { endpoints, helloworldSidecar, push, sidecar, sleepSidecar } from '../generate/fixtures.js';
+import { generateEndpoints } from '../../src/generate/eds.js';
 import { cluster } from '../xds/helpers.js';
 
 function vs(namespace: string, timeout: string): Resource<VirtualServiceSpec> {
@@ -87,4 +88,21 @@ describe('snapshots per proxy scope', () => {
     assert.notEqual(layeredTypeSnapshot(base, [cluster('own')]).version, layeredTypeSnapshot(base, [cluster('own', 'x')]).version);
     assert.equal(typeVersion([...l1.resources.values()]).length, 16);
   });
+
+  it('across pushes, an endpoint change re-encodes only the assignments it moved; the rest keep their objects', () => {
+    const p1 = push({ version: 'v1' });
+    const moved = endpoints.map((e) => (e.address === '127.1.0.20' ? { ...e, address: '127.1.0.21' } : e));
+    const p2 = push({ version: 'v2', endpoints: moved });
+    const e1 = generateTypeSnapshot(p1, sleepSidecar(p1), ENDPOINT_TYPE).resources;
+    const e2 = generateTypeSnapshot(p2, sleepSidecar(p2), ENDPOINT_TYPE).resources;
+    assert.deepEqual([...e2.keys()].sort(), [...e1.keys()].sort());
+    const changed = [...e2].filter(([name, r]) => e1.get(name) !== r).map(([name]) => name);
+    assert.deepEqual(changed, ['outbound|80||sleep.sample.svc.cluster.local'], 'only the sleep assignment is new');
+    assert.notEqual(e2.get(changed[0]!)!.version, e1.get(changed[0]!)!.version);
+    // The reused objects are what a fresh encoding gives: same bytes.
+    const fresh = generateEndpoints(p2, sleepSidecar(p2)).map((o) => makeResource(ENDPOINT_TYPE, o));
+    assert.equal(fresh.length, e2.size);
+    for (const r of fresh) assert.deepEqual(e2.get(r.name)!.any.value, r.any.value, r.name);
+  });
 });
+

@@ -104,10 +104,11 @@ export class DirectorySource implements ConfigSource {
     this.root = root;
     this.absRoot = resolve(root);
     this.name = opts.name ?? `dir:${root}`;
-    // Short: it only has to join the few events of one save (write + rename land within a few
-    // ms); the push debounce after it (MeshConfig debounce.quiet) is the real quiet period, and two
-    // long windows in a row would add up on every local change (issue 18: local p99 ≤ 100 ms + debounce).
-    this.debounceMs = opts.debounceMs ?? 15;
+    // Short: it only has to join the events of one save (inotify delivers a write + rename within
+    // a millisecond or two); the push debounce after it (MeshConfig debounce.quiet) is the real quiet
+    // period and merges whatever a longer save splits, and two windows in a row add up on every
+    // local change (issue 18: local p99 ≤ 100 ms + debounce; 15 ms here was 10 ms of that).
+    this.debounceMs = opts.debounceMs ?? 5;
     this.maxDelayMs = Math.max(this.debounceMs, opts.maxDelayMs ?? 250);
     this.rescanIntervalMs = opts.rescanIntervalMs ?? 2000;
     this.emptyGraceMs = opts.emptyGraceMs ?? 150;
