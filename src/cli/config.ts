@@ -20,7 +20,7 @@ export function registerConfig(program: Command, io: CliIO): void {
     .command('push')
     .description('load a config directory into the store (--store etcd://host:port[,…]); replicas pick it up live')
     .argument('<dir>', 'config directory (YAML/JSON, as for isle control-plane --config)')
-    .requiredOption('--store <url>', 'etcd://host:port[,host:port…]')
+    .requiredOption('--store <url>', 'etcd://host:port[,host:port…][/keyspace]')
     .action(async (dir: string, o: PushOpts) => {
       const [{ listConfigFiles }, { parseConfigText }, { formatConfigError }, { EtcdStateStore }, { CONFIG_PREFIX }] = await Promise.all([
         import('../config/load.js'),

@@ -41,7 +41,7 @@ export function registerControlPlane(program: Command, io: CliIO): void {
     .option('--east-west-gateway <addr>', "this network's east-west gateway as other networks dial it (host:15443; repeatable); connected gateway proxies are added automatically", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--central <addr>', "run as a remote control plane of this cluster: mesh resources come from the central control plane at host:port (its :15012; its replicas as host:port,host:port) and win over local files; this cluster's services are pushed to it over the same mTLS connection")
     .option('--state-dir <dir>', 'where auto-registrations, used token ids and certificate lineage survive restarts (default: <config>/.isle/state)')
-    .option('--store <url>', 'etcd://host:port[,host:port…]: state shared by the replicas of this cluster (registrations, used token ids) instead of --state-dir')
+    .option('--store <url>', 'etcd://host:port[,host:port…][/keyspace]: state shared by the replicas of this cluster (registrations, used token ids) instead of --state-dir; one key space per cluster')
     .option('--max-unauthenticated-connections <n>', 'cap on connections to the mTLS port that have not authenticated yet (no client certificate, no certificate request); over it new ones are closed and logged', '1024')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .action(async (o: ControlPlaneFlags) => {

@@ -250,6 +250,8 @@ export class ControlPlane {
     await this.setupConfig();
     await this.setupCa();
     this.setupMesh();
+    // Before any registration is restored from it: a store of another cluster is refused.
+    if (this.state instanceof EtcdStateStore) await this.state.claimCluster(this.cluster);
     await this.setupRegistry();
     this.setupPush();
     const servers = await this.setupServers(addrs);

@@ -1,7 +1,10 @@
 /**
- * The StateStore on etcd (`--store etcd://host:port[,host:port…]`): what control-plane replicas
- * of one cluster share. Every key lives under `/isle/state/`; a record is JSON `{"v", "x"?}` as in
- * the file engine.
+ * The StateStore on etcd (`--store etcd://host:port[,host:port…][/keyspace]`): what control-plane
+ * replicas of one cluster share. Every key lives under `/isle/state/`, or `/isle/<keyspace>/state/`
+ * when the URL names one (several clusters on one etcd); a record is JSON `{"v", "x"?}` as in the
+ * file engine. The first control plane to use a key space records its cluster there
+ * (`claimCluster`): a control plane of another cluster pointed at it is refused, since it would
+ * serve that cluster's registrations and config as its own.
  *
  * Expiry: a record with `expiresAt` is attached to an etcd lease of its remaining time (rounded up
  * to whole seconds, etcd's unit), so etcd deletes it even when no replica is left to do so; reads
@@ -16,22 +19,40 @@ import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { IsleError } from '../errors.js';
 import type { PutOptions, WatchableStore } from './state.js';
 
-const PREFIX = '/isle/state/';
+/** The key that names the cluster whose replicas use a key space. */
+const CLUSTER_KEY = 'meta/cluster';
 
 interface Entry {
   v: string;
   x?: number;
 }
 
-/** `etcd://h1:2379,h2:2379` → `['http://h1:2379', 'http://h2:2379']`; a clear error otherwise. */
-export function parseEtcdUrl(url: string): string[] {
-  const m = /^etcd:\/\/([^/?#\s]+)\/?$/.exec(url.trim());
-  if (!m) throw new IsleError('ERR_USAGE', `--store: ${JSON.stringify(url)} is not an etcd address (use etcd://host:port[,host:port…])`);
-  return m[1]!.split(',').map((member) => {
+export interface EtcdUrl {
+  /** `http://host:port` per member. */
+  hosts: string[];
+  /** The member list as written (`h1:2379,h2:2379`). */
+  members: string;
+  /** The key prefix every record lives under. */
+  prefix: string;
+}
+
+/**
+ * `etcd://h1:2379,h2:2379[/keyspace]` → members as `http://h:p` and the key prefix (`/isle/state/`,
+ * or `/isle/<keyspace>/state/`); a clear error otherwise.
+ */
+export function parseEtcdUrl(url: string): EtcdUrl {
+  const m = /^etcd:\/\/([^/?#\s]+)(?:\/([^/?#\s]*))?\/?$/.exec(url.trim());
+  if (!m) throw new IsleError('ERR_USAGE', `--store: ${JSON.stringify(url)} is not an etcd address (use etcd://host:port[,host:port…][/keyspace])`);
+  const keyspace = m[2] ?? '';
+  if (keyspace !== '' && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(keyspace)) {
+    throw new IsleError('ERR_USAGE', `--store: key space ${JSON.stringify(keyspace)} in ${url} must be a DNS label (lowercase letters, digits, '-'), e.g. the cluster name`);
+  }
+  const hosts = m[1]!.split(',').map((member) => {
     const hp = parseHostPort(member);
     if (!hp) throw new IsleError('ERR_USAGE', `--store: invalid etcd member ${JSON.stringify(member)} in ${url} (use host:port)`);
     return `http://${formatHostPort(hp.host, hp.port)}`;
   });
+  return { hosts, members: m[1]!, prefix: keyspace === '' ? '/isle/state/' : `/isle/${keyspace}/state/` };
 }
 
 export interface EtcdStateStoreOptions {
@@ -51,6 +72,8 @@ export interface EtcdStateStoreOptions {
 
 export class EtcdStateStore implements WatchableStore {
   private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly members: string;
   private readonly now: () => number;
   private readonly timeoutMs: number;
   private readonly sessionTtl: number;
@@ -69,14 +92,33 @@ export class EtcdStateStore implements WatchableStore {
     this.now = opts.now ?? Date.now;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.sessionTtl = opts.sessionTtlSeconds ?? 10;
-    this.client = new Etcd3({ hosts: parseEtcdUrl(url), dialTimeout: this.timeoutMs, ...opts.client });
+    const { hosts, members, prefix } = parseEtcdUrl(url);
+    this.members = members;
+    this.prefix = prefix;
+    this.client = new Etcd3({ hosts, dialTimeout: this.timeoutMs, ...opts.client });
+  }
+
+  /**
+   * Binds the key space to `cluster`: the first control plane records it, replicas of the same
+   * cluster find their own name, and a control plane of another cluster is refused before it
+   * serves anything (it would take that cluster's registrations and config for its own).
+   */
+  async claimCluster(cluster: string): Promise<void> {
+    if (await this.putIfAbsent(CLUSTER_KEY, cluster)) return;
+    const holder = await this.get(CLUSTER_KEY);
+    if (holder === undefined || holder === cluster) return;
+    throw new IsleError(
+      'ERR_USAGE',
+      `--store ${this.url}: that key space holds the state of cluster ${holder}, and this control plane is cluster ${cluster}. ` +
+        `Replicas of one cluster share a key space; give each cluster its own: --store etcd://${this.members}/${cluster}`,
+    );
   }
 
   /** Opens the store and proves it answers (a start with an unreachable etcd fails in one line). */
   static async open(url: string, opts: EtcdStateStoreOptions = {}): Promise<EtcdStateStore> {
     const s = new EtcdStateStore(url, opts);
     try {
-      await s.call(() => s.client.get(`${PREFIX}.probe`).string());
+      await s.call(() => s.client.get(`${s.prefix}.probe`).string());
     } catch (e) {
       await s.close();
       throw e;
@@ -175,13 +217,13 @@ export class EtcdStateStore implements WatchableStore {
   }
 
   async get(key: string): Promise<string | undefined> {
-    return this.call(async () => this.decode(await this.client.get(PREFIX + key).options(this.deadline()).string())?.v);
+    return this.call(async () => this.decode(await this.client.get(this.prefix + key).options(this.deadline()).string())?.v);
   }
 
   async put(key: string, value: string, opts: PutOptions = {}): Promise<void> {
     await this.call(async () => {
       const lease = await this.leaseFor(opts);
-      const b = this.client.put(PREFIX + key).value(this.encode(value, opts)).options(this.deadline());
+      const b = this.client.put(this.prefix + key).value(this.encode(value, opts)).options(this.deadline());
       await (lease !== undefined ? b.lease(lease) : b).exec();
     });
     this.track(key, value, opts);
@@ -189,7 +231,7 @@ export class EtcdStateStore implements WatchableStore {
 
   async putIfAbsent(key: string, value: string, opts: PutOptions = {}): Promise<boolean> {
     return this.call(async () => {
-      const k = PREFIX + key;
+      const k = this.prefix + key;
       const cur = await this.client.get(k).options(this.deadline()).exec();
       const kv = cur.kvs[0];
       if (kv && this.decode(kv.value.toString()) !== undefined) return false;
@@ -207,16 +249,16 @@ export class EtcdStateStore implements WatchableStore {
 
   async delete(key: string): Promise<void> {
     this.ephemeral.delete(key);
-    await this.call(() => this.client.delete().key(PREFIX + key).options(this.deadline()).exec());
+    await this.call(() => this.client.delete().key(this.prefix + key).options(this.deadline()).exec());
   }
 
   async list(prefix: string): Promise<Map<string, string>> {
     return this.call(async () => {
-      const all = await this.client.getAll().prefix(PREFIX + prefix).options(this.deadline()).strings();
+      const all = await this.client.getAll().prefix(this.prefix + prefix).options(this.deadline()).strings();
       const out = new Map<string, string>();
       for (const k of Object.keys(all).sort()) {
         const e = this.decode(all[k]);
-        if (e) out.set(k.slice(PREFIX.length), e.v);
+        if (e) out.set(k.slice(this.prefix.length), e.v);
       }
       return out;
     });
@@ -227,9 +269,9 @@ export class EtcdStateStore implements WatchableStore {
    * another writer (or this one) puts or deletes; what other replicas do reaches us this way.
    */
   async watch(prefix: string, listener: (key: string, value: string | undefined) => void): Promise<() => Promise<void>> {
-    const w = await this.call(() => this.client.watch().prefix(PREFIX + prefix).create());
-    w.on('put', (kv) => listener(kv.key.toString().slice(PREFIX.length), this.decode(kv.value.toString())?.v));
-    w.on('delete', (kv) => listener(kv.key.toString().slice(PREFIX.length), undefined));
+    const w = await this.call(() => this.client.watch().prefix(this.prefix + prefix).create());
+    w.on('put', (kv) => listener(kv.key.toString().slice(this.prefix.length), this.decode(kv.value.toString())?.v));
+    w.on('delete', (kv) => listener(kv.key.toString().slice(this.prefix.length), undefined));
     return () => w.cancel();
   }
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ENDPOINT_TYPE } from '../../src/xds/index.js';
-import { channel, configDir, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, inSync, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
+import { channel, clusterCaDir, configDir, sidecarNode, SimProxy, startPlane, tempDir, waitUntil, inSync, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.js';
 import { runIsle } from '../helpers/cli.js';
 
@@ -83,5 +83,17 @@ describe('replicas sharing state through etcd', () => {
     assert.equal(await b.cp.state.putIfAbsent('tokens/jti-1', 'used', { expiresAt: Date.now() + 60_000 }), true);
     const c = await startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url });
     assert.equal(await c.cp.state.putIfAbsent('tokens/jti-1', 'again'), false);
+  });
+
+  it("a control plane of another cluster on this cluster's key space is refused before it serves; with a key space of its own it starts", async () => {
+    const caDir = await clusterCaDir('cluster-2');
+    await assert.rejects(startPlane({ plaintextListen: '127.0.0.1:0', store: etcd.url, caDir, cluster: 'cluster-2' }), (e: Error) => {
+      assert.match(e.message, /holds the state of cluster cluster-1, and this control plane is cluster cluster-2/);
+      assert.match(e.message, /--store etcd:\/\/.+\/cluster-2$/);
+      return true;
+    });
+    const own = await startPlane({ plaintextListen: '127.0.0.1:0', store: `${etcd.url}/cluster-2`, caDir, cluster: 'cluster-2' });
+    assert.equal(own.cp.cluster, 'cluster-2');
+    assert.equal(await own.cp.state.get('tokens/jti-1'), undefined, "cluster-1's records are not in cluster-2's key space");
   });
 });

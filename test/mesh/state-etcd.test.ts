@@ -55,6 +55,25 @@ describe('etcd state store, one member', () => {
     }
   });
 
+  it('key spaces: two clusters on one etcd see only their own records; a key space is bound to the first cluster that claims it', async () => {
+    const c1 = await open(`${etcd.url}/ks-one`);
+    const c2 = await open(`${etcd.url}/ks-two`);
+    await c1.put('registrations/x', 'one');
+    assert.equal(await c2.get('registrations/x'), undefined);
+    assert.deepEqual([...(await c1.list('registrations/'))], [['registrations/x', 'one']]);
+    await c1.claimCluster('cluster-1');
+    await c1.claimCluster('cluster-1');
+    const replica = await open(`${etcd.url}/ks-one`);
+    await replica.claimCluster('cluster-1');
+    const stray = await open(`${etcd.url}/ks-one`);
+    await assert.rejects(stray.claimCluster('cluster-2'), (e: Error) => {
+      assert.match(e.message, /holds the state of cluster cluster-1, and this control plane is cluster cluster-2/);
+      assert.match(e.message, new RegExp(`--store ${etcd.url}/cluster-2$`));
+      return true;
+    });
+    await c2.claimCluster('cluster-2');
+  });
+
   it('two replicas racing putIfAbsent on one token id: exactly one wins', async () => {
     const [a, b] = [await open(etcd.url), await open(etcd.url)];
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).putIfAbsent('tokens/race', `r${i}`, { expiresAt: Date.now() + 60_000 })));
@@ -70,7 +89,7 @@ describe('etcd state store, one member', () => {
     await s.put('registrations/c1/default/durable', 'D');
     await s.delete('registrations/c1/default/gone');
     // Another client revokes every lease: etcd drops the records at once, and the keep-alive says so.
-    const other = new Etcd3({ hosts: parseEtcdUrl(etcd.url) });
+    const other = new Etcd3({ hosts: parseEtcdUrl(etcd.url).hosts });
     try {
       const { leases } = await other.leaseClient.leaseLeases();
       for (const l of leases) await other.leaseClient.leaseRevoke({ ID: l.ID });
@@ -92,7 +111,12 @@ describe('etcd state store, one member', () => {
   it('a bad URL or an unreachable etcd is a one-line error', async () => {
     assert.throws(() => parseEtcdUrl('http://x:1'), /not an etcd address/);
     assert.throws(() => parseEtcdUrl('etcd://a:1,b'), /invalid etcd member "b"/);
-    assert.deepEqual(parseEtcdUrl('etcd://127.0.0.1:2379,[::1]:2380'), ['http://127.0.0.1:2379', 'http://[::1]:2380']);
+    assert.deepEqual(parseEtcdUrl('etcd://127.0.0.1:2379,[::1]:2380').hosts, ['http://127.0.0.1:2379', 'http://[::1]:2380']);
+    assert.equal(parseEtcdUrl('etcd://127.0.0.1:2379').prefix, '/isle/state/');
+    assert.equal(parseEtcdUrl('etcd://127.0.0.1:2379/').prefix, '/isle/state/');
+    assert.equal(parseEtcdUrl('etcd://a:1,b:2/cluster-2').prefix, '/isle/cluster-2/state/');
+    assert.throws(() => parseEtcdUrl('etcd://a:1/Cluster_2'), /key space "Cluster_2" .* must be a DNS label/);
+    assert.throws(() => parseEtcdUrl('etcd://a:1/x/y'), /not an etcd address/);
     await assert.rejects(EtcdStateStore.open('etcd://127.0.0.1:9', { timeoutMs: 1_000 }), /etcd etcd:\/\/127\.0\.0\.1:9: /);
   });
 });
