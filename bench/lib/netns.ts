@@ -6,23 +6,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { Exec } from '../../src/proxy/capture/iptables.js';
 
 const run = promisify(execFile);
 
-/** Why the capture tests cannot run here, or undefined. */
-export async function captureUnsupported(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return 'capture needs Linux';
-  if (process.getuid?.() !== 0) return 'capture tests need root (iptables in network namespaces)';
-  for (const [cmd, arg] of [['ip', '-V'], ['iptables', '--version'], ['iptables-restore', '--version']] as const) {
-    try {
-      await run(cmd, [arg]);
-    } catch {
-      return `${cmd} is not installed`;
-    }
-  }
-  return undefined;
-}
+/** Why the capture tests cannot run here, or undefined (shared with `isle demo --netns`). */
+export { captureUnsupported, execIn } from '../../src/proxy/capture/netns.js';
 
 export const HUB = 'islecap-hub';
 
@@ -68,18 +56,6 @@ export class Topology {
     for (const ns of this.made.splice(0).reverse()) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     await run('ip', ['netns', 'del', this.hub]).catch(() => undefined);
   }
-}
-
-/** Runs commands inside `ns`. */
-export function execIn(ns: string): Exec {
-  return (cmd, args, input) =>
-    new Promise((resolve) => {
-      const child = execFile('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      });
-      if (input !== undefined) child.stdin?.end(input);
-    });
 }
 
 /** A long-running process in `ns` whose stdout lines can be awaited. */

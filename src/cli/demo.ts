@@ -14,12 +14,19 @@ export function registerDemo(program: Command, io: CliIO): void {
     .option('--check', 'run the verification, print the result and exit 0 (passed) or 1')
     .option('--dir <dir>', 'where certificates, config, tokens and logs go (default .isle/demo for seed-000, .isle/demo-<scenario> for the others); one demo per directory (<dir>.lock)')
     .option('--log-level <level>', 'log level of the components (their logs are in <dir>/logs)', 'info')
-    .option('--netns', 'put each cluster in its own network namespace, joined only through control planes and east-west gateways (Linux, root)')
+    .option('--netns', "each workload in its own network namespace with a capturing sidecar (plain curl, no proxy settings), each cluster in its own, joined only through control planes and east-west gateways (Linux, root, iptables, curl)")
+    .option('--netns-prefix <prefix>', 'with --netns: prefix of the namespace and link names', 'isle-')
+    .option('--netns-subnet <a.b.c.0/24>', "with --netns: the subnet joining the clusters' namespaces in the host namespace (the host is .254)", '10.250.0.0/24')
     .option('--observability', "start Debian's prometheus on the demo's scrape config (when installed)")
     .option('--prometheus-listen <addr>', 'where Prometheus listens with --observability', '127.0.0.1:9090')
     .option('--otlp-endpoint <url>', 'every sidecar exports spans over OTLP/HTTP here, e.g. http://127.0.0.1:4318 (Jaeger, OpenTelemetry Collector); MeshConfig tracing, sampling 1')
-    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; observability?: boolean; prometheusListen: string; otlpEndpoint?: string }) => {
+    .action(async (o: { scenario: string; check?: boolean; dir?: string; logLevel: string; netns?: boolean; netnsPrefix: string; netnsSubnet: string; observability?: boolean; prometheusListen: string; otlpEndpoint?: string }) => {
       const { runDemo } = await import('../demo/demo.js');
+      const subnet = /^(\d+\.\d+\.\d+)\.0\/24$/.exec(o.netnsSubnet);
+      if (!subnet) {
+        const { IsleError } = await import('../errors.js');
+        throw new IsleError('ERR_USAGE', `--netns-subnet: ${JSON.stringify(o.netnsSubnet)} is not a /24 (a.b.c.0/24)`);
+      }
       const untilStopped = async (): Promise<void> => void (await untilSignal());
       process.exitCode = await runDemo({
         scenario: o.scenario,
@@ -27,24 +34,13 @@ export function registerDemo(program: Command, io: CliIO): void {
         ...(o.dir !== undefined ? { dir: o.dir } : {}),
         logLevel: o.logLevel,
         netns: o.netns ?? false,
+        netnsLayout: { prefix: o.netnsPrefix, bridgeNet: subnet[1]! },
         observability: o.observability ?? false,
         prometheusListen: o.prometheusListen,
         ...(o.otlpEndpoint ? { tracing: { endpoint: o.otlpEndpoint, sampling: 1 } } : {}),
         out: io.out,
         untilStopped,
       });
-    });
-
-  program
-    .command('demo-request', { hidden: true })
-    .description("sleep's curl loop: requests through a sidecar's outbound proxy, one JSON answer per line (used inside network namespaces)")
-    .requiredOption('--proxy <host:port>', 'the sidecar outbound listener')
-    .requiredOption('--url <url>', 'absolute URL')
-    .option('--count <n>', 'requests', '1')
-    .action(async (o: { proxy: string; url: string; count: string }) => {
-      const { viaProxy } = await import('../demo/verify.js');
-      const i = o.proxy.lastIndexOf(':');
-      for (let n = 0; n < Number(o.count); n++) io.out(`${JSON.stringify(await viaProxy(o.proxy.slice(0, i), Number(o.proxy.slice(i + 1)), o.url))}\n`);
     });
 
   program

@@ -241,7 +241,10 @@ export function registerProxy(program: Command, io: CliIO): void {
         ...(certTtl !== undefined ? { certTtlSeconds: certTtl } : {}),
         drainTimeoutMs: drainTimeout * 1000,
         // Asked for on the command line: failing to bind is an error; the default only warns.
-        ...(dnsPort !== 0 ? { dns: { ...(capture ? { host: '0.0.0.0' } : {}), port: dnsPort, upstreams: dnsUpstreams, required: command.getOptionValueSource('dnsPort') === 'cli' } } : {}),
+        // Captured queries are redirected to 127.0.0.1 (nat OUTPUT REDIRECT); a UDP socket bound there
+        // answers from 127.0.0.1, which conntrack maps back to the resolver the app asked (a wildcard
+        // socket would answer from the pod address and the app would drop it). Istio binds localhost too.
+        ...(dnsPort !== 0 ? { dns: { ...(capture ? { host: '127.0.0.1' } : {}), port: dnsPort, upstreams: dnsUpstreams, required: command.getOptionValueSource('dnsPort') === 'cli' } } : {}),
         ...(capture ? { capture: { inboundPort: capture.inboundPort } } : {}),
         logger,
         onListener: (n, role, addr) => {

@@ -11,10 +11,10 @@ import { bindProblem } from '../mesh/bindprobe.js';
 import { createToken } from '../mesh/token.js';
 import { IsleError } from '../errors.js';
 import { fetchPlane, formatStatus, DEMO_STATE_FILE } from '../controlplane/status.js';
-import { CLI_ENTRY, Supervisor, type Managed } from './supervisor.js';
-import { setupNetns, teardownNetns } from './netns.js';
-import { clusterConfig, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoTracing, type DemoWorkload } from './topology.js';
-import { helloLoop, versionsOf, type Answer } from './verify.js';
+import { Supervisor, type Managed } from './supervisor.js';
+import { netnsSupported, setupNetns, teardownNetns } from './netns.js';
+import { checkNetnsLayout, clusterConfig, DEFAULT_NETNS_LAYOUT, netnsTopology, SEED_000, workloadGroupOf, type DemoCluster, type DemoTopology, type DemoTracing, type DemoWorkload, type NetnsLayout } from './topology.js';
+import { curlIn, helloLoop, versionsOf, type Answer } from './verify.js';
 import { SCENARIO_CATALOG } from './scenarios/catalog.js';
 import type { Running } from './running.js';
 import { acquireDemoLock, clearDemoState, defaultDemoDir, restoreFiles, userFiles, writeDemoState } from './lock.js';
@@ -31,8 +31,18 @@ export interface DemoOptions {
   /** Resolves when the user wants to stop (Ctrl-C); not used with `check`. */
   untilStopped?: () => Promise<unknown>;
   logLevel?: string;
-  /** Each cluster in its own network namespace, joined only through control planes and gateways (root). */
+  /**
+   * Each cluster in its own network namespace, each workload in its own (a pod's) with a capturing
+   * sidecar, the clusters joined only through control planes and gateways (root; ADR 0110).
+   */
   netns?: boolean;
+  /** Namespace names and the bridge subnet with `netns` (two demos side by side need different ones). */
+  netnsLayout?: NetnsLayout;
+  /**
+   * Resolves when the user asks to stop (Ctrl-C), at any time: during start-up it stops what was
+   * started (namespaces included) and the start fails with ERR_INTERRUPTED.
+   */
+  stopRequested?: Promise<unknown>;
   /** Start Debian's `prometheus` on the written scrape config (when the binary is present). */
   observability?: boolean;
   /** Prometheus's listen address with `observability`. Default 127.0.0.1:9090. */
@@ -55,17 +65,20 @@ const OUTBOUND_PORT = 15001;
 
 export type { Running } from './running.js';
 
-/** A sleep pod's `curl` loop: in-process on the host, or `ip netns exec` into its cluster's namespace. */
-export async function sleepRequests(r: Running, sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello'): Promise<Answer[]> {
-  const c = clusterOf(r.topo, sleep.cluster);
-  if (!c.netns) return helloLoop(sleep.ip, OUTBOUND_PORT, n, url);
-  const { execFile } = await import('node:child_process');
-  const out = await new Promise<string>((res) =>
-    execFile('ip', ['netns', 'exec', c.netns!, process.execPath, CLI_ENTRY, 'demo-request', '--proxy', `${sleep.ip}:${OUTBOUND_PORT}`, '--url', url, '--count', String(n)], { timeout: 60_000 }, (err, stdout) =>
-      res(err && !stdout ? JSON.stringify({ status: 0, body: `error: ${err.message}` }) : stdout),
-    ),
-  );
-  return out.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Answer);
+/**
+ * A sleep pod's `curl` loop: on the host through its sidecar's outbound proxy (`curl -x`), or,
+ * with `--netns`, plain `curl` inside its own namespace, captured by its sidecar.
+ */
+export async function sleepRequests(_r: Running, sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello', cancelled: () => boolean = () => false): Promise<Answer[]> {
+  if (!sleep.netns) return helloLoop(sleep.ip, OUTBOUND_PORT, n, url);
+  const out: Answer[] = [];
+  for (let i = 0; i < n && !cancelled(); i++) out.push(await curlIn(sleep.netns, url));
+  return out;
+}
+
+/** The seed's verification command, as the user would type it for `sleep`. */
+export function sleepCommand(sleep: DemoWorkload, url = 'http://helloworld:5000/hello'): string {
+  return sleep.netns ? `ip netns exec ${sleep.netns} curl -s ${url}` : `curl -x http://${sleep.ip}:${OUTBOUND_PORT} ${url}`;
 }
 
 function clusterOf(topo: DemoTopology, name: string): DemoCluster {
@@ -118,6 +131,8 @@ function proxyArgs(o: {
   /** The workload name in metrics (Istio: the Deployment's name). */
   workload?: string;
   appPort?: [number, string];
+  /** Transparent capture: the sidecar installs iptables rules in its own (the pod's) namespace. */
+  capture?: boolean;
   logLevel: string;
 }): string[] {
   const labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join(',');
@@ -140,15 +155,16 @@ function proxyArgs(o: {
     ...(o.workloadGroup ? ['--workload-group', o.workloadGroup] : []),
     ...(o.workload ? ['--workload', o.workload] : []),
     ...(o.appPort ? ['--app-port', `${o.appPort[0]}=${o.appPort[1].split(':').pop()}`] : []),
+    ...(o.capture ? ['--capture'] : []),
   ];
 }
 
 /** Sends requests until every version answers (the clusters have converged) or the deadline passes. */
-async function converge(r: Running, sleep: DemoWorkload, want: readonly string[], deadlineMs: number): Promise<boolean> {
+async function converge(r: Running, sleep: DemoWorkload, want: readonly string[], deadlineMs: number, cancelled: () => boolean): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   const seen = new Set<string>();
-  while (Date.now() < until) {
-    for (const v of versionsOf(await sleepRequests(r, sleep, 4)).keys()) seen.add(v);
+  while (Date.now() < until && !cancelled()) {
+    for (const v of versionsOf(await sleepRequests(r, sleep, 4, undefined, cancelled)).keys()) seen.add(v);
     if (want.every((v) => seen.has(v))) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -224,9 +240,11 @@ export async function startIngress(r: Running, c: DemoCluster, ip: string): Prom
 
 export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> {
   const c = clusterOf(r.topo, w.cluster);
+  // A pod's own namespace (app and sidecar share it, the sidecar captures), else its cluster's.
+  const netns = w.netns ?? c.netns;
   let appPort: [number, string] | undefined;
   if (w.app !== 'sleep') {
-    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', w.app, ...(w.version ? ['--app-version', w.version] : [])], ready: /^listening (\S+) instance (\S+)/, ...(c.netns ? { netns: c.netns } : {}) });
+    const { match } = await r.sup.start({ name: `${w.cluster}-${w.name}-app`, args: ['demo-app', w.app, ...(w.version ? ['--app-version', w.version] : [])], ready: /^listening (\S+) instance (\S+)/, ...(netns ? { netns } : {}) });
     r.appAddress.set(`${w.cluster}/${w.name}`, match[1]!);
     appPort = [w.port!, match[1]!];
   }
@@ -238,9 +256,9 @@ export async function startWorkload(r: Running, w: DemoWorkload): Promise<void> 
   const token = await writeToken(r, `${w.cluster}/${w.name}`, w.cluster, w.namespace, w.serviceAccount);
   await r.sup.start({
     name: `${w.cluster}-${w.name}-sidecar`,
-    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, workload: w.name, ...(appPort ? { appPort } : {}), logLevel: r.logLevel }),
+    args: proxyArgs({ mode: 'sidecar', cluster: c, locality: w.locality, rootCert: r.rootCert, token, ip: w.ip, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: { app: w.app, ...(w.version ? { version: w.version } : {}) }, workloadGroup: w.name, workload: w.name, ...(appPort ? { appPort } : {}), capture: w.netns !== undefined, logLevel: r.logLevel }),
     ready: /^ready/,
-    ...(c.netns ? { netns: c.netns } : {}),
+    ...(netns ? { netns } : {}),
   });
 }
 
@@ -253,13 +271,20 @@ export async function startDemo(o: DemoOptions): Promise<{ running: Running; ok:
   const def = scenario === 'seed-000' ? undefined : (await import('./scenarios/index.js')).scenarioByName(scenario);
   if (def && o.netns) throw new IsleError('ERR_USAGE', `--netns runs seed 000 only, not --scenario ${scenario}`);
   const base = o.topology ?? SEED_000;
-  const topo = def ? def.topology : o.netns ? netnsTopology(base) : base;
+  if (o.netns) {
+    // Before anything is written or locked: not root, or a missing tool, is named at once.
+    const why = (o.netnsLayout && checkNetnsLayout(o.netnsLayout, base.clusters.length)) || (await netnsSupported());
+    if (why) throw new IsleError('ERR_USAGE', `--netns: ${why}`);
+  }
+  const topo = def ? def.topology : o.netns ? netnsTopology(base, o.netnsLayout ?? DEFAULT_NETNS_LAYOUT) : base;
   const dir = resolve(o.dir ?? defaultDemoDir(scenario));
   // Before anything touches the directory: a demo running there keeps its files.
   const release = await acquireDemoLock(dir, scenario);
   try {
     return await startLocked(o, { scenario, def, topo, dir, release });
   } catch (e) {
+    // Whatever step failed, no namespace, link or pod resolv.conf is left half built.
+    if (o.netns) await teardownNetns(topo);
     await release();
     throw e;
   }
@@ -272,10 +297,18 @@ async function startLocked(
   const { scenario, def, topo, dir } = x;
   const say = o.out;
   const logLevel = o.logLevel ?? 'info';
+  // Ctrl-C during start-up: the step under way finishes, then everything started is stopped.
+  let interrupted = false;
+  void o.stopRequested?.then(() => (interrupted = true));
+  const checkpoint = (): void => {
+    if (interrupted) throw new IsleError('ERR_STATE', 'interrupted while starting; everything started was stopped');
+  };
   say(def ? `Isle demo — ${def.seed}, scenario ${scenario}: ${SCENARIOS[scenario]}\n` : `Isle demo — seed 000: ${SCENARIOS[scenario]}\n`);
   if (o.netns) {
-    await setupNetns(topo);
-    say(`  ✓ network namespaces ${topo.clusters.map((c) => c.netns).join(', ')}, joined only by control planes and gateways (${topo.clusters.map((c) => c.gatewayIp).join(', ')})\n`);
+    const stale = await setupNetns(topo);
+    if (stale.length > 0) say(`  ! removed what an earlier run left: ${stale.join(', ')}\n`);
+    say(`  ✓ network namespaces ${topo.clusters.map((c) => `${c.netns} (pods ${c.podNet}.0/24)`).join(', ')}, joined by ${topo.bridge!.name} only through control planes and gateways (${topo.clusters.map((c) => c.gatewayIp).join(', ')})\n`);
+    say(`  ✓ one namespace per workload: ${topo.workloads.map((w) => w.netns).join(', ')}\n`);
   } else {
     await checkAddresses(topo);
   }
@@ -338,6 +371,7 @@ async function startLocked(
       say(`  ✓ relay ${x.name}   ${x.listen} → ${x.targets.join(', ')}${x.delayMs ? `   ${x.delayMs} ms each way` : ''}\n`);
     }
     for (const c of topo.clusters) {
+      checkpoint();
       await startControlPlane(running, c);
       if (c.replicas) {
         say(`  ✓ ${c.name} remote control plane, ${c.replicas.length} replicas   ${c.replicas.map((x) => x.controlPlane).join(', ')} behind ${c.controlPlane}${c.central ? `   central ${c.central}` : ''}   debug ${c.replicas.map((x) => `http://${x.debug}`).join(', ')}   network ${c.network}\n`);
@@ -353,6 +387,7 @@ async function startLocked(
 
     // 4. East-west gateways.
     for (const c of topo.clusters) {
+      checkpoint();
       const token = await writeToken(running, `${c.name}/eastwestgateway`, c.name, 'istio-system', 'isle-eastwestgateway');
       await sup.start({
         name: `${c.name}-eastwestgateway`,
@@ -365,10 +400,12 @@ async function startLocked(
 
     // 5. Workloads: the app process, then its sidecar.
     for (const w of topo.workloads) {
+      checkpoint();
       await startWorkload(running, w);
       say(`  ✓ ${w.cluster} ${w.name.padEnd(14)} ${w.ip}${w.port ? `:${w.port}` : ''}   sidecar (spiffe://cluster.local/ns/${w.namespace}/sa/${w.serviceAccount})\n`);
     }
 
+    checkpoint();
     // 6. Prometheus: file_sd targets for every proxy and control plane; started with --observability.
     const prom = await writePrometheusConfig(dir, topo, o.scrapeInterval);
     const listen = o.prometheusListen ?? '127.0.0.1:9090';
@@ -397,10 +434,14 @@ async function startLocked(
     }
   }
   for (const sleep of def ? [] : topo.workloads.filter((w) => w.app === 'sleep')) {
-    await converge(running, sleep, versions, 20_000);
-    const ns = clusterOf(topo, sleep.cluster).netns;
-    say(`\nFrom ${sleep.cluster}: ${ns ? `ip netns exec ${ns} ` : ''}sh -c 'for i in $(seq 1 10); do curl -x http://${sleep.ip}:${OUTBOUND_PORT} helloworld:5000/hello; done'\n`);
-    const answers: Answer[] = await sleepRequests(running, sleep, 10);
+    if (interrupted) break;
+    await converge(running, sleep, versions, 20_000, () => interrupted);
+    say(
+      sleep.netns
+        ? `\nFrom ${sleep.cluster}: ${sleepCommand(sleep)}   (10 times, in sleep's own network namespace: no proxy settings, its sidecar captures the connection and answers the DNS query)\n`
+        : `\nFrom ${sleep.cluster}: sh -c 'for i in $(seq 1 10); do ${sleepCommand(sleep, 'helloworld:5000/hello')}; done'\n`,
+    );
+    const answers: Answer[] = await sleepRequests(running, sleep, 10, undefined, () => interrupted);
     for (const a of answers) say(`${a.status === 200 ? a.body : `HTTP ${a.status} ${a.body}`}\n`);
     const seen = versionsOf(answers);
     const missing = versions.filter((v) => !seen.has(v));
@@ -410,7 +451,7 @@ async function startLocked(
       say(`  ✗ no answer from ${missing.join(', ')} within 10 requests\n`);
     }
   }
-  if (exits.length > 0) ok = false;
+  if (exits.length > 0 || interrupted) ok = false;
 
   // 8. Status: clusters, proxies and their sync state, remote clusters, gateway traffic.
   say('\nClusters\n');
@@ -425,7 +466,9 @@ async function startLocked(
 
 /** Runs the demo as the CLI does: verification, then (unless `check`) keeps running until stopped. */
 export async function runDemo(o: DemoOptions): Promise<number> {
-  const { ok, stop, running } = await startDemo(o);
+  // Listening for Ctrl-C from the start: an interrupted start-up still removes what it made.
+  const stopRequested = o.stopRequested ?? o.untilStopped?.() ?? new Promise(() => {});
+  const { ok, stop, running } = await startDemo({ ...o, stopRequested });
   if (o.check) {
     await stop();
     o.out(ok ? '\ndemo check passed\n' : '\ndemo check FAILED\n');
@@ -434,14 +477,15 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const sleep = running.topo.workloads.find((w: DemoWorkload) => w.app === 'sleep')!;
   o.out(
     `\nThe mesh keeps running. Try:\n` +
-      `  curl -x http://${sleep.ip}:${OUTBOUND_PORT} http://helloworld:5000/hello\n` +
+      `  ${sleepCommand(sleep)}\n` +
+      (sleep.netns ? `  ip netns exec ${sleep.netns} getent hosts helloworld   (the sidecar's DNS proxy answers)\n` : '') +
       `  npx isle status\n` +
       `  the mesh page: ${running.topo.clusters.map((c) => `http://${c.debug}/ui`).join(' or ')} (npx isle dashboard --open)\n` +
       `  edit ${running.topo.clusters.map((c) => `${join(running.dir, c.name)}/*.yaml`).join(' or ')} (watched live)\n` +
       `  logs in ${join(running.dir, 'logs')}\n` +
       `Press Ctrl-C to stop.\n`,
   );
-  await (o.untilStopped ?? (() => new Promise(() => {})))();
+  await stopRequested;
   o.out('\nstopping…\n');
   await stop();
   o.out('stopped\n');

@@ -17,6 +17,8 @@ export interface DemoCluster {
   gatewayIp: string;
   /** Network namespace the cluster runs in (`isle demo --netns`); absent: the host's loopback. */
   netns?: string;
+  /** With `netns`: the first three octets of the cluster's pod network (its namespace is .1). */
+  podNet?: string;
   /**
    * Control-plane replicas (seed 001's `replicas: 2`): each listens on its own address, and
    * `controlPlane` is then a relay in front of them (a Service VIP). `debug` is the first one's.
@@ -47,12 +49,16 @@ export interface DemoWorkload {
   port?: number;
   /** `region/zone` of the workload when it differs from its cluster's (locality scenarios). */
   locality?: string;
+  /** Its own network namespace, a pod's (`isle demo --netns`): the sidecar captures its traffic. */
+  netns?: string;
 }
 
 export interface DemoTopology {
   clusters: DemoCluster[];
   workloads: DemoWorkload[];
   relays?: DemoRelay[];
+  /** `--netns`: the bridge joining the clusters' namespaces. */
+  bridge?: NetnsBridge;
 }
 
 export const SEED_000: DemoTopology = {
@@ -68,23 +74,66 @@ export const SEED_000: DemoTopology = {
   ],
 };
 
-/** The bridge that joins the clusters' namespaces in `--netns` mode: only these addresses cross it. */
-export const NETNS_BRIDGE = { name: 'isle-br0', address: '10.250.0.254', prefix: 24 };
+/**
+ * Names and addresses of `isle demo --netns` (ADR 0110). Only the bridge and the links into it
+ * live in the host's namespace, so two demos side by side need different prefixes and subnets.
+ */
+export interface NetnsLayout {
+  /** Prefix of every namespace and host link (`<prefix>cluster-1`, `<prefix>br0`, `<prefix>v1`). */
+  prefix: string;
+  /** First three octets of the /24 joining the clusters: cluster N is .N, the host .254. */
+  bridgeNet: string;
+}
+
+export const DEFAULT_NETNS_LAYOUT: NetnsLayout = { prefix: 'isle-', bridgeNet: '10.250.0' };
+
+/** Cluster N's pod network is POD_NET.N.0/24 (its namespace routes it at .1; pods from .10 on). */
+export const POD_NET = '10.251';
+
+/** The host side of the clusters' bridge (`--netns`). */
+export interface NetnsBridge {
+  name: string;
+  address: string;
+  prefix: number;
+  /** The host end of each cluster's veth pair, by cluster name. */
+  links: Record<string, string>;
+}
+
+/** Checks a layout (names must fit Linux's 15-byte interface names; the subnet must not be a pod network). */
+export function checkNetnsLayout(l: NetnsLayout, clusters: number): string | undefined {
+  if (!/^[a-z][a-z0-9-]{0,9}$/.test(l.prefix)) return `--netns-prefix: ${JSON.stringify(l.prefix)} must be 1-10 of a-z, 0-9, - (starting with a letter): interface names are at most 15 bytes`;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(l.bridgeNet);
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) return `--netns-subnet: ${JSON.stringify(`${l.bridgeNet}.0/24`)} is not an IPv4 /24 (a.b.c.0/24)`;
+  const [a, b, c] = m.slice(1).map(Number) as [number, number, number];
+  if (`${a}.${b}` === POD_NET && c >= 1 && c <= clusters) return `--netns-subnet: ${l.bridgeNet}.0/24 is cluster ${c}'s pod network (${POD_NET}.1-${clusters}.0/24 are taken)`;
+  if (a === 127 || a === 0 || a >= 224) return `--netns-subnet: ${l.bridgeNet}.0/24 is not a private unicast network`;
+  return undefined;
+}
 
 /**
- * The same topology with each cluster in its own network namespace. Workloads keep their 127.x
- * addresses, which exist only inside their cluster's namespace; the namespaces are joined by one
- * bridge carrying just each cluster's control plane and east-west gateway (10.250.0.N), so
- * cross-network traffic can only pass through the gateways.
+ * The same topology with each workload in its own network namespace, as a pod: cluster N's
+ * namespace is its node and network (control plane, east-west gateway, a bridge for its pods at
+ * POD_NET.N.1, NAT for the pods' way out), and the clusters' namespaces are joined by one bridge
+ * in the host namespace carrying only the control planes' and gateways' addresses (bridgeNet.N).
+ * Pods are not routable from the bridge, and their way out of their cluster reaches only port
+ * 15443 (the gateways), so cross-network traffic can only pass through the east-west gateways.
  */
-export function netnsTopology(base: DemoTopology): DemoTopology {
-  return {
-    workloads: base.workloads,
-    clusters: base.clusters.map((c, i) => {
-      const ip = `10.250.0.${i + 1}`;
-      return { ...c, controlPlane: `${ip}:15012`, debug: `${ip}:15014`, gatewayIp: ip, netns: `isle-${c.name}` };
-    }),
-  };
+export function netnsTopology(base: DemoTopology, layout: NetnsLayout = DEFAULT_NETNS_LAYOUT): DemoTopology {
+  const links: Record<string, string> = {};
+  const clusters = base.clusters.map((c, i) => {
+    const ip = `${layout.bridgeNet}.${i + 1}`;
+    links[c.name] = `${layout.prefix}v${i + 1}`;
+    return { ...c, controlPlane: `${ip}:15012`, debug: `${ip}:15014`, gatewayIp: ip, netns: `${layout.prefix}${c.name}`, podNet: `${POD_NET}.${i + 1}` };
+  });
+  const next = new Map<string, number>();
+  const workloads = base.workloads.map((w) => {
+    const c = clusters.find((x) => x.name === w.cluster);
+    if (!c) throw new Error(`workload ${w.name}: unknown cluster ${w.cluster}`);
+    const host = next.get(c.name) ?? 10;
+    next.set(c.name, host + 1);
+    return { ...w, ip: `${c.podNet}.${host}`, netns: `${layout.prefix}${w.cluster}-${w.name}` };
+  });
+  return { clusters, workloads, bridge: { name: `${layout.prefix}br0`, address: `${layout.bridgeNet}.254`, prefix: 24, links } };
 }
 
 /** The WorkloadGroup a demo workload joins through (named like the workload; its one address listed). */

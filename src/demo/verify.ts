@@ -1,4 +1,5 @@
 /** Seed 000's verification: `for i in $(seq 1 10); do curl helloworld:5000/hello; done` from a sleep pod. */
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 
 export interface Answer {
@@ -40,4 +41,23 @@ export async function helloLoop(proxyHost: string, proxyPort: number, n = 10, ur
   const out: Answer[] = [];
   for (let i = 0; i < n; i++) out.push(await viaProxy(proxyHost, proxyPort, url));
   return out;
+}
+
+/** Proxy settings a shell may carry: a pod has none, and the point is that the app needs none. */
+const PROXY_ENV = /^(https?|all|no|ftp)_proxy$/i;
+
+/**
+ * One plain `curl -s URL` inside network namespace `ns`, as an app in a pod runs it: no proxy
+ * flags or variables; the pod's sidecar captures the connection. `status` is 200 when curl
+ * exited 0 (an HTTP answer, whose body the seed checks), else 0 with curl's exit code.
+ */
+export function curlIn(ns: string, url: string, timeoutMs = 5000): Promise<Answer> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !PROXY_ENV.test(k)));
+  return new Promise((resolve) =>
+    execFile('ip', ['netns', 'exec', ns, 'curl', '-s', url], { env, timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (!err) return resolve({ status: 200, body: String(stdout).trim() });
+      const code = (err as { code?: unknown }).code;
+      resolve({ status: 0, body: `curl failed (${typeof code === 'number' ? `exit ${code}` : err.killed ? 'timed out' : err.message})${String(stderr).trim() ? `: ${String(stderr).trim()}` : ''}` });
+    }),
+  );
 }
