@@ -21,7 +21,8 @@ export function scrapeTargets(topo: DemoTopology): FileSdGroup[] {
     out.push({ targets: [c.debug], labels: { job: 'isle-control-plane', cluster: c.name, __metrics_path__: '/metrics' } });
     out.push({ targets: [`${c.gatewayIp}:15000`], labels: { job: 'isle-proxy', cluster: c.name, proxy: 'eastwestgateway', __metrics_path__: '/stats/prometheus' } });
   }
-  for (const w of topo.workloads) out.push({ targets: [`${w.ip}:15000`], labels: { job: 'isle-proxy', cluster: w.cluster, proxy: w.name, __metrics_path__: '/stats/prometheus' } });
+  // A pod's admin port (`--netns`) is reachable only inside its namespace, never from the host.
+  for (const w of topo.workloads.filter((x) => !x.netns)) out.push({ targets: [`${w.ip}:15000`], labels: { job: 'isle-proxy', cluster: w.cluster, proxy: w.name, __metrics_path__: '/stats/prometheus' } });
   return out;
 }
 

@@ -134,6 +134,14 @@ describe('transparent capture end to end', { skip: why }, () => {
     assert.match(r, /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep/);
   });
 
+  test("DNS to a resolver elsewhere (a pod's kube-dns 10.96.0.10) is captured and answered as that resolver", async () => {
+    // The UDP answer must come back from the address the app asked, or the app drops it: the
+    // DNS proxy answers from 127.0.0.1, which conntrack maps back to 10.96.0.10:53.
+    const script = "const r=new (require('dns').Resolver)({timeout:3000,tries:1});r.setServers(['10.96.0.10']);r.resolve4('helloworld.default.svc.cluster.local',(e,a)=>{console.log(e?e.code:a.join(','))})";
+    const r = await exec(ns.sleep, process.execPath, ['-e', script]);
+    assert.equal(r.stdout.trim(), HELLO_VIP, r.stderr);
+  });
+
   test('plain TCP to a TCP service goes through the sidecars (mTLS upstream)', async () => {
     assert.equal(await waitFor('TCP echo', async () => ((await connect(ECHO_VIP, 9000)) === 'reply ping' ? 'reply ping' : undefined)), 'reply ping');
     const stats = await sleepStats();
