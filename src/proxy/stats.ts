@@ -258,6 +258,69 @@ class TcpMetrics {
   }
 }
 
+/** One series of a CounterCells: the caller keeps it and adds to `value`. */
+export interface CounterCell {
+  value: number;
+}
+
+/**
+ * A counter for the per-request path: a caller resolves its series once (`cell(labels)`) and then
+ * bumps a number, instead of prom-client validating and hashing the labels on every `inc`
+ * (ADR 0128). Rendered by prom-client at scrape time, like the Istio metrics above. A series
+ * appears once its cell is first asked for.
+ */
+export class CounterCells {
+  private readonly cells = new Map<string, { labels: Labels; cell: CounterCell }>();
+
+  constructor(private readonly labelNames: readonly string[]) {}
+
+  cell(labels: Labels): CounterCell {
+    let key = '';
+    for (const n of this.labelNames) key += `${labels[n] ?? ''}\u0001`;
+    let e = this.cells.get(key);
+    if (!e) {
+      e = { labels: { ...labels }, cell: { value: 0 } };
+      this.cells.set(key, e);
+    }
+    return e.cell;
+  }
+
+  /** Off the hot path (errors, rare events): resolves the series each time. */
+  inc(labels: Labels, n = 1): void {
+    this.cell(labels).value += n;
+  }
+
+  metric(name: string, help: string): Metric {
+    const values = () => [...this.cells.values()].map((e) => ({ labels: e.labels, value: e.cell.value }));
+    // Callers hold their cells: a reset zeroes them rather than forgetting them.
+    return scrapeMetric(name, help, 'counter', values, () => {
+      for (const e of this.cells.values()) e.cell.value = 0;
+    });
+  }
+}
+
+/** The per-cluster counters an upstream pool bumps per request, resolved once per pool. */
+export class UpstreamCounters {
+  private total: CounterCell | undefined;
+  private readonly classes: (CounterCell | undefined)[] = [];
+
+  constructor(
+    private readonly stats: ProxyStats,
+    private readonly clusterName: string,
+  ) {}
+
+  /** envoy_cluster_upstream_rq_total */
+  attempt(): void {
+    (this.total ??= this.stats.upstreamRqTotal.cell({ cluster_name: this.clusterName })).value++;
+  }
+
+  /** envoy_cluster_upstream_rq_xx */
+  response(status: number): void {
+    const c = Math.floor(status / 100);
+    (this.classes[c] ??= this.stats.upstreamRqCompleted.cell({ cluster_name: this.clusterName, response_code_class: `${c}xx` })).value++;
+  }
+}
+
 /** A TCP connection's handle on its series (bytes are added as they flow; close once). */
 export interface TcpConnectionStats {
   received(n: number): void;
@@ -272,13 +335,15 @@ export class ProxyStats {
   readonly upstreamCxTotal: Counter<'cluster_name'>;
   readonly upstreamCxActive: Gauge<'cluster_name'>;
   readonly upstreamCxConnectFail: Counter<'cluster_name'>;
-  readonly upstreamRqTotal: Counter<'cluster_name'>;
+  /** Per pool: `ClusterPool.rqTotal` holds its cell. */
+  readonly upstreamRqTotal = new CounterCells(['cluster_name']);
   readonly upstreamRqRetry: Counter<'cluster_name'>;
   readonly upstreamRqTimeout: Counter<'cluster_name'>;
   readonly upstreamRqPerTryTimeout: Counter<'cluster_name'>;
   readonly upstreamRqPendingOverflow: Counter<'cluster_name'>;
   readonly upstreamCxNoneHealthy: Counter<'cluster_name'>;
-  readonly upstreamRqCompleted: Counter<'cluster_name' | 'response_code_class'>;
+  /** Per pool and status class: `ClusterPool.completed()` holds the cells. */
+  readonly upstreamRqCompleted = new CounterCells(['cluster_name', 'response_code_class']);
   readonly downstreamCxTotal: Counter<'listener'>;
   readonly downstreamCxActive: Gauge<'listener'>;
   readonly downstreamCxRejected: Counter<'listener' | 'reason'>;
@@ -301,14 +366,14 @@ export class ProxyStats {
     this.upstreamCxTotal = new Counter({ name: 'envoy_cluster_upstream_cx_total', help: 'Upstream connections opened', labelNames: cl, registers: r });
     this.upstreamCxActive = new Gauge({ name: 'envoy_cluster_upstream_cx_active', help: 'Upstream connections open now', labelNames: cl, registers: r });
     this.upstreamCxConnectFail = new Counter({ name: 'envoy_cluster_upstream_cx_connect_fail', help: 'Upstream connection failures (TCP or TLS)', labelNames: cl, registers: r });
-    this.upstreamRqTotal = new Counter({ name: 'envoy_cluster_upstream_rq_total', help: 'Upstream request attempts', labelNames: cl, registers: r });
+    this.registry.registerMetric(this.upstreamRqTotal.metric('envoy_cluster_upstream_rq_total', 'Upstream request attempts'));
     this.upstreamRqRetry = new Counter({ name: 'envoy_cluster_upstream_rq_retry', help: 'Upstream request retries', labelNames: cl, registers: r });
     this.upstreamRqTimeout = new Counter({ name: 'envoy_cluster_upstream_rq_timeout', help: 'Requests that hit the route timeout', labelNames: cl, registers: r });
     this.upstreamRqPerTryTimeout = new Counter({ name: 'envoy_cluster_upstream_rq_per_try_timeout', help: 'Attempts that hit the per-try timeout', labelNames: cl, registers: r });
     this.upstreamRqPendingOverflow = new Counter({ name: 'envoy_cluster_upstream_rq_pending_overflow', help: 'Requests refused by a circuit breaker', labelNames: cl, registers: r });
     this.upstreamCxNoneHealthy = new Counter({ name: 'envoy_cluster_upstream_cx_none_healthy', help: 'Requests with no healthy upstream to pick', labelNames: cl, registers: r });
     this.tracingSpans = new Counter({ name: 'envoy_tracing_opentelemetry_spans', help: 'Sampled spans by outcome: sent, dropped (export queue full), failed (export failed)', labelNames: ['outcome'], registers: r });
-    this.upstreamRqCompleted = new Counter({ name: 'envoy_cluster_upstream_rq_xx', help: 'Upstream responses by class', labelNames: ['cluster_name', 'response_code_class'], registers: r });
+    this.registry.registerMetric(this.upstreamRqCompleted.metric('envoy_cluster_upstream_rq_xx', 'Upstream responses by class'));
     this.downstreamCxTotal = new Counter({ name: 'envoy_listener_downstream_cx_total', help: 'Downstream connections accepted', labelNames: ['listener'], registers: r });
     this.downstreamCxActive = new Gauge({ name: 'envoy_listener_downstream_cx_active', help: 'Downstream connections open now', labelNames: ['listener'], registers: r });
     this.downstreamCxRejected = new Counter({

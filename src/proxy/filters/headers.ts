@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Headers } from '../http1/head.js';
 import type { ConnInfo } from '../listeners/context.js';
 import type { Filter } from './context.js';
+import { dropHeader } from './hop.js';
 
 const XFCC = 'x-forwarded-client-cert';
 
@@ -16,7 +17,7 @@ export function applyXfcc(headers: Headers, conn: ConnInfo): void {
   const incoming = headers[XFCC];
   if (mode === 'ALWAYS_FORWARD_ONLY') return;
   if (!conn.mtls || mode === 'SANITIZE') {
-    delete headers[XFCC];
+    dropHeader(headers, XFCC);
     return;
   }
   if (mode === 'FORWARD_ONLY') return;

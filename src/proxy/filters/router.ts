@@ -15,7 +15,7 @@ import type { ResponseFraming } from '../http1/server.js';
 import type { AttemptOutcome, UpstreamResponse } from '../upstream/pool.js';
 import type { Filter, HttpContext } from './context.js';
 import { RETRIES_EXHAUSTED } from './outcomes.js';
-import { stripHopByHop } from './hop.js';
+import { dropHeader, stripHopByHop } from './hop.js';
 import { onUpstreamResponse } from './stats.js';
 import { formatGrpcTimeout, grpcDeadlineMs } from './grpc.js';
 
@@ -177,7 +177,7 @@ function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
   let framing: ResponseFraming;
   if (ctx.req.method === 'HEAD' || status === 204 || status === 304 || status < 200) framing = { kind: 'none' };
   else {
-    delete h['content-length'];
+    dropHeader(h, 'content-length');
     const f = up.framing;
     framing = f.kind === 'length' ? f : f.kind === 'none' ? { kind: 'length', length: 0 } : { kind: 'chunked' };
   }

@@ -14,6 +14,7 @@ import type { ListenerDeps } from '../listeners/context.js';
 import { localPeer, PEER_METADATA, PEER_METADATA_ID, PeerDecoder, type LocalPeer } from '../peer.js';
 import type { UpstreamResponse } from '../upstream/pool.js';
 import type { Filter, HttpContext } from './context.js';
+import { dropHeader } from './hop.js';
 
 function namespaceOfSpiffe(id: string | undefined): string | undefined {
   if (!id) return undefined;
@@ -72,8 +73,8 @@ export const statsFilter: Filter = async (ctx, next) => {
     r.connectionSecurityPolicy = conn.mtls ? 'mutual_tls' : 'none';
     r.source = peerState(deps).decoder.decode(h[PEER_METADATA], conn.mtls ? conn.peerId : undefined);
     r.destination = me.labels;
-    delete h[PEER_METADATA];
-    delete h[PEER_METADATA_ID];
+    dropHeader(h, PEER_METADATA);
+    dropHeader(h, PEER_METADATA_ID);
     ctx.peerResponseHeader = me.header;
   } else {
     r.source = me.labels;
@@ -84,8 +85,8 @@ export const statsFilter: Filter = async (ctx, next) => {
       h[PEER_METADATA] = me.header;
       if (me.headerId) h[PEER_METADATA_ID] = me.headerId;
     } else {
-      delete h[PEER_METADATA];
-      delete h[PEER_METADATA_ID];
+      dropHeader(h, PEER_METADATA);
+      dropHeader(h, PEER_METADATA_ID);
     }
   }
   try {
@@ -105,12 +106,12 @@ export function onUpstreamResponse(ctx: HttpContext, up: UpstreamResponse, h: He
   const r = ctx.record;
   if (ctx.inbound) {
     if (ctx.peerResponseHeader) h[PEER_METADATA] = ctx.peerResponseHeader;
-    else delete h[PEER_METADATA];
-    delete h[PEER_METADATA_ID];
+    else dropHeader(h, PEER_METADATA);
+    dropHeader(h, PEER_METADATA_ID);
   } else {
     const verified = up.secure && typeof up.peerId === 'string' ? up.peerId : undefined;
     r.destination = peerState(ctx.deps).decoder.decode(h[PEER_METADATA], verified);
-    delete h[PEER_METADATA];
-    delete h[PEER_METADATA_ID];
+    dropHeader(h, PEER_METADATA);
+    dropHeader(h, PEER_METADATA_ID);
   }
 }

@@ -45,8 +45,9 @@ export function requestHeadOf(h: IncomingHttpHeaders): RequestHead {
 export function h2Fields(h: Headers, out: Record<string, string | string[] | number> = {}): Record<string, string | string[] | number> {
   for (const k in h) {
     if (CONNECTION_SPECIFIC.has(k) || k.charCodeAt(0) === 58) continue;
-    if (k === 'te' && h[k] !== 'trailers') continue;
-    out[k] = h[k]!;
+    const v = h[k];
+    if (v === undefined || (k === 'te' && v !== 'trailers')) continue;
+    out[k] = v;
   }
   return out;
 }

@@ -16,7 +16,7 @@ import type { Framing, Headers } from '../http1/head.js';
 import { h2Fields } from '../http2/server.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
-import type { ProxyStats } from '../stats.js';
+import { UpstreamCounters, type ProxyStats } from '../stats.js';
 import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -154,6 +154,7 @@ export class H2ClusterPool {
   session: Buffer | undefined;
   retired = false;
   readonly label: { cluster_name: string };
+  readonly counters: UpstreamCounters;
 
   constructor(
     readonly owner: H2PoolOwner,
@@ -165,6 +166,7 @@ export class H2ClusterPool {
     readonly idleTimeoutMs: number,
   ) {
     this.label = { cluster_name: clusterName };
+    this.counters = new UpstreamCounters(stats, clusterName);
   }
 
   get secure(): boolean {
@@ -319,7 +321,7 @@ class H2Attempt implements UpstreamResponse {
     this.peerId = this.conn?.peerId;
     this.st = St.Response;
     if (this.settled) return;
-    this.pool.stats.upstreamRqCompleted.inc({ cluster_name: this.cluster.name, response_code_class: `${Math.floor(status / 100)}xx` });
+    this.pool.counters.response(status);
     this.settle({ kind: 'response', status, response: this });
   }
 

@@ -19,7 +19,7 @@ import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from '../ht
 import { hasToken, parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
-import type { ProxyStats } from '../stats.js';
+import { UpstreamCounters, type ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
 import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
@@ -221,6 +221,7 @@ class ClusterPool {
   session: Buffer | undefined;
   retired = false;
   readonly label: { cluster_name: string };
+  readonly counters: UpstreamCounters;
   readonly limits = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
 
   constructor(
@@ -233,6 +234,7 @@ class ClusterPool {
     readonly idleTimeoutMs: number,
   ) {
     this.label = { cluster_name: clusterName };
+    this.counters = new UpstreamCounters(stats, clusterName);
   }
 
   get secure(): boolean {
@@ -463,7 +465,7 @@ class Attempt implements UpstreamResponse {
       // Timed out or aborted meanwhile: the connection was abandoned already.
       return;
     }
-    this.pool.stats.upstreamRqCompleted.inc({ cluster_name: this.cluster.name, response_code_class: `${Math.floor(status / 100)}xx` });
+    this.pool.counters.response(status);
     this.settle({ kind: 'response', status, response: this });
   }
 
@@ -667,7 +669,7 @@ export class UpstreamPools {
       stats.upstreamRqPendingOverflow.inc(pool.label);
       return Promise.resolve({ kind: 'overflow' });
     }
-    stats.upstreamRqTotal.inc(pool.label);
+    pool.counters.attempt();
     this.inflight.set(cluster.name, inflight + 1);
     if (pool instanceof H2ClusterPool) return pool.send(req, cluster, endpoint);
     return new Attempt(this, pool, req, cluster, endpoint).run();

@@ -42,6 +42,29 @@ test('malformed heads are 400; smuggling-prone framing is refused', () => {
   assert.deepEqual(requestFraming({}), { kind: 'none' });
 });
 
+test('control characters: bare CR or LF, NUL, DEL refused anywhere in a head; HTAB and obs-text allowed', () => {
+  for (const bad of ['GET / HTTP/1.1\nhost: x\r\n\r\n', 'GET / HTTP/1.1\r\nhost: x\ry\r\n\r\n', 'GET / HTTP/1.1\r\nhost: x\ny: z\r\n\r\n', 'GET / HTTP/1.1\r\nx: a\x7fb\r\n\r\n', 'GET / HTTP/1.1\r\nx: a\x1bb\r\n\r\n', 'GET /\r HTTP/1.1\r\n\r\n']) {
+    assert.deepEqual(parseRequestHead(b(bad)), { error: 400, reason: 'invalid character in request head' }, JSON.stringify(bad));
+  }
+  assert.deepEqual(parseResponseHead(b('HTTP/1.1 200 OK\r\nx: a\nb\r\n\r\n')), { error: 400, reason: 'invalid character in response head' });
+  const ok = parseRequestHead(b('GET / HTTP/1.1\r\nx: a\tb \xe9\r\n\r\n'));
+  assert.ok(ok && 'head' in ok);
+  assert.equal(ok.head.headers['x'], 'a\tb \xe9');
+});
+
+test('header names: a field named Error is a field; names seen before are still lower-cased and checked', () => {
+  const r = parseRequestHead(b('GET / HTTP/1.1\r\nError: 500\r\nHOST: a\r\n\r\n'));
+  assert.ok(r && 'head' in r);
+  assert.deepEqual(r.head.headers, { error: '500', host: 'a' });
+  const again = parseRequestHead(b('GET / HTTP/1.1\r\nHost: b\r\nHOST: c\r\n\r\n'));
+  assert.ok(again && 'head' in again);
+  assert.deepEqual(again.head.headers, { host: ['b', 'c'] });
+  assert.equal((parseRequestHead(b('GET / HTTP/1.1\r\nHost : b\r\n\r\n')) as { error: number }).error, 400);
+  const resp = parseResponseHead(b('HTTP/1.1 200 OK\r\nerror: x\r\n\r\n'));
+  assert.ok(resp && 'head' in resp);
+  assert.equal(resp.head.headers['error'], 'x');
+});
+
 test('response head and framing (HEAD, 204, 304, chunked, until close)', () => {
   const r = parseResponseHead(b('HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc'));
   assert.ok(r && 'head' in r);
