@@ -8,7 +8,7 @@ import type { Headers } from '../http1/head.js';
 import type { RetryPolicyModel } from '../model.js';
 import { backoffMs, isRetriable } from '../routing/retry.js';
 import type { AttemptOutcome } from '../upstream/pool.js';
-import type { Filter } from './context.js';
+import type { Filter, HttpContext, Next } from './context.js';
 
 /**
  * The gRPC status of a response from its headers: only a trailers-only response has it there.
@@ -35,7 +35,16 @@ export function retryable(policy: RetryPolicyModel, o: AttemptOutcome): boolean 
   }
 }
 
-export const retryFilter: Filter = async (ctx, next) => {
+export const retryFilter: Filter = (ctx, next) => {
+  // One attempt and nothing to retry (the common case): no promise of our own, straight on.
+  if (ctx.maxAttempts <= 1 && ctx.attempt === 0) {
+    ctx.attempt = 1;
+    return next(ctx);
+  }
+  return retryLoop(ctx, next);
+};
+
+async function retryLoop(ctx: HttpContext, next: Next): Promise<void> {
   const policy = ctx.forward?.retryPolicy;
   const label = { cluster_name: ctx.cluster!.name };
   while (ctx.attempt < ctx.maxAttempts) {
@@ -58,4 +67,4 @@ export const retryFilter: Filter = async (ctx, next) => {
     if (last.kind === 'aborted' || last.kind === 'overflow') break;
     if (!(policy && ctx.replayable && retryable(policy, last))) break;
   }
-};
+}

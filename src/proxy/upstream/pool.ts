@@ -40,6 +40,13 @@ export interface PoolOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Every upstream connection reads into this one buffer (node's `onread`): no 64 KiB allocation,
+ * ArrayBuffer and Readable `push`/`data` event per read (ADR 0128). What a connection keeps past
+ * the read is copied out of it (`UpstreamConn.onRead`); the JS thread reads one socket at a time.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** One connection to one endpoint. */
 class UpstreamConn implements BodyData {
   readonly socket: net.Socket;
@@ -64,19 +71,19 @@ class UpstreamConn implements BodyData {
     connectTimeoutMs: number,
   ) {
     const p = pool;
+    const onread = { buffer: READ_BUFFER, callback: (n: number, b: Uint8Array) => this.onRead(n, b) };
     if (p.tlsOptions) {
-      const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true } as tls.ConnectionOptions);
+      const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true, onread } as tls.ConnectionOptions);
       s.once('secureConnect', () => this.onConnected());
       s.on('session', (session: Buffer) => (p.session = session));
       this.socket = s;
     } else {
-      const s = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true });
+      const s = net.connect({ host: endpoint.address, port: endpoint.port, noDelay: true, onread });
       s.once('connect', () => this.onConnected());
       this.socket = s;
     }
     const s = this.socket;
     s.setNoDelay(true);
-    s.on('data', (d: Buffer) => this.onData(d));
     s.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
     s.once('close', () => this.onClose());
     this.connectTimer = setTimeout(onConnectTimeout, connectTimeoutMs, this, connectTimeoutMs);
@@ -97,6 +104,18 @@ class UpstreamConn implements BodyData {
     this.buf = EMPTY;
     a.conn = this;
     a.writeRequest(this.socket);
+  }
+
+  /**
+   * Bytes read into the shared READ_BUFFER. They are copied once into a buffer of their own (from
+   * node's 8 KiB pool when small): body slices travel on to the downstream socket, whose write
+   * may queue them, and a partial head waits for the next read.
+   */
+  private onRead(n: number, b: Uint8Array): boolean {
+    const d = Buffer.allocUnsafe(n);
+    d.set(b.subarray(0, n));
+    this.onData(d);
+    return true;
   }
 
   private onData(d: Buffer): void {
