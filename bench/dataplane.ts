@@ -426,7 +426,8 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
   const usage = (r: PathRow) =>
     Object.entries(r.proxies)
       .filter(([k]) => k !== 'app')
-      .map(([k, u]) => `${k} ${fmt(u.cpu * 100)} % CPU, ${fmt(u.rssMb)} MB`)
+      // CPU per request (ADR 0128): steadier than the rate when the machine is shared.
+      .map(([k, u]) => `${k} ${fmt(u.cpu * 100)} % CPU${r.result && r.result.rps > 0 ? ` (${fmt((u.cpu / r.result.rps) * 1e6)} µs/request)` : ''}, ${fmt(u.rssMb)} MB`)
       .join('; ') || '—';
   const head = ['path', 'load', 'requests/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'proxy CPU and RSS'];
   const body = rows.map((r) => [
