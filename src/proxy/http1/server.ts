@@ -8,8 +8,9 @@
  * does only what a proxy needs and nothing per request that can be done per connection.
  */
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from './body.js';
+import { RequestBody } from './requestbody.js';
 import { DEFAULT_HEAD_LIMITS, foreignProtocol, hasToken, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from './head.js';
 
 export interface Http1ServerOptions {
@@ -62,16 +63,8 @@ const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const CONNECT_BODY = 'isle: CONNECT is not supported by this proxy; send plain HTTP requests (absolute-form)\n';
 const CONNECT_REPLY = `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(CONNECT_BODY)}\r\nconnection: close\r\n\r\n${CONNECT_BODY}`;
 const EMPTY = Buffer.alloc(0);
-/** Buffered request bytes (pipelined requests, an unclaimed body) above this pause the socket. */
+/** Buffered pipelined request bytes above this pause the socket. */
 const HIGH_WATER = 64 * 1024;
-
-const enum BodyMode {
-  /** Nobody asked for it yet: buffered. */
-  Pending,
-  Collect,
-  Stream,
-  Discard,
-}
 
 /** What an exchange tells the code answering it. */
 export interface ExchangeOwner {
@@ -99,11 +92,8 @@ export class ServerExchange implements BodyData {
   /** Who hears about drain, close and finish (one object per request, no closures). */
   owner: ExchangeOwner | null = null;
 
-  private mode = BodyMode.Pending;
-  private pending: Buffer[] | null = null;
-  private pendingBytes = 0;
-  private collectResolve: ((b: Buffer) => void) | null = null;
-  private stream: Readable | null = null;
+  /** Created when the body is first used: a request without one (GET) never makes it. */
+  private body: RequestBody | null = null;
   private headText: string | null = null;
   private chunked = false;
   private noBody = false;
@@ -137,80 +127,44 @@ export class ServerExchange implements BodyData {
 
   // --- request body ---------------------------------------------------------------------------
 
+  private requestBody(): RequestBody {
+    let b = this.body;
+    if (!b) {
+      b = this.body = new RequestBody(this.conn);
+      b.complete = this.requestComplete;
+    }
+    return b;
+  }
+
   /** The whole request body (the caller checked its size). */
   readBody(): Promise<Buffer> {
-    if (this.requestComplete && this.mode === BodyMode.Pending) {
-      this.mode = BodyMode.Discard;
-      return Promise.resolve(this.takePending());
-    }
-    this.mode = BodyMode.Collect;
-    this.conn.resumeReading();
-    return new Promise((resolve) => (this.collectResolve = resolve));
+    return this.requestBody().read();
   }
 
   /** The request body as a stream (read once). */
   bodyStream(): Readable {
-    if (this.stream) return this.stream;
-    const s = new Readable({ read: () => this.conn.resumeReading() });
-    this.stream = s;
-    this.mode = BodyMode.Stream;
-    for (const b of this.pending ?? []) s.push(b);
-    this.pending = null;
-    if (this.requestComplete) s.push(null);
-    return s;
+    return this.requestBody().stream();
   }
 
   /** The body will not be used: read and drop the rest so the connection can carry the next request. */
   discardBody(): void {
-    if (this.mode === BodyMode.Stream || this.mode === BodyMode.Collect) return;
-    this.mode = BodyMode.Discard;
-    this.pending = null;
-    this.conn.resumeReading();
-  }
-
-  private takePending(): Buffer {
-    const p = this.pending;
-    this.pending = null;
-    if (!p) return EMPTY;
-    return p.length === 1 ? p[0]! : Buffer.concat(p);
+    this.requestBody().discard();
   }
 
   /** From the connection's decoder. */
   bodyData(chunk: Buffer): void {
-    switch (this.mode) {
-      case BodyMode.Pending:
-      case BodyMode.Collect:
-        (this.pending ??= []).push(chunk);
-        this.pendingBytes += chunk.length;
-        if (this.mode === BodyMode.Pending && this.pendingBytes > HIGH_WATER) this.conn.pauseReading();
-        return;
-      case BodyMode.Stream:
-        if (!this.stream!.push(chunk)) this.conn.pauseReading();
-        return;
-      case BodyMode.Discard:
-        return;
-    }
+    this.requestBody().data(chunk);
   }
 
   /** From the connection: the request body is complete. */
   bodyEnd(): void {
     this.requestComplete = true;
-    if (this.mode === BodyMode.Collect) {
-      const r = this.collectResolve;
-      this.collectResolve = null;
-      this.mode = BodyMode.Discard;
-      r?.(this.takePending());
-    } else if (this.mode === BodyMode.Stream) this.stream!.push(null);
+    this.body?.end();
   }
 
   /** From the connection: it closed. */
   closed(): void {
-    if (this.stream && !this.requestComplete) this.stream.destroy(new Error('downstream closed'));
-    if (this.collectResolve) {
-      const r = this.collectResolve;
-      this.collectResolve = null;
-      r(EMPTY);
-    }
+    this.body?.closed('downstream closed');
     if (!this.finished) {
       this.gone = true;
       const o = this.owner;

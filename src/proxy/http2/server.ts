@@ -10,23 +10,14 @@
  */
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Headers, RequestHead } from '../http1/head.js';
+import { RequestBody, type BodySource } from '../http1/requestbody.js';
 import type { ExchangeOwner, ResponseFraming } from '../http1/server.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
-const EMPTY = Buffer.alloc(0);
-/** Request body bytes buffered before anybody asked for them; above this the stream is paused. */
-const HIGH_WATER = 64 * 1024;
 /** HTTP/2 forbids these in a header block (RFC 9113 §8.2.2); node:http2 throws on them. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
-
-const enum BodyMode {
-  Pending,
-  Collect,
-  Stream,
-  Discard,
-}
 
 /** A request head in the codec-neutral shape the filter chain reads (`:authority` becomes Host). */
 export function requestHeadOf(h: IncomingHttpHeaders): RequestHead {
@@ -53,7 +44,7 @@ export function h2Fields(h: Headers, out: Record<string, string | string[] | num
 }
 
 /** One HTTP/2 stream as the filter chain's Downstream. */
-export class H2Exchange {
+export class H2Exchange implements BodySource {
   readonly head: RequestHead;
   readonly protocol = 'HTTP/2';
   headersSent = false;
@@ -63,11 +54,7 @@ export class H2Exchange {
   owner: ExchangeOwner | null = null;
   readonly contentLength: number | undefined;
 
-  private mode = BodyMode.Pending;
-  private pending: Buffer[] | null = null;
-  private pendingBytes = 0;
-  private collectResolve: ((b: Buffer) => void) | null = null;
-  private body: Readable | null = null;
+  private readonly body: RequestBody;
   private resHeaders: Record<string, string | string[] | number> | null = null;
   private noBody = false;
   private responded = false;
@@ -82,9 +69,11 @@ export class H2Exchange {
     this.head = requestHeadOf(headers);
     const ended = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     this.requestComplete = ended;
+    this.body = new RequestBody(this);
+    this.body.complete = ended;
     const cl = headers['content-length'];
     this.contentLength = ended ? 0 : typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : undefined;
-    stream.on('data', (c: Buffer) => this.bodyData(c));
+    stream.on('data', (c: Buffer) => this.body.data(c));
     stream.once('end', () => this.bodyEnd());
     stream.on('drain', () => this.owner?.downstreamDrained());
     stream.once('close', () => this.closed());
@@ -98,14 +87,17 @@ export class H2Exchange {
 
   // --- request body ---------------------------------------------------------------------------
 
-  readBody(): Promise<Buffer> {
-    if (this.requestComplete && this.mode === BodyMode.Pending) {
-      this.mode = BodyMode.Discard;
-      return Promise.resolve(this.takePending());
-    }
-    this.mode = BodyMode.Collect;
+  /** BodySource: flow control is the stream's. */
+  pauseReading(): void {
+    this.stream.pause();
+  }
+
+  resumeReading(): void {
     this.stream.resume();
-    return new Promise((resolve) => (this.collectResolve = resolve));
+  }
+
+  readBody(): Promise<Buffer> {
+    return this.body.read();
   }
 
   /**
@@ -115,74 +107,24 @@ export class H2Exchange {
    * buffered for retries, while a streaming call (which may wait for responses) never blocks here.
    */
   tryReadBody(limit: number): Promise<Buffer | undefined> {
-    return new Promise((resolve) =>
-      setImmediate(() => {
-        if (this.requestComplete && this.pendingBytes <= limit && this.mode === BodyMode.Pending && !this.gone) {
-          this.mode = BodyMode.Discard;
-          resolve(this.takePending());
-        } else resolve(undefined);
-      }),
-    );
+    return new Promise((resolve) => setImmediate(() => resolve(this.gone ? undefined : this.body.takeIfComplete(limit))));
   }
 
   bodyStream(): Readable {
-    if (this.body) return this.body;
-    const s = new Readable({ read: () => this.stream.resume() });
-    this.body = s;
-    this.mode = BodyMode.Stream;
-    for (const b of this.pending ?? []) s.push(b);
-    this.pending = null;
-    if (this.requestComplete) s.push(null);
-    return s;
+    return this.body.stream();
   }
 
   discardBody(): void {
-    if (this.mode === BodyMode.Stream || this.mode === BodyMode.Collect) return;
-    this.mode = BodyMode.Discard;
-    this.pending = null;
-    this.stream.resume();
-  }
-
-  private takePending(): Buffer {
-    const p = this.pending;
-    this.pending = null;
-    if (!p) return EMPTY;
-    return p.length === 1 ? p[0]! : Buffer.concat(p);
-  }
-
-  private bodyData(chunk: Buffer): void {
-    switch (this.mode) {
-      case BodyMode.Pending:
-      case BodyMode.Collect:
-        (this.pending ??= []).push(chunk);
-        this.pendingBytes += chunk.length;
-        if (this.mode === BodyMode.Pending && this.pendingBytes > HIGH_WATER) this.stream.pause();
-        return;
-      case BodyMode.Stream:
-        if (!this.body!.push(chunk)) this.stream.pause();
-        return;
-      case BodyMode.Discard:
-        return;
-    }
+    this.body.discard();
   }
 
   private bodyEnd(): void {
     this.requestComplete = true;
-    if (this.mode === BodyMode.Collect) {
-      const r = this.collectResolve;
-      this.collectResolve = null;
-      this.mode = BodyMode.Discard;
-      r?.(this.takePending());
-    } else if (this.mode === BodyMode.Stream) this.body!.push(null);
+    this.body.end();
   }
 
   private closed(): void {
-    if (this.body && !this.requestComplete) this.body.destroy(new Error('downstream stream closed'));
-    if (this.collectResolve) {
-      const r = this.collectResolve;
-      this.collectResolve = null;
-      r(EMPTY);
-    }
+    this.body.closed('downstream stream closed');
     if (!this.finished) {
       this.gone = true;
       this.finished = true;

@@ -3,8 +3,42 @@
  * `h2pool.ts`): one attempt's request, how it ended, and the response body's sink.
  */
 import type { Readable } from 'node:stream';
+import type tls from 'node:tls';
 import type { Framing, Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
+import { UpstreamCounters, type ProxyStats } from '../stats.js';
+
+/**
+ * What both pools are, per cluster and TLS configuration: the HTTP/1.1 one (`pool.ts`, keep-alive
+ * connections per endpoint) and the HTTP/2 one (`h2pool.ts`, one multiplexed session per
+ * endpoint). `owner` is what the pool reports back to (`UpstreamPools`).
+ */
+export abstract class ClusterPoolBase<Owner> {
+  /** The last TLS session ticket: offered on new connections (resumption). */
+  session: Buffer | undefined;
+  /** Replaced (new TLS material, limits) or its cluster is gone: takes no new requests. */
+  retired = false;
+  readonly label: { cluster_name: string };
+  /** Resolved once per pool: the per-request counters cost no label lookup (ADR 0128). */
+  readonly counters: UpstreamCounters;
+
+  constructor(
+    readonly owner: Owner,
+    readonly stats: ProxyStats,
+    readonly clusterName: string,
+    readonly tlsId: string | undefined,
+    readonly tlsOptions: tls.ConnectionOptions | undefined,
+    readonly maxConnections: number,
+    readonly idleTimeoutMs: number,
+  ) {
+    this.label = { cluster_name: clusterName };
+    this.counters = new UpstreamCounters(stats, clusterName);
+  }
+
+  get secure(): boolean {
+    return this.tlsOptions !== undefined;
+  }
+}
 
 /** Where a response body goes (the downstream response); false from `data` means "pause". */
 export interface ResponseSink {

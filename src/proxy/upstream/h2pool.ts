@@ -16,8 +16,7 @@ import type { Framing, Headers } from '../http1/head.js';
 import { h2Fields } from '../http2/server.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
-import { UpstreamCounters, type ProxyStats } from '../stats.js';
-import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -147,31 +146,10 @@ function onConnectTimeout(c: H2Conn, ms: number): void {
 }
 
 /** The HTTP/2 connections of one cluster for one TLS configuration. */
-export class H2ClusterPool {
+export class H2ClusterPool extends ClusterPoolBase<H2PoolOwner> {
   readonly conns = new Map<string, H2Conn>();
   /** The HTTP/1.1 pool's queue; HTTP/2 never queues (streams multiplex). */
   readonly waiters: { settle(o: AttemptOutcome): void }[] = [];
-  session: Buffer | undefined;
-  retired = false;
-  readonly label: { cluster_name: string };
-  readonly counters: UpstreamCounters;
-
-  constructor(
-    readonly owner: H2PoolOwner,
-    readonly stats: ProxyStats,
-    readonly clusterName: string,
-    readonly tlsId: string | undefined,
-    readonly tlsOptions: tls.ConnectionOptions | undefined,
-    readonly maxConnections: number,
-    readonly idleTimeoutMs: number,
-  ) {
-    this.label = { cluster_name: clusterName };
-    this.counters = new UpstreamCounters(stats, clusterName);
-  }
-
-  get secure(): boolean {
-    return this.tlsOptions !== undefined;
-  }
 
   get total(): number {
     return this.conns.size;

@@ -19,9 +19,9 @@ import { BodyDecoder, chunkHeader, CRLF, LAST_CHUNK, type BodyData } from '../ht
 import { hasToken, parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
-import { UpstreamCounters, type ProxyStats } from '../stats.js';
+import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
-import { bodyChunks, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
 export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
 
@@ -233,32 +233,11 @@ function onConnectTimeout(c: UpstreamConn, ms: number): void {
 }
 
 /** The connections of one cluster for one TLS configuration. */
-class ClusterPool {
+class ClusterPool extends ClusterPoolBase<UpstreamPools> {
   readonly idle = new Map<string, UpstreamConn[]>();
   readonly waiters: Attempt[] = [];
   total = 0;
-  session: Buffer | undefined;
-  retired = false;
-  readonly label: { cluster_name: string };
-  readonly counters: UpstreamCounters;
   readonly limits = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
-
-  constructor(
-    readonly owner: UpstreamPools,
-    readonly stats: ProxyStats,
-    readonly clusterName: string,
-    readonly tlsId: string | undefined,
-    readonly tlsOptions: tls.ConnectionOptions | undefined,
-    readonly maxConnections: number,
-    readonly idleTimeoutMs: number,
-  ) {
-    this.label = { cluster_name: clusterName };
-    this.counters = new UpstreamCounters(stats, clusterName);
-  }
-
-  get secure(): boolean {
-    return this.tlsOptions !== undefined;
-  }
 
   acquire(a: Attempt): void {
     const key = a.endpointKey;
