@@ -73,7 +73,7 @@ export function registerIptables(program: Command, io: CliIO): void {
       return;
     }
     const s = await captureSettingsFrom(o);
-    if (o.dryRun) return void io.out(ipt.restoreScript(ipt.captureRules(s), []));
+    if (o.dryRun) return void io.out(`${ipt.restoreScript(ipt.captureRules(s), [])}# ip6tables-restore --noflush (IPv6, outbound only)\n${ipt.restoreScript(ipt.captureRules6(s), [])}`);
     await ipt.installCapture(s);
     io.out('installed\n');
   });

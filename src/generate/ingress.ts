@@ -19,6 +19,7 @@
  * A server whose credential is missing, or whose tls.mode Isle does not serve (ISTIO_MUTUAL,
  * OPTIONAL_MUTUAL), gets no chain: it fails closed. `ingressProblems` lists why.
  */
+import { isIP } from 'node:net';
 import type { GatewayServer, GatewaySpec, TLSRoute } from '../config/kinds/networking.js';
 import type { Resource } from '../config/types.js';
 import { bindAddress, type Proxy } from '../model/proxy.js';
@@ -223,6 +224,12 @@ function httpsChain(push: PushContext, proxy: Proxy, b: BoundServer, statPrefix:
   };
 }
 
+/** `a.b.c.d[/n]` (or IPv6) as Envoy's CidrRange. */
+function cidrRange(a: string): EnvoyObject {
+  const [ip, len] = a.split('/');
+  return { address_prefix: ip, prefix_len: len === undefined ? (isIP(ip!) === 6 ? 128 : 32) : Number(len) };
+}
+
 function tlsRouteCluster(push: PushContext, port: number, vsNs: string, r: TLSRoute): EnvoyObject | undefined {
   // Only the destination's cluster name is read: no retry policy on TCP.
   const ctx: VsRouteContext = { push, port, clientNamespace: vsNs, proxyLabels: undefined, defaultRetryPolicy: () => ({}) };
@@ -233,7 +240,7 @@ function tlsRouteCluster(push: PushContext, port: number, vsNs: string, r: TLSRo
 }
 
 /** PASSTHROUGH: a TCP chain per SNI host of the bound VirtualServices' `tls:` routes. */
-function passthroughChains(push: PushContext, b: BoundServer, port: number, taken: Set<string>): EnvoyObject[] {
+function passthroughChains(push: PushContext, proxy: Proxy, b: BoundServer, port: number, taken: Set<string>): EnvoyObject[] {
   const chains: EnvoyObject[] = [];
   for (const vs of boundVirtualServices(push, b.key)) {
     const vsNs = vs.metadata.namespace ?? 'default';
@@ -241,13 +248,18 @@ function passthroughChains(push: PushContext, b: BoundServer, port: number, take
       for (const m of r.match) {
         if (m.port !== undefined && m.port !== port) continue;
         if (m.gateways?.length && !gatewayRefs(m.gateways, vsNs).includes(b.key)) continue;
-        const names = sharedHosts(b, m.sniHosts, vsNs).filter((h) => h !== '*' && !taken.has(h));
+        // The "source" of a gateway's route is the gateway workload itself (Istio's matchTLS).
+        if (m.sourceLabels && !labelsMatch(m.sourceLabels, proxy.labels)) continue;
+        if (m.sourceNamespace && m.sourceNamespace !== proxy.namespace) continue;
+        // With destinationSubnets the SNI may be claimed again for other subnets.
+        const subnets = m.destinationSubnets ?? [];
+        const names = sharedHosts(b, m.sniHosts, vsNs).filter((h) => h !== '*' && !taken.has(subnets.length ? `${h} ${subnets.join(',')}` : h));
         const target = tlsRouteCluster(push, port, vsNs, r);
         if (names.length === 0 || !target) continue;
-        for (const n of names) taken.add(n);
+        for (const n of names) taken.add(subnets.length ? `${n} ${subnets.join(',')}` : n);
         chains.push({
-          name: `passthrough.${port}.${names[0]}`,
-          filter_chain_match: { server_names: names, transport_protocol: 'tls' },
+          name: `passthrough.${port}.${names[0]}${subnets.length ? `.${subnets.join(',')}` : ''}`,
+          filter_chain_match: { ...(subnets.length ? { prefix_ranges: subnets.map(cidrRange) } : {}), server_names: names, transport_protocol: 'tls' },
           filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: `outbound_${port}_${names[0]}`, ...target } }],
         });
       }
@@ -276,7 +288,7 @@ export function ingressListeners(push: PushContext, proxy: Proxy): EnvoyObject[]
           chains.push(c);
         }
       } else if (b.kind === 'passthrough') {
-        chains.push(...passthroughChains(push, b, port, sniTaken));
+        chains.push(...passthroughChains(push, proxy, b, port, sniTaken));
       }
     }
     const tlsChains = chains.length;

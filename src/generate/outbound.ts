@@ -13,11 +13,11 @@
  * 3. Nothing matched: the default chain, `PassthroughCluster` (ALLOW_ANY) or `BlackHoleCluster`
  *    (REGISTRY_ONLY), per meshConfig.outboundTrafficPolicy.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { endpointsFor, type PushContext } from '../model/pushcontext.js';
 import type { Proxy } from '../model/proxy.js';
 import { labelsMatch, type Service } from '../registry/model.js';
-import type { L4MatchAttributes, RouteDestination } from '../config/kinds/networking.js';
+import type { L4MatchAttributes, RouteDestination, TCPRoute } from '../config/kinds/networking.js';
 import { TCP_PROXY_TYPE } from '../mesh/typeurls.js';
 import { outboundClusterName } from '../mesh/names.js';
 import { cmp, isHttp, type EnvoyObject } from './common.js';
@@ -48,8 +48,33 @@ export function defaultOutboundChain(push: PushContext): EnvoyObject {
   return { name: blocked ? 'BlackHoleFilterChain' : 'PassthroughFilterChain', filters: [tcpProxyFilter(cluster, cluster)] };
 }
 
+/** An IPv4/IPv6 prefix (Envoy's CidrRange) with what containment tests need. */
+interface Prefix {
+  readonly ip: string;
+  readonly len: number;
+  readonly family: 'ipv4' | 'ipv6';
+}
+
+function prefixOf(a: string): Prefix | undefined {
+  const [ip, len] = a.split('/');
+  const fam = isIP(ip!);
+  if (fam === 0) return undefined;
+  return { ip: ip!, len: len === undefined ? (fam === 4 ? 32 : 128) : Number(len), family: fam === 4 ? 'ipv4' : 'ipv6' };
+}
+
+const prefixKey = (p: Prefix): string => `${p.ip}/${p.len}`;
+const envoyRange = (p: Prefix): EnvoyObject => ({ address_prefix: p.ip, prefix_len: p.len });
+
+/** `inner` ⊆ `outer`. */
+function within(inner: Prefix, outer: Prefix): boolean {
+  if (inner.family !== outer.family || inner.len < outer.len) return false;
+  const b = new BlockList();
+  b.addSubnet(outer.ip, outer.len, outer.family);
+  return b.check(inner.ip, inner.family);
+}
+
 /** The addresses a captured connection to `svc:port` may carry: its VIPs, else its endpoints'. */
-function serviceRanges(push: PushContext, svc: Service, port: number): EnvoyObject[] {
+function serviceRanges(push: PushContext, svc: Service, port: number): Prefix[] {
   const addrs = new Set<string>();
   for (const a of svc.addresses) addrs.add(a);
   for (const e of endpointsFor(push, svc.hostname, port)) if (e.address && e.port === port) addrs.add(e.address);
@@ -57,10 +82,21 @@ function serviceRanges(push: PushContext, svc: Service, port: number): EnvoyObje
   return [...addrs]
     .filter((a) => isIP(a.split('/')[0]!) === 4)
     .sort(cmp)
-    .map((a) => {
-      const [ip, len] = a.split('/');
-      return { address_prefix: ip, prefix_len: len === undefined ? 32 : Number(len) };
-    });
+    .map((a) => prefixOf(a)!);
+}
+
+/**
+ * Where `destinationSubnets` meet the service's addresses: an address inside a subnet is taken
+ * whole (`covered`), a subnet inside a wider service prefix (a CIDR ServiceEntry address) is
+ * carved out of it (`carved`: the longer prefix wins in Envoy's match). A service without
+ * addresses of its own gets the subnets themselves, as Istio's wildcard listener would.
+ */
+function meet(ranges: readonly Prefix[], subnets: readonly string[]): { covered: Prefix[]; carved: Prefix[] } {
+  const nets = subnets.map(prefixOf).filter((p): p is Prefix => p !== undefined);
+  if (ranges.length === 0) return { covered: [], carved: nets };
+  const covered = ranges.filter((r) => nets.some((n) => within(r, n)));
+  const carved = nets.filter((n) => ranges.some((r) => r.len < n.len && within(n, r)));
+  return { covered, carved };
 }
 
 function l4Matches(m: L4MatchAttributes, port: number, proxy: Proxy): boolean {
@@ -76,38 +112,96 @@ function weighted(ctx: VsRouteContext, vsNamespace: string, routes: readonly Rou
   return { clusters };
 }
 
+interface TcpPlan {
+  /** Chains of tcp routes restricted by destinationSubnets, in route order. */
+  readonly subnetChains: { name: string; prefixes: Prefix[]; target: EnvoyObject | string }[];
+  /** The service's addresses no subnet route took, and where they go. */
+  readonly rest: Prefix[];
+  readonly target: EnvoyObject | string;
+}
+
+/**
+ * Istio's TCP route order (`buildSidecarOutboundTCPFilterChainOpts`): the first route whose
+ * fitting match has no destinationSubnets (or that has no match) takes every address left; a
+ * route whose fitting matches all name subnets takes those (within the service's addresses) and
+ * the search goes on.
+ */
+function planTcp(ctx: VsRouteContext, vss: readonly { metadata: { name: string; namespace?: string }; spec: { tcp?: TCPRoute[] } }[], ranges: readonly Prefix[], port: number, proxy: Proxy, hostname: string): TcpPlan {
+  const id = `${hostname}:${port}`;
+  const subnetChains: TcpPlan['subnetChains'] = [];
+  let rest = [...ranges];
+  const taken = new Set<string>();
+  for (const vs of vss) {
+    const ns = vs.metadata.namespace ?? 'default';
+    for (const [i, r] of (vs.spec.tcp ?? []).entries()) {
+      if (!r.route?.length) continue;
+      const fits = (r.match ?? []).filter((m) => l4Matches(m, port, proxy));
+      if (!r.match?.length || fits.some((m) => !m.destinationSubnets?.length)) return { subnetChains, rest, target: weighted(ctx, ns, r.route) };
+      if (fits.length === 0) continue;
+      const { covered, carved } = meet(rest, fits.flatMap((m) => m.destinationSubnets!));
+      rest = rest.filter((x) => !covered.includes(x));
+      const prefixes = [...covered, ...carved].filter((x) => !taken.has(prefixKey(x)));
+      for (const x of prefixes) taken.add(prefixKey(x));
+      if (prefixes.length) subnetChains.push({ name: `${id}|tcp|${ns}/${vs.metadata.name}[${i}]`, prefixes, target: weighted(ctx, ns, r.route) });
+    }
+  }
+  return { subnetChains, rest, target: outboundClusterName(port, hostname) };
+}
+
 /** The chains for one service port: TLS routes, HTTP, then TCP (VirtualService `tcp` or the cluster). */
 function servicePortChains(push: PushContext, proxy: Proxy, svc: Service, port: number, http: boolean, httpFilter: EnvoyObject): EnvoyObject[] {
   const ranges = serviceRanges(push, svc, port);
   const ctx: VsRouteContext = { push, port, clientNamespace: proxy.namespace, proxyLabels: proxy.labels, defaultRetryPolicy: () => ({}) };
   const vss = virtualServicesFor(push, svc.hostname, proxy.namespace);
-  const base = { destination_port: port, ...(ranges.length ? { prefix_ranges: ranges } : {}) };
-  const chains: EnvoyObject[] = [];
   const id = `${svc.hostname}:${port}`;
-  vss.forEach((vs) => {
+  const stat = `outbound|${port}||${svc.hostname}`;
+  const tcp = planTcp(ctx, vss, ranges, port, proxy, svc.hostname);
+
+  // TLS routes: one chain per route for its matches without subnets (the service's addresses),
+  // one per match with subnets (those, within the service's addresses).
+  const tls: { name: string; prefixes: Prefix[] | undefined; sni: string[]; target: EnvoyObject | string }[] = [];
+  for (const vs of vss) {
     const ns = vs.metadata.namespace ?? 'default';
-    (vs.spec.tls ?? []).forEach((r, i) => {
-      if (!r.route?.length) return;
-      const sni = [...new Set(r.match.filter((m) => l4Matches(m, port, proxy)).flatMap((m) => m.sniHosts))].sort(cmp);
-      if (sni.length === 0) return;
-      chains.push({
-        name: `${id}|tls|${ns}/${vs.metadata.name}[${i}]`,
-        filter_chain_match: { ...base, server_names: sni, transport_protocol: 'tls' },
-        filters: [tcpProxyFilter(`outbound|${port}||${svc.hostname}`, weighted(ctx, ns, r.route))],
+    for (const [i, r] of (vs.spec.tls ?? []).entries()) {
+      if (!r.route?.length) continue;
+      const fits = r.match.filter((m) => l4Matches(m, port, proxy));
+      const target = weighted(ctx, ns, r.route);
+      const plain = [...new Set(fits.filter((m) => !m.destinationSubnets?.length).flatMap((m) => m.sniHosts))].sort(cmp);
+      if (plain.length) tls.push({ name: `${id}|tls|${ns}/${vs.metadata.name}[${i}]`, prefixes: undefined, sni: plain, target });
+      fits.forEach((m, j) => {
+        if (!m.destinationSubnets?.length) return;
+        const { covered, carved } = meet(ranges, m.destinationSubnets);
+        const prefixes = [...covered, ...carved];
+        if (prefixes.length) tls.push({ name: `${id}|tls|${ns}/${vs.metadata.name}[${i}]/${j}`, prefixes, sni: [...new Set(m.sniHosts)].sort(cmp), target });
       });
-    });
-  });
-  if (http && ranges.length) chains.push({ name: `${id}|http`, filter_chain_match: { ...base, application_protocols: HTTP_ALPN }, filters: [httpFilter] });
-  if (ranges.length === 0) return chains;
-  let tcp: EnvoyObject | string = outboundClusterName(port, svc.hostname);
-  outer: for (const vs of vss) {
-    for (const r of vs.spec.tcp ?? []) {
-      if (!r.route?.length || !(r.match ?? [{}]).some((m) => l4Matches(m, port, proxy))) continue;
-      tcp = weighted(ctx, vs.metadata.namespace ?? 'default', r.route);
-      break outer;
     }
   }
-  chains.push({ name: `${id}|tcp`, filter_chain_match: base, filters: [tcpProxyFilter(`outbound|${port}||${svc.hostname}`, tcp)] });
+
+  // Subnets carved out of a wider service prefix win Envoy's longest-prefix step, so every chain
+  // of the service lists them too: HTTP and other SNIs still find their chain there.
+  const carvedAll = new Map<string, Prefix>();
+  for (const p of [...tcp.subnetChains.flatMap((c) => c.prefixes), ...tls.flatMap((c) => c.prefixes ?? [])]) {
+    if (ranges.some((r) => r.len < p.len && within(p, r))) carvedAll.set(prefixKey(p), p);
+  }
+  const own = [...ranges, ...carvedAll.values()];
+  const match = (prefixes: readonly Prefix[]): EnvoyObject => ({ destination_port: port, ...(prefixes.length ? { prefix_ranges: prefixes.map(envoyRange) } : {}) });
+
+  // TCP chains: each carved prefix also goes to the TCP chain that would have had it uncarved
+  // (the one with the longest prefix around it), so non-TLS traffic there keeps its route.
+  const tcpChains = [...tcp.subnetChains.map((c) => ({ ...c, prefixes: [...c.prefixes] })), ...(tcp.rest.length ? [{ name: `${id}|tcp`, prefixes: [...tcp.rest], target: tcp.target }] : [])];
+  for (const p of carvedAll.values()) {
+    if (tcpChains.some((c) => c.prefixes.some((x) => prefixKey(x) === prefixKey(p)))) continue;
+    let best: { chain: (typeof tcpChains)[number]; len: number } | undefined;
+    for (const c of tcpChains) for (const x of c.prefixes) if (x.len < p.len && within(p, x) && (!best || x.len > best.len)) best = { chain: c, len: x.len };
+    best?.chain.prefixes.push(p);
+  }
+
+  const chains: EnvoyObject[] = [];
+  for (const c of tls) {
+    chains.push({ name: c.name, filter_chain_match: { ...match(c.prefixes ?? own), server_names: c.sni, transport_protocol: 'tls' }, filters: [tcpProxyFilter(stat, c.target)] });
+  }
+  if (http && ranges.length) chains.push({ name: `${id}|http`, filter_chain_match: { ...match(own), application_protocols: HTTP_ALPN }, filters: [httpFilter] });
+  for (const c of tcpChains) chains.push({ name: c.name, filter_chain_match: match(c.prefixes), filters: [tcpProxyFilter(stat, c.target)] });
   return chains;
 }
 

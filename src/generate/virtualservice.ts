@@ -12,15 +12,16 @@
  * earlier rule catches everything.
  */
 import { fqdn, hostMatches } from '../config/hosts.js';
-import type {
-  Destination,
-  HeaderOperations,
-  HTTPFaultInjection,
-  HTTPMatchRequest,
-  HTTPRetry,
-  HTTPRoute,
-  StringMatch,
-  VirtualServiceSpec,
+import {
+  GRPC_STATUS_CODES,
+  type Destination,
+  type HeaderOperations,
+  type HTTPFaultInjection,
+  type HTTPMatchRequest,
+  type HTTPRetry,
+  type HTTPRoute,
+  type StringMatch,
+  type VirtualServiceSpec,
 } from '../config/kinds/networking.js';
 import { parseDuration } from '../config/schema.js';
 import type { Resource } from '../config/types.js';
@@ -273,8 +274,11 @@ export function faultConfig(f: HTTPFaultInjection): EnvoyObject | undefined {
   const pct = (p: { value?: number } | undefined, legacy?: number): EnvoyObject =>
     p ? fractionalPercent(p.value) : legacy ? { numerator: legacy } : fractionalPercent(0);
   if (f.delay?.fixedDelay) out['delay'] = { fixed_delay: protoDuration(f.delay.fixedDelay), percentage: pct(f.delay.percentage, f.delay.percent) };
-  // gRPC aborts are not translated: Isle's proxy has no gRPC status aborts.
-  if (f.abort?.httpStatus) out['abort'] = { http_status: f.abort.httpStatus, percentage: pct(f.abort.percentage) };
+  const a = f.abort;
+  if (a?.httpStatus) out['abort'] = { http_status: a.httpStatus, percentage: pct(a.percentage) };
+  else if (a?.grpcStatus !== undefined && GRPC_STATUS_CODES[a.grpcStatus] !== undefined) {
+    out['abort'] = { grpc_status: GRPC_STATUS_CODES[a.grpcStatus], percentage: pct(a.percentage) };
+  }
   return out['delay'] || out['abort'] ? out : undefined;
 }
 

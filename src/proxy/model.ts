@@ -363,7 +363,8 @@ export interface MirrorPolicyModel {
 /** envoy.extensions.filters.http.fault.v3.HTTPFault, as far as Isle implements it. */
 export interface FaultModel {
   readonly delay: { readonly fixedDelayMs: number; readonly fraction: FractionModel } | undefined;
-  readonly abort: { readonly httpStatus: number; readonly fraction: FractionModel } | undefined;
+  /** `grpcStatus` set: Envoy's grpc_status abort (HTTP 200; a gRPC request gets that status trailers-only). */
+  readonly abort: { readonly httpStatus: number; readonly grpcStatus?: number | undefined; readonly fraction: FractionModel } | undefined;
 }
 
 export interface RedirectActionModel {

@@ -978,6 +978,31 @@ metadata:
       "bad.yaml:8 Namespace hello: metadata.labels[\"bad key!\"]: invalid label key \"bad key!\"",
     ],
   },
+  {
+    name: "fault abort: gRPC status by number instead of name, http2Error",
+    file: "bad.yaml",
+    text: `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: helloworld
+spec:
+  hosts: [helloworld]
+  http:
+  - fault:
+      abort:
+        grpcStatus: "14"
+    route:
+    - destination: {host: helloworld}
+  - fault:
+      abort:
+        http2Error: REFUSED_STREAM
+    route:
+    - destination: {host: helloworld}`,
+    expected: [
+      "bad.yaml:10 VirtualService default/helloworld: spec.http[0].fault.abort.grpcStatus: unknown gRPC status \"14\" (one of OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ABORTED, OUT_OF_RANGE, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, UNAUTHENTICATED)",
+      "bad.yaml:15 VirtualService default/helloworld: spec.http[1].fault.abort.http2Error: http2Error aborts are not supported (Istio does not implement them either); use httpStatus or grpcStatus",
+    ],
+  },
 ];
 
 describe('bad configs: exact errors', () => {

@@ -11,7 +11,9 @@ import { formatProxyId, proxyFromNode, withInbound, type Proxy } from '../../src
 import type { GatewayCredential, PushContext } from '../../src/model/pushcontext.js';
 import { generateClusters, generateEndpoints, generateListeners, generateRoutes, generateSecrets } from '../../src/generate/index.js';
 import { gatewayProblems, ingressProblems, isEastWest, isIngress } from '../../src/generate/ingress.js';
-import { decodeAndResolve } from '../../src/proxy/decode/index.js';
+import { decodeAndResolve, decodeListener } from '../../src/proxy/decode/index.js';
+import { selectFilterChain } from '../../src/proxy/listeners/chains.js';
+import type { ListenerModel } from '../../src/proxy/model.js';
 import { eastWestGateway, push } from './fixtures.js';
 
 const src = { file: 'test.yaml', line: 1 };
@@ -76,6 +78,37 @@ describe('ingress gateway generation', () => {
     const pass = (ls[2]!['filter_chains'] as R[])[0]!;
     assert.deepEqual((pass['filter_chain_match'] as R)['server_names'], ['db.pass.example.com']);
     assert.equal(((pass['filters'] as R[])[0]!['typed_config'] as R)['cluster'], 'outbound|5000||helloworld.sample.svc.cluster.local');
+  });
+
+  it('passthrough tls matches: sourceLabels/sourceNamespace are the gateway\'s own; destinationSubnets become prefix_ranges the proxy matches', () => {
+    const routes = vs('pass', 'sample', {
+      hosts: ['a.pass.example.com', 'b.pass.example.com', 'c.pass.example.com'],
+      gateways: ['istio-system/web'],
+      tls: [
+        { match: [{ sniHosts: ['a.pass.example.com'], destinationSubnets: ['127.1.0.0/24'] }], route: [{ destination: { host: 'helloworld', port: { number: 5000 } } }] },
+        { match: [{ sniHosts: ['a.pass.example.com'] }], route: [{ destination: { host: 'helloworld', subset: 'v2', port: { number: 5000 } } }] },
+        { match: [{ sniHosts: ['b.pass.example.com'], sourceLabels: { istio: 'other' } }], route: [{ destination: { host: 'helloworld', port: { number: 5000 } } }] },
+        { match: [{ sniHosts: ['c.pass.example.com'], sourceNamespace: 'elsewhere' }], route: [{ destination: { host: 'helloworld', port: { number: 5000 } } }] },
+      ],
+    });
+    const p = push({ gateways: [GATEWAY], virtualServices: [routes], credentials: new Map([['istio-system/hello', cred]]) });
+    const l = generateListeners(p, ingress(p)).find((x) => x['name'] === '127.1.0.40_9443')!;
+    const chains = (l['filter_chains'] as R[]).map((c) => [(c['filter_chain_match'] as R)['server_names'], (c['filter_chain_match'] as R)['prefix_ranges']]);
+    assert.deepEqual(chains, [
+      [['a.pass.example.com'], [{ address_prefix: '127.1.0.0', prefix_len: 24 }]],
+      [['a.pass.example.com'], undefined],
+    ]);
+    // As the proxy decodes and selects them: the gateway's own address is in 127.1.0.0/24.
+    const d = decodeListener(l);
+    if ('errors' in d) assert.fail(d.errors.join('; '));
+    const model: ListenerModel = d.ok;
+    const pick = (ip: string) => {
+      const c = selectFilterChain(model, { destinationPort: 9443, destinationIp: ip, transportProtocol: 'tls', serverName: 'a.pass.example.com', alpn: [] });
+      return c?.filter.kind === 'tcp' && c.filter.tcpProxy.cluster.kind === 'cluster' ? c.filter.tcpProxy.cluster.name : undefined;
+    };
+    assert.equal(pick('127.1.0.40'), 'outbound|5000||helloworld.sample.svc.cluster.local');
+    assert.equal(pick('127.9.0.40'), 'outbound|5000|v2|helloworld.sample.svc.cluster.local');
+    assert.equal(model.sniClusters.get('a.pass.example.com'), 'outbound|5000|v2|helloworld.sample.svc.cluster.local', 'the SNI shortcut only from chains without addresses');
   });
 
   it('RDS: http.<port> redirects, https.<port>.<name>.<gateway>.<ns> routes by the bound VirtualService (gateway matches only)', () => {

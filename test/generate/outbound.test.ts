@@ -84,6 +84,84 @@ test('VirtualService tcp routes (weighted) and tls routes (SNI) become chains', 
   assert.deepEqual(tcpTarget(l, facts('10.96.0.44', 443, { transportProtocol: 'tls', serverName: 'other.example.com' })), { kind: 'cluster', name: 'outbound|443||web.sample.svc.cluster.local' });
 });
 
+test('tcp destinationSubnets: a subnet route takes the service addresses inside it, the next route the rest (Istio order)', () => {
+  const l = outbound({
+    virtualServices: [
+      vs('db-subnets', {
+        hosts: ['db'],
+        tcp: [
+          // Fits nothing of db's: no chain, and no other destination is taken over.
+          { match: [{ port: 3306, destinationSubnets: ['192.0.2.0/24'] }], route: [{ destination: { host: 'db', subset: 'x' } }] },
+          { match: [{ port: 3306, destinationSubnets: ['10.96.0.0/16'] }], route: [{ destination: { host: 'db', subset: 'vip' } }] },
+          { route: [{ destination: { host: 'db', subset: 'rest' } }] },
+        ],
+      }),
+    ],
+  });
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.33', 3306)), { kind: 'cluster', name: 'outbound|3306|vip|db.sample.svc.cluster.local' });
+  // The endpoint's own address is not in 10.96/16: the catch-all route.
+  assert.deepEqual(tcpTarget(l, facts('10.1.0.5', 3306)), { kind: 'cluster', name: 'outbound|3306|rest|db.sample.svc.cluster.local' });
+  assert.deepEqual(tcpTarget(l, facts('192.0.2.7', 3306)), { kind: 'cluster', name: 'PassthroughCluster' });
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.99', 3306)), { kind: 'cluster', name: 'PassthroughCluster' });
+});
+
+test('tcp destinationSubnets: only subnet routes → the service cluster keeps the other addresses; a match for other labels does not apply', () => {
+  const l = outbound({
+    virtualServices: [
+      vs('db', {
+        hosts: ['db'],
+        tcp: [
+          { match: [{ destinationSubnets: ['10.1.0.0/24'] }], route: [{ destination: { host: 'db', subset: 'pods' } }] },
+          { match: [{ destinationSubnets: ['10.96.0.33'], sourceLabels: { app: 'not-sleep' } }], route: [{ destination: { host: 'db', subset: 'other' } }] },
+        ],
+      }),
+    ],
+  });
+  assert.deepEqual(tcpTarget(l, facts('10.1.0.5', 3306)), { kind: 'cluster', name: 'outbound|3306|pods|db.sample.svc.cluster.local' });
+  assert.deepEqual(tcpTarget(l, facts('10.96.0.33', 3306)), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+});
+
+test('tcp destinationSubnets inside a CIDR service address: carved out; HTTP and other addresses keep their chains', () => {
+  const net = svc('net', 'sample', [{ name: 'http', port: 7000, targetPort: 7000, protocol: 'HTTP' }], { addresses: ['10.50.0.0/16'] });
+  const l = outbound({
+    services: [...services, net],
+    virtualServices: [vs('net', { hosts: ['net'], tcp: [{ match: [{ destinationSubnets: ['10.50.1.0/24'] }], route: [{ destination: { host: 'db', port: { number: 3306 } } }] }] })],
+  });
+  assert.deepEqual(tcpTarget(l, facts('10.50.1.7', 7000)), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+  assert.deepEqual(tcpTarget(l, facts('10.50.2.7', 7000)), { kind: 'cluster', name: 'outbound|7000||net.sample.svc.cluster.local' });
+  assert.equal(tcpTarget(l, facts('10.50.1.7', 7000, { alpn: ['http/1.1'] })), 'http');
+});
+
+test('subnets outside every address of the service (here its auto-allocated VIP) take nothing over', () => {
+  const ext = svc('ext', 'sample', [{ name: 'tcp', port: 6000, targetPort: 6000, protocol: 'TCP' }]);
+  const l = outbound({
+    services: [...services, ext],
+    virtualServices: [vs('ext', { hosts: ['ext'], tcp: [{ match: [{ destinationSubnets: ['203.0.113.0/24'] }], route: [{ destination: { host: 'db', port: { number: 3306 } } }] }] })],
+  });
+  assert.deepEqual(tcpTarget(l, facts('203.0.113.9', 6000)), { kind: 'cluster', name: 'PassthroughCluster' });
+  assert.deepEqual(l.filterChains.filter((c) => c.name.startsWith('ext.')).map((c) => c.name), ['ext.sample.svc.cluster.local:6000|tcp']);
+});
+
+test('tls destinationSubnets: the SNI route applies only to addresses in the subnets', () => {
+  const l = outbound({
+    virtualServices: [
+      vs('web-tls', {
+        hosts: ['web'],
+        tls: [
+          { match: [{ port: 443, sniHosts: ['api.example.com'], destinationSubnets: ['10.96.0.0/24'] }], route: [{ destination: { host: 'db', port: { number: 3306 } } }] },
+          { match: [{ port: 443, sniHosts: ['api.example.com'], destinationSubnets: ['10.200.0.0/16'] }], route: [{ destination: { host: 'db', subset: 'never' } }] },
+        ],
+      }),
+    ],
+  });
+  const tls = (ip: string, sni: string) => facts(ip, 443, { transportProtocol: 'tls', serverName: sni });
+  assert.deepEqual(tcpTarget(l, tls('10.96.0.44', 'api.example.com')), { kind: 'cluster', name: 'outbound|3306||db.sample.svc.cluster.local' });
+  assert.deepEqual(tcpTarget(l, tls('10.96.0.44', 'other.example.com')), { kind: 'cluster', name: 'outbound|443||web.sample.svc.cluster.local' });
+  // The second route's subnet holds none of web's addresses: it makes no chain at all.
+  const raw = l.filterChains.map((c) => c.name).filter((n) => n.includes('web-tls[1]'));
+  assert.deepEqual(raw, []);
+});
+
 test('an explicit proxy (INTERCEPTION_MODE absent or NONE) gets only the 15001 chain; TPROXY is refused', () => {
   const p = push({ services, endpoints, destinationRules: [] });
   for (const extra of [{}, { INTERCEPTION_MODE: 'NONE' }]) {

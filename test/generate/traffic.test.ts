@@ -15,6 +15,7 @@ import type { Endpoint } from '../../src/registry/model.js';
 import { CLUSTER_TYPE, ROUTE_TYPE } from '../../src/mesh/typeurls.js';
 import { endpoints, ep, helloworld, helloworldDr, push, sidecar, sleepSidecar, svc, loc } from './fixtures.js';
 import { assertGolden } from './golden.js';
+import { decodeRouteConfig } from '../../src/proxy/decode/index.js';
 
 const src = { file: 'test.yaml', line: 1 };
 type R = Record<string, unknown>;
@@ -122,6 +123,26 @@ describe('VirtualService → RDS', () => {
       ],
     });
     assertGolden('rds-vs-fault', ROUTE_TYPE, hwVhosts(p));
+  });
+
+  it('fault abort grpcStatus: Envoy grpc_status by number; the proxy decodes it', () => {
+    const p = push({
+      virtualServices: [
+        vs('hw', 'sample', {
+          hosts: ['helloworld'],
+          http: [{ fault: { abort: { grpcStatus: 'RESOURCE_EXHAUSTED', percentage: { value: 50 } } }, route: [{ destination: { host: 'helloworld' } }] }],
+        }),
+      ],
+    });
+    const rc = hwVhosts(p);
+    const r = routesOf(rc, 5000)[0]!;
+    const fault = (r['typed_per_filter_config'] as R)['envoy.filters.http.fault'] as R;
+    assert.deepEqual(fault['abort'], { grpc_status: 8, percentage: { numerator: 500000, denominator: 'MILLION' } });
+    const d = decodeRouteConfig(rc[0]);
+    if ('errors' in d) assert.fail(d.errors.join('; '));
+    const abort = d.ok.virtualHosts[0]!.routes[0]!.fault!.abort!;
+    assert.equal(abort.grpcStatus, 8);
+    assert.equal(abort.httpStatus, 200);
   });
 
   it('rewrite, redirect, headers, mirror', () => {

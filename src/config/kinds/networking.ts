@@ -256,9 +256,27 @@ const delay = obj(
   },
 );
 
+/** gRPC status codes by the names Istio's `abort.grpcStatus` takes (grpc/doc/statuscodes.md). */
+export const GRPC_STATUS_CODES: Readonly<Record<string, number>> = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+};
+
+// Istio takes the name only ("UNAVAILABLE", not "14"), and so does Isle.
+const grpcStatus = str({
+  check: (s) => (Object.hasOwn(GRPC_STATUS_CODES, s) ? undefined : `unknown gRPC status ${JSON.stringify(s)} (one of ${Object.keys(GRPC_STATUS_CODES).join(', ')})`),
+});
+
 const abort = obj(
-  { httpStatus: int({ min: 200, max: 599 }), grpcStatus: str(), http2Error: str(), percentage },
-  { check: oneOf(['httpStatus', 'grpcStatus', 'http2Error']) },
+  { httpStatus: int({ min: 200, max: 599 }), grpcStatus, http2Error: str(), percentage },
+  {
+    check: (c, v, p) => {
+      oneOf(['httpStatus', 'grpcStatus', 'http2Error'])(c, v, p);
+      // Istio parses http2Error but never translates it; accepting it would inject nothing.
+      if (isSet(v.http2Error)) c.error([...p, 'http2Error'], 'http2Error aborts are not supported (Istio does not implement them either); use httpStatus or grpcStatus');
+    },
+  },
 );
 
 const httpRoute = obj(

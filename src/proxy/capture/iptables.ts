@@ -66,13 +66,44 @@ function validPort(p: number, what: string): void {
   if (!Number.isInteger(p) || p < 1 || p > 65535) throw new IsleError('ERR_USAGE', `${what}: invalid port ${p}`);
 }
 
-/** Checks `a.b.c.d/n` (IPv4: the nat rules are iptables, not ip6tables). */
+/** Checks `a.b.c.d/n`, or an IPv6 prefix (`fd00::/8`), and writes it with its length. */
 export function parseCidr(s: string): string {
+  if (s.includes(':')) {
+    const m6 = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/.exec(s.trim());
+    if (!m6 || isIP(m6[1]!) !== 6 || (m6[2] !== undefined && Number(m6[2]) > 128)) {
+      throw new IsleError('ERR_USAGE', `invalid IPv6 CIDR ${JSON.stringify(s)} (expected an IPv6 address with /n)`);
+    }
+    return `${m6[1]!.toLowerCase()}/${m6[2] ?? '128'}`;
+  }
   const m = /^([0-9.]+)(?:\/(\d{1,2}))?$/.exec(s.trim());
   if (!m || isIP(m[1]!) !== 4 || (m[2] !== undefined && Number(m[2]) > 32)) {
     throw new IsleError('ERR_USAGE', `invalid IPv4 CIDR ${JSON.stringify(s)} (expected a.b.c.d/n)`);
   }
   return m[2] === undefined ? `${m[1]}/32` : `${m[1]}/${m[2]}`;
+}
+
+/**
+ * The IPv6 rule set (ip6tables) mirrors the outbound half of the IPv4 one: outbound TCP to the
+ * sidecar, with the same owner, loopback, CIDR and port exemptions (`::1`, `::6`). Inbound IPv6
+ * and DNS over IPv6 are not redirected: the capture inbound listener and the DNS proxy listen on
+ * IPv4 only, and a redirect there would drop the traffic instead of leaving it alone (ADR 0118).
+ */
+export function captureRules6(s: CaptureSettings): RuleSet {
+  captureRules(s);
+  const uid = String(s.proxyUid);
+  const gid = String(s.proxyGid);
+  const { output, redirect } = CHAINS;
+  const rules: string[][] = [[redirect, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(s.outboundPort)]];
+  rules.push([output, '-o', 'lo', '-s', '::6/128', '-j', 'RETURN']);
+  for (const [flag, id] of [['--uid-owner', uid], ['--gid-owner', gid]] as const) {
+    rules.push([output, '-o', 'lo', '-m', 'owner', '!', flag, id, '-j', 'RETURN']);
+    rules.push([output, '-m', 'owner', flag, id, '-j', 'RETURN']);
+  }
+  rules.push([output, '-d', '::1/128', '-j', 'RETURN']);
+  for (const c of s.excludeOutboundCidrs.map(parseCidr).filter((c) => c.includes(':'))) rules.push([output, '-d', c, '-j', 'RETURN']);
+  for (const p of [...new Set(s.excludeOutboundPorts)].sort((a, b) => a - b)) rules.push([output, '-p', 'tcp', '--dport', String(p), '-j', 'RETURN']);
+  rules.push([output, '-j', redirect]);
+  return { chains: [output, redirect], rules, hooks: [{ chain: 'OUTPUT', rule: ['-p', 'tcp', '-j', output] }] };
 }
 
 /** The rule set for `s`: pure, so it is tested as data and printed by `isle iptables --dry-run`. */
@@ -83,7 +114,7 @@ export function captureRules(s: CaptureSettings): RuleSet {
   for (const id of [s.proxyUid, s.proxyGid]) {
     if (!Number.isInteger(id) || id < 0) throw new IsleError('ERR_USAGE', `invalid proxy uid/gid ${id}`);
   }
-  const cidrs = s.excludeOutboundCidrs.map(parseCidr);
+  const cidrs = s.excludeOutboundCidrs.map(parseCidr).filter((c) => !c.includes(':'));
   const uid = String(s.proxyUid);
   const gid = String(s.proxyGid);
   const { inbound, inRedirect, output, redirect, dns } = CHAINS;
@@ -149,13 +180,24 @@ export const execDefault: Exec = (cmd, args, input) =>
     if (input !== undefined) child.stdin?.end(input);
   });
 
-async function hookPresent(exec: Exec, h: Hook): Promise<boolean> {
-  return (await exec('iptables', ['-w', '-t', 'nat', '-C', h.chain, ...h.rule])).code === 0;
+type Family = 'iptables' | 'ip6tables';
+
+async function hookPresent(exec: Exec, h: Hook, bin: Family = 'iptables'): Promise<boolean> {
+  return (await exec(bin, ['-w', '-t', 'nat', '-C', h.chain, ...h.rule])).code === 0;
 }
 
-/** Installs (or rebuilds) the rule set in one transaction; throws an IsleError saying why, with nothing changed. */
+/** Whether ip6tables' nat table can be used here (a kernel without IPv6 nat: IPv6 stays uncaptured). */
+export async function ipv6NatAvailable(exec: Exec = execDefault): Promise<boolean> {
+  return (await exec('ip6tables', ['-w', '-t', 'nat', '-S', 'OUTPUT'])).code === 0;
+}
+
+/**
+ * Installs (or rebuilds) the rule sets, IPv4 then IPv6 (when ip6tables' nat table is usable), each
+ * in one transaction; throws an IsleError saying why, with nothing of Isle's left installed.
+ */
 export async function installCapture(s: CaptureSettings, exec: Exec = execDefault): Promise<RuleSet> {
   const set = captureRules(s);
+  const set6 = captureRules6(s);
   const probe = await exec('iptables', ['-w', '-t', 'nat', '-S', 'OUTPUT']);
   if (probe.code !== 0) {
     throw new IsleError('ERR_USAGE', `--capture: cannot use iptables' nat table (${firstLine(probe.stderr) || `exit ${probe.code}`}); capture needs root (CAP_NET_ADMIN) in the workload's network namespace`);
@@ -166,6 +208,14 @@ export async function installCapture(s: CaptureSettings, exec: Exec = execDefaul
   const r = await exec('iptables-restore', ['-w', '--noflush'], restoreScript(set, present));
   if (r.code !== 0) {
     throw new IsleError('ERR_USAGE', `--capture: iptables-restore refused the rule set, nothing was changed: ${r.stderr.trim().split('\n').slice(0, 2).join('; ')}`);
+  }
+  if (!(await ipv6NatAvailable(exec))) return set;
+  const present6 = await Promise.all(set6.hooks.map((h) => hookPresent(exec, h, 'ip6tables')));
+  const r6 = await exec('ip6tables-restore', ['-w', '--noflush'], restoreScript(set6, present6));
+  if (r6.code !== 0) {
+    // The IPv4 half is in place: take it out again, so that a failure changes nothing.
+    await removeCapture(exec);
+    throw new IsleError('ERR_USAGE', `--capture: ip6tables-restore refused the IPv6 rule set, nothing was changed: ${r6.stderr.trim().split('\n').slice(0, 2).join('; ')}`);
   }
   return set;
 }
@@ -180,33 +230,40 @@ function firstLine(s: string): string {
  * returns what could not be removed.
  */
 export async function removeCapture(exec: Exec = execDefault, only?: readonly string[]): Promise<string[]> {
+  const failed = await removeFamily(exec, 'iptables', only);
+  // IPv6: only where ip6tables' nat table exists (else nothing of Isle's can be there).
+  if (await ipv6NatAvailable(exec)) failed.push(...(await removeFamily(exec, 'ip6tables', only)).map((f) => `IPv6: ${f}`));
+  return failed;
+}
+
+async function removeFamily(exec: Exec, bin: Family, only?: readonly string[]): Promise<string[]> {
   const own = new Set<string>(only ?? Object.values(CHAINS));
   const failed: string[] = [];
   for (const builtin of ['PREROUTING', 'OUTPUT'] as const) {
-    const listed = await exec('iptables', ['-w', '-t', 'nat', '-S', builtin]);
+    const listed = await exec(bin, ['-w', '-t', 'nat', '-S', builtin]);
     if (listed.code !== 0) return [`list ${builtin}: ${firstLine(listed.stderr)}`];
     for (const line of listed.stdout.split('\n')) {
       const parts = line.trim().split(/\s+/);
       const j = parts.indexOf('-j');
       if (parts[0] !== '-A' || j < 0 || !own.has(parts[j + 1] ?? '')) continue;
-      const d = await exec('iptables', ['-w', '-t', 'nat', '-D', ...parts.slice(1)]);
+      const d = await exec(bin, ['-w', '-t', 'nat', '-D', ...parts.slice(1)]);
       if (d.code !== 0) failed.push(`${line.trim()}: ${firstLine(d.stderr)}`);
     }
   }
-  const existing = await exec('iptables', ['-w', '-t', 'nat', '-S']);
+  const existing = await exec(bin, ['-w', '-t', 'nat', '-S']);
   const chains = [...own].filter((c) => existing.stdout.split('\n').some((l) => l.trim() === `-N ${c}`));
   // Flush all first: one of Isle's chains may jump to another.
-  for (const c of chains) await exec('iptables', ['-w', '-t', 'nat', '-F', c]);
+  for (const c of chains) await exec(bin, ['-w', '-t', 'nat', '-F', c]);
   for (const c of chains) {
-    const x = await exec('iptables', ['-w', '-t', 'nat', '-X', c]);
+    const x = await exec(bin, ['-w', '-t', 'nat', '-X', c]);
     if (x.code !== 0) failed.push(`delete chain ${c}: ${firstLine(x.stderr)}`);
   }
   return failed;
 }
 
 /** The nat table as iptables-save prints it (for `isle iptables --list` and tests). */
-export async function listNat(exec: Exec = execDefault): Promise<string> {
-  const r = await exec('iptables', ['-w', '-t', 'nat', '-S']);
-  if (r.code !== 0) throw new IsleError('ERR_USAGE', `iptables -t nat -S: ${firstLine(r.stderr)}`);
+export async function listNat(exec: Exec = execDefault, bin: Family = 'iptables'): Promise<string> {
+  const r = await exec(bin, ['-w', '-t', 'nat', '-S']);
+  if (r.code !== 0) throw new IsleError('ERR_USAGE', `${bin} -t nat -S: ${firstLine(r.stderr)}`);
   return r.stdout;
 }

@@ -98,7 +98,8 @@ export function decodeListener(obj: unknown): DecodeResult<ListenerModel> {
   const all = defaultFilterChain ? [...filterChains, defaultFilterChain] : filterChains;
   const sniClusters = new Map<string, string>();
   for (const c of filterChains) {
-    if (c.filter.kind === 'tcp' && c.filter.tcpProxy.cluster.kind === 'cluster') {
+    // The exact-SNI shortcut only where the SNI alone decides (no address to match first).
+    if (c.filter.kind === 'tcp' && c.filter.tcpProxy.cluster.kind === 'cluster' && c.match.prefixRanges.length === 0) {
       for (const sn of c.match.serverNames) if (!sn.startsWith('*')) sniClusters.set(sn, c.filter.tcpProxy.cluster.name);
     }
   }

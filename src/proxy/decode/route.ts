@@ -214,7 +214,7 @@ const ALL: FractionModel = { numerator: 100, denominator: 100 };
 /** An unset fault percentage is a zero FractionalPercent in Envoy: the fault never fires. */
 const NEVER: FractionModel = { numerator: 0, denominator: 100 };
 
-/** HTTPFault with fixed delays and fixed HTTP aborts; header-driven faults, gRPC aborts and limits are refused. */
+/** HTTPFault with fixed delays and fixed HTTP or gRPC aborts; header-driven faults and limits are refused. */
 export function httpFault(r: Reader): FaultModel {
   let delay: FaultModel['delay'];
   const d = r.obj_('delay');
@@ -228,10 +228,17 @@ export function httpFault(r: Reader): FaultModel {
   const a = r.obj_('abort');
   if (a) {
     const which = a.oneof(['http_status', 'grpc_status', 'header_abort']);
-    if (which !== 'http_status') a.errs.add(which ? a.p(which) : a.path, which ? 'is not supported by isle proxy' : 'abort needs http_status');
-    const status = a.int('http_status', 0);
-    if (which === 'http_status' && (status < 200 || status >= 600)) a.errs.add(a.p('http_status'), `must be in [200, 600), got ${status}`);
-    abort = { httpStatus: status, fraction: fractionalPercent(a.obj_('percentage'), NEVER) };
+    const fraction = fractionalPercent(a.obj_('percentage'), NEVER);
+    if (which === 'grpc_status') {
+      const g = a.int('grpc_status', 0);
+      // Envoy answers a grpc_status abort with HTTP 200 (and the status, to a gRPC request).
+      abort = { httpStatus: 200, grpcStatus: g, fraction };
+    } else {
+      if (which !== 'http_status') a.errs.add(which ? a.p(which) : a.path, which ? 'is not supported by isle proxy' : 'abort needs http_status or grpc_status');
+      const status = a.int('http_status', 0);
+      if (which === 'http_status' && (status < 200 || status >= 600)) a.errs.add(a.p('http_status'), `must be in [200, 600), got ${status}`);
+      abort = { httpStatus: status, fraction };
+    }
   }
   // Each of these narrows or caps when a fault applies; ignoring one would inject too often.
   unsupported(r, ['headers', 'downstream_nodes', 'max_active_faults', 'response_rate_limit', 'upstream_cluster', 'filter_metadata']);

@@ -17,10 +17,12 @@ import { PEER_METADATA } from '../peer.js';
 import { writeAccessLog, type AccessLogEntry, type AccessLogModel } from '../accesslog.js';
 import { Cancellation, type AttemptOutcome, type ResponseSink, type UpstreamResponse } from '../upstream/pool.js';
 import { localReplyFor, type Outcome } from './outcomes.js';
-import { DEADLINE_EXCEEDED, DEADLINE_FLAG, DEADLINE_MESSAGE } from './grpc.js';
+import { DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_CODE, DEADLINE_FLAG, DEADLINE_MESSAGE, grpcMessage, httpToGrpcStatus, isGrpcContentType } from './grpc.js';
 import type { ActiveSpan } from '../tracing/span.js';
 import { tracerOf } from '../tracing/tracer.js';
 import { parseOutboundName } from '../../mesh/names.js';
+
+const NO_BODY: ResponseFraming = { kind: 'none' };
 
 /**
  * The downstream half of an exchange as the filters see it: the HTTP/1.1 codec's ServerExchange,
@@ -182,13 +184,42 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.responded = true;
     const ds = this.ds;
     if (ds.headersSent || ds.gone) return this.finish(0, ['DC']);
-    const h: Headers = { 'content-type': 'application/grpc', 'grpc-status': DEADLINE_EXCEEDED, 'grpc-message': DEADLINE_MESSAGE };
-    ds.respond(200, h, '');
-    this.responseHeaders = h;
-    this.responseBytes += headerBytes(h);
-    if (!ds.requestComplete) ds.discardBody();
-    this.record.grpcStatus = DEADLINE_EXCEEDED;
-    this.finish(200, [DEADLINE_FLAG]);
+    this.grpcReply(DEADLINE_EXCEEDED_CODE, DEADLINE_MESSAGE, [DEADLINE_FLAG]);
+  }
+
+  private grpcRequest: boolean | undefined;
+
+  /** Envoy's `is_grpc` for local replies: the request's content-type is gRPC's (not gRPC-Web). */
+  get isGrpc(): boolean {
+    return (this.grpcRequest ??= isGrpcContentType(this.req.headers['content-type']));
+  }
+
+  /**
+   * A local reply to a gRPC request, as Envoy's `sendLocalReply` makes it: HTTP 200 and one
+   * HEADERS frame with END_STREAM (trailers-only) carrying `grpc-status` and the reply text as
+   * `grpc-message`; `extra` (rate limit headers, a redirect's location) goes along. On HTTP/1.1
+   * the same fields leave as a header-only 200 with Content-Length 0.
+   */
+  grpcReply(code: number, text: string, flags: readonly string[], extra?: Headers): void {
+    this.responded = true;
+    const ds = this.ds;
+    if (ds.headersSent) ds.reset();
+    else if (!ds.gone) {
+      const h: Headers = extra ? { ...extra } : {};
+      delete h['content-length'];
+      h['content-type'] = 'application/grpc';
+      h['grpc-status'] = String(code);
+      const msg = grpcMessage(text);
+      if (msg) h['grpc-message'] = msg;
+      if (this.inbound && this.peerResponseHeader) h[PEER_METADATA] = this.peerResponseHeader;
+      ds.writeHead(200, undefined, h, NO_BODY);
+      ds.end();
+      this.responseHeaders = h;
+      this.responseBytes += headerBytes(h);
+      if (!ds.requestComplete) ds.discardBody();
+    }
+    this.record.grpcStatus = String(code);
+    this.finish(200, flags);
   }
 
   /** Records the request in the standard metrics, once. */
@@ -295,11 +326,15 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     return this.ds.remoteAddress;
   }
 
-  /** Answers with Envoy's local reply for `outcome` and records it. */
-  reply(outcome: Outcome, detail?: string, extraFlags: readonly string[] = [], headers?: Headers, statusOverride?: number): void {
+  /**
+   * Answers with Envoy's local reply for `outcome` and records it. A gRPC request gets it as a
+   * gRPC status (`grpcStatus`, else the outcome's, else the HTTP status's mapping).
+   */
+  reply(outcome: Outcome, detail?: string, extraFlags: readonly string[] = [], headers?: Headers, statusOverride?: number, grpcStatus?: number): void {
     const r = localReplyFor(outcome, detail);
     const status = statusOverride ?? r.status;
     const flags = r.flag ? [r.flag, ...extraFlags] : extraFlags;
+    if (this.isGrpc) return this.grpcReply(grpcStatus ?? r.grpc ?? httpToGrpcStatus(status), r.body, flags, headers);
     this.responded = true;
     const ds = this.ds;
     if (ds.headersSent) {

@@ -20,6 +20,6 @@ async function inject(ctx: HttpContext, next: Next, d: FaultDecision): Promise<v
     ctx.flags.push(DELAY_INJECTED);
     await ctx.sleep(d.delayMs);
   }
-  if (d.abortStatus !== undefined) return ctx.reply('fault-abort', undefined, [], undefined, d.abortStatus);
+  if (d.abortStatus !== undefined) return ctx.reply('fault-abort', undefined, [], undefined, d.abortStatus, d.abortGrpcStatus);
   return next(ctx);
 }

@@ -29,6 +29,12 @@ export interface OutcomeRow {
   flag: string;
   /** The local reply body; `detail` is the part that varies. */
   body: (detail: string) => string;
+  /**
+   * The grpc-status a gRPC request gets instead of the HTTP status's mapping: Envoy answers a
+   * gRPC route or per-try timeout with DEADLINE_EXCEEDED (envoyproxy/envoy#44479), not the
+   * UNAVAILABLE that 504 maps to.
+   */
+  grpc?: number;
 }
 
 const RESET_PREFIX = 'upstream connect error or disconnect/reset before headers. ';
@@ -46,8 +52,8 @@ export const OUTCOMES: Readonly<Record<Outcome, OutcomeRow>> = {
   'connect-failure': { status: 503, flag: 'UF', body: (d) => `${RESET_PREFIX}${d}` },
   reset: { status: 503, flag: 'UC', body: (d) => `${RESET_PREFIX}${d}` },
   overflow: { status: 503, flag: 'UO', body: (d) => `${RESET_PREFIX}${d}` },
-  'route-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout' },
-  'per-try-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout' },
+  'route-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: 4 },
+  'per-try-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: 4 },
   // status: the fault's http_status, passed by the fault filter.
   'fault-abort': { status: 503, flag: 'FI', body: () => 'fault filter abort' },
   // Envoy's RBAC filter answers 403 with this text; it sets no response flag of its own.
@@ -70,8 +76,8 @@ export const DELAY_INJECTED = 'DI';
 /** Envoy's flag for an upstream that reset after the response started. */
 export const UPSTREAM_RESET = 'UC';
 
-export function localReplyFor(o: Outcome, detail = ''): { status: number; flag: string; body: string } {
+export function localReplyFor(o: Outcome, detail = ''): { status: number; flag: string; body: string; grpc: number | undefined } {
   const row = OUTCOMES[o];
   const text = row.body(detail);
-  return { status: row.status, flag: row.flag, body: text === '' || text.endsWith('\n') ? text : `${text}\n` };
+  return { status: row.status, flag: row.flag, body: text === '' || text.endsWith('\n') ? text : `${text}\n`, grpc: row.grpc };
 }

@@ -17,7 +17,7 @@ import type { Filter, HttpContext } from './context.js';
 import { RETRIES_EXHAUSTED } from './outcomes.js';
 import { dropHeader, stripHopByHop } from './hop.js';
 import { onUpstreamResponse } from './stats.js';
-import { formatGrpcTimeout, grpcDeadlineMs } from './grpc.js';
+import { formatGrpcTimeout, grpcDeadlineMs, httpToGrpcStatus } from './grpc.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
@@ -129,10 +129,12 @@ export const routerFilter: Filter = async (ctx, next) => {
   return replyFailure(ctx, last);
 };
 
+/** A redirect or direct response; to a gRPC request, Envoy's gRPC form of it (HTTP status mapped). */
 function localAnswer(ctx: HttpContext, status: number, headers: Headers, body: string): void {
   ctx.responded = true;
   const ds = ctx.ds;
   if (ds.headersSent || ds.gone) return ctx.finish(0, ['DC']);
+  if (ctx.isGrpc) return ctx.grpcReply(httpToGrpcStatus(status), body, [], headers);
   ds.respond(status, headers, body);
   if (!ds.requestComplete) ds.discardBody();
   ctx.finish(status, []);

@@ -2,9 +2,10 @@
  * Body framing of one HTTP/1.1 message: Content-Length, chunked, or until the connection closes.
  * The decoder hands out slices of the received buffers (no copies) and says where the message
  * ended, so the bytes after it (a pipelined request, a stray CRLF) stay with the connection.
- * Chunked trailers are read and dropped (Isle does not forward trailers; ADR 0010).
+ * Chunked trailers are parsed into `trailers` (the upstream codec hands them on, ADR 0116);
+ * fields a trailer must not carry (framing, routing, hop-by-hop) are dropped.
  */
-import type { Framing } from './head.js';
+import type { Framing, Headers } from './head.js';
 
 export interface BodyData {
   /** A slice of the body, in order. Valid only during the call unless kept. */
@@ -13,6 +14,9 @@ export interface BodyData {
 
 const MAX_LINE = 4096;
 const MAX_TRAILER_BYTES = 16 * 1024;
+/** RFC 9110 §6.5.1: fields that framing, routing or the connection need, never taken from a trailer. */
+const NOT_IN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'content-type', 'content-encoding', 'content-range']);
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
 const enum St {
   Length,
@@ -31,6 +35,8 @@ export class BodyDecoder {
   private trailerBytes = 0;
   /** Set when the bytes are not valid chunked framing. */
   error: string | undefined;
+  /** A chunked message's trailer fields, once done (undefined: none). */
+  trailers: Headers | undefined;
 
   constructor(framing: Framing) {
     switch (framing.kind) {
@@ -125,12 +131,25 @@ export class BodyDecoder {
               this.st = St.Done;
               return i;
             }
+            this.trailerField(line);
           }
           break;
         }
       }
     }
     return i;
+  }
+
+  private trailerField(line: string): void {
+    const colon = line.indexOf(':');
+    // A malformed trailer line is dropped, not fatal: the body before it is complete.
+    if (colon <= 0) return;
+    const name = line.slice(0, colon).toLowerCase();
+    if (!FIELD_NAME.test(name) || NOT_IN_TRAILERS.has(name)) return;
+    const value = line.slice(colon + 1).trim();
+    const t = (this.trailers ??= {});
+    const prev = t[name];
+    t[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
   }
 
   private fail(reason: string): number {

@@ -131,7 +131,7 @@ export class GatewayListener {
     // Exact names first (the generated config has only those), then Envoy's wildcard rules.
     let clusterName = model.sniClusters.get(sni);
     if (clusterName === undefined) {
-      const chain = selectFilterChain(model, { destinationPort: model.port, transportProtocol: 'tls', serverName: sni, alpn: result.alpn });
+      const chain = selectFilterChain(model, { destinationPort: model.port, destinationIp: socket.localAddress, transportProtocol: 'tls', serverName: sni, alpn: result.alpn });
       if (!chain || chain.filter.kind !== 'tcp') {
         this.unknownSni.report(model.name, sni);
         return this.reject(socket, 'unknown_sni');

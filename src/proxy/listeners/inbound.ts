@@ -115,7 +115,8 @@ export class InboundListener {
     stats.downstreamCxActive.inc(label);
     socket.once('close', () => stats.downstreamCxActive.dec(label));
 
-    const facts: ConnectionFacts = { destinationPort: model.port, transportProtocol: undefined, serverName: undefined, alpn: [] };
+    // Not redirected: the destination is the address the client dialled (prefix_ranges match it).
+    const facts: ConnectionFacts = { destinationPort: model.port, destinationIp: socket.localAddress, transportProtocol: undefined, serverName: undefined, alpn: [] };
     if (model.tlsInspector) {
       const { result, consumed } = await peekClientHello(socket, {
         timeoutMs: this.opts.inspectTimeoutMs ?? 15_000,

@@ -32,6 +32,17 @@ export interface CaptureListenerOptions {
   sniffTimeoutMs?: number;
 }
 
+/**
+ * The IPv6 twin of a capture listener: `::`, IPv6 only. A host without IPv6 (EAFNOSUPPORT,
+ * EADDRNOTAVAIL) just has no IPv6 to capture.
+ */
+async function listenIpv6(server: net.Server, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL' ? resolve() : reject(e)));
+    server.listen({ port, host: '::', ipv6Only: true }, () => resolve());
+  });
+}
+
 export class OutboundListener {
   private model: ListenerModel;
   private info: ConnInfo;
@@ -47,18 +58,26 @@ export class OutboundListener {
     this.model = model;
     this.info = OutboundListener.connInfo(model);
     this.http = createHcmServer({ deps, connInfo: () => this.info, inflight: this.inflight });
-    this.server = net.createServer({ noDelay: true }, (s) => {
-      s.on('error', () => s.destroy());
-      const label = { listener: this.model.name };
-      deps.stats.downstreamCxTotal.inc(label);
-      deps.stats.downstreamCxActive.inc(label);
-      s.once('close', () => deps.stats.downstreamCxActive.dec(label));
-      if (!this.capture) return this.http.serve(s);
-      const dst = originalDst(s);
-      // Not redirected (an explicit-proxy client dialing 15001 itself): plain HTTP proxy.
-      if (!dst || (dst.port === s.localPort && dst.address === s.localAddress)) return this.http.serve(s);
-      void this.captured(s, dst);
-    });
+    this.server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    // Captured IPv6 (ip6tables REDIRECT to ::1): a second, IPv6-only socket, so IPv4 connections
+    // keep their plain addresses on the first one.
+    if (capture) this.server6 = net.createServer({ noDelay: true }, (s) => this.accept(s));
+  }
+
+  private readonly server6: net.Server | undefined;
+
+  private accept(s: net.Socket): void {
+    const deps = this.deps;
+    s.on('error', () => s.destroy());
+    const label = { listener: this.model.name };
+    deps.stats.downstreamCxTotal.inc(label);
+    deps.stats.downstreamCxActive.inc(label);
+    s.once('close', () => deps.stats.downstreamCxActive.dec(label));
+    if (!this.capture) return this.http.serve(s);
+    const dst = originalDst(s);
+    // Not redirected (an explicit-proxy client dialing 15001 itself): plain HTTP proxy.
+    if (!dst || (dst.port === s.localPort && dst.address === s.localAddress)) return this.http.serve(s);
+    void this.captured(s, dst);
   }
 
   private static connInfo(model: ListenerModel): ConnInfo {
@@ -135,8 +154,10 @@ export class OutboundListener {
     this.model = model;
   }
 
-  listen(): Promise<AddressInfo> {
-    return listenOn(this.server, this.model.port, this.model.address);
+  async listen(): Promise<AddressInfo> {
+    const a = await listenOn(this.server, this.model.port, this.model.address);
+    if (this.server6) await listenIpv6(this.server6, a.port);
+    return a;
   }
 
   address(): AddressInfo {
@@ -144,6 +165,6 @@ export class OutboundListener {
   }
 
   drain(opts?: DrainOptions): Promise<DrainResult> {
-    return drain({ servers: [this.server], http: [this.http], inflight: this.inflight }, opts);
+    return drain({ servers: this.server6 ? [this.server, this.server6] : [this.server], http: [this.http], inflight: this.inflight }, opts);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The destination a connection had before iptables REDIRECT rewrote it: `getsockopt(fd, SOL_IP,
- * SO_ORIGINAL_DST)`, which returns a `sockaddr_in`. Node has no API for it; Isle calls libc's
+ * SO_ORIGINAL_DST)`, which returns a `sockaddr_in` (IPv6 sockets redirected by ip6tables:
+ * `getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST)`, a `sockaddr_in6`). Node has no API for it; Isle calls libc's
  * getsockopt through koffi (an FFI package with prebuilt binaries, no compiler needed), on the
  * socket's file descriptor (ADR 0070). koffi is loaded on first use, so a proxy without capture
  * never loads it.
@@ -12,6 +13,11 @@ const SOL_IP = 0;
 const SO_ORIGINAL_DST = 80;
 const SOCKADDR_IN_SIZE = 16;
 const AF_INET = 2;
+const SOL_IPV6 = 41;
+/** linux/netfilter_ipv6/ip6_tables.h: the same number as SO_ORIGINAL_DST, at the IPv6 level. */
+const IP6T_SO_ORIGINAL_DST = 80;
+const SOCKADDR_IN6_SIZE = 28;
+const AF_INET6 = 10;
 
 export interface OriginalDst {
   address: string;
@@ -36,6 +42,16 @@ export function decodeSockaddrIn(b: Buffer): OriginalDst | undefined {
   return { port: b.readUInt16BE(2), address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}` };
 }
 
+/** Decodes a `struct sockaddr_in6` (family in host order; port, address in network order). */
+export function decodeSockaddrIn6(b: Buffer): OriginalDst | undefined {
+  if (b.length < 24 || b.readUInt16LE(0) !== AF_INET6) return undefined;
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(8 + i * 2).toString(16));
+  // Canonical text (RFC 5952) through the URL parser: `fd00:0:0:0:0:0:0:2` → `fd00::2`.
+  const address = new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+  return { port: b.readUInt16BE(2), address };
+}
+
 /** The socket's file descriptor (libuv's handle), or undefined once closed or for a TLS wrapper. */
 export function socketFd(socket: Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -43,17 +59,20 @@ export function socketFd(socket: Socket): number | undefined {
 }
 
 /**
- * The original destination of an accepted IPv4 socket. A connection that was not redirected
- * gives its own local address (conntrack knows it, unrewritten); undefined when conntrack has no
- * entry (ENOENT) or the socket has no fd.
+ * The original destination of an accepted socket (IPv4, or IPv6 redirected by ip6tables). A
+ * connection that was not redirected gives its own local address (conntrack knows it,
+ * unrewritten); undefined when conntrack has no entry (ENOENT) or the socket has no fd.
  */
 export function originalDst(socket: Socket): OriginalDst | undefined {
   const fd = socketFd(socket);
   if (fd === undefined) return undefined;
   const getsockopt = load();
-  const val = Buffer.alloc(SOCKADDR_IN_SIZE);
+  // An IPv4 client on a dual-stack socket (`::ffff:a.b.c.d`) is IPv4 to conntrack.
+  const v6 = socket.localFamily === 'IPv6' && !(socket.localAddress ?? '').startsWith('::ffff:');
+  const size = v6 ? SOCKADDR_IN6_SIZE : SOCKADDR_IN_SIZE;
+  const val = Buffer.alloc(size);
   const len = Buffer.alloc(4);
-  len.writeUInt32LE(SOCKADDR_IN_SIZE);
-  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, val, len) !== 0) return undefined;
-  return decodeSockaddrIn(val);
+  len.writeUInt32LE(size);
+  if (getsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IP6T_SO_ORIGINAL_DST : SO_ORIGINAL_DST, val, len) !== 0) return undefined;
+  return v6 ? decodeSockaddrIn6(val) : decodeSockaddrIn(val);
 }

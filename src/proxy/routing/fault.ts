@@ -21,13 +21,16 @@ export interface FaultDecision {
   readonly delayMs: number;
   /** undefined = no abort. */
   readonly abortStatus: number | undefined;
+  /** A grpc_status abort's code (then abortStatus is 200). */
+  readonly abortGrpcStatus?: number | undefined;
 }
 
 /** Which faults apply to this request: delay and abort are drawn independently, as in Envoy. */
 export function decideFault(fault: FaultModel, random: () => number): FaultDecision {
   const delayMs = fault.delay && hits(fault.delay.fraction, random) ? fault.delay.fixedDelayMs : 0;
-  const abortStatus = fault.abort && hits(fault.abort.fraction, random) ? fault.abort.httpStatus : undefined;
-  return { delayMs, abortStatus };
+  const abort = fault.abort && hits(fault.abort.fraction, random) ? fault.abort : undefined;
+  if (abort?.grpcStatus !== undefined) return { delayMs, abortStatus: abort.httpStatus, abortGrpcStatus: abort.grpcStatus };
+  return { delayMs, abortStatus: abort?.httpStatus };
 }
 
 /**

@@ -176,6 +176,7 @@ class UpstreamConn implements BodyData {
   }
 
   private bodyComplete(rest: Buffer): void {
+    const trailers = this.decoder?.trailers;
     this.decoder = null;
     const a = this.attempt!;
     this.attempt = null;
@@ -184,7 +185,7 @@ class UpstreamConn implements BodyData {
     if (rest.length) this.reusable = false;
     a.conn = null;
     this.pool.release(this, this.reusable && a.requestSent);
-    a.bodyEnd();
+    a.bodyEnd(trailers);
   }
 
   private onError(e: NodeJS.ErrnoException): void {
@@ -473,10 +474,14 @@ class Attempt implements UpstreamResponse {
     } else (this.early ??= []).push(chunk);
   }
 
-  bodyEnd(): void {
+  /** Chunked trailers, if the upstream sent some (handed on like HTTP/2's). */
+  private trailers: Headers | undefined;
+
+  bodyEnd(trailers?: Headers): void {
     this.ended = true;
+    this.trailers = trailers;
     this.pools.release(this.cluster.name);
-    if (this.sink) this.sink.end();
+    if (this.sink) this.sink.end(trailers);
   }
 
   bodyBroken(reason: string): void {
@@ -492,7 +497,7 @@ class Attempt implements UpstreamResponse {
     this.early = null;
     if (early) for (const c of early) if (!sink.data(c)) this.conn?.socket.pause();
     if (this.broken !== undefined) sink.abort(this.broken);
-    else if (this.ended) sink.end();
+    else if (this.ended) sink.end(this.trailers);
   }
 
   flow(): void {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { captureRules, installCapture, listNat, removeCapture, restoreScript, type CaptureSettings, type Exec } from '../../../src/proxy/capture/iptables.js';
+import { captureRules, captureRules6, installCapture, listNat, removeCapture, restoreScript, type CaptureSettings, type Exec } from '../../../src/proxy/capture/iptables.js';
 import { decodeSockaddrIn } from '../../../src/proxy/net/origdst.js';
 import { captureUnsupported, execIn, NsProcess, Topology } from './netns.js';
 import { runIsle } from '../../helpers/cli.js';
@@ -45,6 +45,20 @@ describe('capture rules as data', () => {
     assert.equal(captureRules({ ...SETTINGS, dnsPort: undefined }).rules.some((r) => r.includes('15053')), false);
   });
 
+  test('IPv6: the outbound half with ::1/::6, IPv6 exclusions only; IPv4 rules never see an IPv6 CIDR', () => {
+    const s = { ...SETTINGS, excludeOutboundCidrs: ['10.99.0.0/16', 'FD00:99::/32'] };
+    const text = captureRules6(s).rules.map((r) => r.join(' '));
+    assert.ok(text.includes('ISLE_REDIRECT -p tcp -j REDIRECT --to-ports 15001'));
+    assert.ok(text.includes('ISLE_OUTPUT -o lo -s ::6/128 -j RETURN'));
+    assert.ok(text.includes('ISLE_OUTPUT -d ::1/128 -j RETURN'));
+    assert.ok(text.includes('ISLE_OUTPUT -d fd00:99::/32 -j RETURN'));
+    assert.ok(text.includes('ISLE_OUTPUT -m owner --gid-owner 1337 -j RETURN'));
+    assert.equal(text.some((t) => t.includes('10.99.0.0') || t.includes('15006') || t.includes('15053')), false);
+    assert.deepEqual(captureRules6(s).hooks, [{ chain: 'OUTPUT', rule: ['-p', 'tcp', '-j', 'ISLE_OUTPUT'] }]);
+    assert.equal(captureRules(s).rules.some((r) => r.join(' ').includes('fd00')), false);
+    assert.throws(() => captureRules({ ...SETTINGS, excludeOutboundCidrs: ['fd00::/200'] }), /invalid IPv6 CIDR "fd00::\/200"/);
+  });
+
   test('bad settings are refused before iptables runs', () => {
     assert.throws(() => captureRules({ ...SETTINGS, excludeOutboundCidrs: ['10.0.0.0/40'] }), /invalid IPv4 CIDR "10.0.0.0\/40"/);
     assert.throws(() => captureRules({ ...SETTINGS, excludeOutboundPorts: [70000] }), /excluded port: invalid port 70000/);
@@ -56,6 +70,7 @@ describe('capture rules as data', () => {
     assert.match(r.stdout, /^\*nat\n/);
     assert.match(r.stdout, /-A ISLE_OUTPUT -p tcp --dport 2379 -j RETURN/);
     assert.doesNotMatch(r.stdout, /15053/);
+    assert.match(r.stdout, /# ip6tables-restore --noflush \(IPv6, outbound only\)\n\*nat\n[^]*-A ISLE_OUTPUT -d ::1\/128 -j RETURN/);
     const bad = await runIsle(['iptables', '--dry-run', '--exclude-outbound-cidrs', '10.0.0.0/40']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /invalid IPv4 CIDR "10\.0\.0\.0\/40"/);

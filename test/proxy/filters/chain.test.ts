@@ -4,9 +4,13 @@
  * step by step.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ManualTimers } from '../../../src/mesh/timers.js';
 import type { AuthzConnection, AuthzRequest, HttpAuthorizer } from '../../../src/proxy/authz.js';
+import type { AccessLogEntry, AccessLogModel } from '../../../src/proxy/accesslog.js';
 import { OUTCOMES } from '../../../src/proxy/filters/outcomes.js';
 import type { RequestHead } from '../../../src/proxy/http1/head.js';
 import type { ConnInfo, ListenerDeps } from '../../../src/proxy/listeners/context.js';
@@ -33,7 +37,7 @@ interface Setup {
   done: Promise<void>;
 }
 
-function run(opts: { retry?: RetryPolicyModel | null; timeoutMs?: number; steps: Step[]; fault?: FaultModel; authorize?: HttpAuthorizer; noEndpoints?: boolean }): Setup {
+function run(opts: { retry?: RetryPolicyModel | null; timeoutMs?: number; steps: Step[]; fault?: FaultModel; authorize?: HttpAuthorizer; noEndpoints?: boolean; headers?: Record<string, string>; accessLogs?: AccessLogModel[] }): Setup {
   const graph = emptyGraph();
   const c = cluster('c');
   graph.clusters.set('c', c);
@@ -67,14 +71,14 @@ function run(opts: { retry?: RetryPolicyModel | null; timeoutMs?: number; steps:
     listener: 'virtualOutbound',
     direction: 'OUTBOUND',
     chain: chain('', { kind: 'http', hcm: hcm({ kind: 'inline', config: rc }) }),
-    hcm: hcm({ kind: 'inline', config: rc }, { httpFilters: ['envoy.filters.http.fault', 'envoy.filters.http.rbac', 'envoy.filters.http.router'] }),
+    hcm: hcm({ kind: 'inline', config: rc }, { httpFilters: ['envoy.filters.http.fault', 'envoy.filters.http.rbac', 'envoy.filters.http.router'], ...(opts.accessLogs ? { accessLogs: opts.accessLogs } : {}) }),
     mtls: false,
     peerId: undefined,
     peerCertHash: undefined,
     ownId: undefined,
     destinationPort: 15001,
   };
-  const head: RequestHead = { method: 'GET', target: '/hello', minor: 1, headers: { host: 'svc', 'x-request-id': 'fixed' } };
+  const head: RequestHead = { method: 'GET', target: '/hello', minor: 1, headers: { host: 'svc', 'x-request-id': 'fixed', ...opts.headers } };
   const ds = new FakeDownstream();
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -226,4 +230,71 @@ test('outcome table: every local reply has a status, and the flags are Envoy sho
     assert.ok(flags.has(row.flag), `${name}: ${row.flag}`);
   }
   assert.equal(OUTCOMES['headers-too-large'].status, 431);
+});
+
+// ------------------------------------------------------------------------------ gRPC local replies
+
+const GRPC = { 'content-type': 'application/grpc' };
+const ALWAYS = { numerator: 100, denominator: 100 };
+
+/** A gRPC local reply: HTTP 200, no body, grpc-status/grpc-message in the (only) headers. */
+function assertGrpcReply(s: Setup, code: number, message: string): void {
+  assert.equal(s.ds.status, 200);
+  assert.equal(s.ds.body, '');
+  assert.equal(s.ds.headers['content-type'], 'application/grpc');
+  assert.equal(s.ds.headers['grpc-status'], String(code));
+  assert.equal(s.ds.headers['grpc-message'], message);
+  assert.equal(s.ds.headers['content-length'], undefined);
+}
+
+test('gRPC request, no endpoints: trailers-only UNAVAILABLE (503 mapped), flag UH, grpc status in the stats and access log', async () => {
+  const logged: AccessLogEntry[] = [];
+  const log: AccessLogModel = { path: join(tmpdir(), `isle-ge-chain-${process.pid}.log`), encoding: 'TEXT', format: (e) => (logged.push(e), '') };
+  const s = run({ steps: [], noEndpoints: true, headers: { ...GRPC }, accessLogs: [log] });
+  await s.done;
+  assertGrpcReply(s, 14, 'no healthy upstream');
+  assert.match(await s.stats.metrics(), /request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="UH"/);
+  assert.equal(logged.length, 1);
+  assert.deepEqual({ code: logged[0]!.responseCode, grpc: logged[0]!.grpcStatus, flags: logged[0]!.responseFlags }, { code: 200, grpc: '14', flags: 'UH' });
+  rmSync(log.path, { force: true });
+});
+
+test('gRPC request, route timeout: DEADLINE_EXCEEDED (Envoy), not the UNAVAILABLE 504 maps to', async () => {
+  const s = run({ timeoutMs: 100, steps: [hang], headers: { 'content-type': 'application/grpc+proto' } });
+  await settle();
+  s.timers.advance(100);
+  await s.done;
+  assertGrpcReply(s, 4, 'upstream request timeout');
+  assert.match(await s.stats.metrics(), /grpc_response_status="4",response_flags="UT"/);
+});
+
+test('gRPC request: connect failure → UNAVAILABLE with the percent-encoded reason; RBAC deny → PERMISSION_DENIED', async () => {
+  const s = run({ steps: [{ kind: 'connect-failure', detail: 'ECONNREFUSED: 100% refused' }], headers: { ...GRPC } });
+  await s.done;
+  assertGrpcReply(s, 14, 'upstream connect error or disconnect/reset before headers. reset reason: connection failure');
+  const d = run({ steps: [], authorize: () => ({ allow: false }), headers: { ...GRPC } });
+  await d.done;
+  assertGrpcReply(d, 7, 'RBAC: access denied');
+});
+
+test('fault abort: grpc_status answers a gRPC request with that status, anything else with HTTP 200 (Envoy)', async () => {
+  const fault = { delay: undefined, abort: { httpStatus: 200, grpcStatus: 8, fraction: ALWAYS } } as FaultModel;
+  const s = run({ steps: [], fault, headers: { ...GRPC } });
+  await s.done;
+  assertGrpcReply(s, 8, 'fault filter abort');
+  assert.match(await s.stats.metrics(), /grpc_response_status="8",response_flags="FI"/);
+  const plain = run({ steps: [], fault });
+  await plain.done;
+  assert.equal(plain.ds.status, 200);
+  assert.equal(plain.ds.body, 'fault filter abort\n');
+  // An HTTP-status abort of a gRPC request is mapped like any local reply: 401 → UNAUTHENTICATED.
+  const http = run({ steps: [], fault: { delay: undefined, abort: { httpStatus: 401, fraction: ALWAYS } } as FaultModel, headers: { ...GRPC } });
+  await http.done;
+  assertGrpcReply(http, 16, 'fault filter abort');
+});
+
+test('gRPC-Web is not gRPC for local replies (its clients read the status from the body)', async () => {
+  const s = run({ steps: [], noEndpoints: true, headers: { 'content-type': 'application/grpc-web+proto' } });
+  await s.done;
+  assert.equal(s.ds.status, 503);
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeRouteConfig } from '../../../src/proxy/decode/index.js';
-import { formatGrpcTimeout, grpcDeadlineMs, parseGrpcTimeout } from '../../../src/proxy/filters/grpc.js';
+import { formatGrpcTimeout, grpcDeadlineMs, grpcMessage, httpToGrpcStatus, isGrpcContentType, parseGrpcTimeout } from '../../../src/proxy/filters/grpc.js';
 import type { ForwardActionModel } from '../../../src/proxy/model.js';
 import { forward } from '../net/fixtures.js';
 
@@ -43,4 +43,17 @@ test('route decode: max_grpc_timeout (what Istio sends) and max_stream_duration.
   const bad = rc({ max_stream_duration: { max_stream_duration: '5s' } });
   assert.ok('errors' in bad);
   assert.match(bad.errors.join('\n'), /max_stream_duration\.max_stream_duration: is not supported by isle proxy/);
+});
+
+test("local replies: Envoy's gRPC request test, gRPC's HTTP → status mapping, grpc-message encoding", () => {
+  for (const ct of ['application/grpc', 'application/grpc+proto', 'application/grpc+json', 'application/grpc; charset=utf-8']) assert.ok(isGrpcContentType(ct), ct);
+  for (const ct of [undefined, '', 'application/json', 'application/grpc-web', 'application/grpc-web+proto', 'application/grpcx', ['application/grpc']]) {
+    assert.equal(isGrpcContentType(ct as string), false, String(ct));
+  }
+  const map: [number, number][] = [[400, 13], [401, 16], [403, 7], [404, 12], [429, 14], [502, 14], [503, 14], [504, 14], [500, 2], [418, 2], [200, 2], [301, 2]];
+  for (const [http, grpc] of map) assert.equal(httpToGrpcStatus(http), grpc, String(http));
+  assert.equal(grpcMessage('no healthy upstream\n'), 'no healthy upstream');
+  assert.equal(grpcMessage('100% sure'), '100%25 sure');
+  assert.equal(grpcMessage('línea\tdos'), 'l%C3%ADnea%09dos');
+  assert.equal(grpcMessage(''), '');
 });

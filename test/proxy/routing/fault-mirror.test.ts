@@ -61,13 +61,22 @@ test('decoder: fault per-route config and mirror policies', () => {
   if (rt.action.kind === 'route') assert.deepEqual(rt.action.mirrorPolicies, [{ cluster: 'shadow', fraction: { numerator: 500000, denominator: 1_000_000 }, keepHost: false }]);
 });
 
-test('decoder: refuses what Isle would skip (other per-filter config, header faults, gRPC aborts)', () => {
+test('decoder: refuses what Isle would skip (other per-filter config, header faults); reads gRPC aborts', () => {
   const bad = (rt: Record<string, unknown>) => {
     const r = decodeRouteConfig({ name: 'x', virtual_hosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' }, ...rt }] }] });
     return 'errors' in r ? r.errors.join('\n') : '';
   };
   assert.match(bad({ typed_per_filter_config: { 'envoy.filters.http.rbac': { '@type': 'x' } } }), /not supported/);
-  assert.match(bad({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { grpc_status: 14 } } } }), /grpc_status: is not supported/);
+  assert.match(bad({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { header_abort: {} } } } }), /header_abort: is not supported/);
+  assert.match(bad({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { grpc_status: -1 } } } }), /grpc_status: -1 is out of range/);
+  // A grpc_status abort is Envoy's HTTP 200 with that status for gRPC requests.
+  const g = decodeRouteConfig({ name: 'x', virtual_hosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { grpc_status: 14, percentage: { numerator: 100 } } } } }] }] });
+  assert.ok('ok' in g);
+  if ('ok' in g) {
+    const abort = g.ok.virtualHosts[0]!.routes[0]!.fault!.abort!;
+    assert.deepEqual({ httpStatus: abort.httpStatus, grpcStatus: abort.grpcStatus }, { httpStatus: 200, grpcStatus: 14 });
+    assert.deepEqual(decideFault(g.ok.virtualHosts[0]!.routes[0]!.fault!, () => 0), { delayMs: 0, abortStatus: 200, abortGrpcStatus: 14 });
+  }
   assert.match(bad({ typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, headers: [{ name: 'x' }] } } }), /headers: is not supported/);
   // An unset percentage never fires (Envoy's zero FractionalPercent).
   const r = decodeRouteConfig({ name: 'x', virtual_hosts: [{ name: 'v', domains: ['v'], routes: [{ match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { http_status: 500 } } } }] }] });
