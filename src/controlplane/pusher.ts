@@ -39,12 +39,12 @@ import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/worklo
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
 import { ISLE_XDS_VERSION, type ControlPlaneMetrics } from './metrics.js';
 import { proxyDefaultsFrom, withInbound, type Proxy } from '../model/proxy.js';
-import { meshInfoFrom, pushContextFromRegistry, type GatewayCredential, type PushContext } from '../model/pushcontext.js';
+import { endpointsFor, meshInfoFrom, pushContextFromRegistry, type GatewayCredential, type PushContext } from '../model/pushcontext.js';
 import { CONNECT_REQUEST, PushRequest, type PushReason } from '../model/pushrequest.js';
 import type { MeshSettingsSource } from '../mesh/settings.js';
 import type { NodeInfo } from '../xds/server.js';
@@ -460,17 +460,18 @@ export class Pusher {
     // Held: nobody has config to update; settle() pushes everyone from the newest PushContext.
     if (this.held) return;
     let cds = change.full;
+    let lds = change.full;
     if (!change.full) {
       // CDS carries each service's expected SPIFFE ids: an endpoint-only change that adds or drops
-      // a service account must reach CDS too.
+      // a service account must reach CDS too. Captured sidecars match a VIP-less service's
+      // connections by its endpoints' addresses (generate/outbound.ts): a moved address is LDS.
       for (const h of change.hosts) {
-        if (!sameList(old.identitiesByHost.get(h), next.identitiesByHost.get(h))) {
-          cds = true;
-          break;
-        }
+        cds ||= !sameList(old.identitiesByHost.get(h), next.identitiesByHost.get(h));
+        lds ||= endpointAddresses(old, h) !== endpointAddresses(next, h);
+        if (cds && lds) break;
       }
     }
-    const request = cds && !change.cds ? change.merge(new PushRequest({ full: false, reasons: [], cds: true })) : change;
+    const request = (cds && !change.cds) || (lds && !change.lds) ? change.merge(new PushRequest({ full: false, reasons: [], cds, lds })) : change;
     for (const key of this.proxies.keys()) {
       const prev = this.queue.get(key);
       this.queue.set(key, prev ? prev.merge(request) : request);
@@ -531,7 +532,9 @@ export class Pusher {
       // change for it; unchanged types keep their version and are not resent.
       const full = request.full || entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      const types = full ? SERVED_TYPES : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
+      const types = full
+        ? SERVED_TYPES
+        : [...(request.cds ? [CLUSTER_TYPE] : []), ENDPOINT_TYPE, ...(request.lds && proxy.interception === 'REDIRECT' ? [LISTENER_TYPE] : [])];
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;
@@ -554,6 +557,15 @@ export class Pusher {
   }
 }
 
+
+/** A host's endpoint addresses over all its ports, as one comparable string. */
+function endpointAddresses(push: PushContext, host: string): string {
+  const svc = push.servicesByHost.get(host);
+  if (!svc) return '';
+  const addrs = new Set<string>();
+  for (const p of svc.ports) for (const e of endpointsFor(push, host, p.port)) if (e.address !== undefined) addrs.add(`${e.address}:${e.port}`);
+  return [...addrs].sort().join(',');
+}
 
 function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   const x = a ?? [];

@@ -17,6 +17,11 @@ export interface PushRequestInit {
   hosts?: Iterable<string>;
   /** An incremental push that also changes CDS (a host's set of SPIFFE identities moved). */
   cds?: boolean;
+  /**
+   * An incremental push that also changes captured sidecars' LDS: a host's endpoint addresses
+   * moved, and the outbound chains of a service without a VIP match its endpoints' addresses.
+   */
+  lds?: boolean;
   /** When the earliest change was seen (timers.now()); undefined for a connect. */
   start?: number;
 }
@@ -27,6 +32,7 @@ export class PushRequest {
   readonly configKinds: ReadonlySet<Kind>;
   readonly hosts: ReadonlySet<string>;
   readonly cds: boolean;
+  readonly lds: boolean;
   readonly start: number | undefined;
 
   constructor(init: PushRequestInit) {
@@ -35,6 +41,7 @@ export class PushRequest {
     this.configKinds = new Set(init.configKinds ?? []);
     this.hosts = new Set(init.hosts ?? []);
     this.cds = init.full || (init.cds ?? false);
+    this.lds = init.full || (init.lds ?? false);
     this.start = init.start;
     Object.freeze(this);
   }
@@ -51,6 +58,7 @@ export class PushRequest {
       configKinds: union(this.configKinds, other.configKinds),
       hosts: union(this.hosts, other.hosts),
       cds: this.cds || other.cds,
+      lds: this.lds || other.lds,
       ...(starts.length > 0 ? { start: Math.min(...starts) } : {}),
     });
   }

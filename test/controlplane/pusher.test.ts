@@ -48,6 +48,28 @@ describe('push pipeline', () => {
     await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v3') && !plane.cp.pusher.busy, 'v3 gone');
   });
 
+  it("an endpoint at a new address reaches a capturing sidecar's LDS too (its outbound chains match endpoint addresses); a sidecar without capture gets EDS only", async () => {
+    const capNode = sidecarNode(5);
+    const cap = open(5, 'sotw', { ...capNode, metadata: { ...capNode.metadata, INTERCEPTION_MODE: 'REDIRECT' } });
+    const plain = open(6, 'delta');
+    await waitUntil(() => inSync(plane.cp, cap.id) && inSync(plane.cp, plain.id), 'in sync');
+    const lds = plane.cp.cache.get(cap.id, LISTENER_TYPE)!.version;
+    const eds = plane.cp.cache.get(cap.id, ENDPOINT_TYPE)!.version;
+    const marks = [cap.received.length, plain.received.length];
+    // Same service account as the v1 endpoint: no CDS change, only a new address.
+    writeFileSync(join(plane.configDir, 'hw-v1b.yaml'), workloadEntryYaml('helloworld-v1b', '127.1.0.13', 'helloworld'));
+    await waitUntil(() => plane.cp.cache.get(cap.id, ENDPOINT_TYPE)!.version !== eds && inSync(plane.cp, cap.id) && inSync(plane.cp, plain.id), 'EDS pushed');
+    await waitUntil(() => plane.cp.cache.get(cap.id, LISTENER_TYPE)!.version !== lds, 'LDS of the capturing sidecar');
+    assert.equal(plane.cp.pusher.recentPushes().at(-1)!.kind, 'eds');
+    await waitUntil(() => inSync(plane.cp, cap.id), 'LDS acked');
+    const listeners = JSON.stringify([...cap.sotw!.state.get(LISTENER_TYPE)!.values()]);
+    assert.match(listeners, /127\.1\.0\.13/, 'the new address is in a captured outbound chain');
+    assert.deepEqual([...new Set(cap.since(marks[0]!).map((r) => r.type))].sort(), [ENDPOINT_TYPE, LISTENER_TYPE].sort());
+    assert.deepEqual([...new Set(plain.since(marks[1]!).map((r) => r.type))], [ENDPOINT_TYPE]);
+    unlinkSync(join(plane.configDir, 'hw-v1b.yaml'));
+    await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v1b') && !plane.cp.pusher.busy, 'v1b gone');
+  });
+
   it('kinds no generator reads (ServiceAccount) push nobody', async () => {
     const pushes = plane.cp.pusher.pushCount;
     writeFileSync(join(plane.configDir, 'sa.yaml'), 'apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: extra\n  namespace: default\n');
