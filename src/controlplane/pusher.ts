@@ -38,6 +38,7 @@ import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
+import { affectedTypes } from '../generate/affected.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
@@ -265,7 +266,8 @@ export class Pusher {
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
     const settled = this.o.settledUpstream !== undefined && events.every(this.o.settledUpstream);
-    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }), settled);
+    const configs = events.filter((e) => PUSH_KINDS.has(e.type === 'deleted' ? e.previous.kind : e.resource.kind)).map((e) => e.key);
+    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, configs, start: this.o.timers.now() }), settled);
   }
 
   /** MeshConfig (or its defaults) moved: debounce and proxy defaults follow; the config event pushes. */
@@ -529,9 +531,11 @@ export class Pusher {
       // An east-west gateway's listener and clusters follow which local services have endpoints
       // (one filter chain per SNI with endpoints behind it), so an endpoint change is a full
       // change for it; unchanged types keep their version and are not resent.
-      const full = request.full || entry.inboundFp !== fp || proxy.type === 'gateway';
+      const whole = entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      const types = full ? SERVED_TYPES : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
+      // A full push regenerates only the types its changes can reach (generate/affected.ts): the
+      // proxy's other types are not rebuilt, diffed or resent.
+      const types = whole ? SERVED_TYPES : request.full ? affectedTypes(request, proxy) : request.cds ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE];
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;
