@@ -72,4 +72,6 @@ for (let k = 0; k < 3; k++) {
   const [m, d] = cpu(() => round(pushOf(2 + k, k + 1), new PushRequest({ full: true, reasons: ['config'], configKinds: ['DestinationRule' as Kind] })));
   rows.push(`DestinationRule push ${k + 1}: ${d.toFixed(3)} s CPU, ${m} type snapshots changed`);
 }
+const sizes = [...held[0]!].map(([t, ts]) => `${t.split('.').pop()} ${Math.round([...ts.resources.values()].reduce((n, r) => n + r.any.value.length, 0) / 1024)} KB`);
+rows.push(`one proxy's snapshot: ${sizes.join(', ')}`);
 console.log(rows.join('\n'));

@@ -21,7 +21,10 @@
  *   Per proxy, a type whose resources did not change keeps its version, so the cache wakes nobody
  *   and nothing is sent: unaffected proxies are not pushed.
  * - Serialize once: generateResources caches shared groups per PushContext, so each shared
- *   resource is encoded once per push and the same bytes go to every proxy.
+ *   resource is encoded once per push and the same bytes go to every proxy; across pushes, a
+ *   resource whose content did not move is the previous object (snapshots.ts `carryOver`).
+ * - Affected types (ADR 0120): a full push regenerates per proxy only the types its changes can
+ *   reach (generate/affected.ts: a VirtualService change RDS, a DestinationRule change CDS/EDS).
  * - The push queue is per proxy with merged scopes (a newer push folds into a proxy still waiting
  *   for an older one) and is drained in chunks, yielding to the event loop between them, so ACKs
  *   and new connections are served while thousands of proxies are regenerated.
