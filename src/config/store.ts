@@ -40,6 +40,11 @@ interface Entry {
 export class ConfigStore {
   private readonly sources: Attached[] = [];
   private readonly entries = new Map<ResourceKey, Entry>();
+  /**
+   * list() results by kind ('' = all), dropped on any change: pushes and connecting proxies list
+   * a kind or two of thousands of resources many times between changes.
+   */
+  private readonly lists = new Map<string, readonly Resource[]>();
   private readonly conflicts = new Map<ResourceKey, ConfigError[]>();
   private readonly listeners = new Set<ConfigListener>();
   private readonly errorListeners = new Set<ErrorsListener>();
@@ -106,9 +111,14 @@ export class ConfigStore {
 
   /** All resources (of one kind if given), sorted by key. */
   list(kind?: Kind): Resource[] {
-    const out: [ResourceKey, Resource][] = [];
-    for (const [k, e] of this.entries) if (kind === undefined || e.resource.kind === kind) out.push([k, e.resource]);
-    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r);
+    let cached = this.lists.get(kind ?? '');
+    if (!cached) {
+      const out: [ResourceKey, Resource][] = [];
+      for (const [k, e] of this.entries) if (kind === undefined || e.resource.kind === kind) out.push([k, e.resource]);
+      cached = out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, r]) => r);
+      this.lists.set(kind ?? '', cached);
+    }
+    return [...cached];
   }
 
   /** Every source's current errors and warnings, then the cross-source conflicts. */
@@ -147,6 +157,7 @@ export class ConfigStore {
     const nextVersion = this.currentVersion + 1;
     const events: ConfigEvent[] = [];
     let conflictsChanged = false;
+    if (touched.size > 0) this.lists.clear();
     for (const key of [...touched].sort()) {
       conflictsChanged = this.updateConflicts(key) || conflictsChanged;
       const winner = this.winner(key);

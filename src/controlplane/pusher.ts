@@ -21,7 +21,10 @@
  *   Per proxy, a type whose resources did not change keeps its version, so the cache wakes nobody
  *   and nothing is sent: unaffected proxies are not pushed.
  * - Serialize once: generateResources caches shared groups per PushContext, so each shared
- *   resource is encoded once per push and the same bytes go to every proxy.
+ *   resource is encoded once per push and the same bytes go to every proxy; across pushes, a
+ *   resource whose content did not move is the previous object (snapshots.ts `carryOver`).
+ * - Affected types (ADR 0120): a full push regenerates per proxy only the types its changes can
+ *   reach (generate/affected.ts: a VirtualService change RDS, a DestinationRule change CDS/EDS).
  * - The push queue is per proxy with merged scopes (a newer push folds into a proxy still waiting
  *   for an older one) and is drained in chunks, yielding to the event loop between them, so ACKs
  *   and new connections are served while thousands of proxies are regenerated.
@@ -38,6 +41,7 @@ import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import { generateTypeSnapshot } from './snapshots.js';
+import { affectedTypes } from '../generate/affected.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
@@ -265,7 +269,8 @@ export class Pusher {
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
     const settled = this.o.settledUpstream !== undefined && events.every(this.o.settledUpstream);
-    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }), settled);
+    const configs = events.filter((e) => PUSH_KINDS.has(e.type === 'deleted' ? e.previous.kind : e.resource.kind)).map((e) => e.key);
+    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, configs, start: this.o.timers.now() }), settled);
   }
 
   /** MeshConfig (or its defaults) moved: debounce and proxy defaults follow; the config event pushes. */
@@ -530,11 +535,15 @@ export class Pusher {
       // An east-west gateway's listener and clusters follow which local services have endpoints
       // (one filter chain per SNI with endpoints behind it), so an endpoint change is a full
       // change for it; unchanged types keep their version and are not resent.
-      const full = request.full || entry.inboundFp !== fp || proxy.type === 'gateway';
+      const whole = entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      const types = full
+      // A full push regenerates only the types its changes can reach (generate/affected.ts): the
+      // proxy's other types are not rebuilt, diffed or resent.
+      const types = whole
         ? SERVED_TYPES
-        : [...(request.cds ? [CLUSTER_TYPE] : []), ENDPOINT_TYPE, ...(request.lds && proxy.interception === 'REDIRECT' ? [LISTENER_TYPE] : [])];
+        : request.full
+          ? affectedTypes(request, proxy)
+          : [...(request.cds ? [CLUSTER_TYPE] : []), ENDPOINT_TYPE, ...(request.lds && proxy.interception === 'REDIRECT' ? [LISTENER_TYPE] : [])];
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;

@@ -4,7 +4,7 @@
  * registry changes become PushRequests, the debouncer merges them, the push queue merges what is
  * pending per proxy, and generation reads the merged request to pick the xDS types to regenerate.
  */
-import type { Kind } from '../config/types.js';
+import type { Kind, ResourceKey } from '../config/types.js';
 
 export type PushReason = 'connect' | 'endpoints' | 'services' | 'config' | 'gateways' | 'mesh' | 'settled';
 
@@ -13,6 +13,8 @@ export interface PushRequestInit {
   reasons: Iterable<PushReason>;
   /** Kinds of config that changed (Istio's ConfigsUpdated, by kind). */
   configKinds?: Iterable<Kind>;
+  /** The changed config resources themselves (Istio's ConfigsUpdated: kind/namespace/name keys). */
+  configs?: Iterable<ResourceKey>;
   /** Hostnames whose endpoints changed: what an incremental (EDS-only) push regenerates. */
   hosts?: Iterable<string>;
   /** An incremental push that also changes CDS (a host's set of SPIFFE identities moved). */
@@ -24,25 +26,37 @@ export interface PushRequestInit {
   lds?: boolean;
   /** When the earliest change was seen (timers.now()); undefined for a connect. */
   start?: number;
+  /**
+   * Every xDS type must be regenerated: a connect, a services/mesh/gateways change, or a config
+   * push that does not say which kinds changed. Derived when not given; kept through merges, so
+   * a scoped config push merged with an unscoped one is unscoped (generate/affected.ts).
+   */
+  allTypes?: boolean;
 }
 
 export class PushRequest {
   readonly full: boolean;
   readonly reasons: ReadonlySet<PushReason>;
   readonly configKinds: ReadonlySet<Kind>;
+  readonly configs: ReadonlySet<ResourceKey>;
   readonly hosts: ReadonlySet<string>;
   readonly cds: boolean;
   readonly lds: boolean;
   readonly start: number | undefined;
+  readonly allTypes: boolean;
 
   constructor(init: PushRequestInit) {
     this.full = init.full;
     this.reasons = new Set(init.reasons);
     this.configKinds = new Set(init.configKinds ?? []);
+    this.configs = new Set(init.configs ?? []);
     this.hosts = new Set(init.hosts ?? []);
     this.cds = init.full || (init.cds ?? false);
     this.lds = init.full || (init.lds ?? false);
     this.start = init.start;
+    this.allTypes =
+      init.allTypes ??
+      (this.full && ([...this.reasons].some((r) => r !== 'config' && r !== 'endpoints') || (this.reasons.has('config') && this.configKinds.size === 0)));
     Object.freeze(this);
   }
 
@@ -56,9 +70,11 @@ export class PushRequest {
       full: this.full || other.full,
       reasons: union(this.reasons, other.reasons),
       configKinds: union(this.configKinds, other.configKinds),
+      configs: union(this.configs, other.configs),
       hosts: union(this.hosts, other.hosts),
       cds: this.cds || other.cds,
       lds: this.lds || other.lds,
+      allTypes: this.allTypes || other.allTypes,
       ...(starts.length > 0 ? { start: Math.min(...starts) } : {}),
     });
   }

@@ -263,8 +263,10 @@ export class AutoRegistry {
 
   private changed(key: string, fromStore = false): void {
     this.cached = undefined;
-    const list = this.workloads();
-    notifyAll(this.listeners, [list], this.onListenerError);
+    // The sorted list is built only for whole-list listeners: in a connect storm of N sidecars,
+    // sorting every registration per registration was O(N² log N) for nobody (local.ts and
+    // persist.ts follow per-workload changes).
+    if (this.listeners.size > 0) notifyAll(this.listeners, [this.workloads()], this.onListenerError);
     this.notifyChange(key, this.entries.get(key), fromStore);
   }
 

@@ -448,7 +448,10 @@ export function patchShardWorkloads(
   changed: ReadonlyMap<string, WorkloadInputs>,
 ): { shard: Shard; hosts: Set<string>; workloads: Set<string> } {
   const cluster = prev.cluster;
-  const byKey = new Map(prev.workloads.map((w) => [workloadKey(w), w] as const));
+  // The workload list is sorted by key: changed workloads are found and replaced by binary search
+  // and splicing, not by re-indexing and re-sorting every workload (a connect storm of N sidecars
+  // patched the shard N/batch times, each O(W log W) over all W workloads).
+  const list = [...prev.workloads];
   const workloads = new Set<string>();
   const hosts = new Set<string>();
   const next = new Map<string, Workload | undefined>();
@@ -463,7 +466,8 @@ export function patchShardWorkloads(
     } else if (input.auto) {
       w = cachedWorkload(cluster, defaults, { kind: 'auto', spec: input.auto }, mine);
     }
-    const old = byKey.get(key);
+    const at = findWorkload(list, key);
+    const old = at.found ? list[at.index] : undefined;
     if (old === w) {
       // Same workload; only whether an auto-registration hides behind its WorkloadEntry may move.
       const shadow = shadowedProblem(cluster, key).message;
@@ -475,8 +479,8 @@ export function patchShardWorkloads(
     own.push(...mine);
     next.set(key, w);
     workloads.add(key);
-    if (w) byKey.set(key, w);
-    else byKey.delete(key);
+    if (w) list.splice(at.index, at.found ? 1 : 0, w);
+    else if (at.found) list.splice(at.index, 1);
     for (const svc of prev.services.values()) {
       if (selects(svc, old) || selects(svc, w)) hosts.add(svc.hostname);
     }
@@ -498,10 +502,24 @@ export function patchShardWorkloads(
     endpoints.set(h, eps);
   }
   return {
-    shard: { cluster, origin: prev.origin, services: prev.services, endpoints, workloads: [...byKey].sort(([a], [b]) => cmp(a, b)).map(([, w]) => w), problems },
+    shard: { cluster, origin: prev.origin, services: prev.services, endpoints, workloads: list, problems },
     hosts,
     workloads,
   };
+}
+
+/** Where `key` is (found) or would go in a workload list sorted by key. */
+function findWorkload(list: readonly Workload[], key: string): { index: number; found: boolean } {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = cmp(workloadKey(list[mid]!), key);
+    if (c === 0) return { index: mid, found: true };
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return { index: lo, found: false };
 }
 
 /** Whether buildShard would make endpoints of `svc` from workload `w`. */

@@ -70,6 +70,85 @@ export function makeResource(typeUrl: string, obj: Record<string, unknown>, name
   return Object.freeze({ name: name ?? resourceName(typeUrl, obj), version: hashVersion(any.value), any });
 }
 
+/**
+ * Resources carried over from one push to the next (ADR 0120): a resource whose content did not
+ * change is handed out as the very same XdsResource (so the same version, the same preencoded
+ * bytes, and diffs that skip it), and a group of resources that are all the same objects as the
+ * last group of the same key as the very same TypeSnapshot (so an unchanged scope is `===` its
+ * previous snapshot, and every proxy on it diffs to nothing). Content is compared as JSON, which
+ * costs a fraction of the validation, protobuf encoding and hash it saves; two objects with the
+ * same JSON encode to the same bytes (JSON cannot tell NaN from null, which no generator makes),
+ * so a hit is always right, and an object JSON cannot express (a bigint) is simply encoded.
+ *
+ * Resources are remembered by scope (a share key, or a proxy) and name. A generation is a push
+ * (PushContext); what was not made or reused for `keepGenerations` pushes is dropped (a namespace
+ * or proxy that went away), so a type a push did not regenerate (generate/affected.ts) is still
+ * there when a later push does.
+ */
+export class ResourceMemo {
+  private generation: object | undefined;
+  private seq = 0;
+  private readonly resources = new Map<string, { json: string; res: XdsResource; seq: number }>();
+  private readonly types = new Map<string, { ts: TypeSnapshot; seq: number }>();
+  /** Resources handed out again / encoded anew, since construction (tests, debugging). */
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly keepGenerations = 16) {}
+
+  private at(generation: object): number {
+    if (generation === this.generation) return this.seq;
+    this.generation = generation;
+    if (++this.seq % this.keepGenerations === 0) {
+      const old = this.seq - this.keepGenerations;
+      for (const [k, e] of this.resources) if (e.seq < old) this.resources.delete(k);
+      for (const [k, e] of this.types) if (e.seq < old) this.types.delete(k);
+    }
+    return this.seq;
+  }
+
+  /** `makeResource(typeUrl, obj)`, or the resource made earlier in `scope` from equal content. */
+  resource(generation: object, scope: string, typeUrl: string, obj: Record<string, unknown>): XdsResource {
+    const seq = this.at(generation);
+    let json: string;
+    try {
+      json = JSON.stringify(obj);
+    } catch {
+      return makeResource(typeUrl, obj);
+    }
+    const key = `${scope}\u0000${typeUrl}\u0000${resourceName(typeUrl, obj)}`;
+    const e = this.resources.get(key);
+    if (e && e.json === json) {
+      this.hits++;
+      e.seq = seq;
+      return e.res;
+    }
+    this.misses++;
+    const res = makeResource(typeUrl, obj);
+    this.resources.set(key, { json, res, seq });
+    return res;
+  }
+
+  /** The TypeSnapshot of `resources` under `key`: the last one when it holds the same objects. */
+  typeSnapshot(generation: object, key: string, resources: readonly XdsResource[], make: () => TypeSnapshot): TypeSnapshot {
+    const seq = this.at(generation);
+    const e = this.types.get(key);
+    if (e && sameResources(e.ts, resources)) {
+      e.seq = seq;
+      return e.ts;
+    }
+    const ts = make();
+    this.types.set(key, { ts, seq });
+    return ts;
+  }
+}
+
+function sameResources(ts: TypeSnapshot, resources: readonly XdsResource[]): boolean {
+  if (ts.resources.size !== resources.length) return false;
+  for (const r of resources) if (ts.resources.get(r.name) !== r) return false;
+  return true;
+}
+
 /** For bytes encoded elsewhere (a peer's feed, another cache). */
 export function resourceFromAny(name: string, any: AnyMsg, version?: string): XdsResource {
   return Object.freeze({ name, version: version ?? hashVersion(any.value), any });

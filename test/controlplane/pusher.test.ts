@@ -9,6 +9,7 @@ import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../sr
 import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
+import { carryOver } from '../../src/controlplane/snapshots.js';
 
 const HW = 'outbound|5000||helloworld.default.svc.cluster.local';
 
@@ -68,6 +69,45 @@ describe('push pipeline', () => {
     assert.deepEqual([...new Set(plain.since(marks[1]!).map((r) => r.type))], [ENDPOINT_TYPE]);
     unlinkSync(join(plane.configDir, 'hw-v1b.yaml'));
     await waitUntil(() => !plane.cp.registry.allEndpoints('helloworld.default.svc.cluster.local').some((e) => e.workload === 'helloworld-v1b') && !plane.cp.pusher.busy, 'v1b gone');
+    // Gone before the next test counts per-proxy work.
+    cap.close();
+    plain.close();
+    await waitUntil(() => plane.cp.cache.getSnapshot(cap.id) === undefined && plane.cp.cache.getSnapshot(plain.id) === undefined, 'both disconnected');
+  });
+
+  it('a VirtualService change (exportTo its namespace) sends RDS only, and only to that namespace (ADR 0120)', async () => {
+    const mine = open(20, 'sotw', sidecarNode(20, { ip: '127.120.0.20' }));
+    const mineDelta = open(21, 'delta', sidecarNode(21, { ip: '127.120.0.21' }));
+    const other = open(22, 'delta', sidecarNode(22, { namespace: 'other', ip: '127.120.0.22' }));
+    const all = [mine, mineDelta, other];
+    await waitUntil(() => all.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'in sync');
+    const types = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+    const held = (p: SimProxy) => types.map((t) => plane.cp.cache.get(p.id, t));
+    const before = all.map(held);
+    const marks = all.map((p) => p.received.length);
+    const memo = { hits: carryOver.hits, misses: carryOver.misses, pushes: plane.cp.pusher.pushCount };
+    const vs = (timeout: string) =>
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: hw-timeout\n  namespace: default\nspec:\n  hosts: [helloworld]\n  exportTo: ["."]\n  http:\n  - timeout: ${timeout}\n    route:\n    - destination:\n        host: helloworld\n`;
+    writeFileSync(join(plane.configDir, 'hw-vs.yaml'), vs('7s'));
+    await waitUntil(() => plane.cp.cache.get(mine.id, ROUTE_TYPE) !== before[0]![3] && all.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'RDS pushed');
+    for (const [i, p] of [mine, mineDelta].entries()) {
+      assert.deepEqual([...new Set(p.since(marks[i]!).map((r) => r.type))], [ROUTE_TYPE], `${p.id}: RDS only`);
+      // CDS, EDS and LDS were not regenerated into new snapshots: the very same objects.
+      assert.deepEqual(held(p).slice(0, 3), before[i]!.slice(0, 3));
+      for (const [k, ts] of held(p).slice(0, 3).entries()) assert.equal(ts, before[i]![k]);
+    }
+    // Work: per push, RDS is generated once per namespace scope (default, other) and nothing else
+    // per proxy; the one resource encoded anew is default's route config.
+    const pushes = plane.cp.pusher.pushCount - memo.pushes;
+    assert.equal(carryOver.misses - memo.misses, 1);
+    assert.ok(carryOver.hits - memo.hits + carryOver.misses - memo.misses <= 2 * pushes, `${carryOver.hits - memo.hits} reused over ${pushes} pushes`);
+    const rc = mine.sotw!.state.get(ROUTE_TYPE)!.get('15001')! as { virtual_hosts: { name: string; routes: { route?: { timeout?: string } }[] }[] };
+    assert.equal(rc.virtual_hosts.find((v) => v.name === 'helloworld.default.svc.cluster.local:5000')!.routes[0]!.route!.timeout, '7s');
+    // Namespace "other" does not see the VirtualService: no response of any type, snapshots untouched.
+    assert.deepEqual(other.since(marks[2]!), []);
+    for (const [k, ts] of held(other).entries()) assert.equal(ts, before[2]![k]);
+    unlinkSync(join(plane.configDir, 'hw-vs.yaml'));
+    await waitUntil(() => plane.cp.store.get('VirtualService', 'default', 'hw-timeout') === undefined && !plane.cp.pusher.busy && all.every((p) => inSync(plane.cp, p.id)), 'VirtualService gone');
   });
 
   it('kinds no generator reads (ServiceAccount) push nobody', async () => {
