@@ -10,7 +10,7 @@
  *
  * ISLE_BENCH_CLI=<dist/src/cli/bin.js of another build> measures that build instead (to alternate
  * base and branch with everything else equal); ISLE_BENCH_SIDECAR_NODE_ARGS adds node flags to both
- * sidecars (space-separated); ISLE_BENCH_MEM_HOLD=<seconds> keeps the pair running that long at the
+ * sidecars (space-separated); ISLE_BENCH_MEM_LOG_LEVEL=debug also prints the sidecars' compaction log lines; ISLE_BENCH_MEM_HOLD=<seconds> keeps the pair running that long at the
  * end (pids printed) for a look at /proc or a heap snapshot. Needs hey and wrk (Debian packages). Nothing here asserts on numbers.
  */
 import { execFile } from 'node:child_process';
@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     const cp = await startProcess(process.execPath, [cli, 'control-plane', '--config', cfg, '--ca', caDir, '--listen', '127.0.0.1:0', '--log-level', 'error'], /xds\+ca mtls (\S+)/, 180_000);
     procs.push(cp);
     const mtls = /xds\+ca mtls (\S+)/.exec(cp.out())![1]!;
-    const common = ['proxy', '--control-plane', mtls, '--ca-bundle', join(caDir, 'root-cert.pem'), '--namespace', 'default', '--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--log-level', 'error'];
+    const common = ['proxy', '--control-plane', mtls, '--ca-bundle', join(caDir, 'root-cert.pem'), '--namespace', 'default', '--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--log-level', process.env['ISLE_BENCH_MEM_LOG_LEVEL'] ?? 'error'];
     const server = await startProcess(process.execPath, [...nodeArgs, cli, ...common, '--ip', `${NET}.10`, '--service-account', 'helloworld', '--labels', 'app=helloworld', '--token', token('helloworld'), '--app-port', `5000=${appPort}`], /listener \S+ inbound /);
     procs.push(server);
     const client = await startProcess(process.execPath, [...nodeArgs, cli, ...common, '--ip', `${NET}.9`, '--service-account', 'sleep', '--labels', 'app=sleep', '--token', token('sleep'), '--outbound-port', '0'], /ready/);
@@ -85,6 +85,9 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ wrkRps: Number(/Requests\/sec:\s+([\d.]+)/.exec(wrk)?.[1] ?? NaN) }));
     await sleep(5000);
     report('after load 5 s');
+    for (const [name, c] of [['client', client], ['server', server]] as const) {
+      for (const line of c.err().split('\n').filter((l) => l.includes('heap compacted'))) console.log(JSON.stringify({ sidecar: name, log: JSON.parse(line) as unknown }));
+    }
     const hold = Number(process.env['ISLE_BENCH_MEM_HOLD'] ?? 0);
     if (hold > 0) {
       console.log(JSON.stringify({ holding: hold, client: client.proc.pid, server: server.proc.pid }));

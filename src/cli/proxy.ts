@@ -74,7 +74,7 @@ function capYoungGeneration(): void {
  * koffi's mapping costs more RSS (1.4 MB) than the trim gave back here (≤ 0.5 MB).
  * ISLE_PROXY_QUIET_GC=off turns it off (measurements).
  */
-async function compactWhenQuiet(): Promise<{ compactNow: () => Promise<void>; stop: () => void }> {
+async function compactWhenQuiet(log: { debug: (o: object, msg: string) => void }): Promise<{ compactNow: () => Promise<void>; stop: () => void }> {
   if (process.env['ISLE_PROXY_QUIET_GC'] === 'off') return { compactNow: async () => undefined, stop: () => undefined };
   const [{ Session }, { startQuietGc }, { realTimers }] = await Promise.all([import('node:inspector'), import('../proxy/quietgc.js'), import('../mesh/timers.js')]);
   const session = new Session();
@@ -87,6 +87,7 @@ async function compactWhenQuiet(): Promise<{ compactNow: () => Promise<void>; st
     },
     heapBytes: () => v8.getHeapStatistics().total_heap_size,
     compact: () => new Promise((resolve) => session.post('HeapProfiler.collectGarbage', () => resolve())),
+    onCompact: (e) => log.debug({ tookMs: Math.round(e.tookMs), heapBeforeMb: +(e.before / 1048576).toFixed(1), heapAfterMb: +(e.after / 1048576).toFixed(1) }, 'heap compacted'),
   });
   return {
     compactNow: q.compactNow,
@@ -291,7 +292,7 @@ export function registerProxy(program: Command, io: CliIO): void {
         await uninstall();
         throw e;
       });
-      const quietGc = first === 'ready' ? await compactWhenQuiet() : undefined;
+      const quietGc = first === 'ready' ? await compactWhenQuiet({ debug: (obj, msg) => logger.debug({ component: 'memory', ...obj }, msg) }) : undefined;
       if (first === 'ready') {
         await quietGc!.compactNow();
         io.out('ready\n');
