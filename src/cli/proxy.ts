@@ -77,8 +77,14 @@ function capYoungGeneration(): void {
 async function compactWhenQuiet(log: { debug: (o: object, msg: string) => void }): Promise<{ compactNow: () => Promise<void>; stop: () => void }> {
   if (process.env['ISLE_PROXY_QUIET_GC'] === 'off') return { compactNow: async () => undefined, stop: () => undefined };
   const [{ Session }, { startQuietGc }, { realTimers }] = await Promise.all([import('node:inspector'), import('../proxy/quietgc.js'), import('../mesh/timers.js')]);
-  const session = new Session();
-  session.connect();
+  let session: InstanceType<typeof Session>;
+  try {
+    session = new Session();
+    session.connect();
+  } catch {
+    // A node built without the inspector: no compaction, V8 sizes the heap alone.
+    return { compactNow: async () => undefined, stop: () => undefined };
+  }
   const q = startQuietGc({
     timers: realTimers,
     cpuMicros: () => {
