@@ -340,12 +340,15 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
       rows.push(...(await tracingRows(tracingModes, cfg, sidecar, o, tools['hey'] === true, notes)));
     }
     const after = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
+    // Once quiet, a sidecar compacts its heap (ADR 0125): what it holds 5 s after the load.
+    if (!o.smoke) await sleep(5000);
+    const quiet = { client: rssBytes(client.proc.pid!) / 2 ** 20, server: rssBytes(server.proc.pid!) / 2 ** 20 };
     // gRPC rows (issue 14): ISLE_BENCH_DP_PATHS selects them with `grpc`.
     let grpc: GrpcRow[] = [];
     if (only.length === 0 || only.includes('grpc')) grpc = await runGrpcRows({ seconds: o.seconds, ip: `${NET}.11`, common, token, client, outbound, log });
     const versions = { wrk: tools['wrk'] ? version('wrk', ['-v']) : 'missing', hey: tools['hey'] ? 'hey (Debian)' : 'missing', nginx: tools['nginx'] ? version('nginx', ['-v']) : 'missing', haproxy: tools['haproxy'] ? version('haproxy', ['-v']) : 'missing' };
-    const markdown = dataplaneMarkdown(rows, o, idle, after, versions, notes) + (grpc.length ? `\n\n${grpcMarkdown(grpc, o.seconds)}` : '');
-    return { name: 'dataplane', markdown, data: { options: { ...o, log: undefined }, rows, grpc, sidecarRssMb: { idle, after }, versions }, notes };
+    const markdown = dataplaneMarkdown(rows, o, idle, { ...after, quiet }, versions, notes) + (grpc.length ? `\n\n${grpcMarkdown(grpc, o.seconds)}` : '');
+    return { name: 'dataplane', markdown, data: { options: { ...o, log: undefined }, rows, grpc, sidecarRssMb: { idle, after, quiet }, versions }, notes };
   } finally {
     for (const p of procs.reverse()) await p.stop();
     remove();
@@ -415,7 +418,7 @@ function nginxWorkerPid(master: number): number {
   }
 }
 
-export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'>, idle: { client: number; server: number }, after: { client: number; server: number }, versions: Record<string, string>, notes: string[]): string {
+export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'>, idle: { client: number; server: number }, after: { client: number; server: number; quiet?: { client: number; server: number } }, versions: Record<string, string>, notes: string[]): string {
   const direct = (load: string) => rows.find((r) => r.path === 'direct' && r.load === load)?.result;
   const cell = (r: PathRow, k: 'p50' | 'p90' | 'p99') => (r.result ? fmt(r.result[k], 2) : '—');
   const added = (r: PathRow, k: 'p50' | 'p99') => {
@@ -444,7 +447,7 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
   const maxSidecar = rows.find((r) => r.load === 'max' && r.path.startsWith('isle'))?.result;
   const d1 = direct('fixed');
   const dmax = direct('max');
-  const rss = (k: 'client' | 'server') => `${fmt(idle[k])} idle / ${fmt(after[k])} after load`;
+  const rss = (k: 'client' | 'server') => `${fmt(idle[k])} idle / ${fmt(after[k])} right after load${after.quiet ? ` / ${fmt(after.quiet[k])} 5 s later` : ''}`;
   const vs = [
     ['two-sidecar added latency at 1,000 rps, p50', '≤ 1.0 ms (§8: 0.5)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p50 - d1.p50, 2)} ms` : '—'],
     ['two-sidecar added latency at 1,000 rps, p99', '≤ 3.0 ms (§8: 2)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p99 - d1.p99, 2)} ms` : '—'],
