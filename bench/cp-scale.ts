@@ -18,10 +18,16 @@
  *
  * Sizes (flags of run.ts or env): --sizes=100,500,1000,2000 (ISLE_BENCH_SIZES), --services=1000,
  * --endpoints=10000, --changes=5 (per kind), --workers=4 (worker processes).
+ * `--kinds=endpoint,vs,dr` (ISLE_BENCH_KINDS) picks the kinds of change measured (default all).
  * `--smoke`: 20 proxies, 50 services, 200 endpoints, 1 change of each kind.
+ *
+ * With ISLE_BENCH_PROF=<dir> (CPU profiles of the control plane), each change's window (write →
+ * all ACKed + settle) is appended to <dir>/cp-scale-windows.jsonl on the monotonic clock V8's
+ * profiles use, so a profile can be cut to the pushes of one kind:
+ * `node scripts/cpuprofile-top.mjs PROFILE --windows=<dir>/cp-scale-windows.jsonl --kind=endpoint`.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE } from '../src/xds/index.js';
 import {
   clock,
@@ -52,6 +58,8 @@ export interface CpScaleOptions extends CommonOptions {
   vsTimeoutMs: number;
   /** Per proxy count: after this long, each kind of change is measured once more at most (keeps the full run under 20 minutes). */
   sizeBudgetMs: number;
+  /** Kinds of change measured: endpoint, vs, dr. */
+  kinds: ReadonlySet<string>;
 }
 
 export function cpScaleDefaults(smoke: boolean, env: NodeJS.ProcessEnv = process.env): Omit<CpScaleOptions, keyof CommonOptions> {
@@ -65,6 +73,7 @@ export function cpScaleDefaults(smoke: boolean, env: NodeJS.ProcessEnv = process
     workers: num('ISLE_BENCH_WORKERS', smoke ? 2 : 4),
     vsTimeoutMs: smoke ? 3000 : 30_000,
     sizeBudgetMs: num('ISLE_BENCH_SIZE_BUDGET_S', smoke ? 60 : 240) * 1000,
+    kinds: new Set(env['ISLE_BENCH_KINDS'] ? env['ISLE_BENCH_KINDS'].split(',') : ['endpoint', 'vs', 'dr']),
   };
 }
 
@@ -199,6 +208,16 @@ export interface SizeResult {
   error?: string;
 }
 
+/** CLOCK_MONOTONIC in µs: the clock of V8's CPU profiles (startTime, timeDeltas) on Linux. */
+function monotonicMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+function recordWindow(kind: string, start: number, end: number, pid: number): void {
+  const dir = process.env['ISLE_BENCH_PROF'];
+  if (dir) appendFileSync(join(resolve(dir), 'cp-scale-windows.jsonl'), JSON.stringify({ kind, pid, start, end }) + '\n');
+}
+
 async function runChanges(
   kind: string,
   pool: XdsPool,
@@ -218,6 +237,7 @@ async function runChanges(
   const cpu: number[] = [];
   let pushed = false;
   for (let i = 0; i < n; i++) {
+    const m0 = monotonicMicros();
     const c0 = cpuSeconds(cpPid);
     const r: WatchResult = await pool.watch(
       Date.now() + i,
@@ -232,6 +252,7 @@ async function runChanges(
       settleMs,
     );
     cpu.push(cpuSeconds(cpPid) - c0);
+    recordWindow(kind, m0, monotonicMicros(), cpPid);
     if (r.missing < r.latency.length) pushed = true;
     all.push(...r.latency.filter(Number.isFinite));
     missing += r.missing;
@@ -284,9 +305,9 @@ async function runSize(o: CpScaleOptions, proxies: number, caDir: string): Promi
       const deadline = t0 + o.sizeBudgetMs;
       const settle = o.smoke ? 100 : 400;
       const changes: ChangeStats[] = [];
-      changes.push(await runChanges('endpoint', pool, pid, o.changes, ENDPOINT_TYPE, EDS_NAME(0), writeEp, timeout, log, deadline, settle));
-      changes.push(await runChanges('VirtualService', pool, pid, o.changes, ROUTE_TYPE, undefined, (i) => writeFileSync(join(dir, 'change-vs.yaml'), vsYaml(i)), Math.min(timeout, o.vsTimeoutMs), log, deadline, settle));
-      changes.push(await runChanges('DestinationRule', pool, pid, o.changes, CLUSTER_TYPE, undefined, (i) => writeFileSync(join(dir, 'change-dr.yaml'), drYaml(i % 2 === 0 ? 2 : 1)), timeout, log, deadline, settle));
+      if (o.kinds.has('endpoint')) changes.push(await runChanges('endpoint', pool, pid, o.changes, ENDPOINT_TYPE, EDS_NAME(0), writeEp, timeout, log, deadline, settle));
+      if (o.kinds.has('vs')) changes.push(await runChanges('VirtualService', pool, pid, o.changes, ROUTE_TYPE, undefined, (i) => writeFileSync(join(dir, 'change-vs.yaml'), vsYaml(i)), Math.min(timeout, o.vsTimeoutMs), log, deadline, settle));
+      if (o.kinds.has('dr')) changes.push(await runChanges('DestinationRule', pool, pid, o.changes, CLUSTER_TYPE, undefined, (i) => writeFileSync(join(dir, 'change-dr.yaml'), drYaml(i % 2 === 0 ? 2 : 1)), timeout, log, deadline, settle));
       return {
         proxies,
         services: o.services,
@@ -333,7 +354,7 @@ export async function runCpScale(o: CpScaleOptions): Promise<PartResult> {
     const vs = r.changes.find((c) => c.kind === 'VirtualService');
     if (vs && !vs.pushed) notes.push(`${r.proxies} proxies: a VirtualService change reached no proxy (RDS unchanged: VirtualServices are not translated into routes yet, issue 6); the DestinationRule row is the config-change figure until then.`);
   }
-  return { name: 'cp-scale', markdown: cpScaleMarkdown(results, o, [...new Set(notes)]), data: { options: { ...o, log: undefined }, results }, notes: [...new Set(notes)] };
+  return { name: 'cp-scale', markdown: cpScaleMarkdown(results, o, [...new Set(notes)]), data: { options: { ...o, kinds: [...o.kinds], log: undefined }, results }, notes: [...new Set(notes)] };
 }
 
 function change(r: SizeResult, kind: string): ChangeStats | undefined {

@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import { serializeResponse } from './preencoded.js';
+import { decodeSotwRequest } from './sotwrequest.js';
 import {
   messageType,
   xdsRoot,
@@ -47,7 +48,8 @@ export function adsServiceDefinition(): AdsServiceDefinition {
       responseStream: true,
       originalName: SOTW_METHOD,
       requestSerialize: (m: DiscoveryRequestMsg) => encodeMessage(pkg + 'DiscoveryRequest', m),
-      requestDeserialize: (b: Buffer) => decodeMessage(pkg + 'DiscoveryRequest', b) as DiscoveryRequestMsg,
+      // Names fingerprinted, decoded when read: a SotW ACK repeats the whole subscription.
+      requestDeserialize: (b: Buffer) => decodeSotwRequest(b),
       responseSerialize: (m: DiscoveryResponseMsg) => serializeResponse('sotw', m),
       responseDeserialize: (b: Buffer) => resp.toObject(resp.decode(b), toObj) as DiscoveryResponseMsg,
     },

@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from './ads.js';
 import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
+import { keepNames, NAMES_BYTES, type NamesBytes } from './sotwrequest.js';
 import { deltaAllBytes, deltaResourceBytes, PREENCODED, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
   AnyMsg,
@@ -41,13 +42,15 @@ import { ENDPOINT_TYPE, PUSH_ORDER, shortTypeName, WILDCARD_TYPES } from '../mes
 
 /** pino-compatible subset, so a pino logger can be passed as is. */
 export interface XdsLogger {
+  /** pino's: lets per-ACK debug lines skip building their context when debug is off. */
+  isLevelEnabled?(level: string): boolean;
   debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
 
-const silent: XdsLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const silent: XdsLogger = { isLevelEnabled: () => false, debug() {}, info() {}, warn() {}, error() {} };
 
 export interface NodeInfo {
   id: string;
@@ -250,6 +253,11 @@ export class XdsServer {
     }
   }
 
+  /** @internal Whether debug lines are wanted (asked each time: a pino level can change at run time). */
+  debugOn(): boolean {
+    return this.logger.isLevelEnabled?.('debug') ?? true;
+  }
+
   /** @internal */
   nextNonce(): string {
     return this.noncePrefix + (++this.nonceSeq).toString(36);
@@ -289,6 +297,8 @@ interface TypeState {
   readonly typeUrl: string;
   wildcard: boolean;
   names: Set<string>;
+  /** SotW: the request bytes `names` came from (shared, sotwrequest.ts); an ACK repeating them is not decoded. */
+  namesBytes?: Buffer;
   /** A request of this type has been received (delta: the first one carries initial versions). */
   subscribed: boolean;
   unwatch: () => void;
@@ -422,24 +432,29 @@ class AdsStream {
 
   // --- requests ----------------------------------------------------------------------------------
 
-  private onSotw(req: DiscoveryRequestMsg): void {
+  private onSotw(req: DiscoveryRequestMsg & NamesBytes): void {
     if (this.closed || !this.identify(req.node)) return;
     const ts = this.typeState(req.type_url ?? '');
     if (!ts) return;
     const nonce = req.response_nonce ?? '';
     if (nonce !== '' && ts.nonce !== undefined) {
       if (nonce !== ts.nonce) {
-        this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS ignoring request with a stale nonce');
+        if (this.server.debugOn()) this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS ignoring request with a stale nonce');
         return;
       }
       this.answer(ts, req.error_detail);
     }
-    const names = req.resource_names ?? [];
-    ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
-    // An ACK repeats the subscription: keep the same Set, so respondSotw sees it unchanged.
-    if (!sameNames(names, ts.names)) {
-      const intern = this.interner(ts.typeUrl);
-      ts.names = new Set(names.filter((n) => n !== '*').map(intern));
+    // An ACK repeats the subscription: the same bytes need not even be decoded, and the same
+    // names keep the same Set, so respondSotw sees the subscription unchanged.
+    const bytes = req[NAMES_BYTES];
+    if (bytes === undefined || ts.namesBytes === undefined || !bytes.equals(ts.namesBytes)) {
+      const names = req.resource_names ?? [];
+      ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
+      if (!sameNames(names, ts.names)) {
+        const intern = this.interner(ts.typeUrl);
+        ts.names = new Set(names.filter((n) => n !== '*').map(intern));
+      }
+      ts.namesBytes = bytes && keepNames(bytes);
     }
     ts.subscribed = true;
     this.schedule(ts.typeUrl);
@@ -452,7 +467,7 @@ class AdsStream {
     const nonce = req.response_nonce ?? '';
     if (nonce !== '' && ts.nonce !== undefined) {
       if (nonce === ts.nonce) this.answer(ts, req.error_detail);
-      else this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS stale nonce: not an ACK/NACK');
+      else if (this.server.debugOn()) this.server.logger.debug(this.logCtx(ts, { nonce }), 'xDS stale nonce: not an ACK/NACK');
     }
     const subscribe = req.resource_names_subscribe ?? [];
     const unsubscribe = req.resource_names_unsubscribe ?? [];
@@ -615,7 +630,7 @@ class AdsStream {
     ts.beforeSent = undefined;
     ts.versionAcked = version;
     ts.ackedAt = this.server.now();
-    this.server.logger.debug(this.logCtx(ts, { version }), 'xDS ACK');
+    if (this.server.debugOn()) this.server.logger.debug(this.logCtx(ts, { version }), 'xDS ACK');
     this.server.emit('ack', { ...ref, version, nonce: ts.nonce ?? '', sentAt: ts.sentAt ?? 0, ackedAt: ts.ackedAt });
   }
 

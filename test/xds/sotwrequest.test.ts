@@ -1,0 +1,128 @@
+// SotW requests with lazily decoded names (ADR 0123): the decoder must read every request exactly
+// as the validating codec does, hand over the names' bytes for a byte-for-byte ACK comparison,
+// and the ADS server must still notice every subscription change while skipping repeated ones.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeMessage, encodeMessage } from '../../src/xds/codec.js';
+import { decodeSotwRequest, keepNames, NAMES_BYTES } from '../../src/xds/sotwrequest.js';
+import { decodeResource, ENDPOINT_TYPE, type DiscoveryRequestMsg, type SendEvent } from '../../src/xds/index.js';
+import { endpoints, newChannel, SotwClient, startServer, waitUntil } from './helpers.js';
+
+const REQ = 'envoy.service.discovery.v3.DiscoveryRequest';
+const enc = (m: DiscoveryRequestMsg): Buffer => encodeMessage(REQ, m);
+const names = (n: number, prefix = 'outbound|80||svc-'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}.default.svc.cluster.local`);
+
+test('decodes every field exactly as the validating codec does', () => {
+  const cases: DiscoveryRequestMsg[] = [
+    { type_url: ENDPOINT_TYPE, resource_names: names(3), response_nonce: 'n1', version_info: 'v1' },
+    {
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['*', 'a', 'ünïcödé ✓'],
+      node: { id: 'sidecar~10.0.0.1~a.ns~ns.svc.cluster.local', cluster: 'a.ns', metadata: { NAMESPACE: 'ns', LABELS: { app: 'a' } }, locality: { region: 'r1' } },
+      error_detail: { code: 3, message: 'bad cluster' },
+    },
+    { type_url: ENDPOINT_TYPE },
+    {},
+  ];
+  for (const c of cases) {
+    const b = enc(c);
+    const lazy = decodeSotwRequest(b);
+    assert.deepEqual({ ...lazy }, decodeMessage(REQ, b));
+    assert.deepEqual(lazy.resource_names, c.resource_names);
+  }
+});
+
+test('names split by other fields are decoded in order; their bytes are the entries alone', () => {
+  // protobufjs writes fields in order; a client may interleave them (a repeated field can be split).
+  const a = enc({ resource_names: ['a', 'b'] });
+  const mid = enc({ type_url: ENDPOINT_TYPE, response_nonce: 'n7' });
+  const c = enc({ resource_names: ['c'] });
+  const split = decodeSotwRequest(Buffer.concat([a, mid, c]));
+  assert.equal(split.type_url, ENDPOINT_TYPE);
+  assert.equal(split.response_nonce, 'n7');
+  assert.deepEqual(split.resource_names, ['a', 'b', 'c']);
+  const whole = decodeSotwRequest(enc({ resource_names: ['a', 'b', 'c'], type_url: ENDPOINT_TYPE, response_nonce: 'other' }));
+  assert.ok(split[NAMES_BYTES]!.equals(whole[NAMES_BYTES]!), 'the same names, whatever else the request carries');
+  assert.deepEqual(decodeSotwRequest(Buffer.concat([a, mid, c])), decodeMessage(REQ, Buffer.concat([a, mid, c])));
+});
+
+test('malformed requests fail as the codec fails; other orders and lists give other bytes', () => {
+  const outcome = (f: () => unknown): string => {
+    try {
+      return JSON.stringify(f());
+    } catch (e) {
+      return `throws ${(e as Error).message}`;
+    }
+  };
+  const good = enc({ resource_names: ['abc'], type_url: ENDPOINT_TYPE });
+  const inputs = [good.subarray(0, 3), good.subarray(0, good.length - 2), Buffer.from([0x1b]), Buffer.from([0x1a, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x80])];
+  for (const bad of inputs) {
+    const got = outcome(() => ({ ...decodeSotwRequest(bad), names: decodeSotwRequest(bad).resource_names }));
+    const want = outcome(() => ({ ...decodeMessage(REQ, bad), names: decodeMessage(REQ, bad)['resource_names'] }));
+    assert.equal(got, want, `input ${bad.toString('hex')}`);
+  }
+  assert.match(outcome(() => decodeSotwRequest(Buffer.from([0x1b]))), /^throws /);
+  const ab = decodeSotwRequest(enc({ resource_names: ['a', 'b'] }))[NAMES_BYTES]!;
+  const ba = decodeSotwRequest(enc({ resource_names: ['b', 'a'] }))[NAMES_BYTES]!;
+  const abc = decodeSotwRequest(enc({ resource_names: ['a', 'b', 'c'] }))[NAMES_BYTES]!;
+  assert.ok(!ab.equals(ba));
+  assert.ok(!ab.equals(abc));
+});
+
+test('keepNames: one shared copy per distinct list, never a view of the request', () => {
+  const list = names(1000);
+  const r1 = enc({ type_url: ENDPOINT_TYPE, resource_names: list, response_nonce: 'n1' });
+  const r2 = enc({ type_url: ENDPOINT_TYPE, resource_names: list, response_nonce: 'n2', version_info: 'v2' });
+  const k1 = keepNames(decodeSotwRequest(r1)[NAMES_BYTES]!);
+  const k2 = keepNames(decodeSotwRequest(r2)[NAMES_BYTES]!);
+  assert.equal(k1, k2, 'two streams with the same subscription hold one buffer');
+  assert.notEqual(k1.buffer, r1.buffer);
+  r1.fill(0);
+  assert.ok(k1.equals(decodeSotwRequest(r2)[NAMES_BYTES]!), 'the kept copy does not change with the request buffer');
+  assert.notEqual(keepNames(decodeSotwRequest(enc({ resource_names: list.slice(1) }))[NAMES_BYTES]!), k1);
+});
+
+test('server: ACKs repeating the names keep the subscription; a changed list (same length, other order, fewer) is followed', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  const sends: SendEvent[] = [];
+  h.xds.on('send', (e) => sends.push(e));
+  const all = ['c1', 'c2', 'c3', 'c4'];
+  const v = (ver: string, ip: string) => all.map((n) => endpoints(n, [n === 'c1' ? ip : '10.0.0.2']));
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e1', v('e1', '10.0.0.1'));
+  const c = new SotwClient(newChannel(h.address), { id: 'p', metadata: { NAMESPACE: 'default' } });
+  t.after(() => c.close());
+  const cla = (r: { resources: { type_url: string; value: Uint8Array }[] }) => r.resources.map((a) => decodeResource(a)['cluster_name']).sort();
+  c.request(ENDPOINT_TYPE, ['c1', 'c2']);
+  const r1 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r1), ['c1', 'c2']);
+  c.ack(r1);
+  // Repeated ACKs with the same names: nothing is resent.
+  c.ack(r1);
+  c.ack(r1);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(c.pending(), 0);
+  // Same length, other names: c3 replaces c2; only c3 is new to the proxy.
+  c.request(ENDPOINT_TYPE, ['c1', 'c3']);
+  const r2 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r2), ['c3']);
+  c.ack(r2);
+  // Same names, other order: the same subscription, so no response.
+  c.request(ENDPOINT_TYPE, ['c3', 'c1']);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(c.pending(), 0);
+  // A change of c1 and c2 reaches only what is subscribed now (c1; c2 was dropped).
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e2', [endpoints('c1', ['10.0.0.9']), endpoints('c2', ['10.0.0.8']), endpoints('c3', ['10.0.0.2']), endpoints('c4', ['10.0.0.2'])]);
+  const r3 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r3), ['c1']);
+  c.ack(r3);
+  // Fewer names, then the old list again: c2 is sent again at the current version.
+  c.request(ENDPOINT_TYPE, ['c1']);
+  c.ack(await c.next(ENDPOINT_TYPE));
+  c.request(ENDPOINT_TYPE, ['c1', 'c2']);
+  const r4 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r4), ['c2']);
+  assert.equal(r4.version_info, 'e2');
+  await waitUntil(() => h.xds.status()[0]?.types[0]?.names.length === 2, 'the subscription of two names');
+  assert.deepEqual(h.xds.status()[0]!.types[0]!.names.sort(), ['c1', 'c2']);
+});
