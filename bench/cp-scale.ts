@@ -18,7 +18,9 @@
  *
  * Sizes (flags of run.ts or env): --sizes=100,500,1000,2000 (ISLE_BENCH_SIZES), --services=1000,
  * --endpoints=10000, --changes=5 (per kind), --workers=4 (worker processes).
- * `--kinds=endpoint,vs,dr` (ISLE_BENCH_KINDS) picks the kinds of change measured (default all).
+ * `--kinds=endpoint,vs,dr` (ISLE_BENCH_KINDS) picks the kinds of change measured (default all);
+ * `--connect-timeout-s=N` waits longer for the first configs (a loaded machine; changes measured
+ * while proxies still connect include their initial configs).
  * `--smoke`: 20 proxies, 50 services, 200 endpoints, 1 change of each kind.
  *
  * With ISLE_BENCH_PROF=<dir> (CPU profiles of the control plane), each change's window (write →
@@ -58,6 +60,8 @@ export interface CpScaleOptions extends CommonOptions {
   vsTimeoutMs: number;
   /** Per proxy count: after this long, each kind of change is measured once more at most (keeps the full run under 20 minutes). */
   sizeBudgetMs: number;
+  /** Longest wait for every proxy's first full config (default 60 s, or 60 ms per proxy above 1,000). */
+  connectTimeoutMs?: number;
   /** Kinds of change measured: endpoint, vs, dr. */
   kinds: ReadonlySet<string>;
 }
@@ -73,6 +77,7 @@ export function cpScaleDefaults(smoke: boolean, env: NodeJS.ProcessEnv = process
     workers: num('ISLE_BENCH_WORKERS', smoke ? 2 : 4),
     vsTimeoutMs: smoke ? 3000 : 30_000,
     sizeBudgetMs: num('ISLE_BENCH_SIZE_BUDGET_S', smoke ? 60 : 240) * 1000,
+    ...(env['ISLE_BENCH_CONNECT_TIMEOUT_S'] ? { connectTimeoutMs: Number(env['ISLE_BENCH_CONNECT_TIMEOUT_S']) * 1000 } : {}),
     kinds: new Set(env['ISLE_BENCH_KINDS'] ? env['ISLE_BENCH_KINDS'].split(',') : ['endpoint', 'vs', 'dr']),
   };
 }
@@ -292,7 +297,7 @@ async function runSize(o: CpScaleOptions, proxies: number, caDir: string): Promi
       pool = await XdsPool.start(layout);
       const c0 = cpuSeconds(pid);
       const w0 = pool.pids.map(cpuSeconds);
-      const connectTimeout = Math.max(60_000, proxies * 60);
+      const connectTimeout = o.connectTimeoutMs ?? Math.max(60_000, proxies * 60);
       const conn = await pool.connect(cp.plaintext, (i) => sidecarNode(i), connectTimeout);
       const cpuConnect = cpuSeconds(pid) - c0;
       const workerCpuConnect = pool.pids.map(cpuSeconds).reduce((a, b, k) => a + b - w0[k]!, 0);

@@ -85,8 +85,10 @@ export interface ControlPlaneOptions {
   pushChunkSize?: number;
   /** Proxies with a push sent and not yet answered, at most (default 100, Istio's PILOT_PUSH_THROTTLE). */
   pushMaxInFlight?: number;
-  /** The same for endpoint-only pushes (default 1,000; see PusherOptions.maxInFlightIncremental). */
+  /** The same for endpoint-only pushes (default none; see PusherOptions.maxInFlightIncremental). */
   pushMaxInFlightIncremental?: number;
+  /** Endpoint-only pushes wait while this many bytes of resources are unanswered (default 32 MiB; PusherOptions.maxInFlightBytesIncremental). */
+  pushMaxInFlightBytesIncremental?: number;
   /**
    * This network's east-west gateways as other networks dial them (`host:15443`), advertised to
    * peers. Gateway-mode proxies that connect to this control plane are added automatically.
@@ -451,6 +453,7 @@ export class ControlPlane {
       ...(this.opts.pushChunkSize !== undefined ? { chunkSize: this.opts.pushChunkSize } : {}),
       ...(this.opts.pushMaxInFlight !== undefined ? { maxInFlight: this.opts.pushMaxInFlight } : {}),
       ...(this.opts.pushMaxInFlightIncremental !== undefined ? { maxInFlightIncremental: this.opts.pushMaxInFlightIncremental } : {}),
+      ...(this.opts.pushMaxInFlightBytesIncremental !== undefined ? { maxInFlightBytesIncremental: this.opts.pushMaxInFlightBytesIncremental } : {}),
       networkGateways: () => this.peering?.networkGateways() ?? {},
       settledUpstream: (e) => (e.type === 'deleted' ? e.previous : e.resource).source.file.startsWith('central:'),
       held: true,

@@ -112,12 +112,20 @@ export interface PusherOptions {
    */
   maxInFlight?: number;
   /**
-   * The bound for endpoint-only (incremental EDS) pushes, default 1,000. Their responses carry
-   * only the changed load assignments (hundreds of bytes), so the flood the bound above guards
-   * against cannot happen, and waiting for a round of ACKs per 100 proxies is most of an endpoint
-   * change's tail latency (failover speed). A full push still waits at `maxInFlight`.
+   * The count bound for endpoint-only (incremental EDS) pushes; default none. Their responses carry
+   * only the changed load assignments (hundreds of bytes), so the flood `maxInFlight` guards
+   * against cannot happen, and waiting for a round of ACKs is most of an endpoint change's tail
+   * latency (failover speed): at 2,000 proxies a bound of 1,000 made the second half wait for the
+   * first half's ACKs (ADR 0123). What does bound them is `maxInFlightBytesIncremental`.
    */
   maxInFlightIncremental?: number;
+  /**
+   * Endpoint-only pushes stop starting proxies while the responses sent and not yet answered hold
+   * this many bytes of resources (default 32 MiB): one endpoint change is ~600 B per proxy, but a
+   * push merging many changes sends a SotW proxy every changed assignment (up to the whole EDS,
+   * ~450 KB at 1,000 services), and that must not be buffered for thousands of proxies at once.
+   */
+  maxInFlightBytesIncremental?: number;
   /** A push not answered in this long frees its slot anyway (default 5 s): a stuck proxy cannot stall the queue. */
   inFlightTimeoutMs?: number;
   /** network → its east-west gateways (peering); read at every push. Absent: one flat network. */
@@ -155,8 +163,11 @@ export class Pusher {
   private readonly chunkSize: number;
   private readonly maxInFlight: number;
   private readonly maxInFlightIncremental: number;
-  /** Proxies with a response sent and not answered: typeUrl → nonce awaited, and the slot's timeout. */
-  private readonly inFlight = new Map<string, { nonces: Map<string, string>; timer: unknown }>();
+  private readonly maxInFlightBytesIncremental: number;
+  /** Proxies with a response sent and not answered: typeUrl → nonce awaited, the resource bytes sent, and the slot's timeout. */
+  private readonly inFlight = new Map<string, { nonces: Map<string, string>; bytes: number; timer: unknown }>();
+  /** Resource bytes of the responses in `inFlight`. */
+  private inFlightBytes = 0;
   /** Pushes built so far (PushContexts after the initial one). */
   pushCount = 0;
 
@@ -164,7 +175,8 @@ export class Pusher {
     this.o = opts;
     this.chunkSize = opts.chunkSize ?? 100;
     this.maxInFlight = opts.maxInFlight ?? 100;
-    this.maxInFlightIncremental = opts.maxInFlightIncremental ?? 1_000;
+    this.maxInFlightIncremental = opts.maxInFlightIncremental ?? Infinity;
+    this.maxInFlightBytesIncremental = opts.maxInFlightBytesIncremental ?? 32 * 2 ** 20;
     this.held = opts.held ?? false;
     const { quietMs, maxMs } = opts.mesh.current().debounce;
     this.debouncer = new Debouncer<PushRequest>({
@@ -255,6 +267,7 @@ export class Pusher {
     this.queue.clear();
     for (const f of this.inFlight.values()) this.o.timers.clearTimeout(f.timer);
     this.inFlight.clear();
+    this.inFlightBytes = 0;
     for (const e of this.proxies.values()) if (e.registration) this.o.autoRegistry?.unregister(e.registration);
     this.proxies.clear();
   }
@@ -399,10 +412,12 @@ export class Pusher {
     if (!this.proxies.has(e.nodeId)) return;
     let f = this.inFlight.get(e.nodeId);
     if (!f) {
-      f = { nonces: new Map(), timer: this.o.timers.setTimeout(() => this.release(e.nodeId), this.o.inFlightTimeoutMs ?? 5_000) };
+      f = { nonces: new Map(), bytes: 0, timer: this.o.timers.setTimeout(() => this.release(e.nodeId), this.o.inFlightTimeoutMs ?? 5_000) };
       this.inFlight.set(e.nodeId, f);
     }
     f.nonces.set(e.typeUrl, e.nonce);
+    f.bytes += e.bytes;
+    this.inFlightBytes += e.bytes;
   }
 
   /** An ACK or NACK of the latest response of a type. */
@@ -418,6 +433,7 @@ export class Pusher {
     const f = this.inFlight.get(key);
     if (!f) return;
     this.inFlight.delete(key);
+    this.inFlightBytes -= f.bytes;
     this.o.timers.clearTimeout(f.timer);
     if (this.queue.size > 0 && !this.drainHandle && !this.stopped) this.drainHandle = setImmediate(() => this.drain());
   }
@@ -506,7 +522,7 @@ export class Pusher {
     for (const [key, scope] of this.queue) {
       // Full: the rest waits for ACKs (release() drains again). In flight: its requests stay
       // merged in the queue until it answers.
-      if (this.inFlight.size >= (scope.full ? this.maxInFlight : this.maxInFlightIncremental)) return;
+      if (this.blocked(scope.full)) return;
       if (this.inFlight.has(key)) continue;
       this.queue.delete(key);
       const entry = this.proxies.get(key);
@@ -524,6 +540,12 @@ export class Pusher {
     }
     this.drainStartedAt = undefined;
     this.drainFull = false;
+  }
+
+  /** Whether the queue must wait for answers before starting a proxy's push of this kind. */
+  private blocked(full: boolean): boolean {
+    if (full) return this.inFlight.size >= this.maxInFlight;
+    return this.inFlight.size >= this.maxInFlightIncremental || this.inFlightBytes >= this.maxInFlightBytesIncremental;
   }
 
   /** Regenerates what `request` asks for, from the current PushContext, into the cache. */

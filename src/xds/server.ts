@@ -109,6 +109,8 @@ export interface SendEvent extends StreamRef {
   nonce: string;
   resources: number;
   removed: number;
+  /** Encoded size of the resources carried (the response's own few fields aside). */
+  bytes: number;
   /** The response object as written (its Any values are the cache's shared buffers). */
   response: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg;
 }
@@ -806,6 +808,8 @@ class AdsStream {
     ts.nonceVersion = version;
     ts.sentAt = this.server.now();
     ts.answered = false;
+    let bytes = 0;
+    for (const part of (response as Preencoded)[PREENCODED] ?? []) bytes += part.length;
     this.server.emit('send', {
       streamId: this.id,
       protocol: this.protocol,
@@ -815,6 +819,7 @@ class AdsStream {
       nonce,
       resources,
       removed,
+      bytes,
       response,
     });
   }

@@ -48,17 +48,17 @@ function varint(b: Uint8Array, pos: number): number {
 }
 
 interface Split {
-  /** [start, end) of each field-3 entry's payload. */
-  names: number[];
   /** Every other field's bytes, in order. */
   rest: Buffer[];
   /** The field-3 entries' bytes (tags included): a view of the request when they are contiguous. */
   namesBytes: Buffer;
 }
 
-/** Top-level fields of `b`; undefined when the bytes are not a well-formed message (the full decoder says why). */
+/**
+ * Top-level fields of `b`; undefined when the bytes are not a well-formed message (the full decoder
+ * says why). Allocates per field other than the names only: an ACK's thousand names cost a scan.
+ */
 function split(b: Buffer): Split | undefined {
-  const names: number[] = [];
   const rest: Buffer[] = [];
   const runs: Buffer[] = [];
   let runStart = -1;
@@ -69,7 +69,6 @@ function split(b: Buffer): Split | undefined {
     if (pos < 0) return undefined;
     const field = Math.floor(varintValue / 8);
     const wire = varintValue % 8;
-    let payload = pos;
     switch (wire) {
       case 0:
         pos = varint(b, pos);
@@ -78,11 +77,12 @@ function split(b: Buffer): Split | undefined {
       case 1:
         pos += 8;
         break;
-      case 2:
-        payload = varint(b, pos);
-        if (payload < 0) return undefined;
-        pos = payload + varintValue;
+      case 2: {
+        const at = varint(b, pos);
+        if (at < 0) return undefined;
+        pos = at + varintValue;
         break;
+      }
       case 5:
         pos += 4;
         break;
@@ -91,7 +91,6 @@ function split(b: Buffer): Split | undefined {
     }
     if (pos > b.length || field === 0) return undefined;
     if (field === NAMES_FIELD && wire === 2) {
-      names.push(payload, pos);
       if (runStart < 0) runStart = start;
     } else {
       if (runStart >= 0) runs.push(b.subarray(runStart, start));
@@ -100,7 +99,7 @@ function split(b: Buffer): Split | undefined {
     }
   }
   if (runStart >= 0) runs.push(b.subarray(runStart, pos));
-  return { names, rest, namesBytes: runs.length === 1 ? runs[0]! : Buffer.concat(runs) };
+  return { rest, namesBytes: runs.length === 1 ? runs[0]! : Buffer.concat(runs) };
 }
 
 /**
@@ -138,15 +137,20 @@ export function decodeSotwRequest(bytes: Buffer): DiscoveryRequestMsg & NamesByt
   const msg = decodeMessage(FULL_NAME, parts.rest.length === 1 ? parts.rest[0]! : Buffer.concat(parts.rest)) as DiscoveryRequestMsg & NamesBytes;
   // Not enumerable: copies and logs of a request show its fields only.
   Object.defineProperty(msg, NAMES_BYTES, { value: parts.namesBytes });
-  const at = parts.names;
+  const entries = parts.namesBytes;
   // The codec omits empty lists; so does this.
-  if (at.length === 0) return msg;
+  if (entries.length === 0) return msg;
   Object.defineProperty(msg, 'resource_names', {
     enumerable: true,
     configurable: true,
     get(): string[] {
+      // `entries` holds only well-formed field-3 entries (split checked them): tag, length, UTF-8.
       const names: string[] = [];
-      for (let i = 0; i < at.length; i += 2) names.push(bytes.toString('utf8', at[i], at[i + 1]));
+      for (let pos = 0; pos < entries.length; ) {
+        const start = varint(entries, varint(entries, pos));
+        pos = start + varintValue;
+        names.push(entries.toString('utf8', start, pos));
+      }
       Object.defineProperty(msg, 'resource_names', { value: names, enumerable: true, configurable: true, writable: true });
       return names;
     },

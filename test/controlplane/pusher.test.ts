@@ -237,4 +237,26 @@ describe('the push queue bounds pushes in flight', () => {
     assert.ok(most >= 1 && most <= 3, `at most 3 proxies had unanswered responses at once (saw ${most})`);
     for (const p of ps) p.close();
   });
+  it('with a byte budget of 1, an endpoint push goes out one proxy at a time (+1 of the current chunk); all 6 get it', async () => {
+    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlightBytesIncremental: 1, pushChunkSize: 1 });
+    const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(200 + i)));
+    await waitUntil(() => ps.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all in sync');
+    const xds = plane.cp.xdsServers[1]!;
+    const outstanding = new Map<string, number>();
+    let most = 0;
+    const offs = [
+      xds.on('send', (e) => {
+        assert.ok(e.bytes > 0, 'an endpoint push carries resource bytes');
+        outstanding.set(e.nodeId, (outstanding.get(e.nodeId) ?? 0) + 1);
+        most = Math.max(most, [...outstanding.values()].filter((n) => n > 0).length);
+      }),
+      xds.on('ack', (e) => outstanding.set(e.nodeId, Math.max(0, (outstanding.get(e.nodeId) ?? 0) - 1))),
+    ];
+    const before = new Map(ps.map((p) => [p.id, plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version]));
+    writeFileSync(join(plane.configDir, 'hw-b.yaml'), workloadEntryYaml('helloworld-b', '127.1.0.78'));
+    await waitUntil(() => ps.every((p) => plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version !== before.get(p.id) && inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all 6 pushed and in sync');
+    for (const off of offs) off();
+    assert.ok(most >= 1 && most <= 2, `at most 2 proxies had unanswered responses at once (saw ${most})`);
+    for (const p of ps) p.close();
+  });
 });

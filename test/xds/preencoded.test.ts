@@ -72,5 +72,8 @@ test('server: streams sharing one snapshot send the same pre-encoded bytes, and 
   assert.equal(bodies('sotw').length, 2);
   assert.equal(bodies('sotw')[0], bodies('sotw')[1], 'the changed assignment encoded once for SotW');
   assert.equal(bodies('delta')[0], bodies('delta')[1], 'and once for delta');
+  // The send event tells the push queue how many resource bytes each response carries.
+  for (const e of sends) assert.equal(e.bytes, (e.response as Preencoded)[PREENCODED]!.reduce((n, b) => n + b.length, 0));
+  assert.equal(sends.find((e) => e.protocol === 'sotw')!.bytes, sotwResourceBytes(v2.resources.get('b')!.any).length);
   for (const c of [...sotw, ...delta]) c.close();
 });
