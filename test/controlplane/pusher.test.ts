@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds/index.js';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type SendEvent } from '../../src/xds/index.js';
+import type { ControlPlaneOptions } from '../../src/controlplane/index.js';
 import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
@@ -211,15 +212,21 @@ describe('after a start, config waits for the registry to settle', () => {
 });
 
 describe('the push queue bounds pushes in flight', () => {
-  it('with room for 2, an endpoint push to 6 proxies never has more than 2 (+1 of the current chunk) unanswered; all 6 get it', async () => {
-    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlight: 2, pushMaxInFlightIncremental: 2, pushChunkSize: 1 });
-    const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(100 + i)));
+  /**
+   * Six proxies (delta and SotW) in sync, then one endpoint change: the most proxies that had a
+   * response unanswered at once, and every send event of the push.
+   */
+  async function endpointPushToSix(opts: Partial<ControlPlaneOptions>, firstNode: number, entry: string, ip: string): Promise<{ most: number; sends: SendEvent[] }> {
+    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushChunkSize: 1, ...opts });
+    const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(firstNode + i)));
     await waitUntil(() => ps.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all in sync');
     const xds = plane.cp.xdsServers[1]!;
     const outstanding = new Map<string, Map<string, string>>();
+    const sends: SendEvent[] = [];
     let most = 0;
     const offs = [
       xds.on('send', (e) => {
+        sends.push(e);
         const m = outstanding.get(e.nodeId) ?? new Map<string, string>();
         m.set(e.typeUrl, e.nonce);
         outstanding.set(e.nodeId, m);
@@ -231,32 +238,21 @@ describe('the push queue bounds pushes in flight', () => {
       }),
     ];
     const before = new Map(ps.map((p) => [p.id, plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version]));
-    writeFileSync(join(plane.configDir, 'hw-q.yaml'), workloadEntryYaml('helloworld-q', '127.1.0.77'));
+    writeFileSync(join(plane.configDir, `${entry}.yaml`), workloadEntryYaml(entry, ip));
     await waitUntil(() => ps.every((p) => plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version !== before.get(p.id) && inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all 6 pushed and in sync');
     for (const off of offs) off();
+    for (const p of ps) p.close();
+    return { most, sends };
+  }
+
+  it('with room for 2, an endpoint push to 6 proxies never has more than 2 (+1 of the current chunk) unanswered; all 6 get it', async () => {
+    const { most } = await endpointPushToSix({ pushMaxInFlight: 2, pushMaxInFlightIncremental: 2 }, 100, 'helloworld-q', '127.1.0.77');
     assert.ok(most >= 1 && most <= 3, `at most 3 proxies had unanswered responses at once (saw ${most})`);
-    for (const p of ps) p.close();
   });
+
   it('with a byte budget of 1, an endpoint push goes out one proxy at a time (+1 of the current chunk); all 6 get it', async () => {
-    const plane = await startPlane({ plaintextListen: '127.0.0.1:0', pushMaxInFlightBytesIncremental: 1, pushChunkSize: 1 });
-    const ps = Array.from({ length: 6 }, (_, i) => new SimProxy(i % 2 ? 'sotw' : 'delta', channel(plane.cp.addresses.plaintext!), sidecarNode(200 + i)));
-    await waitUntil(() => ps.every((p) => inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all in sync');
-    const xds = plane.cp.xdsServers[1]!;
-    const outstanding = new Map<string, number>();
-    let most = 0;
-    const offs = [
-      xds.on('send', (e) => {
-        assert.ok(e.bytes > 0, 'an endpoint push carries resource bytes');
-        outstanding.set(e.nodeId, (outstanding.get(e.nodeId) ?? 0) + 1);
-        most = Math.max(most, [...outstanding.values()].filter((n) => n > 0).length);
-      }),
-      xds.on('ack', (e) => outstanding.set(e.nodeId, Math.max(0, (outstanding.get(e.nodeId) ?? 0) - 1))),
-    ];
-    const before = new Map(ps.map((p) => [p.id, plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version]));
-    writeFileSync(join(plane.configDir, 'hw-b.yaml'), workloadEntryYaml('helloworld-b', '127.1.0.78'));
-    await waitUntil(() => ps.every((p) => plane.cp.cache.get(p.id, ENDPOINT_TYPE)!.version !== before.get(p.id) && inSync(plane.cp, p.id)) && !plane.cp.pusher.busy, 'all 6 pushed and in sync');
-    for (const off of offs) off();
+    const { most, sends } = await endpointPushToSix({ pushMaxInFlightBytesIncremental: 1 }, 200, 'helloworld-b', '127.1.0.78');
+    assert.ok(sends.length >= 6 && sends.every((e) => e.bytes > 0), 'every response of an endpoint push carries resource bytes');
     assert.ok(most >= 1 && most <= 2, `at most 2 proxies had unanswered responses at once (saw ${most})`);
-    for (const p of ps) p.close();
   });
 });
