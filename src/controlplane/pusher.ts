@@ -116,7 +116,7 @@ export interface PusherOptions {
    * only the changed load assignments (hundreds of bytes), so the flood `maxInFlight` guards
    * against cannot happen, and waiting for a round of ACKs is most of an endpoint change's tail
    * latency (failover speed): at 2,000 proxies a bound of 1,000 made the second half wait for the
-   * first half's ACKs (ADR 0123). What does bound them is `maxInFlightBytesIncremental`.
+   * first half's ACKs (ADR 0124). What does bound them is `maxInFlightBytesIncremental`.
    */
   maxInFlightIncremental?: number;
   /**
