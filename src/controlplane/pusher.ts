@@ -40,10 +40,10 @@ import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import { generateTypeSnapshot } from './snapshots.js';
+import { carryOver, generateTypeSnapshot, proxyScope } from './snapshots.js';
 import { affectedTypes } from '../generate/affected.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
+import { SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
 import { proxyFromNodeInfo } from './auth.js';
 import { Debouncer, type FlushInfo } from './debounce.js';
 import { ISLE_XDS_VERSION, type ControlPlaneMetrics } from './metrics.js';
@@ -282,8 +282,7 @@ export class Pusher {
     if (relevant.length === 0) return;
     this.o.logger.debug({ kinds: relevant }, 'config change: full push scheduled');
     const settled = this.o.settledUpstream !== undefined && events.every(this.o.settledUpstream);
-    const configs = events.filter((e) => PUSH_KINDS.has(e.type === 'deleted' ? e.previous.kind : e.resource.kind)).map((e) => e.key);
-    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, configs, start: this.o.timers.now() }), settled);
+    this.debouncer.add(new PushRequest({ full: true, reasons: ['config'], configKinds: relevant, start: this.o.timers.now() }), settled);
   }
 
   /** MeshConfig (or its defaults) moved: debounce and proxy defaults follow; the config event pushes. */
@@ -395,6 +394,7 @@ export class Pusher {
     this.queue.delete(status.key);
     this.release(status.key);
     this.o.cache.clearSnapshot(status.key);
+    carryOver.dropScope(proxyScope(entry.node.id));
     if (entry.registration) this.o.autoRegistry?.unregister(entry.registration);
   }
 
@@ -559,13 +559,9 @@ export class Pusher {
       // change for it; unchanged types keep their version and are not resent.
       const whole = entry.inboundFp !== fp || proxy.type === 'gateway';
       entry.inboundFp = fp;
-      // A full push regenerates only the types its changes can reach (generate/affected.ts): the
+      // A push regenerates only the types its changes can reach (generate/affected.ts): the
       // proxy's other types are not rebuilt, diffed or resent.
-      const types = whole
-        ? SERVED_TYPES
-        : request.full
-          ? affectedTypes(request, proxy)
-          : [...(request.cds ? [CLUSTER_TYPE] : []), ENDPOINT_TYPE, ...(request.lds && proxy.interception === 'REDIRECT' ? [LISTENER_TYPE] : [])];
+      const types = whole ? SERVED_TYPES : affectedTypes(request, proxy);
       for (const typeUrl of types) {
         const snapshot = generateTypeSnapshot(push, proxy, typeUrl);
         const version = snapshot.version;

@@ -25,6 +25,11 @@ const shared = new WeakMap<PushContext, Map<string, readonly XdsResource[]>>();
  */
 export const carryOver = new ResourceMemo();
 
+/** The carry-over scope of a proxy's own resources. */
+export function proxyScope(proxyId: string): string {
+  return `proxy\u0000${proxyId}`;
+}
+
 function serialize(push: PushContext, scope: string, typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
   return Object.freeze(g.build().map((o) => carryOver.resource(push, scope, typeUrl, o)));
 }
@@ -38,7 +43,7 @@ export function generateResources(push: PushContext, proxy: Proxy, typeUrl: stri
   const out: XdsResource[] = [];
   for (const g of groups ?? grouper(push, proxy)) {
     if (g.shareKey === undefined) {
-      out.push(...serialize(push, `proxy\u0000${proxy.id}`, typeUrl, g));
+      out.push(...serialize(push, proxyScope(proxy.id), typeUrl, g));
       continue;
     }
     const key = `${typeUrl}\u0000${g.shareKey}`;

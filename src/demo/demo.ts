@@ -69,7 +69,7 @@ export type { Running } from './running.js';
  * A sleep pod's `curl` loop: on the host through its sidecar's outbound proxy (`curl -x`), or,
  * with `--netns`, plain `curl` inside its own namespace, captured by its sidecar.
  */
-export async function sleepRequests(_r: Running, sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello', cancelled: () => boolean = () => false): Promise<Answer[]> {
+export async function sleepRequests(sleep: DemoWorkload, n: number, url = 'http://helloworld:5000/hello', cancelled: () => boolean = () => false): Promise<Answer[]> {
   if (!sleep.netns) return helloLoop(sleep.ip, OUTBOUND_PORT, n, url);
   const out: Answer[] = [];
   for (let i = 0; i < n && !cancelled(); i++) out.push(await curlIn(sleep.netns, url));
@@ -164,7 +164,7 @@ async function converge(r: Running, sleep: DemoWorkload, want: readonly string[]
   const until = Date.now() + deadlineMs;
   const seen = new Set<string>();
   while (Date.now() < until && !cancelled()) {
-    for (const v of versionsOf(await sleepRequests(r, sleep, 4, undefined, cancelled)).keys()) seen.add(v);
+    for (const v of versionsOf(await sleepRequests(sleep, 4, undefined, cancelled)).keys()) seen.add(v);
     if (want.every((v) => seen.has(v))) return true;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -441,7 +441,7 @@ async function startLocked(
         ? `\nFrom ${sleep.cluster}: ${sleepCommand(sleep)}   (10 times, in sleep's own network namespace: no proxy settings, its sidecar captures the connection and answers the DNS query)\n`
         : `\nFrom ${sleep.cluster}: sh -c 'for i in $(seq 1 10); do ${sleepCommand(sleep, 'helloworld:5000/hello')}; done'\n`,
     );
-    const answers: Answer[] = await sleepRequests(running, sleep, 10, undefined, () => interrupted);
+    const answers: Answer[] = await sleepRequests(sleep, 10, undefined, () => interrupted);
     for (const a of answers) say(`${a.status === 200 ? a.body : `HTTP ${a.status} ${a.body}`}\n`);
     const seen = versionsOf(answers);
     const missing = versions.filter((v) => !seen.has(v));

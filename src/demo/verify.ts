@@ -1,6 +1,6 @@
 /** Seed 000's verification: `for i in $(seq 1 10); do curl helloworld:5000/hello; done` from a sleep pod. */
-import { execFile } from 'node:child_process';
 import { request } from 'node:http';
+import { execIn } from '../proxy/capture/netns.js';
 
 export interface Answer {
   status: number;
@@ -48,16 +48,14 @@ const PROXY_ENV = /^(https?|all|no|ftp)_proxy$/i;
 
 /**
  * One plain `curl -s URL` inside network namespace `ns`, as an app in a pod runs it: no proxy
- * flags or variables; the pod's sidecar captures the connection. `status` is 200 when curl
- * exited 0 (an HTTP answer, whose body the seed checks), else 0 with curl's exit code.
+ * flags or variables; the pod's sidecar captures the connection. `status` is the HTTP status curl
+ * saw, or 0 when curl got no answer (the body then says why).
  */
-export function curlIn(ns: string, url: string, timeoutMs = 5000): Promise<Answer> {
+export async function curlIn(ns: string, url: string, timeoutMs = 5000): Promise<Answer> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !PROXY_ENV.test(k)));
-  return new Promise((resolve) =>
-    execFile('ip', ['netns', 'exec', ns, 'curl', '-s', url], { env, timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (!err) return resolve({ status: 200, body: String(stdout).trim() });
-      const code = (err as { code?: unknown }).code;
-      resolve({ status: 0, body: `curl failed (${typeof code === 'number' ? `exit ${code}` : err.killed ? 'timed out' : err.message})${String(stderr).trim() ? `: ${String(stderr).trim()}` : ''}` });
-    }),
-  );
+  const r = await execIn(ns, env, timeoutMs)('curl', ['-s', '-w', '\n%{http_code}', url]);
+  const cut = r.stdout.lastIndexOf('\n');
+  const status = Number(r.stdout.slice(cut + 1));
+  if (r.code === 0 && status > 0) return { status, body: r.stdout.slice(0, Math.max(0, cut)).trim() };
+  return { status: 0, body: `curl failed (exit ${r.code})${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}` };
 }

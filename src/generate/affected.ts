@@ -24,10 +24,14 @@ const SIDECAR_TYPES_BY_KIND: ReadonlyMap<Kind, readonly string[]> = new Map<Kind
 ]);
 
 /**
- * The types to regenerate for `proxy` on a full push `request`, in SERVED_TYPES order; every type
- * unless the request is config-only (plus endpoint changes) of kinds in the table.
+ * The types to regenerate for `proxy` on `request`, in SERVED_TYPES order: for a full push every
+ * type unless the request is config-only (plus endpoint changes) of kinds in the table.
  */
 export function affectedTypes(request: PushRequest, proxy: Proxy): readonly string[] {
+  // Endpoint-only: EDS, CDS when a host's identities moved, capture chains when its addresses did.
+  if (!request.full) {
+    return SERVED_TYPES.filter((t) => t === ENDPOINT_TYPE || (t === CLUSTER_TYPE && request.cds) || (t === LISTENER_TYPE && request.lds && proxy.interception === 'REDIRECT'));
+  }
   if (request.allTypes || proxy.type !== 'sidecar' || proxy.generator === 'grpc') return SERVED_TYPES;
   const types = new Set<string>();
   // An endpoint change reaches EDS, CDS when a host's identities moved and capture chains when

@@ -4,7 +4,7 @@
  * registry changes become PushRequests, the debouncer merges them, the push queue merges what is
  * pending per proxy, and generation reads the merged request to pick the xDS types to regenerate.
  */
-import type { Kind, ResourceKey } from '../config/types.js';
+import type { Kind } from '../config/types.js';
 
 export type PushReason = 'connect' | 'endpoints' | 'services' | 'config' | 'gateways' | 'mesh' | 'settled';
 
@@ -13,8 +13,6 @@ export interface PushRequestInit {
   reasons: Iterable<PushReason>;
   /** Kinds of config that changed (Istio's ConfigsUpdated, by kind). */
   configKinds?: Iterable<Kind>;
-  /** The changed config resources themselves (Istio's ConfigsUpdated: kind/namespace/name keys). */
-  configs?: Iterable<ResourceKey>;
   /** Hostnames whose endpoints changed: what an incremental (EDS-only) push regenerates. */
   hosts?: Iterable<string>;
   /** An incremental push that also changes CDS (a host's set of SPIFFE identities moved). */
@@ -38,7 +36,6 @@ export class PushRequest {
   readonly full: boolean;
   readonly reasons: ReadonlySet<PushReason>;
   readonly configKinds: ReadonlySet<Kind>;
-  readonly configs: ReadonlySet<ResourceKey>;
   readonly hosts: ReadonlySet<string>;
   readonly cds: boolean;
   readonly lds: boolean;
@@ -49,7 +46,6 @@ export class PushRequest {
     this.full = init.full;
     this.reasons = new Set(init.reasons);
     this.configKinds = new Set(init.configKinds ?? []);
-    this.configs = new Set(init.configs ?? []);
     this.hosts = new Set(init.hosts ?? []);
     this.cds = init.full || (init.cds ?? false);
     this.lds = init.full || (init.lds ?? false);
@@ -70,7 +66,6 @@ export class PushRequest {
       full: this.full || other.full,
       reasons: union(this.reasons, other.reasons),
       configKinds: union(this.configKinds, other.configKinds),
-      configs: union(this.configs, other.configs),
       hosts: union(this.hosts, other.hosts),
       cds: this.cds || other.cds,
       lds: this.lds || other.lds,

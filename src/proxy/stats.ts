@@ -178,12 +178,6 @@ function histValues(name: string, bounds: readonly number[], entries: Iterable<[
   return out;
 }
 
-/**
- * The Istio request metrics, aggregated here and handed to prom-client at scrape time.
- * prom-client validates and hashes every label on each inc/observe (ADR 0017); here a request
- * costs one key of a few concatenations (each side's labels carry a precomputed fragment) and
- * one Map lookup that serves all four metrics.
- */
 /** The label values that pick a request series. */
 interface SeriesValues {
   reporter: string;
@@ -197,6 +191,12 @@ interface SeriesValues {
   grpc: string;
 }
 
+/**
+ * The Istio request metrics, aggregated here and handed to prom-client at scrape time.
+ * prom-client validates and hashes every label on each inc/observe (ADR 0017); here a request
+ * costs one key of a few concatenations (each side's labels carry a precomputed fragment) and
+ * one Map lookup that serves all four metrics.
+ */
 class RequestMetrics {
   readonly series = new Map<string, RequestSeries>();
   /**
@@ -316,11 +316,6 @@ export class CounterCells {
     return e.cell;
   }
 
-  /** Off the hot path (errors, rare events): resolves the series each time. */
-  inc(labels: Labels, n = 1): void {
-    this.cell(labels).value += n;
-  }
-
   metric(name: string, help: string): Metric {
     const values = () => [...this.cells.values()].map((e) => ({ labels: e.labels, value: e.cell.value }));
     // Callers hold their cells: a reset zeroes them rather than forgetting them.
@@ -366,14 +361,14 @@ export class ProxyStats {
   readonly upstreamCxTotal: Counter<'cluster_name'>;
   readonly upstreamCxActive: Gauge<'cluster_name'>;
   readonly upstreamCxConnectFail: Counter<'cluster_name'>;
-  /** Per pool: `ClusterPool.rqTotal` holds its cell. */
+  /** Per pool: `ClusterPoolBase.counters` (UpstreamCounters) holds its cell. */
   readonly upstreamRqTotal = new CounterCells(['cluster_name']);
   readonly upstreamRqRetry: Counter<'cluster_name'>;
   readonly upstreamRqTimeout: Counter<'cluster_name'>;
   readonly upstreamRqPerTryTimeout: Counter<'cluster_name'>;
   readonly upstreamRqPendingOverflow: Counter<'cluster_name'>;
   readonly upstreamCxNoneHealthy: Counter<'cluster_name'>;
-  /** Per pool and status class: `ClusterPool.completed()` holds the cells. */
+  /** Per pool and status class: `ClusterPoolBase.counters` (UpstreamCounters) holds the cells. */
   readonly upstreamRqCompleted = new CounterCells(['cluster_name', 'response_code_class']);
   readonly downstreamCxTotal: Counter<'listener'>;
   readonly downstreamCxActive: Gauge<'listener'>;

@@ -88,20 +88,29 @@ export function makeResource(typeUrl: string, obj: Record<string, unknown>, name
 export class ResourceMemo {
   private generation: object | undefined;
   private seq = 0;
-  private readonly resources = new Map<string, { json: string; res: XdsResource; seq: number }>();
+  /** scope → (type, name) → the last content and resource. */
+  private readonly resources = new Map<string, Map<string, { json: string; res: XdsResource; seq: number }>>();
   private readonly types = new Map<string, { ts: TypeSnapshot; seq: number }>();
   /** Resources handed out again / encoded anew, since construction (tests, debugging). */
   hits = 0;
   misses = 0;
 
-  constructor(private readonly keepGenerations = 16) {}
+  /**
+   * Every push is a generation, endpoint-only ones too, so the window is long: a proxy's own
+   * listeners must outlive a run of endpoint pushes to be reused by the next config push. Scopes
+   * of proxies that leave are dropped at once (`dropScope`); this sweep catches the rest.
+   */
+  constructor(private readonly keepGenerations = 256) {}
 
   private at(generation: object): number {
     if (generation === this.generation) return this.seq;
     this.generation = generation;
     if (++this.seq % this.keepGenerations === 0) {
       const old = this.seq - this.keepGenerations;
-      for (const [k, e] of this.resources) if (e.seq < old) this.resources.delete(k);
+      for (const [scope, m] of this.resources) {
+        for (const [k, e] of m) if (e.seq < old) m.delete(k);
+        if (m.size === 0) this.resources.delete(scope);
+      }
       for (const [k, e] of this.types) if (e.seq < old) this.types.delete(k);
     }
     return this.seq;
@@ -116,8 +125,10 @@ export class ResourceMemo {
     } catch {
       return makeResource(typeUrl, obj);
     }
-    const key = `${scope}\u0000${typeUrl}\u0000${resourceName(typeUrl, obj)}`;
-    const e = this.resources.get(key);
+    let m = this.resources.get(scope);
+    if (!m) this.resources.set(scope, (m = new Map()));
+    const key = `${typeUrl}\u0000${resourceName(typeUrl, obj)}`;
+    const e = m.get(key);
     if (e && e.json === json) {
       this.hits++;
       e.seq = seq;
@@ -125,8 +136,13 @@ export class ResourceMemo {
     }
     this.misses++;
     const res = makeResource(typeUrl, obj);
-    this.resources.set(key, { json, res, seq });
+    m.set(key, { json, res, seq });
     return res;
+  }
+
+  /** Forgets what `scope` made (a proxy that disconnected). */
+  dropScope(scope: string): void {
+    this.resources.delete(scope);
   }
 
   /** The TypeSnapshot of `resources` under `key`: the last one when it holds the same objects. */

@@ -51,7 +51,7 @@ test('the mesh page in headless Chromium shows both clusters and the cluster-1 â
   });
   assert.ok(ok, log.join(''));
   const sleep1 = running.topo.workloads.find((w) => w.app === 'sleep' && w.cluster === 'cluster-1')!;
-  await sleepRequests(running, sleep1, 20);
+  await sleepRequests(sleep1, 20);
 
   // `isle dashboard` names each control plane's page.
   const out: string[] = [];
@@ -71,7 +71,7 @@ test('the mesh page in headless Chromium shows both clusters and the cluster-1 â
   let flowing = true;
   const traffic = (async () => {
     while (flowing) {
-      await sleepRequests(running, sleep1, 3).catch(() => []);
+      await sleepRequests(sleep1, 3).catch(() => []);
       await new Promise((r) => setTimeout(r, 300));
     }
   })();

@@ -59,7 +59,7 @@ test('isle demo --observability: Prometheus scrapes every proxy and control plan
   assert.ok(ok, log.join(''));
   assert.match(log.join(''), new RegExp(`prometheus\\s+http://${listen.replace(/\./g, '\\.')}`));
   const sleep1 = running.topo.workloads.find((w) => w.app === 'sleep' && w.cluster === 'cluster-1')!;
-  await sleepRequests(running, sleep1, 20);
+  await sleepRequests(sleep1, 20);
 
   const query = async (q: string): Promise<Sample[]> => {
     const r = await fetch(`http://${listen}/api/v1/query?query=${encodeURIComponent(q)}`);
@@ -98,7 +98,7 @@ test('isle demo --observability: Prometheus scrapes every proxy and control plan
   assert.ok(dest.some((s) => s.metric['source_workload'] === 'sleep' && s.metric['destination_workload'] === 'helloworld-v2' && s.metric['destination_version'] === 'v2'), JSON.stringify(dest));
   // rate() needs two scrapes after the traffic; keep some flowing.
   const q = await until('a p90 over the request duration', async () => {
-    await sleepRequests(running, sleep1, 5);
+    await sleepRequests(sleep1, 5);
     const r = await query('histogram_quantile(0.9, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="source"}[1m])))');
     return r.length === 1 && r[0]!.value[1] !== 'NaN' ? r : undefined;
   });

@@ -69,12 +69,6 @@ describe('affected types', () => {
     assert.deepEqual(new Set(affectedTypes(withEndpoints, sleepSidecar(p))), new Set([CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE]));
   });
 
-  it('the ConfigsUpdated keys travel and merge', () => {
-    const a = new PushRequest({ full: true, reasons: ['config'], configKinds: ['VirtualService'], configs: ['VirtualService/sample/helloworld'] });
-    const b = new PushRequest({ full: true, reasons: ['config'], configKinds: ['DestinationRule'], configs: ['DestinationRule/sample/helloworld'] });
-    assert.deepEqual([...a.merge(b).configs].sort(), ['DestinationRule/sample/helloworld', 'VirtualService/sample/helloworld']);
-  });
-
   it('the table holds: a VirtualService change leaves every other type of every kind of sidecar unchanged', () => {
     const before = push({ virtualServices: [hwVs('5s')] });
     const after = push({ version: 'v2', virtualServices: [hwVs('7s')] });

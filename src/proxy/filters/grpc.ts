@@ -35,9 +35,9 @@ export function formatGrpcTimeout(ms: number): string {
   return `${Math.max(1, Math.ceil(ms))}m`;
 }
 
-export const DEADLINE_EXCEEDED = '4';
-/** DEADLINE_EXCEEDED as a number (local replies). */
+/** DEADLINE_EXCEEDED as a number (local replies) and as the `grpc-status` value. */
 export const DEADLINE_EXCEEDED_CODE = 4;
+export const DEADLINE_EXCEEDED = String(DEADLINE_EXCEEDED_CODE);
 export const DEADLINE_MESSAGE = 'upstream max stream duration reached';
 /** Envoy's response flag for a stream that outlived its max duration. */
 export const DEADLINE_FLAG = 'UMSDR';

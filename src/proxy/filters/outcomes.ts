@@ -3,6 +3,7 @@
  * flag (access-log short name) and Envoy's local-reply text. Every local reply of the HTTP filter
  * chain goes through it, so the codes and flags cannot drift apart between filters.
  */
+import { DEADLINE_EXCEEDED_CODE } from './grpc.js';
 
 export type Outcome =
   | 'bad-request'
@@ -52,8 +53,8 @@ export const OUTCOMES: Readonly<Record<Outcome, OutcomeRow>> = {
   'connect-failure': { status: 503, flag: 'UF', body: (d) => `${RESET_PREFIX}${d}` },
   reset: { status: 503, flag: 'UC', body: (d) => `${RESET_PREFIX}${d}` },
   overflow: { status: 503, flag: 'UO', body: (d) => `${RESET_PREFIX}${d}` },
-  'route-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: 4 },
-  'per-try-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: 4 },
+  'route-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: DEADLINE_EXCEEDED_CODE },
+  'per-try-timeout': { status: 504, flag: 'UT', body: () => 'upstream request timeout', grpc: DEADLINE_EXCEEDED_CODE },
   // status: the fault's http_status, passed by the fault filter.
   'fault-abort': { status: 503, flag: 'FI', body: () => 'fault filter abort' },
   // Envoy's RBAC filter answers 403 with this text; it sets no response flag of its own.

@@ -38,15 +38,6 @@ export class RequestBody {
 
   constructor(private readonly source: BodySource) {}
 
-  /** Bytes received but not handed on yet. */
-  get buffered(): number {
-    return this.pendingBytes;
-  }
-
-  /** Nobody has asked for the body yet. */
-  get untouched(): boolean {
-    return this.mode === Mode.Pending;
-  }
 
   /** The whole body (the caller checked its size). */
   read(): Promise<Buffer> {

@@ -32,17 +32,6 @@ export interface CaptureListenerOptions {
   sniffTimeoutMs?: number;
 }
 
-/**
- * The IPv6 twin of a capture listener: `::`, IPv6 only. A host without IPv6 (EAFNOSUPPORT,
- * EADDRNOTAVAIL) just has no IPv6 to capture.
- */
-async function listenIpv6(server: net.Server, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EAFNOSUPPORT' || e.code === 'EADDRNOTAVAIL' ? resolve() : reject(e)));
-    server.listen({ port, host: '::', ipv6Only: true }, () => resolve());
-  });
-}
-
 export class OutboundListener {
   private model: ListenerModel;
   private info: ConnInfo;
@@ -156,7 +145,13 @@ export class OutboundListener {
 
   async listen(): Promise<AddressInfo> {
     const a = await listenOn(this.server, this.model.port, this.model.address);
-    if (this.server6) await listenIpv6(this.server6, a.port);
+    // The IPv6 twin of a capture listener: `::`, IPv6 only. A host without IPv6 (EAFNOSUPPORT,
+    // EADDRNOTAVAIL) just has no IPv6 to capture.
+    if (this.server6) {
+      await listenOn(this.server6, a.port, '::', { ipv6Only: true }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EAFNOSUPPORT' && e.code !== 'EADDRNOTAVAIL') throw e;
+      });
+    }
     return a;
   }
 

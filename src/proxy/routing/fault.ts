@@ -44,30 +44,3 @@ export function faultFor(hcm: HttpConnectionManagerModel, decision: RouteResult,
   const d = decideFault(f, random);
   return d.delayMs > 0 || d.abortStatus !== undefined ? d : undefined;
 }
-
-/**
- * Waits out the delay (cut short when `signal` aborts: the client went away) and says what to
- * answer instead of routing: Envoy's local reply for an abort, with response flag FI (DI for a
- * delay). Returns undefined when the request proceeds.
- */
-export async function injectFault(
-  d: FaultDecision | undefined,
-  signal?: AbortSignal,
-): Promise<{ status: number; body: string; flags: string[] } | { flags: string[] } | undefined> {
-  if (!d) return undefined;
-  const flags: string[] = [];
-  if (d.delayMs > 0) {
-    flags.push('DI');
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, d.delayMs);
-      function done(): void {
-        clearTimeout(t);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-    });
-  }
-  if (d.abortStatus !== undefined) return { status: d.abortStatus, body: 'fault filter abort', flags: [...flags, 'FI'] };
-  return { flags };
-}

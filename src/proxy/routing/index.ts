@@ -3,5 +3,5 @@ export { matchRoute, matchHeader, matchString, parseQuery, pathOnly, type RouteR
 export { selectVirtualHost, stripPort } from './vhost.js';
 export { applyHeaderMutations, substitute, type HeaderMap } from './headers.js';
 export { isRetriable, backoffMs, type AttemptOutcome } from './retry.js';
-export { faultFor, decideFault, injectFault, hits, FAULT_FILTER_NAME, type FaultDecision } from './fault.js';
+export { faultFor, decideFault, hits, FAULT_FILTER_NAME, type FaultDecision } from './fault.js';
 export { mirrorRequest, mirrorsToSend, mirrorVia, shadowHost, type MirrorDeps } from './mirror.js';

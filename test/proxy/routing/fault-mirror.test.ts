@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { decodeRouteConfig } from '../../../src/proxy/decode/route.js';
 import type { ClusterModel, ConfigGraph, EndpointModel, HttpConnectionManagerModel, RouteConfigModel } from '../../../src/proxy/model.js';
-import { decideFault, faultFor, hits, injectFault } from '../../../src/proxy/routing/fault.js';
+import { decideFault, faultFor, hits } from '../../../src/proxy/routing/fault.js';
 import { mirrorRequest, shadowHost } from '../../../src/proxy/routing/mirror.js';
 import { route } from '../../../src/proxy/routing/router.js';
 
@@ -102,17 +102,13 @@ test('fault percentages: 12.5 % delays and 30 % aborts over an even sweep', () =
   assert.equal(hits({ numerator: 100, denominator: 100 }, () => 0.999), true);
 });
 
-test('the fault applies only when the HCM has the fault filter; delay, then abort with FI', async () => {
+test('the fault applies only when the HCM has the fault filter', () => {
   const cfg = config();
   const decision = route(cfg, { authority: 'hw', path: '/', method: 'GET', headers: {} });
   const hcm = (filters: string[]) => ({ httpFilters: filters }) as unknown as HttpConnectionManagerModel;
   assert.equal(faultFor(hcm(['envoy.filters.http.router']), decision, () => 0), undefined);
   const d = faultFor(hcm(['envoy.filters.http.fault', 'envoy.filters.http.router']), decision, () => 0);
   assert.deepEqual(d, { delayMs: 20, abortStatus: 503 });
-  const t0 = performance.now();
-  const out = await injectFault(d);
-  assert.ok(performance.now() - t0 >= 15);
-  assert.deepEqual(out, { status: 503, body: 'fault filter abort', flags: ['DI', 'FI'] });
 });
 
 test('shadow host: -shadow before the port', () => {
