@@ -19,7 +19,6 @@
  * A server whose credential is missing, or whose tls.mode Isle does not serve (ISTIO_MUTUAL,
  * OPTIONAL_MUTUAL), gets no chain: it fails closed. `ingressProblems` lists why.
  */
-import { isIP } from 'node:net';
 import type { GatewayServer, GatewaySpec, TLSRoute } from '../config/kinds/networking.js';
 import type { Resource } from '../config/types.js';
 import { bindAddress, type Proxy } from '../model/proxy.js';
@@ -28,6 +27,7 @@ import { labelsMatch } from '../registry/model.js';
 import { DOWNSTREAM_TLS_CONTEXT_TYPE, HTTP_CONNECTION_MANAGER_TYPE, TCP_PROXY_TYPE } from '../mesh/typeurls.js';
 import { listenerName } from '../mesh/names.js';
 import { adsConfigSource, faultFilter, routerFilter, sdsSecretConfig, socketAddress, tlsInspector, type EnvoyObject } from './common.js';
+import { cidrRange } from './outbound.js';
 import { destinationCluster, gatewayRefs, mergeHttpRules, vsRoutes, type PushedProblem, type VirtualService, type VsRouteContext } from './virtualservice.js';
 
 export type Gateway = Resource<GatewaySpec>;
@@ -222,12 +222,6 @@ function httpsChain(push: PushContext, proxy: Proxy, b: BoundServer, statPrefix:
     },
     filters: [hcmFilter(statPrefix, httpsRouteName(b))],
   };
-}
-
-/** `a.b.c.d[/n]` (or IPv6) as Envoy's CidrRange. */
-function cidrRange(a: string): EnvoyObject {
-  const [ip, len] = a.split('/');
-  return { address_prefix: ip, prefix_len: len === undefined ? (isIP(ip!) === 6 ? 128 : 32) : Number(len) };
 }
 
 function tlsRouteCluster(push: PushContext, port: number, vsNs: string, r: TLSRoute): EnvoyObject | undefined {

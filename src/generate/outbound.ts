@@ -65,6 +65,13 @@ function prefixOf(a: string): Prefix | undefined {
 const prefixKey = (p: Prefix): string => `${p.ip}/${p.len}`;
 const envoyRange = (p: Prefix): EnvoyObject => ({ address_prefix: p.ip, prefix_len: p.len });
 
+/** A validated `ip[/len]` (config: ipOrCidr) as Envoy's CidrRange. */
+export function cidrRange(a: string): EnvoyObject {
+  const p = prefixOf(a);
+  if (!p) throw new TypeError(`not an IP address or CIDR: ${JSON.stringify(a)}`);
+  return envoyRange(p);
+}
+
 /** `inner` ⊆ `outer`. */
 function within(inner: Prefix, outer: Prefix): boolean {
   if (inner.family !== outer.family || inner.len < outer.len) return false;
