@@ -115,10 +115,9 @@ export async function teardownNetns(topo: DemoTopology, o: { killLeftovers?: boo
 /**
  * Creates the clusters' and pods' namespaces and the bridge, after removing leftovers of an
  * earlier run (returned, to be said). A failure part way removes what was made, then throws.
+ * The caller has checked `netnsSupported()` (startDemo does, before anything is locked or written).
  */
 export async function setupNetns(topo: DemoTopology): Promise<string[]> {
-  const why = await netnsSupported();
-  if (why) throw new IsleError('ERR_USAGE', `--netns: ${why}`);
   const bridge = topo.bridge;
   if (!bridge) throw new IsleError('ERR_USAGE', '--netns: the topology has no bridge');
   const stale = await teardownNetns(topo, { killLeftovers: true });

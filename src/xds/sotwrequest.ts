@@ -16,6 +16,7 @@
  * understand is left to the full decoder, which reports it as it always did.
  */
 import { createHash } from 'node:crypto';
+import protobuf from 'protobufjs';
 import { decodeMessage } from './codec.js';
 import type { DiscoveryRequestMsg } from './protos.js';
 
@@ -28,24 +29,6 @@ export interface NamesBytes {
 
 const FULL_NAME = 'envoy.service.discovery.v3.DiscoveryRequest';
 const NAMES_FIELD = 3;
-
-/** Position after the varint at `pos`, its value in `varintValue`; -1 past the end or over 64 bits. */
-let varintValue = 0;
-function varint(b: Uint8Array, pos: number): number {
-  let v = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= b.length) return -1;
-    const byte = b[pos++]!;
-    v += (byte & 0x7f) * mul;
-    if (byte < 0x80) {
-      varintValue = v;
-      return pos;
-    }
-    mul *= 128;
-  }
-  return -1;
-}
 
 interface Split {
   /** Every other field's bytes, in order. */
@@ -62,43 +45,29 @@ function split(b: Buffer): Split | undefined {
   const rest: Buffer[] = [];
   const runs: Buffer[] = [];
   let runStart = -1;
-  let pos = 0;
-  while (pos < b.length) {
-    const start = pos;
-    pos = varint(b, pos);
-    if (pos < 0) return undefined;
-    const field = Math.floor(varintValue / 8);
-    const wire = varintValue % 8;
-    switch (wire) {
-      case 0:
-        pos = varint(b, pos);
-        if (pos < 0) return undefined;
-        break;
-      case 1:
-        pos += 8;
-        break;
-      case 2: {
-        const at = varint(b, pos);
-        if (at < 0) return undefined;
-        pos = at + varintValue;
-        break;
+  const r = protobuf.Reader.create(b);
+  try {
+    while (r.pos < r.len) {
+      const start = r.pos;
+      const tag = r.uint32();
+      const field = tag >>> 3;
+      const wire = tag & 7;
+      // Groups (3, 4) are left to the full decoder, like anything else unusual.
+      if (field === 0 || wire === 3 || wire === 4) return undefined;
+      r.skipType(wire);
+      if (field === NAMES_FIELD && wire === 2) {
+        if (runStart < 0) runStart = start;
+      } else {
+        if (runStart >= 0) runs.push(b.subarray(runStart, start));
+        runStart = -1;
+        rest.push(b.subarray(start, r.pos));
       }
-      case 5:
-        pos += 4;
-        break;
-      default:
-        return undefined;
     }
-    if (pos > b.length || field === 0) return undefined;
-    if (field === NAMES_FIELD && wire === 2) {
-      if (runStart < 0) runStart = start;
-    } else {
-      if (runStart >= 0) runs.push(b.subarray(runStart, start));
-      runStart = -1;
-      rest.push(b.subarray(start, pos));
-    }
+  } catch {
+    // Truncated or an invalid wire type: the full decoder reports it.
+    return undefined;
   }
-  if (runStart >= 0) runs.push(b.subarray(runStart, pos));
+  if (runStart >= 0) runs.push(b.subarray(runStart, r.pos));
   return { rest, namesBytes: runs.length === 1 ? runs[0]! : Buffer.concat(runs) };
 }
 
@@ -144,12 +113,12 @@ export function decodeSotwRequest(bytes: Buffer): DiscoveryRequestMsg & NamesByt
     enumerable: true,
     configurable: true,
     get(): string[] {
-      // `entries` holds only well-formed field-3 entries (split checked them): tag, length, UTF-8.
+      // `entries` holds only well-formed field-3 entries (split checked them): tag, then a string.
       const names: string[] = [];
-      for (let pos = 0; pos < entries.length; ) {
-        const start = varint(entries, varint(entries, pos));
-        pos = start + varintValue;
-        names.push(entries.toString('utf8', start, pos));
+      const r = protobuf.Reader.create(entries);
+      while (r.pos < r.len) {
+        r.uint32();
+        names.push(r.string());
       }
       Object.defineProperty(msg, 'resource_names', { value: names, enumerable: true, configurable: true, writable: true });
       return names;

@@ -82,6 +82,26 @@ export function parseCidr(s: string): string {
   return m[2] === undefined ? `${m[1]}/32` : `${m[1]}/${m[2]}`;
 }
 
+/** Checks every port, id and CIDR of `s` (both families' rule sets start here); the CIDRs, normalized. */
+function validCidrs(s: CaptureSettings): string[] {
+  for (const [p, what] of [[s.outboundPort, 'outbound port'], [s.inboundPort, 'inbound port']] as const) validPort(p, what);
+  if (s.dnsPort !== undefined) validPort(s.dnsPort, 'DNS port');
+  for (const p of [...s.excludeOutboundPorts, ...s.excludeInboundPorts]) validPort(p, 'excluded port');
+  for (const id of [s.proxyUid, s.proxyGid]) {
+    if (!Number.isInteger(id) || id < 0) throw new IsleError('ERR_USAGE', `invalid proxy uid/gid ${id}`);
+  }
+  return s.excludeOutboundCidrs.map(parseCidr);
+}
+
+/** The end of the OUTPUT chain in both families: localhost, excluded CIDRs and ports return; the rest goes to the sidecar. */
+function outboundTail(rules: string[][], s: CaptureSettings, localhost: string, cidrs: readonly string[]): void {
+  const { output, redirect } = CHAINS;
+  rules.push([output, '-d', localhost, '-j', 'RETURN']);
+  for (const c of cidrs) rules.push([output, '-d', c, '-j', 'RETURN']);
+  for (const p of [...new Set(s.excludeOutboundPorts)].sort((a, b) => a - b)) rules.push([output, '-p', 'tcp', '--dport', String(p), '-j', 'RETURN']);
+  rules.push([output, '-j', redirect]);
+}
+
 /**
  * The IPv6 rule set (ip6tables) mirrors the outbound half of the IPv4 one: outbound TCP to the
  * sidecar, with the same owner, loopback, CIDR and port exemptions (`::1`, `::6`). Inbound IPv6
@@ -89,7 +109,7 @@ export function parseCidr(s: string): string {
  * IPv4 only, and a redirect there would drop the traffic instead of leaving it alone (ADR 0118).
  */
 export function captureRules6(s: CaptureSettings): RuleSet {
-  captureRules(s);
+  const cidrs = validCidrs(s).filter((c) => c.includes(':'));
   const uid = String(s.proxyUid);
   const gid = String(s.proxyGid);
   const { output, redirect } = CHAINS;
@@ -99,22 +119,13 @@ export function captureRules6(s: CaptureSettings): RuleSet {
     rules.push([output, '-o', 'lo', '-m', 'owner', '!', flag, id, '-j', 'RETURN']);
     rules.push([output, '-m', 'owner', flag, id, '-j', 'RETURN']);
   }
-  rules.push([output, '-d', '::1/128', '-j', 'RETURN']);
-  for (const c of s.excludeOutboundCidrs.map(parseCidr).filter((c) => c.includes(':'))) rules.push([output, '-d', c, '-j', 'RETURN']);
-  for (const p of [...new Set(s.excludeOutboundPorts)].sort((a, b) => a - b)) rules.push([output, '-p', 'tcp', '--dport', String(p), '-j', 'RETURN']);
-  rules.push([output, '-j', redirect]);
+  outboundTail(rules, s, '::1/128', cidrs);
   return { chains: [output, redirect], rules, hooks: [{ chain: 'OUTPUT', rule: ['-p', 'tcp', '-j', output] }] };
 }
 
 /** The rule set for `s`: pure, so it is tested as data and printed by `isle iptables --dry-run`. */
 export function captureRules(s: CaptureSettings): RuleSet {
-  for (const [p, what] of [[s.outboundPort, 'outbound port'], [s.inboundPort, 'inbound port']] as const) validPort(p, what);
-  if (s.dnsPort !== undefined) validPort(s.dnsPort, 'DNS port');
-  for (const p of [...s.excludeOutboundPorts, ...s.excludeInboundPorts]) validPort(p, 'excluded port');
-  for (const id of [s.proxyUid, s.proxyGid]) {
-    if (!Number.isInteger(id) || id < 0) throw new IsleError('ERR_USAGE', `invalid proxy uid/gid ${id}`);
-  }
-  const cidrs = s.excludeOutboundCidrs.map(parseCidr).filter((c) => !c.includes(':'));
+  const cidrs = validCidrs(s).filter((c) => !c.includes(':'));
   const uid = String(s.proxyUid);
   const gid = String(s.proxyGid);
   const { inbound, inRedirect, output, redirect, dns } = CHAINS;
@@ -139,10 +150,7 @@ export function captureRules(s: CaptureSettings): RuleSet {
     rules.push([output, '-o', 'lo', '-m', 'owner', '!', flag, id, '-j', 'RETURN']);
     rules.push([output, '-m', 'owner', flag, id, '-j', 'RETURN']);
   }
-  rules.push([output, '-d', '127.0.0.1/32', '-j', 'RETURN']);
-  for (const c of cidrs) rules.push([output, '-d', c, '-j', 'RETURN']);
-  for (const p of [...new Set(s.excludeOutboundPorts)].sort((a, b) => a - b)) rules.push([output, '-p', 'tcp', '--dport', String(p), '-j', 'RETURN']);
-  rules.push([output, '-j', redirect]);
+  outboundTail(rules, s, '127.0.0.1/32', cidrs);
   const chains: string[] = [inbound, inRedirect, output, redirect];
   const hooks: Hook[] = [
     { chain: 'PREROUTING', rule: ['-p', 'tcp', '-j', inbound] },
