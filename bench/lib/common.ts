@@ -4,7 +4,7 @@
  * a throw-away mesh PKI. Nothing here asserts on numbers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,8 +163,11 @@ export async function startControlPlane(opts: { configDir: string; caDir: string
   const child = await startIsle(
     ['control-plane', '--config', opts.configDir, '--ca', opts.caDir, '--listen', '127.0.0.1:0', '--plaintext-listen', '127.0.0.1:0', '--debug-listen', '127.0.0.1:0', '--log-level', opts.logLevel ?? 'warn', ...(opts.extra ?? [])],
     /debug (http:\S+)/,
-    { nodeArgs: opts.exposeGc ? ['--expose-gc'] : [], timeoutMs: 180_000 },
+    { nodeArgs: [...(opts.exposeGc ? ['--expose-gc'] : []), ...(process.env['ISLE_BENCH_CP_NODE_ARGS'] ?? '').split(' ').filter(Boolean)], timeoutMs: 180_000 },
   );
+  // ISLE_BENCH_CP_NODE_ARGS='--trace-gc' with ISLE_BENCH_CP_STDOUT=<file>: the control plane's stdout (V8 traces) kept for reading.
+  const keep = process.env['ISLE_BENCH_CP_STDOUT'];
+  if (keep) child.proc.once('exit', () => appendFileSync(keep, child.out()));
   const o = child.out();
   return { child, mtls: /xds\+ca mtls (\S+)/.exec(o)![1]!, plaintext: /xds plaintext (\S+)/.exec(o)![1]!, debug: /debug (http:\S+)/.exec(o)![1]! };
 }

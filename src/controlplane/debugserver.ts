@@ -171,7 +171,7 @@ export class DebugServer {
       case '/debug/remoteclusterz':
         return this.send(res, 200, s.remoteClusters?.() ?? { remoteClusters: [], subscribers: [] }, pretty);
       case '/debug/push_status':
-        return this.send(res, 200, { pushContext: s.pusher.pushContext.version, busy: s.pusher.busy, recent: s.pusher.recentPushes() }, pretty);
+        return this.send(res, 200, { pushContext: s.pusher.pushContext.version, busy: s.pusher.busy, writes: xdsWrites(s.xdsServers), recent: s.pusher.recentPushes() }, pretty);
       case '/debug/memory': {
         const gc = (globalThis as { gc?: () => void }).gc;
         if (gc) {
@@ -255,4 +255,14 @@ export class DebugServer {
     res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(body);
   }
+}
+
+/** Responses written as shared parts vs copied whole by grpc-js, over every xDS listener (xds/directsend.ts). */
+function xdsWrites(servers: readonly { writes: { direct: number; copied: number } }[]): { direct: number; copied: number } {
+  const w = { direct: 0, copied: 0 };
+  for (const x of servers) {
+    w.direct += x.writes.direct;
+    w.copied += x.writes.copied;
+  }
+  return w;
 }

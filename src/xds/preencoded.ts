@@ -74,9 +74,18 @@ export function deltaAllBytes(ts: TypeSnapshot): Uint8Array[] {
  * server attached them (the `resources` array is then only what the `send` event reports).
  */
 export function serializeResponse(type: 'sotw' | 'delta', m: (DiscoveryResponseMsg | DeltaDiscoveryResponseMsg) & Preencoded): Buffer {
+  const pre = m[PREENCODED];
+  if (!pre) return asBuffer((type === 'sotw' ? sotwType() : deltaType()).encode(m).finish());
+  return Buffer.concat(responseParts(type, m));
+}
+
+/**
+ * The same bytes as serializeResponse, as parts: the response's own small fields, then the shared
+ * pre-encoded resource bytes as they are (never copied; directsend.ts writes them one by one).
+ */
+export function responseParts(type: 'sotw' | 'delta', m: (DiscoveryResponseMsg | DeltaDiscoveryResponseMsg) & Preencoded): Uint8Array[] {
   const t = type === 'sotw' ? sotwType() : deltaType();
   const pre = m[PREENCODED];
-  if (!pre) return asBuffer(t.encode(m).finish());
-  const head = t.encode({ ...m, resources: [] }).finish();
-  return Buffer.concat([head, ...pre]);
+  if (!pre) return [t.encode(m).finish()];
+  return [t.encode({ ...m, resources: [] }).finish(), ...pre];
 }

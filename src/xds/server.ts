@@ -28,7 +28,8 @@ import * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from './ads.js';
 import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
 import { keepNames, NAMES_BYTES, type NamesBytes } from './sotwrequest.js';
-import { deltaAllBytes, deltaResourceBytes, PREENCODED, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
+import { directWriter, type DirectWriter } from './directsend.js';
+import { deltaAllBytes, deltaResourceBytes, PREENCODED, responseParts, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
   AnyMsg,
   DeltaDiscoveryRequestMsg,
@@ -192,6 +193,8 @@ export class XdsServer {
   private nonceSeq = 0;
   /** Nonces from another server instance never match ours. */
   private readonly noncePrefix = randomBytes(4).toString('hex') + '-';
+  /** Responses written as shared parts (directsend.ts) vs serialized whole by grpc-js. */
+  readonly writes = { direct: 0, copied: 0 };
 
   constructor(options: XdsServerOptions) {
     this.cache = options.cache;
@@ -361,6 +364,7 @@ class AdsStream {
   private readonly types = new Map<string, TypeState>();
   private readonly ignored = new Set<string>();
   private readonly pending = new Set<string>();
+  private direct: DirectWriter | null | undefined;
   private flushQueued = false;
   private closed = false;
 
@@ -827,9 +831,16 @@ class AdsStream {
   private write(response: DiscoveryResponseMsg | DeltaDiscoveryResponseMsg): boolean {
     if (this.closed) return false;
     try {
-      // Backpressure is left to grpc-js' buffering: one response per type is in flight at most
-      // per change, and a slow proxy's buffered responses are superseded, not multiplied.
+      // Backpressure is left to the HTTP/2 stream's buffering: one response per type is in flight
+      // at most per change, and a slow proxy's buffered responses are superseded, not multiplied.
+      if (this.direct === undefined) this.direct = directWriter(this.call) ?? null;
+      // Every response of a stream takes the same path, so their order on the wire is kept.
+      if (this.direct?.write(responseParts(this.protocol, response))) {
+        this.server.writes.direct++;
+        return true;
+      }
       (this.call as grpc.ServerDuplexStream<unknown, unknown>).write(response);
+      this.server.writes.copied++;
       return true;
     } catch (e) {
       this.server.logger.warn({ stream: this.id, node: this.node?.id, err: e }, 'xDS write failed');

@@ -104,6 +104,10 @@ describe('certificate flow end to end: isle token create → CreateCertificate o
     const cert = { keyPem, chainPem: chain.slice(0, -1).join('') };
     const p = sim('delta', channel(plane.cp.addresses.grpc, { rootPem: root.certPem, cert }), sidecarNode(77));
     await waitUntil(() => inSync(plane.cp, p.id), 'the proxy syncs over mTLS with its new certificate');
+    // Over mTLS too, responses go onto the HTTP/2 stream as shared parts, never copied whole (xds/directsend.ts).
+    const push = await getJson<{ writes: { direct: number; copied: number } }>(`${plane.debugUrl}/debug/push_status?pretty=false`);
+    assert.ok(push.body.writes.direct >= 5, JSON.stringify(push.body.writes));
+    assert.equal(push.body.writes.copied, 0);
     assert.ok(plane.logs.some((l) => l.msg === 'certificate issued' && l['spiffeId'] === 'spiffe://cluster.local/ns/default/sa/sleep'));
     assert.ok(!JSON.stringify(plane.logs).includes(token), 'the token is never logged');
   });

@@ -75,5 +75,8 @@ test('server: streams sharing one snapshot send the same pre-encoded bytes, and 
   // The send event tells the push queue how many resource bytes each response carries.
   for (const e of sends) assert.equal(e.bytes, (e.response as Preencoded)[PREENCODED]!.reduce((n, b) => n + b.length, 0));
   assert.equal(sends.find((e) => e.protocol === 'sotw')!.bytes, sotwResourceBytes(v2.resources.get('b')!.any).length);
+  // Written as shared parts straight onto the HTTP/2 stream, not copied per stream through
+  // grpc-js (directsend.ts); this fails if a grpc-js upgrade changes what directWriter relies on.
+  assert.deepEqual(h.xds.writes, { direct: 8, copied: 0 });
   for (const c of [...sotw, ...delta]) c.close();
 });
