@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from './ads.js';
 import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
-import { keepNames, NAMES_BYTES, type NamesBytes } from './sotwrequest.js';
+import { keepNames, NAMES_BYTES, stepNames, type NamesBytes } from './sotwrequest.js';
 import { directWriter, type DirectWriter } from './directsend.js';
 import { deltaAllBytes, deltaResourceBytes, PREENCODED, responseParts, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
@@ -304,6 +304,10 @@ interface TypeState {
   names: Set<string>;
   /** SotW: the request bytes `names` came from (shared, sotwrequest.ts); an ACK repeating them is not decoded. */
   namesBytes?: Buffer;
+  /** SotW: entries in `namesBytes` (duplicates and `*` included); equal to names.size when it has neither. */
+  namesCount?: number;
+  /** SotW: how `names` was made from `from` (only the differing entries decoded); used while `from` is what was last sent. */
+  namesChange?: { from: ReadonlySet<string>; added: string[]; removed: string[] };
   /** A request of this type has been received (delta: the first one carries initial versions). */
   subscribed: boolean;
   unwatch: () => void;
@@ -339,11 +343,20 @@ interface TypeState {
    * a proxy then holds no copy of a thousand-entry map that the shared snapshot already is.
    */
   clientVersions?: Map<string, string>;
+  /**
+   * Delta, while `clientVersions` is undefined: names subscribed since the last response, when the
+   * subscription only gained and lost names since (defined, maybe empty: the marker of that). The
+   * proxy holds none of them, whatever `sentSnap` has, and what it dropped it no longer wants, so a
+   * thousand-name subscription that gains or loses a name needs no map of its own.
+   */
+  addedSince?: Set<string>;
   /** Delta: the proxy's versions before the response with `nonce` (undefined: the name was absent), to undo on its NACK. */
   beforeSent?: Map<string, string | undefined>;
   /** Delta: what the last NACKed response carried at cache version `version` (null: a removal); not resent at that version. */
   rejected?: { version: string; items: Map<string, string | null> };
 }
+
+const NO_DIFF: { changed: readonly string[]; removed: readonly string[] } = { changed: [], removed: [] };
 
 /** Whether a SotW request's names (`*` aside) are exactly `set`. */
 function sameNames(names: readonly string[], set: ReadonlySet<string>): boolean {
@@ -454,13 +467,32 @@ class AdsStream {
     // names keep the same Set, so respondSotw sees the subscription unchanged.
     const bytes = req[NAMES_BYTES];
     if (bytes === undefined || ts.namesBytes === undefined || !bytes.equals(ts.namesBytes)) {
-      const names = req.resource_names ?? [];
-      ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
-      if (!sameNames(names, ts.names)) {
-        const intern = this.interner(ts.typeUrl);
-        ts.names = new Set(names.filter((n) => n !== '*').map(intern));
+      // A list without `*` or duplicates that gains or loses a few names: only those are decoded.
+      const step = bytes && ts.namesBytes ? stepNames(ts.namesBytes, bytes) : undefined;
+      const change = step && !ts.wildcard && ts.namesCount === ts.names.size ? step.change : undefined;
+      if (change && change.count > 0 && !change.added.includes('*')) {
+        const from = ts.names;
+        if (change.removed.length > 0 || change.added.some((n) => !from.has(n))) {
+          const intern = this.interner(ts.typeUrl);
+          const added = change.added.filter((n) => !from.has(n)).map(intern);
+          const names = new Set(from);
+          for (const n of change.removed) names.delete(n);
+          for (const n of added) names.add(n);
+          ts.names = names;
+          ts.namesChange = { from, added, removed: change.removed };
+        }
+        ts.namesCount = change.count;
+      } else {
+        const names = req.resource_names ?? [];
+        ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
+        if (!sameNames(names, ts.names)) {
+          const intern = this.interner(ts.typeUrl);
+          ts.names = new Set(names.filter((n) => n !== '*').map(intern));
+          ts.namesChange = undefined;
+        }
+        ts.namesCount = names.length;
       }
-      ts.namesBytes = bytes && keepNames(bytes);
+      ts.namesBytes = step ? step.kept : bytes && keepNames(bytes);
     }
     ts.subscribed = true;
     this.schedule(ts.typeUrl);
@@ -478,8 +510,21 @@ class AdsStream {
     const subscribe = req.resource_names_subscribe ?? [];
     const unsubscribe = req.resource_names_unsubscribe ?? [];
     const first = !ts.subscribed;
+    const moves = subscribe.length > 0 || unsubscribe.length > 0;
+    // Names added to or dropped from a subscription the proxy holds as last sent: the added ones
+    // are noted (it has none of them), the dropped ones forgotten; no map of its own is needed.
+    const tracked =
+      !first &&
+      moves &&
+      ts.clientVersions === undefined &&
+      ts.sentSnap !== undefined &&
+      !ts.wildcard &&
+      !subscribe.includes('*') &&
+      !unsubscribe.includes('*') &&
+      (ts.namesGen === ts.sentGen || ts.addedSince !== undefined);
     // Before the subscription moves: what the proxy has is read from the old one.
-    const versions = first || subscribe.length > 0 || unsubscribe.length > 0 ? this.clientVersions(ts) : undefined;
+    const versions = first || (moves && !tracked) ? this.clientVersions(ts) : undefined;
+    if (tracked) ts.addedSince ??= new Set();
     if (first) {
       for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) {
         versions!.set(name, version);
@@ -490,7 +535,11 @@ class AdsStream {
     const intern = subscribe.length > 0 ? this.interner(ts.typeUrl) : (n: string) => n;
     for (const n of subscribe) {
       if (n === '*') ts.wildcard = true;
-      else ts.names.add(intern(n));
+      else {
+        const name = intern(n);
+        if (tracked && !ts.names.has(name)) ts.addedSince!.add(name);
+        ts.names.add(name);
+      }
     }
     for (const n of unsubscribe) {
       if (n === '*') {
@@ -498,11 +547,12 @@ class AdsStream {
       } else {
         ts.names.delete(n);
         // The proxy drops it itself; forgetting it means a later subscribe sends it again.
-        versions!.delete(n);
+        versions?.delete(n);
+        ts.addedSince?.delete(n);
       }
     }
-    if (subscribe.length > 0 || unsubscribe.length > 0) ts.namesGen++;
-    if (first || subscribe.length > 0 || unsubscribe.length > 0) this.schedule(ts.typeUrl);
+    if (moves) ts.namesGen++;
+    if (first || moves) this.schedule(ts.typeUrl);
   }
 
   /** The proxy's versions as a map of their own, built from `sentSnap` when they were implied by it. */
@@ -517,6 +567,8 @@ class AdsStream {
         if (r) m.set(n, r.version);
       }
     }
+    for (const n of ts.addedSince ?? []) m.delete(n);
+    ts.addedSince = undefined;
     return (ts.clientVersions = m);
   }
 
@@ -691,19 +743,28 @@ class AdsStream {
     if (sameSubscription && prev.version === snap.version) return;
     const resources: AnyMsg[] = [];
     let parts: Uint8Array[] | undefined;
+    // The names changed by a few since the last response: work in proportion to those.
+    const nc = ts.namesChange;
+    const change = nc && prev !== undefined && !ts.wildcard && ts.sentWildcard === false && ts.sentNames === nc.from ? nc : undefined;
     if (ts.wildcard) {
       for (const r of snap.resources.values()) resources.push(r.any);
       parts = sotwAllBytes(snap);
-    } else if (prev !== undefined && prev.version === snap.version && !this.selectionChanged(ts, prev, snap)) {
+    } else if (prev !== undefined && prev.version === snap.version && !this.selectionChanged(ts, prev, snap, change)) {
       // Only names that select nothing came or went: the selection, and so the response, is the same.
       ts.sentNames = ts.names;
+      ts.namesChange = undefined;
       return;
     } else {
       const incremental = ts.typeUrl === ENDPOINT_TYPE && prev !== undefined;
-      if (incremental && sameSubscription) {
+      if (incremental && (sameSubscription || change)) {
         for (const n of diffTypeSnapshots(prev, snap).changed) {
           const r = ts.names.has(n) ? snap.resources.get(n) : undefined;
           if (r) resources.push(r.any);
+        }
+        // Names new to the subscription whose resource did not change (a changed one is in already).
+        for (const n of change?.added ?? []) {
+          const r = snap.resources.get(n);
+          if (r && prev.resources.get(n)?.version === r.version) resources.push(r.any);
         }
       } else {
         for (const n of ts.names) {
@@ -722,12 +783,14 @@ class AdsStream {
     ts.sentSnap = snap;
     ts.sentNames = ts.names;
     ts.sentWildcard = ts.wildcard;
+    ts.namesChange = undefined;
     this.sent(ts, snap.version, nonce, response, resources.length, 0);
   }
 
   /** Whether the subscribed names pick other resources of `snap` than the last response's names did. */
-  private selectionChanged(ts: TypeState, prev: TypeSnapshot, snap: TypeSnapshot): boolean {
+  private selectionChanged(ts: TypeState, prev: TypeSnapshot, snap: TypeSnapshot, change?: { added: string[]; removed: string[] }): boolean {
     if (ts.sentWildcard !== ts.wildcard) return true;
+    if (change) return change.added.some((n) => snap.resources.has(n)) || change.removed.some((n) => prev.resources.has(n));
     const before = ts.sentNames ?? new Set<string>();
     let picked = 0;
     for (const n of ts.names) {
@@ -749,17 +812,22 @@ class AdsStream {
     const wanted = (name: string): boolean => ts.wildcard || ts.names.has(name);
     const prev = ts.sentSnap;
     // Only for names it wants: without a map of its own, the proxy has `prev`'s versions of those.
-    const has = (name: string): string | undefined => (ts.clientVersions ? ts.clientVersions.get(name) : prev?.resources.get(name)?.version);
+    const added = ts.addedSince;
+    const has = (name: string): string | undefined =>
+      ts.clientVersions ? ts.clientVersions.get(name) : added?.has(name) ? undefined : prev?.resources.get(name)?.version;
     const consider = (name: string): void => {
       const r = snap.resources.get(name);
       if (r && has(name) !== r.version && rejected?.get(name) !== r.version) resources.push(r);
     };
     const removed: string[] = [];
-    if (prev !== undefined && ts.clientVersions === undefined && ts.sentGen === ts.namesGen && ts.sentWildcard === ts.wildcard) {
-      // The proxy holds `prev` for every name it wants: what changed since is the snapshots' diff.
-      if (prev === snap) return;
-      const d = diffTypeSnapshots(prev, snap);
+    if (prev !== undefined && ts.clientVersions === undefined && (ts.sentGen === ts.namesGen || added !== undefined) && ts.sentWildcard === ts.wildcard) {
+      // The proxy holds `prev` for every name it wants but the newly added ones: what changed
+      // since is the snapshots' diff, plus those names.
+      if (prev === snap && added === undefined) return;
+      const d = prev === snap ? NO_DIFF : diffTypeSnapshots(prev, snap);
       for (const name of d.changed) if (wanted(name)) consider(name);
+      // A changed one was considered above.
+      for (const name of added ?? []) if (prev.resources.get(name)?.version === snap.resources.get(name)?.version) consider(name);
       for (const name of d.removed) if (wanted(name) && has(name) !== undefined && rejected?.get(name) !== null) removed.push(name);
     } else {
       const versions = this.clientVersions(ts);
@@ -772,6 +840,7 @@ class AdsStream {
     const synced = (): void => {
       ts.sentSnap = snap;
       ts.sentGen = ts.namesGen;
+      ts.addedSince = undefined;
       ts.sentWildcard = ts.wildcard;
       this.implyClientVersions(ts, snap);
     };

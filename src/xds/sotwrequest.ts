@@ -126,3 +126,115 @@ export function decodeSotwRequest(bytes: Buffer): DiscoveryRequestMsg & NamesByt
   });
   return msg;
 }
+
+/** [entry start, string start, string end] per field-3 entry of a names list; undefined when malformed. */
+function entryOffsets(b: Buffer): number[] | undefined {
+  const o: number[] = [];
+  let i = 0;
+  while (i < b.length) {
+    const start = i;
+    if (b[i++] !== 0x1a) return undefined; // field 3, length-delimited
+    let len = 0;
+    let mul = 1;
+    let x: number;
+    do {
+      if (i >= b.length || mul > 2 ** 28) return undefined;
+      x = b[i++]!;
+      len += (x & 0x7f) * mul;
+      mul *= 128;
+    } while (x & 0x80);
+    if (i + len > b.length) return undefined;
+    o.push(start, i, i + len);
+    i += len;
+  }
+  return o;
+}
+
+/** How one SotW names list became the next: the names that came and went, and how many entries the next has. */
+export interface NamesChange {
+  added: string[];
+  removed: string[];
+  count: number;
+}
+
+/**
+ * What changed between two names lists (NAMES_BYTES of two requests), decoding only the entries
+ * that differ: the common leading and trailing entries are compared as bytes. A proxy that gains
+ * one cluster resends a thousand names; decoding, hashing and re-interning all of them on each of
+ * 2,000 streams was most of a DestinationRule push's CPU. Undefined when more than `limit` entries
+ * differ (decoding everything is then as cheap) or the bytes are not a well-formed list. Names that
+ * only moved inside the differing middle are neither added nor removed. `removed` is exact when
+ * `prev` has no duplicates; `added` may also hold a name the next list repeats from its common part.
+ */
+export function diffNames(prev: Buffer, next: Buffer, limit = 256): NamesChange | undefined {
+  const a = entryOffsets(prev);
+  const b = entryOffsets(next);
+  if (!a || !b) return undefined;
+  const na = a.length / 3;
+  const nb = b.length / 3;
+  // Equal leading and trailing bytes, found with a few memcmp calls, then walked as entries.
+  const head = equalPrefix(prev, next);
+  const tail = equalSuffix(prev, next);
+  let p = 0;
+  while (p < na && p < nb && a[3 * p + 2]! <= head && a[3 * p]! === b[3 * p]! && a[3 * p + 2]! === b[3 * p + 2]!) p++;
+  let s = 0;
+  const shift = next.length - prev.length;
+  while (s < na - p && s < nb - p) {
+    const i = na - 1 - s;
+    const j = nb - 1 - s;
+    if (prev.length - a[3 * i]! > tail || a[3 * i]! + shift !== b[3 * j]! || a[3 * i + 1]! + shift !== b[3 * j + 1]!) break;
+    s++;
+  }
+  if (na - p - s + (nb - p - s) > limit) return undefined;
+  const before = new Set<string>();
+  for (let i = p; i < na - s; i++) before.add(prev.toString('utf8', a[3 * i + 1]!, a[3 * i + 2]!));
+  const after = new Set<string>();
+  for (let j = p; j < nb - s; j++) after.add(next.toString('utf8', b[3 * j + 1]!, b[3 * j + 2]!));
+  const added: string[] = [];
+  for (const n of after) if (!before.has(n)) added.push(n);
+  const removed: string[] = [];
+  for (const n of before) if (!after.has(n)) removed.push(n);
+  return { added, removed, count: nb };
+}
+
+/** Length of the longest common prefix of a and b (binary search over memcmp of prefixes). */
+function equalPrefix(a: Buffer, b: Buffer): number {
+  let lo = 0;
+  let hi = Math.min(a.length, b.length);
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (a.compare(b, 0, mid, 0, mid) === 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** Length of the longest common suffix of a and b. */
+function equalSuffix(a: Buffer, b: Buffer): number {
+  let lo = 0;
+  let hi = Math.min(a.length, b.length);
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (a.compare(b, b.length - mid, b.length, a.length - mid, a.length) === 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The last step seen from one kept names list: the next list's kept copy and how it differs. */
+const steps = new WeakMap<Buffer, { kept: Buffer; change: NamesChange | undefined }>();
+
+/**
+ * `bytes` (a request's names, from NAMES_BYTES) as the shared copy to keep (keepNames), and how
+ * it differs from `prev` (a kept list; diffNames). Thousands of streams make the same step when a
+ * cluster is added, so the step from a kept list is remembered: the next stream that makes it pays
+ * one memcmp, neither a hash nor a diff.
+ */
+export function stepNames(prev: Buffer, bytes: Buffer): { kept: Buffer; change: NamesChange | undefined } {
+  const known = steps.get(prev);
+  if (known && known.kept.equals(bytes)) return known;
+  const kept = keepNames(bytes);
+  const step = { kept, change: diffNames(prev, kept) };
+  steps.set(prev, step);
+  return step;
+}

@@ -179,3 +179,50 @@ test('delta: all five types changing at once arrive in push order', async (t) =>
   assert.deepEqual(order, PUSH_ORDER);
   c.close();
 });
+
+test('delta: names added to a subscription the proxy holds are sent with what changed meanwhile, and a NACK of them is undone', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  const names = Array.from({ length: 200 }, (_, i) => `c${i}`);
+  const eps = (over: Record<string, string> = {}) => [...names, 'x', 'y'].map((n) => endpoints(n, [over[n] ?? '10.0.0.1']));
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e1', eps());
+  const c = new DeltaClient(newChannel(h.address), node('n1'));
+  t.after(() => c.close());
+  c.subscribe(ENDPOINT_TYPE, names);
+  const r1 = await c.next(ENDPOINT_TYPE);
+  assert.equal(r1.resources.length, 200);
+  c.ack(r1);
+  // x exists in the snapshot the proxy was last sent, yet the proxy never had it; c3 changes too.
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e2', eps({ c3: '10.0.0.3' }));
+  const r2 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(r2.resources.map((r) => r.name), ['c3']);
+  c.ack(r2);
+  c.subscribe(ENDPOINT_TYPE, ['x', 'c5']);
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e3', eps({ c3: '10.0.0.3', c4: '10.0.0.4' }));
+  const got = new Set<string>();
+  let nacked: string[] = [];
+  while (!got.has('x') || !got.has('c4')) {
+    const r = await c.next(ENDPOINT_TYPE);
+    for (const x of r.resources) got.add(x.name);
+    assert.deepEqual(r.removed_resources, []);
+    if (got.has('x') && got.has('c4')) {
+      // The proxy rejects the response that completed the set: what it carried is sent again with the next version.
+      nacked = r.resources.map((x) => x.name).sort();
+      c.nack(r, 'rejected');
+    } else c.ack(r);
+  }
+  assert.deepEqual([...got].sort(), ['c4', 'x'], 'the added name and the changed one; c5 was already held');
+  await waitUntil(() => (h.xds.status()[0]!.types[0]!.lastNack?.message ?? '') === 'rejected', 'the NACK');
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e4', eps({ c3: '10.0.0.3', c4: '10.0.0.4', y: '10.0.0.9' }));
+  const r4 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(r4.resources.map((r) => r.name).sort(), nacked, 'what the NACK undid, not y (unsubscribed) nor the rest');
+  c.ack(r4);
+  // Dropped, then wanted again at the same version: sent again, since the proxy dropped it.
+  c.unsubscribe(ENDPOINT_TYPE, ['x']);
+  await waitUntil(() => !h.xds.status()[0]!.types[0]!.names.includes('x'), 'x unsubscribed');
+  c.subscribe(ENDPOINT_TYPE, ['x']);
+  const r5 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(r5.resources.map((r) => r.name), ['x']);
+  assert.equal(r5.system_version_info, 'e4');
+  c.ack(r5);
+});

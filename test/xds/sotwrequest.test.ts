@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeMessage, encodeMessage } from '../../src/xds/codec.js';
-import { decodeSotwRequest, keepNames, NAMES_BYTES } from '../../src/xds/sotwrequest.js';
+import { decodeSotwRequest, diffNames, keepNames, NAMES_BYTES, stepNames } from '../../src/xds/sotwrequest.js';
 import { decodeResource, ENDPOINT_TYPE, type DiscoveryRequestMsg, type SendEvent } from '../../src/xds/index.js';
 import { endpoints, newChannel, SotwClient, startServer, waitUntil } from './helpers.js';
 
@@ -125,4 +125,79 @@ test('server: ACKs repeating the names keep the subscription; a changed list (sa
   assert.equal(r4.version_info, 'e2');
   await waitUntil(() => h.xds.status()[0]?.types[0]?.names.length === 2, 'the subscription of two names');
   assert.deepEqual(h.xds.status()[0]!.types[0]!.names.sort(), ['c1', 'c2']);
+});
+
+test('diffNames: the names that came and went, decoding only the differing middle', () => {
+  const bytesOf = (list: string[]) => decodeSotwRequest(enc({ type_url: ENDPOINT_TYPE, resource_names: list }))[NAMES_BYTES] ?? Buffer.alloc(0);
+  // A seeded generator: the same lists on every run.
+  let seed = 42;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const base = names(300);
+  for (let round = 0; round < 300; round++) {
+    const next = [...base];
+    for (let k = 1 + rnd(4); k > 0; k--) {
+      const at = rnd(next.length + 1);
+      const op = rnd(3);
+      if (op === 0) next.splice(at, 0, `new-${round}-${k}`);
+      else if (op === 1) next.splice(at, 1);
+      else next.splice(at, 1, `repl-${round}-${k}`, ...(rnd(2) ? [] : [base[rnd(base.length)]!]));
+    }
+    const got = diffNames(bytesOf(base), bytesOf(next));
+    assert.ok(got, `round ${round}: a few edits are diffed`);
+    const before = new Set(base);
+    const after = new Set(next);
+    // A name repeated from the common part may be reported as added: the caller filters those.
+    assert.deepEqual(got.added.filter((n) => !before.has(n)).sort(), [...after].filter((n) => !before.has(n)).sort(), `round ${round}: added`);
+    for (const n of got.added) assert.ok(after.has(n));
+    assert.deepEqual(got.removed.sort(), [...before].filter((n) => !after.has(n)).sort(), `round ${round}: removed`);
+    assert.equal(got.count, next.length);
+  }
+  // Moved inside the middle only: nothing came or went.
+  assert.deepEqual(diffNames(bytesOf(['a', 'b', 'c', 'd']), bytesOf(['a', 'c', 'b', 'd'])), { added: [], removed: [], count: 4 });
+  assert.deepEqual(diffNames(bytesOf([]), bytesOf(['x'])), { added: ['x'], removed: [], count: 1 });
+  assert.deepEqual(diffNames(bytesOf(['x']), bytesOf([])), { added: [], removed: ['x'], count: 0 });
+  // The same step from a kept list, made by another stream: remembered, not diffed again.
+  const from = keepNames(bytesOf(base));
+  const one = stepNames(from, bytesOf([...base, 'extra']));
+  assert.equal(stepNames(from, bytesOf([...base, 'extra'])), one);
+  assert.equal(one.kept, keepNames(bytesOf([...base, 'extra'])), 'the kept copy is the shared one');
+  assert.deepEqual(one.change, { added: ['extra'], removed: [], count: 301 });
+  assert.deepEqual(stepNames(from, bytesOf(base.slice(1))).change, { added: [], removed: [base[0]!], count: 299 });
+  // Too many differences, or bytes that are not a names list: left to a full decode.
+  assert.equal(diffNames(bytesOf(names(200, 'a-')), bytesOf(names(200, 'b-'))), undefined);
+  assert.equal(diffNames(bytesOf(['a']), Buffer.from([0x1a, 0x05, 0x61])), undefined);
+  assert.equal(diffNames(bytesOf(['a']), Buffer.from([0x12, 0x01, 0x61])), undefined);
+});
+
+test('server: a thousand-name subscription that gains and loses a name while a resource changes gets exactly what is new', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  const list = names(1000);
+  const eps = (changed: Record<string, string> = {}) => list.map((n) => endpoints(n, [changed[n] ?? '10.0.0.1']));
+  const extra = 'outbound|80||extra.default.svc.cluster.local';
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e1', [...eps(), endpoints(extra, ['10.0.0.7'])]);
+  const c = new SotwClient(newChannel(h.address), { id: 'p', metadata: { NAMESPACE: 'default' } });
+  t.after(() => c.close());
+  const cla = (r: { resources: { type_url: string; value: Uint8Array }[] }) => r.resources.map((a) => decodeResource(a)['cluster_name']).sort();
+  c.request(ENDPOINT_TYPE, list);
+  const r1 = await c.next(ENDPOINT_TYPE);
+  assert.equal(r1.resources.length, 1000);
+  c.ack(r1);
+  // svc-5 changes in the cache; the proxy then drops svc-7 and adds `extra` (inserted mid-list).
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e2', [...eps({ [list[5]!]: '10.5.5.5', [list[7]!]: '10.7.7.7' }), endpoints(extra, ['10.0.0.7'])]);
+  const r2 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r2), [list[5]!, list[7]!].sort());
+  c.ack(r2);
+  const next = [...list.slice(0, 7), ...list.slice(8, 500), extra, ...list.slice(500)];
+  c.request(ENDPOINT_TYPE, next);
+  const r3 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r3), [extra], 'only the added name: the rest is what the proxy has');
+  c.ack(r3);
+  // A change of the dropped name is not sent; one of a kept name is.
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e3', [...eps({ [list[7]!]: '10.7.7.8', [list[9]!]: '10.9.9.9' }), endpoints(extra, ['10.0.0.7'])]);
+  const r4 = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(cla(r4), [list[5]!, list[9]!].sort(), 'svc-5 went back to its first address and svc-9 changed; svc-7 is not subscribed');
+  await waitUntil(() => h.xds.status()[0]?.types[0]?.names.length === 1000, 'the subscription of 1,000 names');
+  assert.ok(h.xds.status()[0]!.types[0]!.names.includes(extra));
+  assert.ok(!h.xds.status()[0]!.types[0]!.names.includes(list[7]!));
 });
