@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { adsServiceDefinition } from './ads.js';
 import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
-import { keepNames, NAMES_BYTES, stepNames, type NamesBytes } from './sotwrequest.js';
+import { keepNames, NAMES_BYTES, shareNames, sharedNames, stepNames, type NamesBytes } from './sotwrequest.js';
 import { directWriter, type DirectWriter } from './directsend.js';
 import { deltaAllBytes, deltaResourceBytes, PREENCODED, responseParts, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
@@ -470,9 +470,15 @@ class AdsStream {
       // A list without `*` or duplicates that gains or loses a few names: only those are decoded.
       const step = bytes && ts.namesBytes ? stepNames(ts.namesBytes, bytes) : undefined;
       const change = step && !ts.wildcard && ts.namesCount === ts.names.size ? step.change : undefined;
+      const kept = step ? step.kept : bytes && keepNames(bytes);
+      const known = kept && kept.length > 0 ? sharedNames(kept) : undefined;
       if (change && change.count > 0 && !change.added.includes('*')) {
         const from = ts.names;
-        if (change.removed.length > 0 || change.added.some((n) => !from.has(n))) {
+        if (step!.applied?.from === from) {
+          // Another stream made this very step from this very set.
+          ts.names = step!.applied.names;
+          ts.namesChange = { from, added: step!.applied.added, removed: change.removed };
+        } else if (change.removed.length > 0 || change.added.some((n) => !from.has(n))) {
           const intern = this.interner(ts.typeUrl);
           const added = change.added.filter((n) => !from.has(n)).map(intern);
           const names = new Set(from);
@@ -480,8 +486,18 @@ class AdsStream {
           for (const n of added) names.add(n);
           ts.names = names;
           ts.namesChange = { from, added, removed: change.removed };
+          step!.applied = { from, names, added };
+          if (names.size === change.count) shareNames(kept!, names, change.count);
         }
         ts.namesCount = change.count;
+      } else if (known && known.names.size === known.count) {
+        // A list some stream already decoded (without `*` or duplicates): its set is shared.
+        ts.wildcard = false;
+        if (ts.names !== known.names) {
+          ts.names = known.names;
+          ts.namesChange = undefined;
+        }
+        ts.namesCount = known.count;
       } else {
         const names = req.resource_names ?? [];
         ts.wildcard = names.includes('*') || (names.length === 0 && this.server.isWildcardType(ts.typeUrl));
@@ -491,8 +507,9 @@ class AdsStream {
           ts.namesChange = undefined;
         }
         ts.namesCount = names.length;
+        if (kept && kept.length > 0 && ts.names.size === names.length) shareNames(kept, ts.names, names.length);
       }
-      ts.namesBytes = step ? step.kept : bytes && keepNames(bytes);
+      ts.namesBytes = kept;
     }
     ts.subscribed = true;
     this.schedule(ts.typeUrl);

@@ -221,8 +221,16 @@ function equalSuffix(a: Buffer, b: Buffer): number {
   return lo;
 }
 
-/** The last step seen from one kept names list: the next list's kept copy and how it differs. */
-const steps = new WeakMap<Buffer, { kept: Buffer; change: NamesChange | undefined }>();
+/** One step from a kept names list: the next list's kept copy, how it differs, and the last set it made. */
+export interface NamesStep {
+  kept: Buffer;
+  change: NamesChange | undefined;
+  /** Filled by the ADS server: the set this step made from `from` (shared by streams that make the same step). */
+  applied?: { from: ReadonlySet<string>; names: Set<string>; added: string[] };
+}
+
+/** The last step seen from one kept names list. */
+const steps = new WeakMap<Buffer, NamesStep>();
 
 /**
  * `bytes` (a request's names, from NAMES_BYTES) as the shared copy to keep (keepNames), and how
@@ -230,11 +238,27 @@ const steps = new WeakMap<Buffer, { kept: Buffer; change: NamesChange | undefine
  * cluster is added, so the step from a kept list is remembered: the next stream that makes it pays
  * one memcmp, neither a hash nor a diff.
  */
-export function stepNames(prev: Buffer, bytes: Buffer): { kept: Buffer; change: NamesChange | undefined } {
+export function stepNames(prev: Buffer, bytes: Buffer): NamesStep {
   const known = steps.get(prev);
   if (known && known.kept.equals(bytes)) return known;
   const kept = keepNames(bytes);
-  const step = { kept, change: diffNames(prev, kept) };
+  const step: NamesStep = { kept, change: diffNames(prev, kept) };
   steps.set(prev, step);
   return step;
+}
+
+/**
+ * The names set decoded from a kept list (keepNames), shared by every SotW stream that subscribes
+ * with that list: 2,000 proxies of a namespace hold one 1,000-entry set, not one each, and a
+ * connecting proxy whose list is known decodes none of it. The ADS server never changes a SotW
+ * stream's set in place (a changed subscription gets a new set), so sharing is safe.
+ */
+const setsOfKept = new WeakMap<Buffer, { names: Set<string>; count: number }>();
+
+export function sharedNames(kept: Buffer): { names: Set<string>; count: number } | undefined {
+  return setsOfKept.get(kept);
+}
+
+export function shareNames(kept: Buffer, names: Set<string>, count: number): void {
+  setsOfKept.set(kept, { names, count });
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeMessage, encodeMessage } from '../../src/xds/codec.js';
-import { decodeSotwRequest, diffNames, keepNames, NAMES_BYTES, stepNames } from '../../src/xds/sotwrequest.js';
+import { decodeSotwRequest, diffNames, keepNames, NAMES_BYTES, sharedNames, stepNames } from '../../src/xds/sotwrequest.js';
 import { decodeResource, ENDPOINT_TYPE, type DiscoveryRequestMsg, type SendEvent } from '../../src/xds/index.js';
 import { endpoints, newChannel, SotwClient, startServer, waitUntil } from './helpers.js';
 
@@ -200,4 +200,19 @@ test('server: a thousand-name subscription that gains and loses a name while a r
   await waitUntil(() => h.xds.status()[0]?.types[0]?.names.length === 1000, 'the subscription of 1,000 names');
   assert.ok(h.xds.status()[0]!.types[0]!.names.includes(extra));
   assert.ok(!h.xds.status()[0]!.types[0]!.names.includes(list[7]!));
+  // The decoded set of a list is shared: a second proxy with the same list decodes none of it,
+  // gets everything, then the same changes as the first.
+  const kept = keepNames(decodeSotwRequest(enc({ resource_names: next }))[NAMES_BYTES]!);
+  assert.equal(sharedNames(kept)?.names.size, 1000);
+  h.cache.setResources('q', ENDPOINT_TYPE, 'e3', [...eps({ [list[7]!]: '10.7.7.8', [list[9]!]: '10.9.9.9' }), endpoints(extra, ['10.0.0.7'])]);
+  const d = new SotwClient(newChannel(h.address), { id: 'q', metadata: { NAMESPACE: 'default' } });
+  t.after(() => d.close());
+  d.request(ENDPOINT_TYPE, next);
+  const q1 = await d.next(ENDPOINT_TYPE);
+  assert.equal(q1.resources.length, 1000);
+  d.ack(q1);
+  for (const id of ['p', 'q']) h.cache.setResources(id, ENDPOINT_TYPE, 'e4', [...eps({ [list[1]!]: '10.1.1.1', [list[7]!]: '10.7.7.9' }), endpoints(extra, ['10.0.0.7'])]);
+  const [p5, q5] = await Promise.all([c.next(ENDPOINT_TYPE), d.next(ENDPOINT_TYPE)]);
+  assert.deepEqual(cla(p5), [list[1]!, list[9]!].sort(), 'svc-1 changed, svc-9 went back; svc-7 is not subscribed');
+  assert.deepEqual(cla(q5), cla(p5));
 });
