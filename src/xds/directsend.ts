@@ -34,10 +34,10 @@ interface GrpcServerCall {
 export interface DirectWriter {
   /**
    * Writes one gRPC message made of `parts` (their concatenation is the serialized message).
-   * Returns false when it did not write (cancelled, or too large for the call's limit: grpc-js'
-   * own path then answers with its status).
+   * 'too-large': not written, longer than the call's limit (grpc-js' own path then answers with
+   * its status); 'cancelled': the call is gone.
    */
-  write(parts: readonly Uint8Array[]): boolean;
+  write(parts: readonly Uint8Array[]): 'written' | 'cancelled' | 'too-large';
 }
 
 const INTERNAL = 13;
@@ -74,10 +74,10 @@ export function directWriter(duplex: unknown): DirectWriter | undefined {
   };
   return {
     write(parts) {
-      if (call.checkCancelled()) return false;
+      if (call.checkCancelled()) return 'cancelled';
       let length = 0;
       for (const p of parts) length += p.length;
-      if (call.maxSendMessageSize !== -1 && length > call.maxSendMessageSize) return false;
+      if (call.maxSendMessageSize !== -1 && length > call.maxSendMessageSize) return 'too-large';
       call.maybeSendMetadata();
       const first = parts[0];
       const merge = first !== undefined && first.length <= MERGE_LIMIT;
@@ -91,7 +91,7 @@ export function directWriter(duplex: unknown): DirectWriter | undefined {
       s.write(prefix, rest.length === 0 ? done : undefined);
       for (let i = 0; i < rest.length; i++) s.write(rest[i]!, i === rest.length - 1 ? done : undefined);
       s.uncork();
-      return true;
+      return 'written';
     },
   };
 }

@@ -360,13 +360,11 @@ const NO_DIFF: { changed: readonly string[]; removed: readonly string[] } = { ch
 
 /** Whether a SotW request's names (`*` aside) are exactly `set`. */
 function sameNames(names: readonly string[], set: ReadonlySet<string>): boolean {
-  let n = 0;
-  for (const x of names) {
-    if (x === '*') continue;
-    if (!set.has(x)) return false;
-    n++;
-  }
-  return n === set.size;
+  for (const x of names) if (x !== '*' && !set.has(x)) return false;
+  // Every name is in the set; the same set when as many distinct ones (a list may repeat names).
+  const distinct = new Set(names);
+  distinct.delete('*');
+  return distinct.size === set.size;
 }
 
 class AdsStream {
@@ -778,10 +776,13 @@ class AdsStream {
           const r = ts.names.has(n) ? snap.resources.get(n) : undefined;
           if (r) resources.push(r.any);
         }
-        // Names new to the subscription whose resource did not change (a changed one is in already).
-        for (const n of change?.added ?? []) {
-          const r = snap.resources.get(n);
-          if (r && prev.resources.get(n)?.version === r.version) resources.push(r.any);
+        // Names new to the subscription that the diff did not list (a listed one is in already).
+        if (change && change.added.length > 0) {
+          const listed = new Set(diffTypeSnapshots(prev, snap).changed);
+          for (const n of change.added) {
+            const r = listed.has(n) ? undefined : snap.resources.get(n);
+            if (r) resources.push(r.any);
+          }
         }
       } else {
         for (const n of ts.names) {
@@ -829,6 +830,8 @@ class AdsStream {
     const wanted = (name: string): boolean => ts.wildcard || ts.names.has(name);
     const prev = ts.sentSnap;
     // Only for names it wants: without a map of its own, the proxy has `prev`'s versions of those.
+    // A rejection on record needs the proxy's own versions (rollBack's map), not implied ones.
+    if (ts.rejected && ts.addedSince !== undefined) this.clientVersions(ts);
     const added = ts.addedSince;
     const has = (name: string): string | undefined =>
       ts.clientVersions ? ts.clientVersions.get(name) : added?.has(name) ? undefined : prev?.resources.get(name)?.version;
@@ -843,8 +846,11 @@ class AdsStream {
       if (prev === snap && added === undefined) return;
       const d = prev === snap ? NO_DIFF : diffTypeSnapshots(prev, snap);
       for (const name of d.changed) if (wanted(name)) consider(name);
-      // A changed one was considered above.
-      for (const name of added ?? []) if (prev.resources.get(name)?.version === snap.resources.get(name)?.version) consider(name);
+      // Those the diff did not list (a listed one was considered above).
+      if (added !== undefined && added.size > 0) {
+        const listed = new Set(d.changed);
+        for (const name of added) if (!listed.has(name)) consider(name);
+      }
       for (const name of d.removed) if (wanted(name) && has(name) !== undefined && rejected?.get(name) !== null) removed.push(name);
     } else {
       const versions = this.clientVersions(ts);
@@ -921,10 +927,10 @@ class AdsStream {
       // at most per change, and a slow proxy's buffered responses are superseded, not multiplied.
       if (this.direct === undefined) this.direct = directWriter(this.call) ?? null;
       // Every response of a stream takes the same path, so their order on the wire is kept.
-      if (this.direct?.write(responseParts(this.protocol, response))) {
-        this.server.writes.direct++;
-        return true;
-      }
+      const done = this.direct?.write(responseParts(this.protocol, response));
+      if (done === 'written') this.server.writes.direct++;
+      // A cancelled call is torn down by its events; grpc-js would drop the response too.
+      if (done === 'written' || done === 'cancelled') return true;
       (this.call as grpc.ServerDuplexStream<unknown, unknown>).write(response);
       this.server.writes.copied++;
       return true;

@@ -243,7 +243,8 @@ export function stepNames(prev: Buffer, bytes: Buffer): NamesStep {
   if (known && known.kept.equals(bytes)) return known;
   const kept = keepNames(bytes);
   const step: NamesStep = { kept, change: diffNames(prev, kept) };
-  steps.set(prev, step);
+  // Not from the empty list: its buffer lives forever, and would keep the step's sets alive.
+  if (prev.length > 0) steps.set(prev, step);
   return step;
 }
 

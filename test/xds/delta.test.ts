@@ -226,3 +226,27 @@ test('delta: names added to a subscription the proxy holds are sent with what ch
   assert.equal(r5.system_version_info, 'e4');
   c.ack(r5);
 });
+
+test('delta: a name whose change was NACKed, then dropped and wanted again, is sent with the next version', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  const c = new DeltaClient(newChannel(h.address), node('n1'));
+  t.after(() => c.close());
+  const st = () => h.xds.status()[0]!.types[0]!;
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e1', [endpoints('a', ['10.0.0.1']), endpoints('b', ['10.0.0.1'])]);
+  c.subscribe(ENDPOINT_TYPE, ['a', 'b']);
+  c.ack(await c.next(ENDPOINT_TYPE));
+  await waitUntil(() => st().versionAcked === 'e1', 'e1 ACKed');
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e2', [endpoints('a', ['10.0.0.1']), endpoints('b', ['10.0.0.2'])]);
+  c.nack(await c.next(ENDPOINT_TYPE), 'bad b');
+  await waitUntil(() => st().lastNack?.message === 'bad b', 'the NACK');
+  c.unsubscribe(ENDPOINT_TYPE, ['b']);
+  await waitUntil(() => !st().names.includes('b'), 'b dropped');
+  c.subscribe(ENDPOINT_TYPE, ['b']);
+  await waitUntil(() => st().names.includes('b'), 'b wanted again');
+  // b is unchanged at e3, but the proxy holds no b at all (it rejected b@e2 and dropped b@e1).
+  h.cache.setResources('n1', ENDPOINT_TYPE, 'e3', [endpoints('a', ['10.0.0.3']), endpoints('b', ['10.0.0.2'])]);
+  const r3 = await c.next(ENDPOINT_TYPE);
+  assert.equal(r3.system_version_info, 'e3');
+  assert.deepEqual(r3.resources.map((r) => r.name).sort(), ['a', 'b']);
+});

@@ -216,3 +216,16 @@ test('server: a thousand-name subscription that gains and loses a name while a r
   assert.deepEqual(cla(p5), [list[1]!, list[9]!].sort(), 'svc-1 changed, svc-9 went back; svc-7 is not subscribed');
   assert.deepEqual(cla(q5), cla(p5));
 });
+
+test('server: a list that repeats names is read as the set it names', async (t) => {
+  const h = await startServer();
+  t.after(() => h.close());
+  h.cache.setResources('p', ENDPOINT_TYPE, 'e1', [endpoints('r1', ['10.0.0.1']), endpoints('r2', ['10.0.0.2'])]);
+  const c = new SotwClient(newChannel(h.address), { id: 'p', metadata: { NAMESPACE: 'default' } });
+  t.after(() => c.close());
+  c.request(ENDPOINT_TYPE, ['r1', 'r2', 'r2']);
+  c.ack(await c.next(ENDPOINT_TYPE));
+  // As many entries as the set has names, but r2 is gone: the subscription is {r1}.
+  c.request(ENDPOINT_TYPE, ['r1', 'r1']);
+  await waitUntil(() => h.xds.status()[0]?.types[0]?.names.join() === 'r1', 'the subscription of r1 alone');
+});
