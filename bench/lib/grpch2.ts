@@ -282,6 +282,7 @@ export class Channel {
       call.fail(Status.UNAVAILABLE, 'channel closed');
       return call;
     }
+    if (this.session && (this.session.destroyed || this.session.closed)) this.session = undefined;
     if (this.session) call.attach(this.session, path);
     else {
       this.pending.push({ call, path });
