@@ -19,8 +19,11 @@
  */
 import http2 from 'node:http2';
 
-/** Envoy's default initial stream and connection window (http2_protocol_options). */
-export const WINDOW = 256 * 1024 * 1024;
+/**
+ * Envoy's default initial stream and connection window (http2_protocol_options);
+ * ISLE_BENCH_XDS_WINDOW=<bytes> sets another (65535: node's and grpc-js' default).
+ */
+export const WINDOW = Number(process.env['ISLE_BENCH_XDS_WINDOW'] || 256 * 1024 * 1024);
 /** Like grpc.max_receive_message_length as the workers set it. */
 const MAX_MESSAGE = 256 * 1024 * 1024;
 export const Status = { OK: 0, CANCELLED: 1, UNKNOWN: 2, INTERNAL: 13, UNAVAILABLE: 14, RESOURCE_EXHAUSTED: 8 } as const;
@@ -307,7 +310,7 @@ export class Channel {
       up = true;
       this.connecting = false;
       if (this.closed) return void s.destroy();
-      s.setLocalWindowSize(WINDOW);
+      if (WINDOW > 65_535) s.setLocalWindowSize(WINDOW);
       this.session = s;
       const p = this.pending;
       this.pending = [];
