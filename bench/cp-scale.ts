@@ -25,7 +25,9 @@
  *
  * With ISLE_BENCH_PROF=<dir> (CPU profiles of the control plane), each change's window (write →
  * all ACKed + settle) is appended to <dir>/cp-scale-windows.jsonl on the monotonic clock V8's
- * profiles use, so a profile can be cut to the pushes of one kind:
+ * profiles use, for the control plane's pid and the workers' (profiled with
+ * ISLE_BENCH_WORKER_NODE_ARGS='--cpu-prof --cpu-prof-dir=<dir>'), so a profile can be cut to the
+ * pushes of one kind:
  * `node scripts/cpuprofile-top.mjs PROFILE --windows=<dir>/cp-scale-windows.jsonl --kind=endpoint`.
  */
 import { appendFileSync, writeFileSync } from 'node:fs';
@@ -195,6 +197,8 @@ interface ChangeStats {
   pushed: boolean;
   bytesPerProxy: { delta: number; sotw: number };
   cpuSecondsPerPush: number;
+  /** CPU the simulated proxies' worker processes spent over the same window (they share the machine with the control plane). */
+  workerCpuSecondsPerPush: number;
 }
 
 export interface SizeResult {
@@ -240,10 +244,13 @@ async function runChanges(
   let missing = 0;
   const bytes = { delta: [] as number[], sotw: [] as number[] };
   const cpu: number[] = [];
+  const workerCpu: number[] = [];
+  const workersCpu = (): number => pool.pids.reduce((a, p) => a + cpuSeconds(p), 0);
   let pushed = false;
   for (let i = 0; i < n; i++) {
     const m0 = monotonicMicros();
     const c0 = cpuSeconds(cpPid);
+    const w0 = workersCpu();
     const r: WatchResult = await pool.watch(
       Date.now() + i,
       type,
@@ -257,7 +264,9 @@ async function runChanges(
       settleMs,
     );
     cpu.push(cpuSeconds(cpPid) - c0);
-    recordWindow(kind, m0, monotonicMicros(), cpPid);
+    workerCpu.push(workersCpu() - w0);
+    const m1 = monotonicMicros();
+    for (const p of [cpPid, ...pool.pids]) recordWindow(kind, m0, m1, p);
     if (r.missing < r.latency.length) pushed = true;
     all.push(...r.latency.filter(Number.isFinite));
     missing += r.missing;
@@ -271,7 +280,7 @@ async function runChanges(
     await sleep(200);
   }
   const mean = (a: number[]) => (a.length ? a.reduce((x, y) => x + y, 0) / a.length : NaN);
-  return { kind, all: lat(all, missing), pushed, bytesPerProxy: { delta: mean(bytes.delta), sotw: mean(bytes.sotw) }, cpuSecondsPerPush: mean(cpu) };
+  return { kind, all: lat(all, missing), pushed, bytesPerProxy: { delta: mean(bytes.delta), sotw: mean(bytes.sotw) }, cpuSecondsPerPush: mean(cpu), workerCpuSecondsPerPush: mean(workerCpu) };
 }
 
 async function runSize(o: CpScaleOptions, proxies: number, caDir: string): Promise<SizeResult> {
@@ -384,7 +393,7 @@ export function cpScaleMarkdown(results: SizeResult[], o: Pick<CpScaleOptions, '
     latCell(change(r, 'VirtualService')),
     latCell(change(r, 'DestinationRule')),
   ]);
-  const head2 = ['proxies', 'initial config / proxy', 'endpoint change: bytes / proxy, delta vs SotW (target ∝ change)', 'DestinationRule change: bytes / proxy, delta vs SotW', 'CP CPU s / push: endpoint, VS, DR', 'CPU s to connect all: CP / workers'];
+  const head2 = ['proxies', 'initial config / proxy', 'endpoint change: bytes / proxy, delta vs SotW (target ∝ change)', 'DestinationRule change: bytes / proxy, delta vs SotW', 'CPU s / push, CP / workers: endpoint, VS, DR', 'CPU s to connect all: CP / workers'];
   const rows2 = results.map((r) => {
     const ep = change(r, 'endpoint');
     const dr = change(r, 'DestinationRule');
@@ -393,7 +402,7 @@ export function cpScaleMarkdown(results: SizeResult[], o: Pick<CpScaleOptions, '
       fmtBytes(r.firstConfig.bytesPerProxy),
       ep ? `${fmtBytes(ep.bytesPerProxy.delta)} vs ${fmtBytes(ep.bytesPerProxy.sotw)}` : '—',
       dr ? `${fmtBytes(dr.bytesPerProxy.delta)} vs ${fmtBytes(dr.bytesPerProxy.sotw)}` : '—',
-      r.changes.map((c) => (c.pushed ? fmt(c.cpuSecondsPerPush, 2) : '—')).join(', '),
+      r.changes.map((c) => (c.pushed ? `${fmt(c.cpuSecondsPerPush, 2)} / ${fmt(c.workerCpuSecondsPerPush, 2)}` : '—')).join(', '),
       `${fmt(r.cpuSecondsConnect, 1)} / ${fmt(r.workerCpuSecondsConnect, 1)}`,
     ];
   });

@@ -78,7 +78,9 @@ export class XdsPool {
   }
 
   private spawn(protocol: 'delta' | 'sotw', count: number): Promise<void> {
-    const proc = fork(join(here, 'xdsworker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
+    // ISLE_BENCH_WORKER_NODE_ARGS (e.g. '--cpu-prof --cpu-prof-dir=/tmp/p --trace-gc'): profiles of the simulated proxies themselves.
+    const extra = (process.env['ISLE_BENCH_WORKER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const proc = fork(join(here, 'xdsworker.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096', ...extra] });
     const w: Worker = { proc, protocol, count, messages: [], waiters: [] };
     proc.on('message', (m: FromWorker) => {
       const f = w.waiters.shift();

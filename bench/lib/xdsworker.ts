@@ -1,16 +1,17 @@
 /**
  * A worker CHILD PROCESS holding many simulated proxies: each one is a real gRPC ADS stream on its
- * own TCP connection (a local subchannel pool per channel), delta or SotW, subscribing the way
- * Envoy does — CDS and LDS wildcard, SDS ROOTCA, then EDS for every EDS cluster and RDS for every
- * route config the listeners name — and ACKing every response at once.
+ * own HTTP/2 connection (grpch2.ts, a minimal gRPC client on node:http2), delta or SotW,
+ * subscribing the way Envoy does — CDS and LDS wildcard, SDS ROOTCA, then EDS for every EDS
+ * cluster and RDS for every route config the listeners name — and ACKing every response at once.
  *
- * It counts the bytes of every response (the gRPC message, before decoding) per proxy and records
- * times on the machine's shared clock (performance.timeOrigin + now), so the parent can compare
- * them with the moment it wrote a change. Driven over the IPC channel (see xdspool.ts). Resources
- * are never decoded beyond their name, except one Cluster and one Listener per name per worker
- * (to learn EDS and RDS names), so a worker stays cheap next to the control plane it measures.
+ * It counts the bytes of every response (the gRPC message, without its 5-byte prefix) per proxy
+ * and records times on the machine's shared clock (performance.timeOrigin + now), so the parent
+ * can compare them with the moment it wrote a change. Driven over the IPC channel (see
+ * xdspool.ts). Responses are scanned in place (wire.ts): resources are never decoded beyond their
+ * name, except one Cluster and one Listener per name per worker (to learn EDS and RDS names), and
+ * names are small numbers (NameTable), so a worker stays cheap next to the control plane it
+ * measures (ADR 0134).
  */
-import * as grpc from '@grpc/grpc-js';
 import {
   adsServiceDefinition,
   decodeResource,
@@ -19,60 +20,64 @@ import {
   LISTENER_TYPE,
   ROUTE_TYPE,
   SECRET_TYPE,
-  type AnyMsg,
-  type DeltaDiscoveryResponseMsg,
-  type DiscoveryResponseMsg,
   type NodeMsg,
 } from '../../src/xds/index.js';
-import { readDeltaResponse, readSotwResponse } from './wire.js';
+import { Channel, statusName, type Call } from './grpch2.js';
+import { deltaRequest, NameTable, NamesCache, ResponseScan, scanDelta, scanSotw, sotwRequest } from './wire.js';
 import type { ToWorker, FromWorker, ProxySpec } from './xdspool.js';
 
 const clock = (): number => performance.timeOrigin + performance.now();
 const send = (m: FromWorker): void => void process.send!(m);
 
-/** Field 1 (length-delimited) of a message: the `name` of Cluster, Listener, RouteConfiguration, Secret, the `cluster_name` of a ClusterLoadAssignment. */
-function firstStringField(buf: Uint8Array): string | undefined {
-  if (buf.length < 2 || buf[0] !== 0x0a) return undefined;
-  let len = 0;
-  let shift = 0;
-  let i = 1;
-  for (; i < buf.length && i < 6; i++) {
-    const b = buf[i]!;
-    len |= (b & 0x7f) << shift;
-    shift += 7;
-    if ((b & 0x80) === 0) break;
-  }
-  i++;
-  if (i + len > buf.length) return undefined;
-  return Buffer.from(buf.buffer, buf.byteOffset + i, len).toString('utf8');
+const names = new NameTable();
+const nameOf = (id: number): string => names.names[id]!;
+/** Encoded lists of names, shared by the proxies that send the same list (a SotW ACK repeats its subscription). */
+const lists = new NamesCache(nameOf);
+/** The response being handled (one at a time: each is handled whole before the next is read). */
+const scan = new ResponseScan();
+const EMPTY = Buffer.alloc(0);
+const NO_NAME = names.idOfName('');
+const ROOTCA = names.idOfName('ROOTCA');
+
+/** Field `no` naming `ids` in this order, shared through `lists`. */
+function namesField(no: number, ids: readonly number[]): Buffer {
+  return ids.length === 0 ? EMPTY : lists.get(no, ids);
 }
 
-function nameOf(a: AnyMsg): string {
-  const n = firstStringField(a.value);
-  if (n !== undefined) return n;
-  const d = decodeResource(a);
-  return String(d['name'] ?? d['cluster_name'] ?? '');
+function sameSet(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
-/** cluster name → its EDS service name, or null when it is not an EDS cluster (decoded once per worker). */
-const edsOf = new Map<string, string | null>();
+/** Ids in the order of their names (as `[...names].sort()` orders strings). */
+function byName(ids: Iterable<number>): number[] {
+  return [...ids].sort((x, y) => {
+    const a = nameOf(x);
+    const b = nameOf(y);
+    return a < b ? -1 : a > b ? 1 : 0;
+  });
+}
+
+/** cluster name → its EDS service name, or −1 when it is not an EDS cluster (decoded once per worker). */
+const edsOf = new Map<number, number>();
 /** listener name + bytes length → route config names (decoded once per listener shape). */
-const rdsOf = new Map<string, string[]>();
+const rdsOf = new Map<string, number[]>();
 
-function edsName(name: string, any: AnyMsg | null | undefined): string | null {
-  let v = edsOf.get(name);
+function edsName(id: number, b: Buffer, vs: number, ve: number): number {
+  let v = edsOf.get(id);
   if (v === undefined) {
-    if (!any) return null;
-    const d = decodeResource(any);
-    v = d['type'] === 'EDS' ? String((d['eds_cluster_config'] as { service_name?: string } | undefined)?.service_name || d['name']) : null;
-    edsOf.set(name, v);
+    if (vs < 0) return -1;
+    const d = decodeResource({ type_url: CLUSTER_TYPE, value: b.subarray(vs, ve) });
+    v = d['type'] === 'EDS' ? names.idOfName(String((d['eds_cluster_config'] as { service_name?: string } | undefined)?.service_name || d['name'])) : -1;
+    edsOf.set(id, v);
   }
   return v;
 }
 
-function routeNames(name: string, any: AnyMsg | null | undefined): string[] {
-  if (!any) return [];
-  const key = `${name}\0${any.value.length}`;
+function routeNames(id: number, b: Buffer, vs: number, ve: number): number[] {
+  if (vs < 0) return [];
+  const key = `${id}\0${ve - vs}`;
   let v = rdsOf.get(key);
   if (v === undefined) {
     const out = new Set<string>();
@@ -85,8 +90,8 @@ function routeNames(name: string, any: AnyMsg | null | undefined): string[] {
         for (const y of Object.values(o)) walk(y);
       }
     };
-    walk(decodeResource(any));
-    v = [...out].sort();
+    walk(decodeResource({ type_url: LISTENER_TYPE, value: b.subarray(vs, ve) }));
+    v = [...out].sort().map((n) => names.idOfName(n));
     rdsOf.set(key, v);
   }
   return v;
@@ -95,7 +100,8 @@ function routeNames(name: string, any: AnyMsg | null | undefined): string[] {
 interface Watch {
   id: number;
   type: string;
-  name?: string;
+  /** Id of the resource name watched, −1 for any response of the type. */
+  nameId: number;
   since: number;
 }
 
@@ -112,15 +118,18 @@ class Proxy {
   errors = 0;
   reconnects = 0;
   private closed = false;
-  private call!: grpc.ClientDuplexStream<never, unknown>;
-  private have = new Map<string, Set<string>>();
+  private call: Call | undefined;
+  /** The encoded `node` field of this protocol's request (sent once per stream). */
+  private nodeField: Buffer | undefined;
+  private have = new Map<string, Set<number>>();
   /** Resource name → which cluster/listener wanted what (delta keeps state by name). */
-  private clusters = new Map<string, string | null>();
-  private listeners = new Map<string, string[]>();
-  private eds = new Set<string>();
-  private rds = new Set<string>();
-  private edsKey = '';
-  private rdsKey = '';
+  private clusters = new Map<number, number>();
+  private listeners = new Map<number, number[]>();
+  private eds = new Set<number>();
+  private rds = new Set<number>();
+  /** What a SotW ACK of EDS / RDS names (the subscription in the order it was learnt), encoded once per change of it. */
+  private edsAck: Buffer | undefined;
+  private rdsAck: Buffer | undefined;
   private sentNode = false;
   private versions = new Map<string, string>();
   private nonces = new Map<string, string>();
@@ -128,7 +137,7 @@ class Proxy {
   constructor(
     readonly spec: ProxySpec,
     readonly protocol: 'delta' | 'sotw',
-    readonly ch: grpc.Client,
+    readonly ch: Channel,
     private readonly watch: () => Watch | undefined,
     private readonly onComplete: (p: Proxy) => void,
     private readonly onWatch: (p: Proxy) => void,
@@ -139,40 +148,45 @@ class Proxy {
 
   /** Opens the ADS stream with a fresh state; like Envoy, a failed stream is reopened after a backoff. */
   private open(): void {
-    const protocol = this.protocol;
     const def = adsServiceDefinition();
-    const m = protocol === 'delta' ? def.DeltaAggregatedResources : def.StreamAggregatedResources;
-    const read = protocol === 'delta' ? readDeltaResponse : readSotwResponse;
-    const des = (b: Buffer): unknown => {
-      this.count(b.length);
-      return read(b);
-    };
+    const m = this.protocol === 'delta' ? def.DeltaAggregatedResources : def.StreamAggregatedResources;
+    this.nodeField ??= (m.requestSerialize as (v: unknown) => Buffer)({ node: this.spec.node as NodeMsg });
     this.have = new Map();
     this.clusters = new Map();
     this.listeners = new Map();
     this.eds = new Set();
     this.rds = new Set();
-    this.edsKey = '';
-    this.rdsKey = '';
+    this.edsAck = this.rdsAck = undefined;
     this.sentNode = false;
     this.versions = new Map();
     this.nonces = new Map();
-    const call = this.ch.makeBidiStreamRequest(m.path, m.requestSerialize as (v: never) => Buffer, des) as unknown as grpc.ClientDuplexStream<never, unknown>;
+    const call: Call = this.ch.call(m.path, {
+      message: (b, s, e) => this.onMessage(b, s, e),
+      end: (code, details) => {
+        if (this.closed || this.call !== call) return;
+        if (code !== 0) {
+          this.errors++;
+          this.onError(`${statusName(code)}: ${details}`);
+        }
+        this.reconnects++;
+        setTimeout(() => !this.closed && this.open(), 500 + Math.random() * 1000);
+      },
+    });
     this.call = call;
-    call.on('error', (e: grpc.ServiceError) => {
-      if (this.closed) return;
-      this.errors++;
-      this.onError(`${grpc.status[e.code] ?? e.code}: ${e.details}`);
-    });
-    call.on('status', () => {
-      if (this.closed || this.call !== call) return;
-      this.reconnects++;
-      setTimeout(() => !this.closed && this.open(), 500 + Math.random() * 1000);
-    });
-    call.on('data', (r: unknown) => (protocol === 'delta' ? this.onDelta(r as DeltaDiscoveryResponseMsg) : this.onSotw(r as DiscoveryResponseMsg)));
     this.subscribe(CLUSTER_TYPE, []);
     this.subscribe(LISTENER_TYPE, []);
-    this.subscribe(SECRET_TYPE, ['ROOTCA']);
+    this.subscribe(SECRET_TYPE, [ROOTCA]);
+  }
+
+  private onMessage(b: Buffer, s: number, e: number): void {
+    this.count(e - s);
+    if (this.protocol === 'delta') {
+      scanDelta(b, s, e, scan);
+      this.onDelta(b);
+    } else {
+      scanSotw(b, s, e, scan);
+      this.onSotw(b);
+    }
   }
 
   private count(n: number): void {
@@ -184,82 +198,90 @@ class Proxy {
     }
   }
 
-  private write(req: Record<string, unknown>): void {
-    if (!this.sentNode) req['node'] = this.spec.node as NodeMsg;
+  /** The node field for the stream's first request, then nothing. */
+  private node(): Buffer | undefined {
+    if (this.sentNode) return undefined;
     this.sentNode = true;
-    (this.call as unknown as { write: (x: unknown) => void }).write(req);
+    return this.nodeField;
   }
 
-  private subscribe(type: string, names: string[]): void {
-    if (this.protocol === 'delta') this.write({ type_url: type, resource_names_subscribe: names });
-    else this.write({ type_url: type, resource_names: names, version_info: this.versions.get(type) ?? '', response_nonce: this.nonces.get(type) ?? '' });
+  private subscribe(type: string, ids: number[]): void {
+    if (this.protocol === 'delta') this.call!.write(deltaRequest(this.node(), type, namesField(3, ids)));
+    else this.call!.write(sotwRequest(this.versions.get(type) ?? '', this.node(), namesField(3, ids), type, this.nonces.get(type) ?? ''));
   }
 
-  private onDelta(r: DeltaDiscoveryResponseMsg): void {
-    const t = r.type_url;
+  /** The watched name's id when the watch is on responses of type `t` (−1: any), else −2. */
+  private watchedName(t: string): number {
+    const w = this.watch();
+    return w && Number.isNaN(this.watchAt) && w.type === t ? w.nameId : -2;
+  }
+
+  /** Notes the scanned response's resources (of type t) as had; whether the watched name is among them. */
+  private take(b: Buffer, t: string, have: Set<number>): boolean {
+    const watched = this.watchedName(t);
+    let seen = watched === -1;
+    const r = scan.res;
+    for (let k = 0; k < 4 * scan.count; k += 4) {
+      const id = r[k]! < 0 ? NO_NAME : names.idOf(b, r[k]!, r[k + 1]!);
+      have.add(id);
+      if (id === watched) seen = true;
+      if (t === CLUSTER_TYPE) this.clusters.set(id, edsName(id, b, r[k + 2]!, r[k + 3]!));
+      if (t === LISTENER_TYPE) this.listeners.set(id, routeNames(id, b, r[k + 2]!, r[k + 3]!));
+    }
+    return seen;
+  }
+
+  private onDelta(b: Buffer): void {
+    const t = scan.typeUrl;
     let have = this.have.get(t);
     if (!have) this.have.set(t, (have = new Set()));
-    const names: string[] = [];
-    for (const x of r.resources) {
-      have.add(x.name);
-      names.push(x.name);
-      if (t === CLUSTER_TYPE) this.clusters.set(x.name, edsName(x.name, x.resource));
-      if (t === LISTENER_TYPE) this.listeners.set(x.name, routeNames(x.name, x.resource));
+    const seen = this.take(b, t, have);
+    for (let k = 0; k < 2 * scan.removedCount; k += 2) {
+      const id = names.idOf(b, scan.removed[k]!, scan.removed[k + 1]!);
+      have.delete(id);
+      if (t === CLUSTER_TYPE) this.clusters.delete(id);
+      if (t === LISTENER_TYPE) this.listeners.delete(id);
     }
-    for (const n of r.removed_resources) {
-      have.delete(n);
-      if (t === CLUSTER_TYPE) this.clusters.delete(n);
-      if (t === LISTENER_TYPE) this.listeners.delete(n);
-    }
-    this.write({ type_url: t, response_nonce: r.nonce });
-    this.after(t, names);
+    this.call!.write(deltaRequest(this.node(), t, EMPTY, EMPTY, scan.nonce));
+    this.after(t, seen);
   }
 
-  private onSotw(r: DiscoveryResponseMsg): void {
-    const t = r.type_url;
+  private onSotw(b: Buffer): void {
+    const t = scan.typeUrl;
     // LDS/CDS responses are the whole state; EDS/RDS/SDS ones may carry only what changed.
-    const have = t === CLUSTER_TYPE || t === LISTENER_TYPE ? new Set<string>() : new Set(this.have.get(t));
-    const names: string[] = [];
+    let have = this.have.get(t);
+    if (!have || t === CLUSTER_TYPE || t === LISTENER_TYPE) this.have.set(t, (have = new Set()));
     if (t === CLUSTER_TYPE) this.clusters.clear();
     if (t === LISTENER_TYPE) this.listeners.clear();
-    for (const a of r.resources) {
-      const n = nameOf(a);
-      have.add(n);
-      names.push(n);
-      if (t === CLUSTER_TYPE) this.clusters.set(n, edsName(n, a));
-      if (t === LISTENER_TYPE) this.listeners.set(n, routeNames(n, a));
-    }
-    this.have.set(t, have);
-    this.versions.set(t, r.version_info);
-    this.nonces.set(t, r.nonce);
-    const sub = t === ENDPOINT_TYPE ? [...this.eds] : t === ROUTE_TYPE ? [...this.rds] : t === SECRET_TYPE ? ['ROOTCA'] : [];
-    this.write({ type_url: t, version_info: r.version_info, response_nonce: r.nonce, resource_names: sub });
-    this.after(t, names);
+    const seen = this.take(b, t, have);
+    this.versions.set(t, scan.version);
+    this.nonces.set(t, scan.nonce);
+    const sub =
+      t === ENDPOINT_TYPE ? (this.edsAck ??= namesField(3, [...this.eds])) : t === ROUTE_TYPE ? (this.rdsAck ??= namesField(3, [...this.rds])) : t === SECRET_TYPE ? namesField(3, [ROOTCA]) : EMPTY;
+    this.call!.write(sotwRequest(scan.version, this.node(), sub, t, scan.nonce));
+    this.after(t, seen);
   }
 
-  private after(t: string, names: string[]): void {
+  private after(t: string, seen: boolean): void {
     if (t === CLUSTER_TYPE) {
-      const want = new Set<string>();
-      for (const v of this.clusters.values()) if (v) want.add(v);
-      const key = [...want].sort().join('\n');
-      if (key !== this.edsKey) {
-        this.edsKey = key;
+      const want = new Set<number>();
+      for (const v of this.clusters.values()) if (v >= 0) want.add(v);
+      if (!sameSet(want, this.eds)) {
         this.follow(ENDPOINT_TYPE, this.eds, want);
         this.eds = want;
+        this.edsAck = undefined;
       }
     }
     if (t === LISTENER_TYPE) {
-      const want = new Set<string>();
+      const want = new Set<number>();
       for (const v of this.listeners.values()) for (const n of v) want.add(n);
-      const key = [...want].sort().join('\n');
-      if (key !== this.rdsKey) {
-        this.rdsKey = key;
+      if (!sameSet(want, this.rds)) {
         this.follow(ROUTE_TYPE, this.rds, want);
         this.rds = want;
+        this.rdsAck = undefined;
       }
     }
-    const w = this.watch();
-    if (w && Number.isNaN(this.watchAt) && t === w.type && (w.name === undefined || names.includes(w.name))) {
+    if (seen) {
       this.watchAt = clock();
       this.onWatch(this);
     }
@@ -269,15 +291,15 @@ class Proxy {
     }
   }
 
-  private follow(type: string, old: Set<string>, want: Set<string>): void {
+  private follow(type: string, old: Set<number>, want: Set<number>): void {
     if (this.protocol === 'sotw') {
-      this.subscribe(type, [...want].sort());
+      this.subscribe(type, byName(want));
       return;
     }
     const add = [...want].filter((n) => !old.has(n));
     const remove = [...old].filter((n) => !want.has(n));
     if (add.length === 0 && remove.length === 0) return;
-    this.write({ type_url: type, resource_names_subscribe: add, resource_names_unsubscribe: remove });
+    this.call!.write(deltaRequest(this.node(), type, namesField(3, add), namesField(4, remove)));
   }
 
   private complete(): boolean {
@@ -297,12 +319,7 @@ class Proxy {
 
   close(): void {
     this.closed = true;
-    try {
-      (this.call as unknown as { end: () => void }).end();
-      this.call.cancel();
-    } catch {
-      /* closing */
-    }
+    this.call?.cancel();
     this.ch.close();
   }
 }
@@ -327,10 +344,9 @@ function report(kind: 'complete' | 'watch', final = false): void {
 process.on('message', (msg: ToWorker) => {
   switch (msg.cmd) {
     case 'connect': {
-      const creds = grpc.credentials.createInsecure();
       for (const spec of msg.proxies) {
-        // A local subchannel pool: every simulated proxy gets its own TCP connection, as Envoys do.
-        const ch = new grpc.Client(msg.address, creds, { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 256 << 20 });
+        // A channel per simulated proxy: each gets its own TCP connection, as Envoys do.
+        const ch = new Channel(msg.address);
         completePending++;
         proxies.push(
           new Proxy(
@@ -356,7 +372,7 @@ process.on('message', (msg: ToWorker) => {
       report('complete');
       break;
     case 'watch':
-      watch = { id: msg.id, type: msg.type, ...(msg.name !== undefined ? { name: msg.name } : {}), since: msg.since };
+      watch = { id: msg.id, type: msg.type, nameId: msg.name !== undefined ? names.idOfName(msg.name) : -1, since: msg.since };
       watchPending = proxies.length;
       for (const p of proxies) {
         p.watchAt = NaN;
@@ -375,4 +391,7 @@ process.on('message', (msg: ToWorker) => {
   }
 });
 
+// The protobuf types are loaded and their decoders compiled before the proxies are timed.
+adsServiceDefinition();
+for (const t of [CLUSTER_TYPE, LISTENER_TYPE]) decodeResource({ type_url: t, value: EMPTY });
 send({ ev: 'ready', pid: process.pid });
