@@ -10,6 +10,8 @@
  *                   ceiling of two Node hops)
  *   piped mTLS pair load generator → TCP splice → mutual TLS 1.3 (verify required both ways) → TCP
  *                   splice → app (no HTTP parsing: the Node floor of two sidecars with mTLS, ADR 0130)
+ *   piped mux pair  (only with ISLE_BENCH_DP_PATHS containing `mux`) the same over one multiplexed
+ *                   mTLS connection with writes coalesced per event-loop turn (ADR 0130's experiment)
  *   haproxy pair    load generator → haproxy → mutual TLS (`verify required` both ways) → haproxy
  *                   → app (one thread each: the native two-sidecars-with-mTLS reference)
  *   sidecar pair    load generator → client `isle proxy` (outbound HTTP proxy) → mTLS →
@@ -289,6 +291,9 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
       notes.push(`openssl could not make the reference certificates (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): the piped mTLS and haproxy rows are skipped`);
     }
     const pipedTls = certs ? await refPair('pipe-mtls-client', 'pipe-mtls-server', hdir) : undefined;
+    // Only on request (ISLE_BENCH_DP_PATHS=…,mux): an experiment, not a reference anyone could run.
+    const onlyPaths = (process.env['ISLE_BENCH_DP_PATHS'] ?? '').split(',');
+    const mux = certs && onlyPaths.includes('mux') ? await refPair('mux-mtls-client', 'mux-mtls-server', hdir) : undefined;
     let haproxy: { url: string; pids: Record<string, number> } | undefined;
     if (tools['haproxy'] && certs) {
       try {
@@ -315,6 +320,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
       { path: 'node:http proxy pair, no TLS', ...nodeHttp },
       { path: 'piped TCP pair, no TLS', ...piped },
       ...(pipedTls ? [{ path: 'piped TCP pair, mTLS', ...pipedTls }] : []),
+      ...(mux ? [{ path: 'piped mux pair, mTLS, one connection, writes coalesced per turn', ...mux }] : []),
       ...(haproxy ? [{ path: 'haproxy pair, mTLS', ...haproxy }] : []),
       { path: 'isle sidecar pair, mTLS', url: sidecarUrl, host: HOST, pids: { app: app.proc.pid!, 'client sidecar': client.proc.pid!, 'server sidecar': server.proc.pid! } },
     ];
