@@ -8,6 +8,10 @@
  *                   proxy node:http allows, bench/lib/refproxy.ts)
  *   piped pair      load generator → TCP splice → TCP splice → app (no TLS, no HTTP parsing: the
  *                   ceiling of two Node hops)
+ *   piped mTLS pair load generator → TCP splice → mutual TLS 1.3 (verify required both ways) → TCP
+ *                   splice → app (no HTTP parsing: the Node floor of two sidecars with mTLS, ADR 0130)
+ *   piped mux pair  (only with ISLE_BENCH_DP_PATHS containing `mux`) the same over one multiplexed
+ *                   mTLS connection with writes coalesced per event-loop turn (ADR 0130's experiment)
  *   haproxy pair    load generator → haproxy → mutual TLS (`verify required` both ways) → haproxy
  *                   → app (one thread each: the native two-sidecars-with-mTLS reference)
  *   sidecar pair    load generator → client `isle proxy` (outbound HTTP proxy) → mTLS →
@@ -265,11 +269,11 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     }
 
     // The Node reference pairs: second hop first, so the first can point at it.
-    const refPair = async (kind: string): Promise<{ url: string; pids: Record<string, number> }> => {
-      const start = (up: string) => startProcess(process.execPath, [join(here, 'lib', 'refproxy.js'), kind, '127.0.0.1', up], /listening (\S+)/);
-      const second = await start(appAddr);
+    const refPair = async (kind: string, secondKind = kind, ...extra: string[]): Promise<{ url: string; pids: Record<string, number> }> => {
+      const start = (k: string, up: string) => startProcess(process.execPath, [join(here, 'lib', 'refproxy.js'), k, '127.0.0.1', up, ...extra], /listening (\S+)/);
+      const second = await start(secondKind, appAddr);
       procs.push(second);
-      const first = await start(/listening (\S+)/.exec(second.out())![1]!);
+      const first = await start(kind, /listening (\S+)/.exec(second.out())![1]!);
       procs.push(first);
       const url = `http://${/listening (\S+)/.exec(first.out())![1]!}/`;
       await waitHttp(url, undefined);
@@ -277,12 +281,22 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     };
     const nodeHttp = await refPair('node-http');
     const piped = await refPair('pipe');
+    // Mesh-style certificates (throwaway CA, one leaf per side) for the piped mTLS pair and haproxy.
+    const hdir = join(dir, 'haproxy');
+    mkdirSync(hdir);
+    let certs: ReturnType<typeof haproxyCerts> | undefined;
+    try {
+      certs = haproxyCerts(hdir);
+    } catch (e) {
+      notes.push(`openssl could not make the reference certificates (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): the piped mTLS and haproxy rows are skipped`);
+    }
+    const pipedTls = certs ? await refPair('pipe-mtls-client', 'pipe-mtls-server', hdir) : undefined;
+    // Only on request (ISLE_BENCH_DP_PATHS=…,mux): an experiment, not a reference anyone could run.
+    const onlyPaths = (process.env['ISLE_BENCH_DP_PATHS'] ?? '').split(',');
+    const mux = certs && onlyPaths.includes('mux') ? await refPair('mux-mtls-client', 'mux-mtls-server', hdir) : undefined;
     let haproxy: { url: string; pids: Record<string, number> } | undefined;
-    if (tools['haproxy']) {
+    if (tools['haproxy'] && certs) {
       try {
-        const hdir = join(dir, 'haproxy');
-        mkdirSync(hdir);
-        const certs = haproxyCerts(hdir);
         const [pc, ps] = [await freePort(), await freePort()];
         writeFileSync(join(hdir, 'server.cfg'), haproxyServerConf(`127.0.0.1:${ps}`, appAddr, certs));
         writeFileSync(join(hdir, 'client.cfg'), haproxyClientConf(`127.0.0.1:${pc}`, `127.0.0.1:${ps}`, certs));
@@ -305,6 +319,8 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
       ...(nginxUrl ? [{ path: 'nginx reverse proxy', url: nginxUrl, pids: { app: app.proc.pid!, nginx: nginxWorkerPid(nginx!.proc.pid!) } }] : []),
       { path: 'node:http proxy pair, no TLS', ...nodeHttp },
       { path: 'piped TCP pair, no TLS', ...piped },
+      ...(pipedTls ? [{ path: 'piped TCP pair, mTLS', ...pipedTls }] : []),
+      ...(mux ? [{ path: 'piped mux pair, mTLS, one connection, writes coalesced per turn', ...mux }] : []),
       ...(haproxy ? [{ path: 'haproxy pair, mTLS', ...haproxy }] : []),
       { path: 'isle sidecar pair, mTLS', url: sidecarUrl, host: HOST, pids: { app: app.proc.pid!, 'client sidecar': client.proc.pid!, 'server sidecar': server.proc.pid! } },
     ];

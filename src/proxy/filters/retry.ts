@@ -41,8 +41,29 @@ export const retryFilter: Filter = (ctx, next) => {
     ctx.attempt = 1;
     return next(ctx);
   }
+  if (ctx.attempt === 0) {
+    // The first attempt (most end there) without an async loop around it (ADR 0130).
+    ctx.attempt = 1;
+    return next(ctx).then(() => (again(ctx) ? retryLoop(ctx, next) : undefined));
+  }
   return retryLoop(ctx, next);
 };
+
+/** After an attempt: whether another one is to be made (a retryable outcome and attempts left). */
+function again(ctx: HttpContext): boolean {
+  const last = ctx.last;
+  if (ctx.responded || ctx.exhausted || !last) return false;
+  const policy = ctx.forward?.retryPolicy;
+  if (last.kind === 'response') {
+    if (policy && ctx.attempt < ctx.maxAttempts && ctx.replayable && !ctx.cancelled && retryable(policy, last)) {
+      last.response.resume();
+      return true;
+    }
+    return false;
+  }
+  if (last.kind === 'aborted' || last.kind === 'overflow') return false;
+  return !!(policy && ctx.replayable && retryable(policy, last));
+}
 
 async function retryLoop(ctx: HttpContext, next: Next): Promise<void> {
   const policy = ctx.forward?.retryPolicy;
@@ -55,16 +76,6 @@ async function retryLoop(ctx: HttpContext, next: Next): Promise<void> {
       if (ctx.cancelled) break;
     }
     await next(ctx);
-    const last = ctx.last;
-    if (ctx.responded || ctx.exhausted || !last) break;
-    if (last.kind === 'response') {
-      if (policy && ctx.attempt < ctx.maxAttempts && ctx.replayable && !ctx.cancelled && retryable(policy, last)) {
-        last.response.resume();
-        continue;
-      }
-      break;
-    }
-    if (last.kind === 'aborted' || last.kind === 'overflow') break;
-    if (!(policy && ctx.replayable && retryable(policy, last))) break;
+    if (!again(ctx)) break;
   }
 }

@@ -13,7 +13,7 @@ import { applyHeaderMutations } from '../routing/headers.js';
 import { mirrorVia } from '../routing/mirror.js';
 import type { ResponseFraming } from '../http1/server.js';
 import type { AttemptOutcome, UpstreamResponse } from '../upstream/pool.js';
-import type { Filter, HttpContext } from './context.js';
+import type { Filter, HttpContext, Next } from './context.js';
 import { RETRIES_EXHAUSTED } from './outcomes.js';
 import { dropHeader, stripHopByHop } from './hop.js';
 import { onUpstreamResponse } from './stats.js';
@@ -31,19 +31,51 @@ function hostOnly(authority: string): string {
   return i < 0 ? authority : authority.slice(0, i);
 }
 
-export const routerFilter: Filter = async (ctx, next) => {
+const DONE: Promise<void> = Promise.resolve();
+
+/**
+ * A plain function returning the attempts' promise with a callback on it, not an async function:
+ * no generator and no await per request when the body is not read first (ADR 0130).
+ */
+export const routerFilter: Filter = (ctx, next) => {
+  const limit = forwardSetup(ctx);
+  if (limit < 0) return DONE;
+  // A body is read into memory only when it may be sent more than once (retries, mirrors), as
+  // Envoy buffers for retries up to its buffer limit; larger or chunked bodies stream, tried once.
+  const ds = ctx.ds;
+  const cl = ds.contentLength;
+  if (cl === 0) ctx.body = null;
+  else if (cl !== undefined ? cl <= limit : limit > 0 && ds.tryReadBody !== undefined) return readBodyThenAttempt(ctx, next, limit);
+  else {
+    ctx.body = ds.bodyStream();
+    ctx.replayable = false;
+  }
+  return attempts(ctx, next);
+};
+
+/**
+ * Acts on the cached routing decision: a local answer (then -1), or the forward's setup (cluster,
+ * request mutations) and how many body bytes may be buffered for replay (0: none).
+ */
+function forwardSetup(ctx: HttpContext): number {
   const decision = ctx.route;
   const req = ctx.req;
-  if (!decision) return ctx.reply('no-route-config', ctx.routeConfigName);
+  if (!decision) {
+    ctx.reply('no-route-config', ctx.routeConfigName);
+    return -1;
+  }
   switch (decision.kind) {
     case 'no-vhost':
-      return ctx.reply('no-route', `no route for host "${req.authority}"`);
+      ctx.reply('no-route', `no route for host "${req.authority}"`);
+      return -1;
     case 'no-route':
-      return ctx.reply('no-route', `no route for ${req.method} ${req.path} on host "${req.authority}" (virtual host ${decision.virtualHost.name})`);
+      ctx.reply('no-route', `no route for ${req.method} ${req.path} on host "${req.authority}" (virtual host ${decision.virtualHost.name})`);
+      return -1;
     case 'redirect': {
       const h: Headers = { location: decision.location };
       applyHeaderMutations(h, decision.mutations, 'response');
-      return localAnswer(ctx, decision.status, { ...h, 'content-type': 'text/plain' }, '');
+      localAnswer(ctx, decision.status, { ...h, 'content-type': 'text/plain' }, '');
+      return -1;
     }
     case 'direct': {
       const h: Headers = {};
@@ -56,7 +88,8 @@ export const routerFilter: Filter = async (ctx, next) => {
           body = '';
         }
       }
-      return localAnswer(ctx, decision.status, { 'content-type': 'text/plain', ...h }, body);
+      localAnswer(ctx, decision.status, { 'content-type': 'text/plain', ...h }, body);
+      return -1;
     }
     case 'route':
       break;
@@ -71,7 +104,8 @@ export const routerFilter: Filter = async (ctx, next) => {
   record.destinationService = (ctx.inbound ? cluster?.service : serviceOfCluster(clusterName)) ?? hostOnly(req.authority);
   if (!cluster) {
     const what = clusterName ? `no cluster "${clusterName}"` : 'no cluster named by the cluster header';
-    return ctx.reply('no-cluster', what, [], undefined, decision.action.clusterNotFoundResponseCode);
+    ctx.reply('no-cluster', what, [], undefined, decision.action.clusterNotFoundResponseCode);
+    return -1;
   }
   ctx.cluster = cluster;
   if (!ctx.inbound) record.connectionSecurityPolicy = cluster.tls ? 'mutual_tls' : 'none';
@@ -81,25 +115,33 @@ export const routerFilter: Filter = async (ctx, next) => {
   headers['host'] = decision.hostRewrite ?? req.authority;
   if (decision.path !== req.path) headers['x-envoy-original-path'] = req.path;
 
-  // A body is read into memory only when it may be sent more than once (retries, mirrors), as
-  // Envoy buffers for retries up to its buffer limit; larger or chunked bodies stream, tried once.
   const policy = decision.retryPolicy;
   ctx.maxAttempts = policy ? policy.numRetries + 1 : 1;
   const mirrors = decision.action.mirrorPolicies;
-  const limit = ctx.maxAttempts > 1 || mirrors?.length ? (ctx.deps.retryBufferBytes ?? 64 * 1024) : 0;
+  return ctx.maxAttempts > 1 || mirrors?.length ? (ctx.deps.retryBufferBytes ?? 64 * 1024) : 0;
+}
+
+/** A body that may be replayed: read it whole first (no Content-Length: only if it has already arrived whole). */
+async function readBodyThenAttempt(ctx: HttpContext, next: Next, limit: number): Promise<void> {
   const ds = ctx.ds;
-  const cl = ds.contentLength;
-  if (cl === 0) ctx.body = null;
-  else if (cl !== undefined && cl <= limit) ctx.body = await ds.readBody();
+  if (ds.contentLength !== undefined) ctx.body = await ds.readBody();
   else {
-    // No Content-Length (HTTP/2, gRPC): buffered only if it has already arrived whole.
-    const whole = cl === undefined && limit > 0 && ds.tryReadBody ? await ds.tryReadBody(limit) : undefined;
+    const whole = await ds.tryReadBody!(limit);
     if (whole !== undefined) ctx.body = whole.length ? whole : null;
     else {
       ctx.body = ds.bodyStream();
       ctx.replayable = false;
     }
   }
+  return attempts(ctx, next);
+}
+
+/** Mirrors, the route timeout (or gRPC deadline), the attempts, then the response or the failure reply. */
+function attempts(ctx: HttpContext, next: Next): Promise<void> {
+  const decision = ctx.forward!;
+  const req = ctx.req;
+  const headers = req.headers;
+  const mirrors = decision.action.mirrorPolicies;
   if (ctx.replayable && mirrors?.length) {
     const b = ctx.body as Buffer | null;
     mirrorVia(ctx.deps, ctx.graph, mirrors, { method: req.method, path: decision.path, headers, body: b && b.length ? b : null });
@@ -116,18 +158,35 @@ export const routerFilter: Filter = async (ctx, next) => {
       ctx.armDeadline(deadline);
     }
   }
-  const timer = timeoutMs > 0 ? ctx.timers.setTimeout(() => ctx.cancel('timeout'), timeoutMs) : undefined;
+  if (timeoutMs <= 0) return next(ctx).then(() => afterAttempts(ctx));
+  const timers = ctx.timers;
+  const timer = timers.setTimeout(() => ctx.cancel('timeout'), timeoutMs);
+  let p: Promise<void>;
   try {
-    await next(ctx);
-  } finally {
-    if (timer !== undefined) ctx.timers.clearTimeout(timer);
+    p = next(ctx);
+  } catch (e) {
+    timers.clearTimeout(timer);
+    throw e;
   }
+  return p.then(
+    () => {
+      timers.clearTimeout(timer);
+      afterAttempts(ctx);
+    },
+    (e: unknown) => {
+      timers.clearTimeout(timer);
+      throw e;
+    },
+  );
+}
+
+function afterAttempts(ctx: HttpContext): void {
   if (ctx.responded) return;
   const last = ctx.last;
   if (last?.kind === 'response' && !ctx.cancelled) return forwardResponse(ctx, last.response);
   if (last?.kind === 'response') last.response.resume();
-  return replyFailure(ctx, last);
-};
+  replyFailure(ctx, last);
+}
 
 /** A redirect or direct response; to a gRPC request, Envoy's gRPC form of it (HTTP status mapped). */
 function localAnswer(ctx: HttpContext, status: number, headers: Headers, body: string): void {

@@ -61,7 +61,7 @@ export function peerDecoderOf(deps: ListenerDeps): PeerDecoder {
   return peerState(deps).decoder;
 }
 
-export const statsFilter: Filter = async (ctx, next) => {
+export const statsFilter: Filter = (ctx, next) => {
   const r = ctx.record;
   const conn = ctx.conn;
   const deps = ctx.deps;
@@ -89,13 +89,23 @@ export const statsFilter: Filter = async (ctx, next) => {
       dropHeader(h, PEER_METADATA_ID);
     }
   }
+  // A callback on the chain's promise rather than an async function around it: no generator and
+  // no await per request (ADR 0130). A throw before the first await lands in the catch.
+  let p: Promise<void>;
   try {
-    await next(ctx);
+    p = next(ctx);
   } catch (e) {
-    deps.log?.(`isle proxy: request handling failed: ${e instanceof Error ? e.stack : String(e)}`);
-    ctx.reply('internal-error');
+    internalError(ctx, e);
+    return Promise.resolve();
   }
+  return p.then(undefined, (e: unknown) => internalError(ctx, e));
 };
+
+/** A filter threw: log it and answer 500 (or reset, when the response had started). */
+function internalError(ctx: HttpContext, e: unknown): void {
+  ctx.deps.log?.(`isle proxy: request handling failed: ${e instanceof Error ? e.stack : String(e)}`);
+  ctx.reply('internal-error');
+}
 
 /**
  * Response-side half of the exchange, called by the router with the headers going downstream:

@@ -5,24 +5,26 @@
  */
 import type { Filter } from './context.js';
 
-export const upstreamFilter: Filter = async (ctx) => {
+export const upstreamFilter: Filter = (ctx) => {
   const cluster = ctx.cluster!;
   const fwd = ctx.forward!;
   const policy = fwd.retryPolicy;
   const ep = ctx.deps.pick(cluster, ctx.graph.endpoints.get(cluster.name), { previous: ctx.tried, avoidPrevious: policy?.avoidPreviousHosts ?? false, attempt: ctx.attempt });
   if (!ep) {
-    if (ctx.last) {
-      ctx.exhausted = true;
-      return;
+    if (ctx.last) ctx.exhausted = true;
+    else {
+      ctx.deps.stats.upstreamCxNoneHealthy.inc({ cluster_name: cluster.name });
+      ctx.reply('no-healthy-upstream');
     }
-    ctx.deps.stats.upstreamCxNoneHealthy.inc({ cluster_name: cluster.name });
-    ctx.reply('no-healthy-upstream');
-    return;
+    return Promise.resolve();
   }
   ctx.endpoint = ep;
   ctx.tried.add(ep.key);
   const headers = ctx.req.headers;
   if (ctx.maxAttempts > 1) headers['x-envoy-attempt-count'] = String(ctx.attempt);
   if (fwd.action.autoHostRewrite && ep.hostname && fwd.hostRewrite === undefined) headers['host'] = ep.hostname;
-  ctx.last = await ctx.deps.pools.send({ method: ctx.req.method, path: fwd.path, headers, body: ctx.body, signal: ctx.attemptCancel ?? undefined }, cluster, ep);
+  // `then` rather than an async function: no generator and no await per attempt (ADR 0130).
+  return ctx.deps.pools.send({ method: ctx.req.method, path: fwd.path, headers, body: ctx.body, signal: ctx.attemptCancel ?? undefined }, cluster, ep).then((o) => {
+    ctx.last = o;
+  });
 };
