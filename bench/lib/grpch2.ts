@@ -229,8 +229,10 @@ export class Call {
         st.close(http2.constants.NGHTTP2_CANCEL);
       }
     });
-    st.on('error', () => {
-      /* reported by 'close' */
+    let streamError = '';
+    st.on('error', (e: Error) => {
+      // Reported by 'close', with this message.
+      streamError = e.message;
     });
     // The response ended (after its trailers, or a trailers-only response): the call is over, and
     // our half of the stream is closed as grpc-js closes it.
@@ -241,7 +243,7 @@ export class Call {
     });
     st.on('close', () => {
       if (code !== undefined) this.fail(code, details);
-      else this.fail(Status.UNAVAILABLE, st.rstCode ? `stream reset with code ${st.rstCode}` : 'Connection dropped');
+      else this.fail(Status.UNAVAILABLE, `${st.rstCode ? `stream reset with code ${st.rstCode}` : 'Connection dropped'}${streamError ? ` (${streamError})` : ''}`);
     });
     for (const q of this.queued) this.write(q);
     this.queued = [];
