@@ -36,6 +36,19 @@ function ready(server: net.Server): void {
   });
 }
 
+/** Bytes both ways between two sockets, Nagle off; an error on either ends both. */
+function splice(c: net.Socket, u: net.Socket): void {
+  c.setNoDelay(true);
+  u.setNoDelay(true);
+  c.pipe(u).pipe(c);
+  const kill = (): void => {
+    c.destroy();
+    u.destroy();
+  };
+  c.on('error', kill);
+  u.on('error', kill);
+}
+
 if (kind === 'node-http') {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const server = http.createServer((req, res) => {
@@ -49,32 +62,12 @@ if (kind === 'node-http') {
   server.keepAliveTimeout = 60_000;
   ready(server);
 } else if (kind === 'pipe') {
-  const server = net.createServer({ noDelay: true }, (c) => {
-    const u = net.connect({ host: uh, port: up, noDelay: true });
-    c.pipe(u).pipe(c);
-    const kill = (): void => {
-      c.destroy();
-      u.destroy();
-    };
-    c.on('error', kill);
-    u.on('error', kill);
-  });
+  const server = net.createServer({ noDelay: true }, (c) => splice(c, net.connect({ host: uh, port: up, noDelay: true })));
   ready(server);
 } else if (kind === 'pipe-mtls-client' || kind === 'pipe-mtls-server') {
   if (!certDir) throw new Error(`${kind} needs a certificate directory`);
   const side = kind === 'pipe-mtls-client' ? 'client' : 'server';
   const creds = { ca: readFileSync(join(certDir, 'ca.pem')), cert: readFileSync(join(certDir, `${side}.crt`)), key: readFileSync(join(certDir, `${side}.key`)), minVersion: 'TLSv1.3' as const };
-  const splice = (c: net.Socket, u: net.Socket): void => {
-    c.setNoDelay(true);
-    u.setNoDelay(true);
-    c.pipe(u).pipe(c);
-    const kill = (): void => {
-      c.destroy();
-      u.destroy();
-    };
-    c.on('error', kill);
-    u.on('error', kill);
-  };
   if (side === 'client') {
     // One session for every connection to the peer: resumption, as the sidecars do (ADR 0025).
     let session: Buffer | undefined;
