@@ -11,8 +11,8 @@ import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { h2Response } from '../helpers/h2.js';
-import { workloadEntryYaml, workloadGroupYaml } from '../helpers/config.js';
-import { configDir, getText, makeMesh, run, startControlPlane, startProxy, waitFor, type Child, type ProxyChild } from './helpers.js';
+import { workloadEntryYaml } from '../helpers/config.js';
+import { getText, run, startEchoSleep, waitFor, type Child, type ProxyChild } from './helpers.js';
 
 const SLEEP_IP = '127.0.115.9';
 const ECHO_IP = '127.0.115.10';
@@ -101,19 +101,7 @@ before(async () => {
   };
   server.addService(SERVICE, { Say: answer, Forbidden: answer, Faulty: answer, Missing: answer });
   const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const mesh = await makeMesh();
-  const groups = [
-    workloadGroupYaml('echo', 'echo', { app: 'echo' }, { addresses: ['127.0.0.0/8'] }),
-    workloadGroupYaml('sleep', 'sleep', { app: 'sleep' }, { addresses: ['127.0.0.0/8'] }),
-  ].join('---\n');
-  const dir = configDir({ 'services.yaml': SERVICES }, groups);
-  let cpAddress: string;
-  ({ child: cp, address: cpAddress } = await startControlPlane(mesh, dir));
-  [echo, sleep] = await Promise.all([
-    startProxy({ mesh, controlPlane: cpAddress, ip: ECHO_IP, serviceAccount: 'echo', labels: { app: 'echo' }, appPorts: { 50051: appPort } }),
-    startProxy({ mesh, controlPlane: cpAddress, ip: SLEEP_IP, serviceAccount: 'sleep', labels: { app: 'sleep' } }),
-  ]);
-  outbound = sleep.listeners.get('virtualOutbound')!;
+  ({ cp, echo, sleep, outbound } = await startEchoSleep({ echo: ECHO_IP, sleep: SLEEP_IP }, { 'services.yaml': SERVICES }, appPort));
 });
 
 after(() => {

@@ -11,8 +11,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { configDir, getText, makeMesh, startControlPlane, startProxy, waitFor, type Child, type ProxyChild } from './helpers.js';
-import { workloadGroupYaml } from '../helpers/config.js';
+import { getText, startEchoSleep, waitFor, type Child, type ProxyChild } from './helpers.js';
 
 const SLEEP_IP = '127.80.1.9';
 const ECHO_IP = '127.80.1.10';
@@ -89,19 +88,7 @@ before(async () => {
   });
   const appPort = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
 
-  const mesh = await makeMesh();
-  const groups = [
-    workloadGroupYaml('echo', 'echo', { app: 'echo' }, { addresses: ['127.0.0.0/8'] }),
-    workloadGroupYaml('sleep', 'sleep', { app: 'sleep' }, { addresses: ['127.0.0.0/8'] }),
-  ].join('---\n');
-  const dir = configDir({ 'echo.yaml': ECHO_YAML }, groups);
-  let cpAddress: string;
-  ({ child: cp, address: cpAddress } = await startControlPlane(mesh, dir));
-  [echo, sleep] = await Promise.all([
-    startProxy({ mesh, controlPlane: cpAddress, ip: ECHO_IP, serviceAccount: 'echo', labels: { app: 'echo' }, appPorts: { 50051: appPort } }),
-    startProxy({ mesh, controlPlane: cpAddress, ip: SLEEP_IP, serviceAccount: 'sleep', labels: { app: 'sleep' } }),
-  ]);
-  outbound = sleep.listeners.get('virtualOutbound')!;
+  ({ cp, echo, sleep, outbound } = await startEchoSleep({ echo: ECHO_IP, sleep: SLEEP_IP }, { 'echo.yaml': ECHO_YAML }, appPort));
   // As an app would without capture: dial the sidecar, name the service in :authority.
   client = new EchoClient(outbound, grpc.credentials.createInsecure(), { 'grpc.default_authority': `echo:50051` });
 });

@@ -248,6 +248,24 @@ export async function startHelloSleep(ips: { hello: string; sleep: string }): Pr
   return { mesh, dir, cp, cpAddress, app, hello, sleep };
 }
 
+/**
+ * A control plane and two sidecars for the gRPC end-to-end tests: echo (its app, a gRPC server on
+ * `appPort`, behind port 50051) and sleep (the client side); `files` adds the services' config.
+ */
+export async function startEchoSleep(ips: { echo: string; sleep: string }, files: Record<string, string>, appPort: number): Promise<{ cp: Child; echo: ProxyChild; sleep: ProxyChild; outbound: string }> {
+  const mesh = await makeMesh();
+  const groups = [
+    workloadGroupYaml('echo', 'echo', { app: 'echo' }, { addresses: ['127.0.0.0/8'] }),
+    workloadGroupYaml('sleep', 'sleep', { app: 'sleep' }, { addresses: ['127.0.0.0/8'] }),
+  ].join('---\n');
+  const { child: cp, address: cpAddress } = await startControlPlane(mesh, configDir(files, groups));
+  const [echo, sleep] = await Promise.all([
+    startProxy({ mesh, controlPlane: cpAddress, ip: ips.echo, serviceAccount: 'echo', labels: { app: 'echo' }, appPorts: { 50051: appPort } }),
+    startProxy({ mesh, controlPlane: cpAddress, ip: ips.sleep, serviceAccount: 'sleep', labels: { app: 'sleep' } }),
+  ]);
+  return { cp, echo, sleep, outbound: sleep.listeners.get('virtualOutbound')! };
+}
+
 /** The proxy's xDS connection as its admin reports it. */
 export async function xdsState(p: ProxyChild): Promise<{ connected: boolean; connects: number }> {
   const x = (await configDump(p))['xds'] as { connected: boolean; connects: number };
