@@ -30,6 +30,7 @@ interface ProxyFlags extends CaptureFlags {
   gatewayPort?: string;
   certTtl?: string;
   drainTimeout: string;
+  compactWhenQuiet: string;
   logLevel: string;
   dns: boolean;
   dnsPort?: string;
@@ -67,15 +68,15 @@ function capYoungGeneration(): void {
 }
 
 /**
- * A memory-reducing GC once start-up is over and again whenever the sidecar goes quiet after
- * traffic grew its heap (ADR 0125). The GC is V8's LowMemoryNotification (what the inspector's
+ * A memory-reducing GC once start-up is over and again whenever the sidecar has been quiet for
+ * `quietMs` after traffic grew its heap (ADR 0125; the wait: ADR 0141). The GC is V8's LowMemoryNotification (what the inspector's
  * HeapProfiler.collectGarbage runs, here through an in-process session: no port, no node flag):
  * unlike `gc()` it also shrinks the young generation back to its initial size. No malloc_trim:
  * koffi's mapping costs more RSS (1.4 MB) than the trim gave back here (≤ 0.5 MB).
- * ISLE_PROXY_QUIET_GC=off turns it off (measurements).
+ * `quietMs` undefined turns it off, the one at `ready` too.
  */
-async function compactWhenQuiet(log: { debug: (o: object, msg: string) => void }): Promise<{ compactNow: () => Promise<void>; stop: () => void }> {
-  if (process.env['ISLE_PROXY_QUIET_GC'] === 'off') return { compactNow: async () => undefined, stop: () => undefined };
+async function compactWhenQuiet(quietMs: number | undefined, log: { debug: (o: object, msg: string) => void }): Promise<{ compactNow: () => Promise<void>; stop: () => void }> {
+  if (quietMs === undefined) return { compactNow: async () => undefined, stop: () => undefined };
   const [{ Session }, { startQuietGc }, { realTimers }] = await Promise.all([import('node:inspector'), import('../proxy/quietgc.js'), import('../mesh/timers.js')]);
   let session: InstanceType<typeof Session>;
   try {
@@ -87,6 +88,7 @@ async function compactWhenQuiet(log: { debug: (o: object, msg: string) => void }
   }
   const q = startQuietGc({
     timers: realTimers,
+    quietMs,
     cpuMicros: () => {
       const u = process.cpuUsage();
       return u.user + u.system;
@@ -142,6 +144,7 @@ export function registerProxy(program: Command, io: CliIO): void {
     .option('--gateway-port <port>', 'port of the east-west listener instead of 15443; 0 = any free port')
     .option('--cert-ttl <duration>', 'certificate lifetime to ask for (e.g. 24h, 30m, 20s); the CA may give less')
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests at shutdown', '5s')
+    .option('--compact-when-quiet <duration|off>', 'give memory back (a memory-reducing GC) once the sidecar has been quiet this long after traffic grew its heap; off also skips the one at ready (env ISLE_PROXY_QUIET_GC overrides)', '5m')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .option('--dns-port <port>', 'sidecar DNS proxy port, UDP and TCP on the workload address (mesh names from the control plane, the rest forwarded); 0 = off', String(DNS_PROXY_PORT))
     .option('--no-dns', 'do not run the DNS proxy')
@@ -201,6 +204,8 @@ export function registerProxy(program: Command, io: CliIO): void {
       };
       const certTtl = o.certTtl !== undefined ? seconds(o.certTtl, '--cert-ttl') : undefined;
       const drainTimeout = seconds(o.drainTimeout, '--drain-timeout');
+      const quietSetting = process.env['ISLE_PROXY_QUIET_GC'] ?? o.compactWhenQuiet;
+      const compactQuietMs = quietSetting === 'off' ? undefined : seconds(quietSetting, '--compact-when-quiet') * 1000;
       const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
       const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
       const health = o.health ?? formatHostPort(o.ip, 15021);
@@ -298,7 +303,7 @@ export function registerProxy(program: Command, io: CliIO): void {
         await uninstall();
         throw e;
       });
-      const quietGc = first === 'ready' ? await compactWhenQuiet({ debug: (obj, msg) => logger.debug({ component: 'memory', ...obj }, msg) }) : undefined;
+      const quietGc = first === 'ready' ? await compactWhenQuiet(compactQuietMs, { debug: (obj, msg) => logger.debug({ component: 'memory', ...obj }, msg) }) : undefined;
       if (first === 'ready') {
         await quietGc!.compactNow();
         io.out('ready\n');

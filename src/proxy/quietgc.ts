@@ -3,8 +3,8 @@
  * to its cap and its old space fills with promoted garbage; once traffic stops nothing
  * allocates, so V8 never runs the collection that would give those pages back, and the sidecar
  * sits ~15 MB above its idle size for as long as it stays quiet. This watches the process's own
- * CPU time and V8's committed heap: when a period was quiet and the heap has grown by more than
- * `slackBytes` since the last compaction, it compacts once (a memory-reducing GC). A quiet
+ * CPU time and V8's committed heap: when it has been quiet for `quietMs` and the heap has grown by
+ * more than `slackBytes` since the last compaction, it compacts once (a memory-reducing GC). A quiet
  * sidecar costs two cheap reads per period; a busy one is never collected from here (V8 runs its
  * own GCs while allocation goes on), and light steady traffic that does not grow the heap never
  * triggers it.
@@ -27,6 +27,12 @@ export interface QuietGcOptions {
   quietShare?: number;
   /** Heap growth since the last compaction that is worth one. */
   slackBytes?: number;
+  /**
+   * How long the process must have been quiet (consecutive quiet periods) before it compacts;
+   * at least one period. The compaction costs the next burst CPU (ADR 0141), so a sidecar
+   * between bursts a few seconds apart must not pay it.
+   */
+  quietMs?: number;
   /** Called after each compaction with what it took (ms) and the heap before and after. */
   onCompact?: (e: { tookMs: number; before: number; after: number }) => void;
 }
@@ -41,6 +47,8 @@ export function startQuietGc(o: QuietGcOptions): QuietGc {
   const period = o.periodMs ?? 2000;
   const quiet = (o.quietShare ?? 0.02) * period * 1000;
   const slack = o.slackBytes ?? 2 * 1048576;
+  const quietPeriods = Math.max(1, Math.ceil((o.quietMs ?? period) / period));
+  let quietRun = 0;
   let lastCpu = o.cpuMicros();
   let baseline = o.heapBytes();
   let stopped = false;
@@ -64,9 +72,9 @@ export function startQuietGc(o: QuietGcOptions): QuietGc {
   };
   const tick = (): void => {
     const cpu = o.cpuMicros();
-    const wasQuiet = cpu - lastCpu < quiet;
+    quietRun = cpu - lastCpu < quiet ? quietRun + 1 : 0;
     lastCpu = cpu;
-    if (wasQuiet && o.heapBytes() > baseline + slack) void compact().then(schedule, schedule);
+    if (quietRun >= quietPeriods && o.heapBytes() > baseline + slack) void compact().then(schedule, schedule);
     else schedule();
   };
   schedule();

@@ -190,6 +190,9 @@ describe('isle proxy end to end', () => {
     const badIp = await runIsle([...base.map((a) => (a === '127.1.77.30' ? 'not-an-ip' : a)), '--token', token]);
     assert.equal(badIp.code, 2);
     assert.match(badIp.stderr, /--ip: "not-an-ip" is not an IP address/);
+    const badQuiet = await runIsle([...base, '--token', token, '--compact-when-quiet', 'soon']);
+    assert.equal(badQuiet.code, 2);
+    assert.match(badQuiet.stderr, /^isle: --compact-when-quiet: invalid duration "soon"/m);
     // A token for another identity: the certificate service refuses it.
     const other = await runIsle([...base.map((a) => (a === 'sleep' ? 'someone-else' : a)), '--token', token]);
     assert.equal(other.code, 2);

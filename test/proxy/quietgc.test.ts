@@ -6,7 +6,7 @@ import { startQuietGc } from '../../src/proxy/quietgc.js';
 const MB = 1048576;
 
 /** A fake process: CPU and heap move only when the test says so; compaction brings the heap back to `floor`. */
-function fixture() {
+function fixture(extra: { quietMs?: number } = {}) {
   const timers = new ManualTimers();
   const s = { cpu: 0, heap: 10 * MB, floor: 10 * MB, compactions: 0 };
   const q = startQuietGc({
@@ -20,6 +20,7 @@ function fixture() {
     periodMs: 1000,
     quietShare: 0.02,
     slackBytes: 2 * MB,
+    ...extra,
   });
   // Lets the compaction's promise settle before the next period.
   const period = async (cpuMs: number, heapMb?: number) => {
@@ -64,4 +65,19 @@ test('compactNow sets the baseline; stop ends the periods', async () => {
   assert.equal(s.compactions, 1);
   q.stop();
   assert.equal(timers.size, 0);
+});
+
+test('with quietMs it waits for that long a quiet stretch; activity starts the wait again', async () => {
+  const { s, q, period } = fixture({ quietMs: 3000 });
+  await period(500, 25);
+  await period(0);
+  await period(0);
+  assert.equal(s.compactions, 0, 'two quiet periods are not three seconds');
+  await period(200); // a burst a few seconds after the last one
+  await period(0);
+  await period(0);
+  assert.equal(s.compactions, 0, 'the burst started the wait again');
+  await period(0);
+  assert.equal(s.compactions, 1, 'three quiet periods in a row');
+  q.stop();
 });
