@@ -18,6 +18,7 @@ import { formatHostPort, parseHostPort } from '../config/hostport.js';
 import { controlPlaneTarget } from '../mesh/target.js';
 import { DirectorySource, type DirectorySourceOptions } from '../config/sources/directory.js';
 import { CredentialStore } from './credentials.js';
+import { listenGrpc } from './grpclisten.js';
 import { undefinedSubsets } from '../generate/virtualservice.js';
 import { gatewayProblems } from '../generate/ingress.js';
 import { ConfigStore } from '../config/store.js';
@@ -148,20 +149,6 @@ export function parseListenAddress(addr: string, flag: string): { host: string; 
   const hp = parseHostPort(addr, { allowZero: true });
   if (!hp) throw new IsleError('ERR_USAGE', `${flag}: invalid address ${JSON.stringify(addr)} (use host:port, e.g. 127.0.0.1:15012; port 0 picks a free one)`);
   return { host: hp.host, port: hp.port };
-}
-
-function bindGrpc(server: grpc.Server, host: string, port: number, creds: grpc.ServerCredentials, what: string): Promise<string> {
-  const addr = formatHostPort(host, port);
-  return new Promise((resolve, reject) =>
-    server.bindAsync(addr, creds, (err, bound) => {
-      if (err) {
-        const inUse = /EADDRINUSE/.test(err.message);
-        reject(new IsleError('ERR_USAGE', `cannot listen on ${addr} (${what}): ${inUse ? 'address already in use' : err.message}`));
-      } else {
-        resolve(formatHostPort(host, bound));
-      }
-    }),
-  );
 }
 
 /** The IP of a gateway-mode proxy from its node id (`router~<ip>~…`, see proxy.ts), else undefined. */
@@ -581,9 +568,15 @@ export class ControlPlane {
     this.centralLink.start();
   }
 
+  private async bindGrpc(server: grpc.Server, host: string, port: number, creds: grpc.ServerCredentials, what: string): Promise<string> {
+    const l = await listenGrpc(server, host, port, creds, what, (e) => this.logger.warn({ err: e, listener: what }, 'accepting a connection failed'));
+    this.offs.push(() => l.close());
+    return l.address;
+  }
+
   private async listen(servers: GrpcServers, addrs: ListenAddresses): Promise<void> {
     const creds = grpcServerCredentials({ serverCert: this.serverCert, rootBundle: this.ca.rootBundlePem, requireClientCert: false });
-    this.addresses.grpc = await bindGrpc(servers.main, addrs.grpc.host, addrs.grpc.port, creds, 'xDS + CA, mTLS');
+    this.addresses.grpc = await this.bindGrpc(servers.main, addrs.grpc.host, addrs.grpc.port, creds, 'xDS + CA, mTLS');
     // Only bound listeners can be watched: a peer or remote under another root is logged here.
     const peerLog = this.logger.child({ component: 'peering' });
     this.offs.push(observeTlsFailures(servers.main, (f) => peerLog.warn({ remote: f.remote }, describeServerTlsFailure(f))));
@@ -599,7 +592,7 @@ export class ControlPlane {
     });
     this.offs.push(() => this.portGuard?.close());
     if (servers.plaintext && addrs.plaintext) {
-      this.addresses.plaintext = await bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
+      this.addresses.plaintext = await this.bindGrpc(servers.plaintext, addrs.plaintext.host, addrs.plaintext.port, grpc.ServerCredentials.createInsecure(), 'plaintext xDS');
       this.logger.warn({ address: this.addresses.plaintext }, 'plaintext xDS enabled: it trusts node metadata (tests and benchmarks only)');
     }
   }
