@@ -171,7 +171,7 @@ export class DebugServer {
       case '/debug/remoteclusterz':
         return this.send(res, 200, s.remoteClusters?.() ?? { remoteClusters: [], subscribers: [] }, pretty);
       case '/debug/push_status':
-        return this.send(res, 200, { pushContext: s.pusher.pushContext.version, busy: s.pusher.busy, writes: xdsWrites(s.xdsServers), recent: s.pusher.recentPushes() }, pretty);
+        return this.send(res, 200, { pushContext: s.pusher.pushContext.version, busy: s.pusher.busy, writes: xdsCounts(s.xdsServers, 'writes'), reads: xdsCounts(s.xdsServers, 'reads'), recent: s.pusher.recentPushes() }, pretty);
       case '/debug/memory': {
         const gc = (globalThis as { gc?: () => void }).gc;
         if (gc) {
@@ -257,12 +257,16 @@ export class DebugServer {
   }
 }
 
-/** Responses written as shared parts vs copied whole by grpc-js, over every xDS listener (xds/directsend.ts). */
-function xdsWrites(servers: readonly { writes: { direct: number; copied: number } }[]): { direct: number; copied: number } {
+/**
+ * Summed over every xDS listener: responses written as shared parts vs copied whole by grpc-js
+ * (`writes`, xds/directsend.ts); streams read from the HTTP/2 chunks vs through grpc-js' decoder
+ * (`reads`, xds/directrecv.ts).
+ */
+function xdsCounts(servers: readonly XdsServer[], key: 'writes' | 'reads'): { direct: number; copied: number } {
   const w = { direct: 0, copied: 0 };
   for (const x of servers) {
-    w.direct += x.writes.direct;
-    w.copied += x.writes.copied;
+    w.direct += x[key].direct;
+    w.copied += x[key].copied;
   }
   return w;
 }

@@ -29,6 +29,7 @@ import { adsServiceDefinition } from './ads.js';
 import { diffTypeSnapshots, type ConfigWatcher, type TypeSnapshot, type XdsResource } from './cache.js';
 import { keepNames, NAMES_BYTES, shareNames, sharedNames, stepNames, type NamesBytes } from './sotwrequest.js';
 import { directWriter, type DirectWriter } from './directsend.js';
+import { directReader } from './directrecv.js';
 import { deltaAllBytes, deltaResourceBytes, PREENCODED, responseParts, sotwAllBytes, sotwResourceBytes, type Preencoded } from './preencoded.js';
 import type {
   AnyMsg,
@@ -195,6 +196,8 @@ export class XdsServer {
   private readonly noncePrefix = randomBytes(4).toString('hex') + '-';
   /** Responses written as shared parts (directsend.ts) vs serialized whole by grpc-js. */
   readonly writes = { direct: 0, copied: 0 };
+  /** Streams whose requests are read from the HTTP/2 chunks (directrecv.ts) vs through grpc-js' decoder. */
+  readonly reads = { direct: 0, copied: 0 };
 
   constructor(options: XdsServerOptions) {
     this.cache = options.cache;
@@ -392,7 +395,7 @@ class AdsStream {
       // the peer is only for logs
     }
     this.peer = peer;
-    call.on('data', (req: DiscoveryRequestMsg | DeltaDiscoveryRequestMsg) => {
+    const onRequest = (req: unknown): void => {
       try {
         if (protocol === 'sotw') this.onSotw(req as DiscoveryRequestMsg);
         else this.onDelta(req as DeltaDiscoveryRequestMsg);
@@ -400,7 +403,12 @@ class AdsStream {
         this.server.logger.error({ err: e, stream: id, node: this.node?.id }, 'xDS request handling failed');
         this.reject(grpc.status.INTERNAL, 'internal error handling the request');
       }
-    });
+    };
+    // Requests straight from the HTTP/2 chunks (directrecv.ts; handlers keep no request once they
+    // return); grpc-js' own path otherwise. The duplex is read either way: its end comes through it.
+    if (directReader(call, onRequest)) this.server.reads.direct++;
+    else this.server.reads.copied++;
+    call.on('data', onRequest);
     call.on('end', () => {
       // The proxy half-closed: finish our side too, with OK.
       this.shutdown('client ended the stream');

@@ -105,9 +105,12 @@ describe('certificate flow end to end: isle token create → CreateCertificate o
     const p = sim('delta', channel(plane.cp.addresses.grpc, { rootPem: root.certPem, cert }), sidecarNode(77));
     await waitUntil(() => inSync(plane.cp, p.id), 'the proxy syncs over mTLS with its new certificate');
     // Over mTLS too, responses go onto the HTTP/2 stream as shared parts, never copied whole (xds/directsend.ts).
-    const push = await getJson<{ writes: { direct: number; copied: number } }>(`${plane.debugUrl}/debug/push_status?pretty=false`);
+    // Requests are read from the HTTP/2 chunks too, not through grpc-js' decoder (xds/directrecv.ts).
+    const push = await getJson<{ writes: { direct: number; copied: number }; reads: { direct: number; copied: number } }>(`${plane.debugUrl}/debug/push_status?pretty=false`);
     assert.ok(push.body.writes.direct >= 5, JSON.stringify(push.body.writes));
     assert.equal(push.body.writes.copied, 0);
+    assert.ok(push.body.reads.direct >= 1, JSON.stringify(push.body.reads));
+    assert.equal(push.body.reads.copied, 0);
     assert.ok(plane.logs.some((l) => l.msg === 'certificate issued' && l['spiffeId'] === 'spiffe://cluster.local/ns/default/sa/sleep'));
     assert.ok(!JSON.stringify(plane.logs).includes(token), 'the token is never logged');
   });

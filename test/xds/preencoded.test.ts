@@ -78,5 +78,7 @@ test('server: streams sharing one snapshot send the same pre-encoded bytes, and 
   // Written as shared parts straight onto the HTTP/2 stream, not copied per stream through
   // grpc-js (directsend.ts); this fails if a grpc-js upgrade changes what directWriter relies on.
   assert.deepEqual(h.xds.writes, { direct: 8, copied: 0 });
+  // And their requests were read from the HTTP/2 chunks, not through grpc-js' decoder (directrecv.ts).
+  assert.deepEqual(h.xds.reads, { direct: 4, copied: 0 });
   for (const c of [...sotw, ...delta]) c.close();
 });
