@@ -159,7 +159,7 @@ export function sidecarNode(i: number, opts: { namespace?: string; serviceAccoun
 function edsNames(clusters: Record<string, unknown>[]): string[] {
   return clusters
     .filter((c) => c['type'] === 'EDS')
-    .map((c) => String((c['eds_cluster_config'] as { service_name?: string } | undefined)?.service_name ?? c['name']))
+    .map((c) => String((c['eds_cluster_config'] as { service_name?: string } | undefined)?.service_name || c['name']))
     .sort();
 }
 
