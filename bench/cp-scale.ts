@@ -271,7 +271,11 @@ async function runChanges(
     all.push(...r.latency.filter(Number.isFinite));
     missing += r.missing;
     for (let k = 0; k < r.bytes.length; k++) bytes[r.protocol[k]!].push(r.bytes[k]!);
-    log(`    ${kind} change ${i + 1}/${n}: p50 ${fmt(percentile(r.latency, 50))} ms, p99 ${fmt(percentile(r.latency, 99))} ms, missing ${r.missing}`);
+    const byProto = (p: string) => r.latency.filter((_, k) => r.protocol[k] === p);
+    log(
+      `    ${kind} change ${i + 1}/${n}: p50 ${fmt(percentile(r.latency, 50))} ms, p99 ${fmt(percentile(r.latency, 99))} ms, missing ${r.missing}` +
+        ` (p50 / p99 delta ${fmt(percentile(byProto('delta'), 50))} / ${fmt(percentile(byProto('delta'), 99))}, SotW ${fmt(percentile(byProto('sotw'), 50))} / ${fmt(percentile(byProto('sotw'), 99))})`,
+    );
     if (!pushed && i === 0 && r.missing === r.latency.length) break; // nothing reaches proxies: do not repeat
     if (clock() > deadline && i + 1 < n) {
       log(`    (time budget of this size spent: ${i + 1} of ${n} ${kind} changes measured)`);

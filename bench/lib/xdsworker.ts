@@ -59,6 +59,43 @@ function byName(ids: Iterable<number>): number[] {
   });
 }
 
+/** byName of a set, once per set: SotW proxies of a worker share the sets a repeated response makes (below). */
+const sortedOf = new WeakMap<ReadonlySet<number>, number[]>();
+function byNameOnce(ids: ReadonlySet<number>): number[] {
+  let v = sortedOf.get(ids);
+  if (!v) sortedOf.set(ids, (v = byName(ids)));
+  return v;
+}
+
+/**
+ * The last SotW CDS / LDS response of this worker, as what a proxy learns from it. Those responses
+ * are the whole state, and every sidecar of the mesh gets the same resources: 500 proxies of a
+ * worker each hashed the same thousand names into ids and rebuilt the same sets and maps, the
+ * largest cost of a worker in a DestinationRule change (each SotW proxy gets every cluster). A
+ * response whose resource bytes are equal to the last one's (one memcmp) is taken as the same:
+ * its sets and maps are shared by the proxies, which never change them in place (a SotW CDS or
+ * LDS response replaces them whole).
+ */
+interface WholeState {
+  bytes: Buffer;
+  have: Set<number>;
+  /** cluster → EDS name, or listener → route names. */
+  clusters?: Map<number, number>;
+  listeners?: Map<number, number[]>;
+  /** What the proxy then subscribes to (EDS or RDS names), one set for all. */
+  want: Set<number>;
+}
+const wholeState = new Map<string, WholeState>();
+
+/** The bytes of the resources of the scanned response (first name to last value), or undefined when one lacks either. */
+function resourcesRegion(b: Buffer): Buffer | undefined {
+  const r = scan.res;
+  const n = scan.count;
+  if (n === 0 || r[0]! < 0 || r[4 * (n - 1) + 3]! < 0) return undefined;
+  for (let k = 0; k < 4 * n; k += 4) if (r[k]! < 0 || r[k + 2]! < 0) return undefined;
+  return b.subarray(r[0]!, r[4 * (n - 1) + 3]!);
+}
+
 /** cluster name → its EDS service name, or −1 when it is not an EDS cluster (decoded once per worker). */
 const edsOf = new Map<number, number>();
 /** listener name + bytes length → route config names (decoded once per listener shape). */
@@ -126,6 +163,13 @@ class Proxy {
   private clusters = new Map<number, number>();
   private listeners = new Map<number, number[]>();
   private eds = new Set<number>();
+  /**
+   * Delta: how many clusters name each EDS name, and the names that came or went with the response
+   * being handled. A delta CDS response carries the clusters that changed; walking all thousand to
+   * find the EDS names (and diffing the sets) per response was most of a delta worker's time.
+   */
+  private edsRefs = new Map<number, number>();
+  private edsMoved: { added: number[]; removed: number[] } | undefined;
   private rds = new Set<number>();
   /** What a SotW ACK of EDS / RDS names (the subscription in the order it was learnt), encoded once per change of it. */
   private edsAck: Buffer | undefined;
@@ -153,6 +197,8 @@ class Proxy {
     this.nodeField ??= (m.requestSerialize as (v: unknown) => Buffer)({ node: this.spec.node as NodeMsg });
     this.have = new Map();
     this.clusters = new Map();
+    this.edsRefs = new Map();
+    this.edsMoved = undefined;
     this.listeners = new Map();
     this.eds = new Set();
     this.rds = new Set();
@@ -225,7 +271,7 @@ class Proxy {
       const id = r[k]! < 0 ? NO_NAME : names.idOf(b, r[k]!, r[k + 1]!);
       have.add(id);
       if (id === watched) seen = true;
-      if (t === CLUSTER_TYPE) this.clusters.set(id, edsName(id, b, r[k + 2]!, r[k + 3]!));
+      if (t === CLUSTER_TYPE) this.setCluster(id, edsName(id, b, r[k + 2]!, r[k + 3]!));
       if (t === LISTENER_TYPE) this.listeners.set(id, routeNames(id, b, r[k + 2]!, r[k + 3]!));
     }
     return seen;
@@ -239,7 +285,7 @@ class Proxy {
     for (let k = 0; k < 2 * scan.removedCount; k += 2) {
       const id = names.idOf(b, scan.removed[k]!, scan.removed[k + 1]!);
       have.delete(id);
-      if (t === CLUSTER_TYPE) this.clusters.delete(id);
+      if (t === CLUSTER_TYPE) this.setCluster(id, undefined);
       if (t === LISTENER_TYPE) this.listeners.delete(id);
     }
     this.call!.write(deltaRequest(this.node(), t, EMPTY, EMPTY, scan.nonce));
@@ -249,11 +295,30 @@ class Proxy {
   private onSotw(b: Buffer): void {
     const t = scan.typeUrl;
     // LDS/CDS responses are the whole state; EDS/RDS/SDS ones may carry only what changed.
-    let have = this.have.get(t);
-    if (!have || t === CLUSTER_TYPE || t === LISTENER_TYPE) this.have.set(t, (have = new Set()));
-    if (t === CLUSTER_TYPE) this.clusters.clear();
-    if (t === LISTENER_TYPE) this.listeners.clear();
-    const seen = this.take(b, t, have);
+    const whole = t === CLUSTER_TYPE || t === LISTENER_TYPE;
+    const region = whole ? resourcesRegion(b) : undefined;
+    const known = region ? wholeState.get(t) : undefined;
+    let seen: boolean;
+    if (known && known.bytes.equals(region!)) {
+      // The worker's last response of this type had these very resources: share what it taught.
+      this.have.set(t, known.have);
+      if (known.clusters) this.clusters = known.clusters;
+      if (known.listeners) this.listeners = known.listeners;
+      const watched = this.watchedName(t);
+      seen = watched === -1 || known.have.has(watched);
+    } else {
+      let have = this.have.get(t);
+      if (!have || whole) this.have.set(t, (have = new Set()));
+      if (t === CLUSTER_TYPE) this.clusters = new Map();
+      if (t === LISTENER_TYPE) this.listeners = new Map();
+      seen = this.take(b, t, have);
+      if (region) {
+        const st: WholeState = { bytes: Buffer.from(region), have, want: this.wanted(t) };
+        if (t === CLUSTER_TYPE) st.clusters = this.clusters;
+        else st.listeners = this.listeners;
+        wholeState.set(t, st);
+      }
+    }
     this.versions.set(t, scan.version);
     this.nonces.set(t, scan.nonce);
     const sub =
@@ -262,20 +327,61 @@ class Proxy {
     this.after(t, seen);
   }
 
+  /** cluster → EDS name (−1: not EDS; undefined: removed); delta proxies count the names' references. */
+  private setCluster(id: number, eds: number | undefined): void {
+    const prev = this.clusters.get(id);
+    if (eds === undefined) this.clusters.delete(id);
+    else this.clusters.set(id, eds);
+    if (this.protocol !== 'delta' || prev === eds) return;
+    const moved = (this.edsMoved ??= { added: [], removed: [] });
+    if (prev !== undefined && prev >= 0) {
+      const n = this.edsRefs.get(prev)! - 1;
+      if (n > 0) this.edsRefs.set(prev, n);
+      else {
+        this.edsRefs.delete(prev);
+        moved.removed.push(prev);
+      }
+    }
+    if (eds !== undefined && eds >= 0) {
+      const n = this.edsRefs.get(eds) ?? 0;
+      this.edsRefs.set(eds, n + 1);
+      if (n === 0) moved.added.push(eds);
+    }
+  }
+
+  /** The EDS (after CDS) or RDS (after LDS) names the proxy's clusters or listeners name. */
+  private wanted(t: string): Set<number> {
+    const known = this.protocol === 'sotw' ? wholeState.get(t) : undefined;
+    if (known && (known.clusters ?? known.listeners) === (t === CLUSTER_TYPE ? this.clusters : this.listeners)) return known.want;
+    const want = new Set<number>();
+    if (t === CLUSTER_TYPE) for (const v of this.clusters.values()) v >= 0 && want.add(v);
+    else for (const v of this.listeners.values()) for (const n of v) want.add(n);
+    return want;
+  }
+
   private after(t: string, seen: boolean): void {
-    if (t === CLUSTER_TYPE) {
-      const want = new Set<number>();
-      for (const v of this.clusters.values()) if (v >= 0) want.add(v);
-      if (!sameSet(want, this.eds)) {
+    if (t === CLUSTER_TYPE && this.protocol === 'delta') {
+      const m = this.edsMoved;
+      this.edsMoved = undefined;
+      // A name dropped and named again within one response is neither.
+      const added = m ? [...new Set(m.added)].filter((n) => this.edsRefs.has(n) && !this.eds.has(n)) : [];
+      const removed = m ? [...new Set(m.removed)].filter((n) => !this.edsRefs.has(n) && this.eds.has(n)) : [];
+      if (added.length > 0 || removed.length > 0) {
+        for (const n of added) this.eds.add(n);
+        for (const n of removed) this.eds.delete(n);
+        this.call!.write(deltaRequest(this.node(), ENDPOINT_TYPE, namesField(3, added), namesField(4, removed)));
+      }
+    } else if (t === CLUSTER_TYPE) {
+      const want = this.wanted(t);
+      if (want !== this.eds && !sameSet(want, this.eds)) {
         this.follow(ENDPOINT_TYPE, this.eds, want);
         this.eds = want;
         this.edsAck = undefined;
       }
     }
     if (t === LISTENER_TYPE) {
-      const want = new Set<number>();
-      for (const v of this.listeners.values()) for (const n of v) want.add(n);
-      if (!sameSet(want, this.rds)) {
+      const want = this.wanted(t);
+      if (want !== this.rds && !sameSet(want, this.rds)) {
         this.follow(ROUTE_TYPE, this.rds, want);
         this.rds = want;
         this.rdsAck = undefined;
@@ -293,7 +399,7 @@ class Proxy {
 
   private follow(type: string, old: Set<number>, want: Set<number>): void {
     if (this.protocol === 'sotw') {
-      this.subscribe(type, byName(want));
+      this.subscribe(type, byNameOnce(want));
       return;
     }
     const add = [...want].filter((n) => !old.has(n));
