@@ -354,8 +354,9 @@ class Proxy {
     const known = this.protocol === 'sotw' ? wholeState.get(t) : undefined;
     if (known && (known.clusters ?? known.listeners) === (t === CLUSTER_TYPE ? this.clusters : this.listeners)) return known.want;
     const want = new Set<number>();
-    if (t === CLUSTER_TYPE) for (const v of this.clusters.values()) v >= 0 && want.add(v);
-    else for (const v of this.listeners.values()) for (const n of v) want.add(n);
+    if (t === CLUSTER_TYPE) {
+      for (const v of this.clusters.values()) if (v >= 0) want.add(v);
+    } else for (const v of this.listeners.values()) for (const n of v) want.add(n);
     return want;
   }
 
