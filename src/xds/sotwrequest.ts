@@ -28,7 +28,8 @@ export interface NamesBytes {
 }
 
 const FULL_NAME = 'envoy.service.discovery.v3.DiscoveryRequest';
-const NAMES_FIELD = 3;
+/** The tag of a resource_names entry: field 3, length-delimited. */
+const NAMES_TAG = (3 << 3) | 2;
 
 interface Split {
   /** Every other field's bytes, in order. */
@@ -37,37 +38,69 @@ interface Split {
   namesBytes: Buffer;
 }
 
+/** A varint at `b[i]`: [value, next offset], or undefined past the end or beyond 2^53. */
+function varint(b: Buffer, i: number): [number, number] | undefined {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    if (i >= b.length || mul > 2 ** 49) return undefined;
+    const x = b[i++]!;
+    v += (x & 0x7f) * mul;
+    if ((x & 0x80) === 0) return [v, i];
+    mul *= 128;
+  }
+}
+
 /**
  * Top-level fields of `b`; undefined when the bytes are not a well-formed message (the full decoder
- * says why). Allocates per field other than the names only: an ACK's thousand names cost a scan.
+ * says why). Allocates per field other than the names only: an ACK's thousand names cost a scan,
+ * a byte loop here (protobufjs' Reader, a call per varint and per skip, was 5 % of a
+ * DestinationRule push at 2,000 proxies, ADR 0135).
  */
 function split(b: Buffer): Split | undefined {
   const rest: Buffer[] = [];
   const runs: Buffer[] = [];
   let runStart = -1;
-  const r = protobuf.Reader.create(b);
-  try {
-    while (r.pos < r.len) {
-      const start = r.pos;
-      const tag = r.uint32();
-      const field = tag >>> 3;
-      const wire = tag & 7;
+  let i = 0;
+  while (i < b.length) {
+    const start = i;
+    let tag: number;
+    // A names entry: one-byte tag (field 3, length-delimited) and, for names under 128 bytes, a one-byte length.
+    if (b[i] === NAMES_TAG && i + 1 < b.length && b[i + 1]! < 0x80) {
+      tag = NAMES_TAG;
+      i += 2 + b[i + 1]!;
+      if (i > b.length) return undefined;
+    } else {
+      const t = varint(b, i);
+      if (!t) return undefined;
+      tag = t[0];
+      i = t[1];
+      const field = Math.floor(tag / 8);
+      const wire = tag % 8;
       // Groups (3, 4) are left to the full decoder, like anything else unusual.
-      if (field === 0 || wire === 3 || wire === 4) return undefined;
-      r.skipType(wire);
-      if (field === NAMES_FIELD && wire === 2) {
-        if (runStart < 0) runStart = start;
-      } else {
-        if (runStart >= 0) runs.push(b.subarray(runStart, start));
-        runStart = -1;
-        rest.push(b.subarray(start, r.pos));
+      if (field === 0 || wire === 3 || wire === 4 || wire > 5) return undefined;
+      if (wire === 0) {
+        const v = varint(b, i);
+        if (!v) return undefined;
+        i = v[1];
+      } else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else {
+        const n = varint(b, i);
+        if (!n) return undefined;
+        i = n[1] + n[0];
       }
+      if (i > b.length) return undefined;
     }
-  } catch {
-    // Truncated or an invalid wire type: the full decoder reports it.
-    return undefined;
+    if (tag === NAMES_TAG) {
+      if (runStart < 0) runStart = start;
+    } else {
+      if (runStart >= 0) runs.push(b.subarray(runStart, start));
+      runStart = -1;
+      rest.push(b.subarray(start, i));
+    }
   }
-  if (runStart >= 0) runs.push(b.subarray(runStart, r.pos));
+  if (runStart >= 0) runs.push(b.subarray(runStart, i));
   return { rest, namesBytes: runs.length === 1 ? runs[0]! : Buffer.concat(runs) };
 }
 

@@ -23,6 +23,8 @@ test('decodes every field exactly as the validating codec does', () => {
     },
     { type_url: ENDPOINT_TYPE },
     {},
+    // Names and fields of 128 bytes or more: lengths of two bytes (the scan's slower path).
+    { type_url: ENDPOINT_TYPE, resource_names: ['x'.repeat(200), 'y', 'z'.repeat(128), 'w'.repeat(127)], version_info: 'v'.repeat(300) },
   ];
   for (const c of cases) {
     const b = enc(c);
