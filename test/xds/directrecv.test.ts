@@ -130,3 +130,35 @@ test('directrecv: gzip-compressed requests from grpc-js are decompressed and ser
   await waitUntil(() => h.xds.status().find((p) => p.node.id === 'gz')?.types[0]?.versionAcked === 'e1', 'the compressed ACK');
   assert.deepEqual(h.xds.reads, { direct: 1, copied: 0 });
 });
+
+test('directrecv: two streams assembling large requests at the same time each get their own names', async (t) => {
+  const h = await startServer({ address: ADDRESS });
+  t.after(() => h.close());
+  const a = names(2500);
+  const b = names(2600).map((n) => n.replace('service-', 'other-'));
+  for (const [id, ns] of [['a', a], ['b', b]] as const) {
+    h.cache.setResources(id, ENDPOINT_TYPE, 'e1', typeSnapshot('e1', ns.map((n, i) => endpoints(n, [`10.3.${i >> 8}.${i & 255}`]))));
+  }
+  const sa = rawStream(h);
+  const sb = rawStream(h);
+  t.after(() => sa.close());
+  t.after(() => sb.close());
+  const fa = frame(request('a', ENDPOINT_TYPE, a));
+  const fb = frame(request('b', ENDPOINT_TYPE, b));
+  // Halves interleaved: both messages are half-assembled (each in a pooled buffer) at once.
+  const half = (f: Buffer, k: 0 | 1) => (k === 0 ? f.subarray(0, f.length >> 1) : f.subarray(f.length >> 1));
+  await sa.write(half(fa, 0));
+  await sb.write(half(fb, 0));
+  await waitUntil(() => h.xds.streamCount() === 2, 'both streams open');
+  await sa.write(half(fa, 1));
+  await sb.write(half(fb, 1));
+  await waitUntil(() => sa.responses.length > 0 && sb.responses.length > 0, 'both answered');
+  const subscribed = (id: string) => h.xds.status().find((p) => p.node.id === id)!.types.find((x) => x.typeUrl === ENDPOINT_TYPE)!.names;
+  assert.deepEqual([...subscribed('a')].sort(), [...a].sort());
+  assert.deepEqual([...subscribed('b')].sort(), [...b].sort());
+  assert.equal(sa.responses[0]!.resources.length, a.length);
+  assert.equal(sb.responses[0]!.resources.length, b.length);
+  // The pooled buffers went back: the next requests (ACKs repeating the names) are read as well.
+  await sa.write(frame(request('a', ENDPOINT_TYPE, a, { response_nonce: sa.responses[0]!.nonce, version_info: 'e1' })));
+  await waitUntil(() => h.xds.status().find((p) => p.node.id === 'a')!.types[0]!.versionAcked === 'e1', 'the ACK of a');
+});
