@@ -6,6 +6,7 @@
  * the old graph or the new one. Listeners are then started (new names), replaced (address or kind
  * changed) or drained (gone), by name. Outlier state is kept for endpoints that persist.
  */
+import { muxFromEnv } from './mux/frame.js';
 import { flushTracing } from './tracing/tracer.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -48,7 +49,13 @@ export interface RuntimeOptions {
   capture?: { inboundAddress: string; inboundPort: number; sniffTimeoutMs?: number };
   /** Called once per listener bound. */
   onListener?: (name: string, role: ListenerRole, address: AddressInfo) => void;
+  /**
+   * isle-mux/1 between Isle sidecars (ADR 0138): offered on mTLS HTTP/1.1 upstreams and accepted
+   * on inbound mTLS chains. Default: on unless the environment says `ISLE_PROXY_MUX=off`.
+   */
+  mux?: boolean;
 }
+
 
 export interface ApplyReport {
   started: string[];
@@ -128,7 +135,9 @@ export class ProxyRuntime {
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    const mux = opts.mux ?? muxFromEnv();
     this.pools = new UpstreamPools({
+      mux,
       stats: opts.stats,
       secrets: () => this.graph.secrets,
       onResult: (cluster, endpoint, result) => this.reportResult(cluster.name, endpoint.key, result),
@@ -141,6 +150,7 @@ export class ProxyRuntime {
       random: this.random,
       log: (m) => this.log.warn(m),
       rateLimitClients: new RateLimitClients(this.pick),
+      mux,
       ...(opts.identity ? { identity: opts.identity } : {}),
     };
   }
@@ -333,6 +343,8 @@ export class ProxyRuntime {
       lines.push(`${name}::tls::${c.tls ? `mtls sni=${c.tls.sni ?? ''}` : 'none'}`);
       const pool = pools.get(name);
       if (pool) lines.push(`${name}::pool::connections=${pool.connections},idle=${pool.idle},inflight=${pool.inflight}`);
+      // isle-mux/1 (ADR 0138): connections to peer sidecars, and endpoints that answered HTTP/1.1.
+      if (pool?.mux) lines.push(`${name}::isle_mux::connections=${pool.mux.connections},http1_endpoints=${pool.mux.http1Endpoints}`);
       st.outlier?.advance();
       const outlier = new Map((st.outlier?.snapshot() ?? []).map((h) => [h.key, h]));
       for (const p of st.endpoints.priorities) {

@@ -82,6 +82,8 @@ describe('isle proxy end to end', () => {
     // Admin: /clusters lists the endpoint with its health; /ready; stats count the request.
     const clusters = await getText(`${sleep.admin}/clusters`);
     assert.match(clusters.text, new RegExp(`${HELLO_CLUSTER.replace(/\|/g, '\\|')}::${HELLO_IP}:5000::health_flags::healthy`));
+    // The two sidecars spoke isle-mux/1 (ADR 0138), not HTTP/1.1.
+    assert.match(clusters.text, new RegExp(`${HELLO_CLUSTER.replace(/\|/g, '\\|')}::isle_mux::connections=\\d+,http1_endpoints=0`));
     assert.match(clusters.text, /::priority::0/);
     assert.equal((await getText(`${sleep.admin}/ready`)).status, 200);
     assert.equal((await getText(`${sleep.health}/healthz/ready`)).status, 200);

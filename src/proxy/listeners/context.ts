@@ -95,6 +95,8 @@ export interface ListenerDeps {
   /** The RBAC filter slot (AuthorizationPolicy); absent: every request is allowed. */
   authorize?: HttpAuthorizer;
   log?: (msg: string) => void;
+  /** isle-mux/1 between Isle sidecars (ADR 0138): offered upstream, accepted on inbound mTLS. Default: `muxFromEnv()`. */
+  mux?: boolean;
   /** Clients of the global rate limit service (envoy.filters.http.ratelimit); absent: made on first use. */
   rateLimitClients?: RateLimitClients;
 }

@@ -29,6 +29,8 @@ import { Http1Server } from '../http1/server.js';
 import { Http2Engine, type H2Exchange } from '../http2/server.js';
 import type { HeadError, RequestHead } from '../http1/head.js';
 import type { InflightTracker } from '../net/drain.js';
+import { MUX_ALPN } from '../mux/frame.js';
+import { MuxEngine, type MuxExchange } from '../mux/server.js';
 import { route as defaultRoute, type RouteResult } from '../routing/router.js';
 import type { RouteRequest } from '../routing/match.js';
 import type { ConnInfo, ListenerDeps } from './context.js';
@@ -52,38 +54,44 @@ export interface HcmHandlerOptions {
  * The HTTP engine of a listener: serves connections handed to it with `serve(socket)`, picking
  * the codec as Envoy's `codec_type: AUTO` does: ALPN `h2` on TLS, else the HTTP/2 preface
  * (prior knowledge), else HTTP/1.1. `HTTP1` refuses the preface with a 400 that says why;
- * `HTTP2` speaks only HTTP/2.
+ * `HTTP2` speaks only HTTP/2. ALPN `isle-mux/1` (only ever selected between Isle sidecars, ADR
+ * 0138) multiplexes HTTP/1.1 exchanges on one connection.
  */
 export class HcmEngine {
   readonly http1: Http1Server;
   readonly http2: Http2Engine;
+  readonly mux: MuxEngine;
 
   constructor(private readonly opts: HcmHandlerOptions) {
     const { deps } = opts;
     const take = (socket: Socket): void => this.http2.serve(socket);
+    const onProtocolError = (socket: Socket, err: HeadError): void => {
+      const conn = opts.connInfo(socket);
+      deps.stats.recordRequest({ reporter: conn?.direction === 'INBOUND' ? 'destination' : 'source', responseCode: err.error, responseFlags: 'DPE', durationMs: 0 });
+      deps.log?.(`isle proxy: ${conn?.listener ?? 'listener'}: refused a request: ${err.error} ${err.reason}`);
+    };
     this.http1 = new Http1Server({
       onExchange: (ex) => {
         const conn = opts.connInfo(ex.socket);
         if (!conn) return void ex.socket.destroy();
         handleRequest(deps, conn, ex.head, ex, opts.inflight.begin());
       },
-      onProtocolError: (socket, err: HeadError) => {
-        const conn = opts.connInfo(socket);
-        deps.stats.recordRequest({ reporter: conn?.direction === 'INBOUND' ? 'destination' : 'source', responseCode: err.error, responseFlags: 'DPE', durationMs: 0 });
-        deps.log?.(`isle proxy: ${conn?.listener ?? 'listener'}: refused a request: ${err.error} ${err.reason}`);
-      },
+      onProtocolError,
       http2Taker: (socket) => (opts.connInfo(socket)?.hcm.codecType === 'HTTP1' ? undefined : take),
     });
     this.http2 = new Http2Engine({ onStream: (ex, socket) => this.onStream(ex, socket) });
+    this.mux = new MuxEngine({ onStream: (ex, socket) => this.onStream(ex, socket), onProtocolError });
   }
 
   serve(socket: Socket): void {
     const codec = this.opts.connInfo(socket)?.hcm.codecType;
-    if (codec === 'HTTP2' || (codec !== 'HTTP1' && (socket as Partial<TLSSocket>).alpnProtocol === 'h2')) this.http2.serve(socket);
+    const alpn = (socket as Partial<TLSSocket>).alpnProtocol;
+    if (alpn === MUX_ALPN && codec !== 'HTTP2') this.mux.serve(socket);
+    else if (codec === 'HTTP2' || (codec !== 'HTTP1' && alpn === 'h2')) this.http2.serve(socket);
     else this.http1.serve(socket);
   }
 
-  private onStream(ex: H2Exchange, socket: Socket): void {
+  private onStream(ex: H2Exchange | MuxExchange, socket: Socket): void {
     const conn = this.opts.connInfo(socket);
     if (!conn) return ex.reset();
     if (ex.method === 'CONNECT') {
@@ -97,16 +105,19 @@ export class HcmEngine {
   close(): void {
     this.http1.close();
     this.http2.close();
+    this.mux.close();
   }
 
   closeIdleConnections(): void {
     this.http1.closeIdleConnections();
     this.http2.closeIdleConnections();
+    this.mux.closeIdleConnections();
   }
 
   closeAllConnections(): void {
     this.http1.closeAllConnections();
     this.http2.closeAllConnections();
+    this.mux.closeAllConnections();
   }
 }
 

@@ -16,6 +16,7 @@ import { peekClientHello } from '../net/clienthello.js';
 import { drain, InflightTracker, SocketSet, type DrainOptions, type DrainResult } from '../net/drain.js';
 import { downstreamTlsSettings, ownSpiffeId, peerSpiffeId, resolveCertificate, sansMatch, TlsMaterialError, type DownstreamTlsSettings } from '../net/tls.js';
 import type { ListenerDeps } from './context.js';
+import { muxFromEnv } from '../mux/frame.js';
 import { needsClientHello, selectFilterChain, type ConnectionFacts } from './chains.js';
 import { localPeerOf, peerDecoderOf } from '../filters/stats.js';
 import { createHcmServer, type ConnInfo } from './http.js';
@@ -147,7 +148,9 @@ export class InboundListener {
 
   /** One tls.Server per chain and certificate version: rotation gives new handshakes the new cert. */
   private tlsServer(chain: FilterChainModel): TlsServerEntry {
-    const settings = downstreamTlsSettings(chain.tls!, this.deps.config().secrets);
+    // isle-mux/1 only where an HTTP connection manager can take HTTP/1.1 (ADR 0138).
+    const mux = (this.deps.mux ?? muxFromEnv()) && chain.filter.kind === 'http' && chain.filter.hcm.codecType !== 'HTTP2';
+    const settings = downstreamTlsSettings(chain.tls!, this.deps.config().secrets, mux);
     const cached = this.tlsServers.get(chain);
     if (cached && cached.id === settings.id) return cached;
     const server = tls.createServer({ ...settings.options, handshakeTimeout: this.opts.handshakeTimeoutMs ?? 10_000 });

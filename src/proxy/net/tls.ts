@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { parseSubjectAltName, spiffeIdFromCert } from '../../pki/spiffe.js';
+import { MUX_ALPN } from '../mux/frame.js';
 import { matchString } from '../routing/match.js';
 import type {
   DataSourceModel,
@@ -182,8 +183,22 @@ export function alpnSelector(ours: readonly string[]): ((a: { protocols: string[
   return ({ protocols }) => ours.find((p) => protocols.includes(p)) ?? protocols[0];
 }
 
-/** Server-side options for a filter chain's DownstreamTlsContext. */
-export function downstreamTlsSettings(t: DownstreamTlsModel, secrets: Secrets): DownstreamTlsSettings {
+/**
+ * `alpnSelector` for a chain that also speaks `isle-mux/1` (ADR 0138): chosen only when the client
+ * offers it (an Isle sidecar); any other client gets exactly the choice it got before. Only for
+ * chains that negotiate ALPN at all (Isle's inbound HTTP chains say `h2, http/1.1`): without
+ * alpn_protocols a server negotiates nothing, which a callback cannot reproduce for the others.
+ */
+export function muxAlpnSelector(ours: readonly string[]): (a: { protocols: string[] }) => string | undefined {
+  const other = alpnSelector(ours)!;
+  return (a) => (a.protocols.includes(MUX_ALPN) ? MUX_ALPN : other(a));
+}
+
+/**
+ * Server-side options for a filter chain's DownstreamTlsContext. `mux`: the chain's HTTP
+ * connection manager can serve `isle-mux/1` from a peer sidecar.
+ */
+export function downstreamTlsSettings(t: DownstreamTlsModel, secrets: Secrets, mux = false): DownstreamTlsSettings {
   const first = t.certificates[0];
   if (!first) throw new TlsMaterialError('filter chain TLS has no certificate');
   const cert = resolveCertificate(first, secrets);
@@ -201,7 +216,7 @@ export function downstreamTlsSettings(t: DownstreamTlsModel, secrets: Secrets): 
       // learns the peer identity; refuse unverified ones only when it is required.
       requestCert: verify || t.requireClientCertificate,
       rejectUnauthorized: t.requireClientCertificate,
-      ...(t.alpnProtocols.length ? { ALPNCallback: alpnSelector(t.alpnProtocols) } : {}),
+      ...(t.alpnProtocols.length ? { ALPNCallback: mux ? muxAlpnSelector(t.alpnProtocols) : alpnSelector(t.alpnProtocols) } : {}),
     },
     matchSans,
     requireClientCert: t.requireClientCertificate,

@@ -21,6 +21,8 @@ import type { ClusterModel, EndpointModel } from '../model.js';
 import { cachedUpstreamTlsSettings, TlsMaterialError, upstreamPeerSpiffeId, type Secrets } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
+import { MuxClusterPool } from './muxpool.js';
+import { muxFromEnv } from '../mux/frame.js';
 import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 
 export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
@@ -35,6 +37,8 @@ export interface PoolOptions {
    * keepAliveTimeout (5 s) so we rarely reuse a connection the app is just closing.
    */
   freeSocketTimeoutMs?: number;
+  /** Offer isle-mux/1 on mTLS HTTP/1.1 clusters (ADR 0138); peers that do not pick it get HTTP/1.1. Default: `muxFromEnv()`. */
+  mux?: boolean;
 }
 
 
@@ -69,9 +73,21 @@ class UpstreamConn implements BodyData {
     readonly key: string,
     endpoint: EndpointModel,
     connectTimeoutMs: number,
+    adopted?: tls.TLSSocket,
   ) {
     const p = pool;
     const onread = { buffer: READ_BUFFER, callback: (n: number, b: Uint8Array) => this.onRead(n, b) };
+    if (adopted) {
+      // A connection the mux pool opened to a peer that chose HTTP/1.1 (ADR 0138): already up
+      // and counted; it reads through 'data' (onread can only be given at connect).
+      this.socket = adopted;
+      adopted.on('data', (d: Buffer) => this.onData(d));
+      adopted.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
+      adopted.once('close', () => this.onClose());
+      this.connected = true;
+      this.peerId = upstreamPeerSpiffeId(adopted);
+      return;
+    }
     if (p.tlsOptions) {
       const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true, onread } as tls.ConnectionOptions);
       s.once('secureConnect', () => this.onConnected());
@@ -239,6 +255,21 @@ class ClusterPool extends ClusterPoolBase<UpstreamPools> {
   readonly waiters: Attempt[] = [];
   total = 0;
   readonly limits = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
+
+  /**
+   * Takes over a TLS connection that negotiated HTTP/1.1 for the mux pool (ADR 0138): it becomes
+   * an idle keep-alive connection of this pool (or serves a waiter).
+   */
+  adopt(socket: tls.TLSSocket, endpoint: EndpointModel): void {
+    this.total++;
+    const c = new UpstreamConn(this, endpoint.key, endpoint, 0, socket);
+    this.release(c, true);
+  }
+
+  /** One attempt on this pool (the mux pool's fallback; `UpstreamPools.send` does the bookkeeping first). */
+  send(req: UpstreamRequest, cluster: ClusterModel, endpoint: EndpointModel): Promise<AttemptOutcome> {
+    return new Attempt(this.owner, this, req, cluster, endpoint).run();
+  }
 
   acquire(a: Attempt): void {
     const key = a.endpointKey;
@@ -569,7 +600,7 @@ function onPerTryTimeout(a: Attempt): void {
 }
 
 
-type AnyPool = ClusterPool | H2ClusterPool;
+type AnyPool = ClusterPool | H2ClusterPool | MuxClusterPool;
 
 export class UpstreamPools {
   private readonly entries = new Map<string, AnyPool>();
@@ -577,7 +608,11 @@ export class UpstreamPools {
   /** By cluster name, across pool swaps: circuit breakers count the cluster, not one pool. */
   private readonly inflight = new Map<string, number>();
 
-  constructor(private readonly opts: PoolOptions) {}
+  private readonly mux: boolean;
+
+  constructor(private readonly opts: PoolOptions) {
+    this.mux = opts.mux ?? muxFromEnv();
+  }
 
   /** Drops pools of clusters that are gone; their in-flight requests finish first. */
   retain(clusters: ReadonlyMap<string, ClusterModel>): void {
@@ -590,8 +625,14 @@ export class UpstreamPools {
   }
 
   /** Per-cluster pool state for /clusters. */
-  snapshot(): Array<{ cluster: string; inflight: number; connections: number; idle: number; tls: boolean }> {
-    return [...this.entries].map(([cluster, e]) => ({ cluster, inflight: this.inflight.get(cluster) ?? 0, ...e.counts(), tls: e.secure }));
+  snapshot(): Array<{ cluster: string; inflight: number; connections: number; idle: number; tls: boolean; mux?: { connections: number; http1Endpoints: number } }> {
+    return [...this.entries].map(([cluster, e]) => ({
+      cluster,
+      inflight: this.inflight.get(cluster) ?? 0,
+      ...e.counts(),
+      tls: e.secure,
+      ...(e instanceof MuxClusterPool ? { mux: { connections: e.conns.size, http1Endpoints: e.http1Only.size } } : {}),
+    }));
   }
 
   close(): void {
@@ -634,8 +675,12 @@ export class UpstreamPools {
   }
 
   /** @internal A pool lost a connection: forget a retired pool once it is empty. */
-  poolEmptied(p: AnyPool): void {
-    if (p.retired && p.total === 0) this.retired.delete(p);
+  poolEmptied(p: AnyPool | { retired: boolean; total: number }): void {
+    if (p instanceof ClusterPool) {
+      // A mux pool's HTTP/1.1 fallback counts towards the mux pool's total.
+      for (const r of this.retired) if (r instanceof MuxClusterPool && r.http1 === p) p = r;
+    }
+    if (p.retired && p.total === 0) this.retired.delete(p as AnyPool);
   }
 
   private pool(cluster: ClusterModel): AnyPool {
@@ -645,8 +690,14 @@ export class UpstreamPools {
     let e = this.entries.get(cluster.name);
     if (!e || e.tlsId !== settings?.id || e.maxConnections !== maxConnections || e instanceof H2ClusterPool !== http2) {
       const idleMs = Math.min(this.opts.freeSocketTimeoutMs ?? 4000, cluster.idleTimeoutMs || Infinity);
-      const Pool = http2 ? H2ClusterPool : ClusterPool;
-      const fresh = new Pool(this, this.opts.stats, cluster.name, settings?.id, settings?.options, maxConnections, idleMs);
+      let fresh: AnyPool;
+      if (!http2 && settings && this.mux) {
+        const h1 = new ClusterPool(this, this.opts.stats, cluster.name, settings.id, settings.options, maxConnections, idleMs);
+        fresh = new MuxClusterPool(this, this.opts.stats, cluster.name, settings.id, settings.options, maxConnections, idleMs, h1);
+      } else {
+        const Pool = http2 ? H2ClusterPool : ClusterPool;
+        fresh = new Pool(this, this.opts.stats, cluster.name, settings?.id, settings?.options, maxConnections, idleMs);
+      }
       if (e) this.retire(e);
       e = fresh;
       this.entries.set(cluster.name, e);
@@ -674,8 +725,7 @@ export class UpstreamPools {
     }
     pool.counters.attempt();
     this.inflight.set(cluster.name, inflight + 1);
-    if (pool instanceof H2ClusterPool) return pool.send(req, cluster, endpoint);
-    return new Attempt(this, pool, req, cluster, endpoint).run();
+    return pool.send(req, cluster, endpoint);
   }
 
   /** @internal An attempt is over (response body done, or no response). */

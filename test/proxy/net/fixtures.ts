@@ -318,7 +318,8 @@ export const ISTIO_DOWNSTREAM_MTLS: DownstreamTlsModel = {
   certificates: [{ kind: 'sds', name: 'default' }],
   validation: { kind: 'sds', name: 'ROOTCA' },
   matchSans: [],
-  alpnProtocols: [],
+  // As lds.ts generates for an inbound HTTP chain (and what lets isle-mux/1 be negotiated, ADR 0138).
+  alpnProtocols: ['h2', 'http/1.1'],
 };
 
 export function listener(name: string, address: string, port: number, chains: FilterChainModel[], extra: Partial<ListenerModel> = {}): ListenerModel {

@@ -1,0 +1,284 @@
+/**
+ * What both ends of an `isle-mux/1` connection share (ADR 0138): the writes of one event-loop
+ * turn gathered into one socket write (one TLS record, one syscall — the measured gain, ADR 0130
+ * §2), and per-stream flow control: a sender may have at most the granted credit of DATA in
+ * flight per stream; a receiver grants more as the bytes are consumed downstream, so one slow
+ * stream holds at most its window in memory and never stalls its siblings.
+ */
+import type { Socket } from 'node:net';
+import { dataHeader, FrameReader, FrameType, INITIAL_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+
+/** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
+const COPY_LIMIT = 64 * 1024;
+
+export abstract class MuxSession implements FrameSink {
+  readonly reader: FrameReader;
+  /** The peer's preface arrived (nothing else is accepted before it). */
+  gotPreface = false;
+  /** The credit the peer grants each new stream (from its preface). */
+  peerWindow = INITIAL_WINDOW;
+  /** The last socket write returned false: senders hold back until 'drain'. */
+  blocked = false;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private scheduled = false;
+  /** Senders that were told "full" and want to hear when they may write again. */
+  private readonly waitingDrain = new Set<OutStream>();
+
+  constructor(readonly socket: Socket) {
+    this.reader = new FrameReader(this);
+    socket.on('drain', this.onDrainBound);
+  }
+
+  private readonly onDrainBound = (): void => this.onSocketDrain();
+
+  /** The socket goes to another codec: stop listening to it. */
+  detach(): void {
+    this.socket.off('drain', this.onDrainBound);
+  }
+
+  abstract frame(type: number, flags: number, id: number, payload: Buffer): string | undefined;
+
+  /** Queues a frame for this turn's write. */
+  send(b: Buffer): void {
+    this.out.push(b);
+    this.outBytes += b.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(flushSession, this);
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const out = this.out;
+    const bytes = this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    const s = this.socket;
+    // After our end (GOAWAY sent, last stream done) late frames have nowhere to go.
+    if (out.length === 0 || s.destroyed || s.writableEnded) return;
+    let ok: boolean;
+    if (out.length === 1) ok = s.write(out[0]!);
+    else if (bytes <= COPY_LIMIT) ok = s.write(Buffer.concat(out, bytes));
+    else {
+      s.cork();
+      for (let i = 0; i < out.length - 1; i++) s.write(out[i]!);
+      ok = s.write(out[out.length - 1]!);
+      s.uncork();
+    }
+    if (!ok) this.blocked = true;
+  }
+
+  /** Writes what is queued, then closes our side (the queued frames must not come after the end). */
+  end(): void {
+    this.flush();
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end();
+  }
+
+  /** Writes what is queued (it may still leave in time), then destroys the socket. */
+  destroy(): void {
+    this.flush();
+    this.socket.destroy();
+  }
+
+  waitDrain(o: OutStream): void {
+    this.waitingDrain.add(o);
+  }
+
+  forgetDrain(o: OutStream): void {
+    this.waitingDrain.delete(o);
+  }
+
+  private onSocketDrain(): void {
+    this.blocked = false;
+    const w = [...this.waitingDrain];
+    this.waitingDrain.clear();
+    for (const o of w) o.maybeDrained();
+  }
+}
+
+function flushSession(s: MuxSession): void {
+  s.flush();
+}
+
+/** Who hears that a sender that was full may write again. */
+export interface DrainListener {
+  sendDrained(): void;
+}
+
+/** The sending half of a stream: DATA within the peer's credit, the rest queued. */
+export class OutStream {
+  window: number;
+  private queue: Buffer[] | null = null;
+  private queuedEnd = false;
+  /** A frame that ends the stream (trailers) and must follow the queued data. */
+  private tail: Buffer | null = null;
+  /** The END flag went out (or is queued behind the data). */
+  ended = false;
+  private wantDrain = false;
+
+  constructor(
+    private readonly session: MuxSession,
+    readonly id: number,
+    private readonly listener: DrainListener,
+  ) {
+    this.window = session.peerWindow;
+  }
+
+  /** Sends body bytes (END with the last); false: hold back until `sendDrained`. */
+  data(chunk: Buffer, end: boolean): boolean {
+    if (this.ended) return true;
+    if (end) this.ended = true;
+    if (this.queue !== null) {
+      if (chunk.length) this.queue.push(chunk);
+      if (end) this.queuedEnd = true;
+      this.wantDrain = true;
+      return false;
+    }
+    const n = chunk.length;
+    if (n <= this.window) {
+      this.window -= n;
+      this.emit(chunk, end);
+    } else {
+      const now = chunk.subarray(0, this.window);
+      this.queue = [chunk.subarray(this.window)];
+      this.queuedEnd = end;
+      if (now.length) this.emit(now, false);
+      this.window = 0;
+      this.wantDrain = true;
+      return false;
+    }
+    if (this.session.blocked) {
+      this.wantDrain = true;
+      this.session.waitDrain(this);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * The caller sent `n` body bytes itself (in one buffer with the head frame): they come off the
+   * window like any DATA; false (and a `sendDrained` later) when the socket is full.
+   */
+  sentWithHead(n: number, end: boolean): boolean {
+    this.window -= n;
+    if (end) this.ended = true;
+    if (this.session.blocked) {
+      this.wantDrain = true;
+      this.session.waitDrain(this);
+      return false;
+    }
+    return true;
+  }
+
+  private emit(chunk: Buffer, end: boolean): void {
+    const s = this.session;
+    s.send(dataHeader(this.id, chunk.length, end));
+    if (chunk.length) s.send(chunk);
+  }
+
+  /** Ends the stream with `frame` (trailers) once the queued data is out. */
+  endWith(frame: Buffer): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.queue === null) this.session.send(frame);
+    else this.tail = frame;
+  }
+
+  /** The peer granted `n` more bytes. */
+  credit(n: number): void {
+    this.window += n;
+    const q = this.queue;
+    if (!q) return;
+    while (q.length && this.window > 0) {
+      const c = q[0]!;
+      if (c.length <= this.window) {
+        q.shift();
+        this.window -= c.length;
+        this.emit(c, q.length === 0 && this.queuedEnd);
+      } else {
+        this.emit(c.subarray(0, this.window), false);
+        q[0] = c.subarray(this.window);
+        this.window = 0;
+      }
+    }
+    if (q.length === 0) {
+      this.queue = null;
+      const t = this.tail;
+      this.tail = null;
+      if (t) this.session.send(t);
+      this.maybeDrained();
+    }
+  }
+
+  /** Nothing queued and the socket takes writes: tell the writer it may go on. */
+  maybeDrained(): void {
+    if (!this.wantDrain || this.queue !== null) return;
+    if (this.session.blocked) return this.session.waitDrain(this);
+    this.wantDrain = false;
+    this.listener.sendDrained();
+  }
+
+  /** The stream is gone: drop what is queued. */
+  drop(): void {
+    this.queue = null;
+    this.tail = null;
+    this.ended = true;
+    this.wantDrain = false;
+    this.session.forgetDrain(this);
+  }
+
+  get idle(): boolean {
+    return this.queue === null;
+  }
+
+  /** Whether an END was queued behind data when the window ran out and still has to go out. */
+  get endPending(): boolean {
+    return this.queue !== null && this.queuedEnd;
+  }
+}
+
+/**
+ * The receiving half of a stream's flow control: counts what the peer may still send and returns
+ * credit as bytes are consumed, unless the consumer paused (then the credit waits for resume).
+ */
+export class InStream {
+  /** How many more DATA bytes the peer may send now. */
+  allowed = INITIAL_WINDOW;
+  private unacked = 0;
+  paused = false;
+
+  constructor(
+    private readonly session: MuxSession,
+    readonly id: number,
+  ) {}
+
+  /** DATA of `n` bytes arrived; false: more than the credit (a flow-control error). */
+  received(n: number): boolean {
+    this.allowed -= n;
+    return this.allowed >= 0;
+  }
+
+  /** `n` bytes left for the consumer. */
+  consumed(n: number): void {
+    this.unacked += n;
+    if (!this.paused && this.unacked >= WINDOW_UPDATE_AT) this.grant();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.unacked > 0) this.grant();
+  }
+
+  private grant(): void {
+    const n = this.unacked;
+    this.unacked = 0;
+    this.allowed += n;
+    this.session.send(u32Frame(FrameType.Window, this.id, n));
+  }
+}
