@@ -157,7 +157,12 @@ export class ConfigStore {
     const nextVersion = this.currentVersion + 1;
     const events: ConfigEvent[] = [];
     let conflictsChanged = false;
-    if (touched.size > 0) this.lists.clear();
+    // Only the lists of the kinds touched: a moved WorkloadEntry must not make every push re-sort
+    // the whole store for its VirtualServices and DestinationRules.
+    if (touched.size > 0) {
+      this.lists.delete('');
+      for (const key of touched) this.lists.delete(key.slice(0, key.indexOf('/')));
+    }
     for (const key of [...touched].sort()) {
       conflictsChanged = this.updateConflicts(key) || conflictsChanged;
       const winner = this.winner(key);

@@ -40,7 +40,7 @@ import type { AutoRegistry, RegistrationHandle } from '../registry/autoregister.
 import type { Registry, RegistryChange } from '../registry/aggregate.js';
 import { resolveWorkloadGroup, type RegistrationClaim } from '../registry/workloadgroup.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import { carryOver, generateTypeSnapshot, proxyScope } from './snapshots.js';
+import { carryOver, endpointOnlyPush, generateTypeSnapshot, proxyScope } from './snapshots.js';
 import { affectedTypes } from '../generate/affected.js';
 import type { AckEvent, NackEvent, ProxyStatus, SendEvent, XdsServer } from '../xds/server.js';
 import { SERVED_TYPES, shortTypeName } from '../mesh/typeurls.js';
@@ -483,6 +483,7 @@ export class Pusher {
     let cds = change.full;
     let lds = change.full;
     if (!change.full) {
+      endpointOnlyPush(old, next, change.hosts);
       // CDS carries each service's expected SPIFFE ids: an endpoint-only change that adds or drops
       // a service account must reach CDS too. Captured sidecars match a VIP-less service's
       // connections by its endpoints' addresses (generate/outbound.ts): a moved address is LDS.

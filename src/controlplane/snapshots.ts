@@ -7,8 +7,8 @@
  * per push, so "per push version" comes for free and a push's entries go away with it.
  */
 import { createHash } from 'node:crypto';
-import { groupersFor, type ResourceGroup } from '../generate/index.js';
-import { SERVED_TYPES } from '../mesh/typeurls.js';
+import { groupersFor, sameEdsInputs, type ResourceGroup } from '../generate/index.js';
+import { ENDPOINT_TYPE, SERVED_TYPES } from '../mesh/typeurls.js';
 import type { Proxy } from '../model/proxy.js';
 import type { PushContext } from '../model/pushcontext.js';
 import { layeredTypeSnapshot, makeSnapshot, ResourceMemo, typeSnapshot, type Snapshot, type TypeSnapshot, type XdsResource } from '../xds/cache.js';
@@ -31,7 +31,46 @@ export function proxyScope(proxyId: string): string {
 }
 
 function serialize(push: PushContext, scope: string, typeUrl: string, g: ResourceGroup): readonly XdsResource[] {
-  return Object.freeze(g.build().map((o) => carryOver.resource(push, scope, typeUrl, o)));
+  return incremental(push, scope, typeUrl, g) ?? Object.freeze(g.build().map((o) => carryOver.resource(push, scope, typeUrl, o)));
+}
+
+/** A push that moved only the endpoints of `hosts` since `previous` (the previous push's shared groups). */
+const endpointsOnly = new WeakMap<PushContext, { previous: Map<string, readonly XdsResource[]>; hosts: ReadonlySet<string> }>();
+
+/**
+ * Declares that `next` was built for an endpoint-only change of `hosts` after `prev` (the pusher
+ * knows; the PushContext does not). A shared EDS group of `next` is then the same group of `prev`
+ * with only those hosts' assignments built anew (Istio's incremental EDS): the other thousand are
+ * neither built nor compared. When anything else EDS reads differs (sameEdsInputs), or `prev`
+ * never built the group, the group is built whole as before. Holds `prev`'s group map, not `prev`.
+ */
+export function endpointOnlyPush(prev: PushContext, next: PushContext, hosts: ReadonlySet<string>): void {
+  if (!sameEdsInputs(prev, next)) return;
+  let previous = shared.get(prev);
+  if (!previous) shared.set(prev, (previous = new Map()));
+  endpointsOnly.set(next, { previous, hosts });
+}
+
+/** The group from the previous push's, rebuilding only the changed hosts; undefined: build it whole. */
+function incremental(push: PushContext, key: string, typeUrl: string, g: ResourceGroup): readonly XdsResource[] | undefined {
+  if (typeUrl !== ENDPOINT_TYPE || !g.buildHosts) return undefined;
+  const inc = endpointsOnly.get(push);
+  const prev = inc?.previous.get(key);
+  if (!inc || !prev) return undefined;
+  const items = g.buildHosts(inc.hosts);
+  // The same clusters in the same order, or nothing is reused.
+  if (items.length !== prev.length) return undefined;
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    if (typeof it === 'string' && it !== prev[i]!.name) return undefined;
+  }
+  const out = items.map((it, i) => {
+    const p = prev[i]!;
+    if (typeof it === 'string') return carryOver.keep(push, key, typeUrl, p);
+    const r = carryOver.resource(push, key, typeUrl, it);
+    return r.name === p.name ? r : undefined;
+  });
+  return out.includes(undefined) ? undefined : Object.freeze(out as XdsResource[]);
 }
 
 /** The resources of one type for a proxy; shared groups come from the push's cache. */

@@ -18,6 +18,13 @@ export type EnvoyObject = Record<string, unknown>;
 export interface ResourceGroup {
   readonly shareKey?: string;
   build(): EnvoyObject[];
+  /**
+   * What `build()` returns, but only the resources of these hostnames are built: every other one
+   * is its name, in its place. For a push that moved nothing but these hosts' endpoints, whose
+   * other resources are the previous push's (controlplane/snapshots.ts). Groups whose resources
+   * are not one per (host, port, subset) leave it out.
+   */
+  buildHosts?(hosts: ReadonlySet<string>): (EnvoyObject | string)[];
 }
 
 export function flatten(groups: readonly ResourceGroup[]): EnvoyObject[] {

@@ -90,17 +90,40 @@ export function loadAssignment(clusterName: string, endpoints: EnvoyObject[]): E
  * (locality.ts: priorities for failover, weights for distribute) for proxies of that class.
  */
 export function outboundLoadAssignments(push: PushContext, network: string, resolve?: EndpointResolver, cls?: LocalityClass): EnvoyObject[] {
+  return assignments(push, network, resolve, cls) as EnvoyObject[];
+}
+
+/** outboundLoadAssignments, with the clusters of hosts not in `only` as their names. */
+function assignments(push: PushContext, network: string, resolve?: EndpointResolver, cls?: LocalityClass, only?: ReadonlySet<string>): (EnvoyObject | string)[] {
   const lbEndpoints =
     resolve === undefined && isNetworkAware(push, network)
       ? (eps: readonly Endpoint[], tags?: EndpointTags) => networkLocalityLbEndpoints(eps, network, push, tags)
       : (eps: readonly Endpoint[], tags?: EndpointTags) => localityLbEndpoints(eps, network, push, resolve ?? sameNetworkOnly, tags);
   return edsClusterKeys(push).map((k) => {
+    if (only !== undefined && !only.has(k.hostname)) return k.name;
     const eps = endpointsFor(push, k.hostname, k.port, k.subset || undefined);
     const lb = cls ? localityLbFor(push, k.hostname, k.port, k.subset, cls.namespace) : undefined;
     if (!cls || !lb) return loadAssignment(k.name, lbEndpoints(eps));
     const tags: EndpointTags = new Map();
     return loadAssignment(k.name, applyLocalityLb(lbEndpoints(eps, tags), cls, lb, tags));
   });
+}
+
+/**
+ * Whether sidecar EDS built from `b` equals EDS built from `a` for every host whose endpoints did
+ * not move: what EDS reads apart from endpoints (services, DestinationRules, mesh, east-west
+ * gateways) is the same. Services and rules changes push in full anyway; this holds the incremental
+ * path to exactness should a push ever be built between such a change and its own push.
+ */
+export function sameEdsInputs(a: PushContext, b: PushContext): boolean {
+  if (a.services.length !== b.services.length || a.destinationRuleByHost.size !== b.destinationRuleByHost.size) return false;
+  for (const [h, dr] of a.destinationRuleByHost) if (b.destinationRuleByHost.get(h) !== dr) return false;
+  for (let i = 0; i < a.services.length; i++) {
+    const x = a.services[i]!;
+    const y = b.services[i]!;
+    if (x !== y && JSON.stringify(x) !== JSON.stringify(y)) return false;
+  }
+  return JSON.stringify(a.mesh) === JSON.stringify(b.mesh) && JSON.stringify(a.networkGateways) === JSON.stringify(b.networkGateways);
 }
 
 /** Assignments of the gateway's passthrough clusters: only endpoints on the gateway's own network. */
@@ -132,8 +155,14 @@ function sidecarEndpointGroups(push: PushContext, proxy: Proxy): ResourceGroup[]
   // One serialization per locality class: proxies of one network share EDS unless a
   // DestinationRule's locality setting makes it depend on where the proxy is (locality.ts).
   const cls = localityClassOf(push, proxy);
-  if (cls.key === '') return [{ shareKey: `net|${proxy.network}`, build: () => outboundLoadAssignments(push, proxy.network) }];
-  return [{ shareKey: `net|${proxy.network}|loc|${cls.key}`, build: () => outboundLoadAssignments(push, proxy.network, undefined, cls) }];
+  const c = cls.key === '' ? undefined : cls;
+  return [
+    {
+      shareKey: c ? `net|${proxy.network}|loc|${c.key}` : `net|${proxy.network}`,
+      build: () => outboundLoadAssignments(push, proxy.network, undefined, c),
+      buildHosts: (hosts) => assignments(push, proxy.network, undefined, c, hosts),
+    },
+  ];
 }
 
 /** EDS for a proxy: ClusterLoadAssignments named by `cluster_name`. */

@@ -22,7 +22,7 @@ import { grpcClusterGroups, grpcEndpointGroups, grpcListenerGroups, grpcRouteGro
 export * from '../mesh/names.js';
 export { flatten, type EnvoyObject, type ResourceGroup } from './common.js';
 export { generateClusters, outboundClusters, inboundClusters, gatewayClusters } from './cds.js';
-export { generateEndpoints, outboundLoadAssignments, gatewayLoadAssignments, sameNetworkOnly, direct, type EndpointResolver } from './eds.js';
+export { generateEndpoints, outboundLoadAssignments, gatewayLoadAssignments, sameEdsInputs, sameNetworkOnly, direct, type EndpointResolver } from './eds.js';
 export { generateListeners, outboundListener, inboundListeners } from './lds.js';
 export { generateRoutes, httpProxyRouteConfig, routeConfigForPort, defaultRetryPolicy } from './rds.js';
 export { generateSecrets, secretsFor, rootCaSecret, workloadSecret } from './sds.js';

@@ -140,6 +140,13 @@ export class ResourceMemo {
     return res;
   }
 
+  /** `res`, made earlier in `scope`, is still in use in this generation (so the sweep keeps it). */
+  keep(generation: object, scope: string, typeUrl: string, res: XdsResource): XdsResource {
+    const e = this.resources.get(scope)?.get(`${typeUrl}\u0000${res.name}`);
+    if (e && e.res === res) e.seq = this.at(generation);
+    return res;
+  }
+
   /** Forgets what `scope` made (a proxy that disconnected). */
   dropScope(scope: string): void {
     this.resources.delete(scope);

@@ -106,6 +106,32 @@ describe('ConfigStore', () => {
     assert.equal(addr(del.previous), '127.1.0.3');
   });
 
+  it('a change of one kind leaves the cached lists of other kinds alone; its own kind and the whole list follow', async () => {
+    const src = new MemorySource('m');
+    const store = new ConfigStore();
+    store.addSource(src);
+    await store.start();
+    const dr = (host: string): MemoryResource => ({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'dr', namespace: 'default' }, spec: { host } });
+    src.apply([we('a', '127.1.0.2'), dr('a')]);
+    await settle();
+    const drs = store.list('DestinationRule');
+    const all = store.list();
+    assert.equal(all.length, 2);
+    src.apply(we('a', '127.1.0.9'));
+    await settle();
+    assert.equal(store.list('DestinationRule')[0], drs[0], 'the same rule object');
+    assert.equal(addr(store.list('WorkloadEntry')[0]), '127.1.0.9');
+    assert.equal(addr(store.list().find((r) => r.kind === 'WorkloadEntry')), '127.1.0.9');
+    src.apply(dr('b'));
+    await settle();
+    assert.equal((store.list('DestinationRule')[0]!.spec as { host: string }).host, 'b');
+    assert.equal((store.list().find((r) => r.kind === 'DestinationRule')!.spec as { host: string }).host, 'b');
+    src.delete('DestinationRule/default/dr');
+    await settle();
+    assert.deepEqual(store.list('DestinationRule'), []);
+    assert.equal(store.list().length, 1);
+  });
+
   it('ignores changes of source position, key order and empty label maps', async () => {
     const src = new MemorySource('m');
     const store = new ConfigStore();

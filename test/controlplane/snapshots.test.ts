@@ -4,12 +4,12 @@
 // versions alone, so their proxies are not pushed.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { generateResources, generateTypeSnapshot, typeVersion } from '../../src/controlplane/snapshots.js';
+import { endpointOnlyPush, generateResources, generateTypeSnapshot, typeVersion } from '../../src/controlplane/snapshots.js';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/mesh/typeurls.js';
 import { diffTypeSnapshots, layeredTypeSnapshot, layersOf, makeResource, typeSnapshot } from '../../src/xds/cache.js';
 import type { Resource } from '../../src/config/types.js';
 import type { VirtualServiceSpec } from '../../src/config/kinds/networking.js';
-import { endpoints, helloworldSidecar, push, sidecar, sleepSidecar } from '../generate/fixtures.js';
+import { endpoints, helloworld, helloworldDr, helloworldSidecar, push, sidecar, sleep, sleepSidecar } from '../generate/fixtures.js';
 import { generateEndpoints } from '../../src/generate/eds.js';
 import { cluster } from '../xds/helpers.js';
 
@@ -104,5 +104,59 @@ describe('snapshots per proxy scope', () => {
     assert.equal(fresh.length, e2.size);
     for (const r of fresh) assert.deepEqual(e2.get(r.name)!.any.value, r.any.value, r.name);
   });
-});
 
+  describe('incremental EDS (an endpoint-only push builds only the hosts it names)', () => {
+    const HW = helloworld.hostname;
+    const movedHw = endpoints.map((e) => (e.hostname === HW && e.address === '127.1.0.10' ? { ...e, address: '127.1.0.11' } : e));
+    // Not sleep's own sidecar: its locality follows the endpoints at its address.
+    const client = (p: ReturnType<typeof push>) => sidecar(p, '127.100.0.9', 'client', 'sample');
+    const eds = (p: ReturnType<typeof push>) => generateTypeSnapshot(p, client(p), ENDPOINT_TYPE);
+
+    it('rebuilds the named hosts, reuses every other assignment object, and equals a whole build byte for byte, in order', () => {
+      const p1 = push({ version: 'i1' });
+      const e1 = eds(p1);
+      const p2 = push({ version: 'i2', endpoints: movedHw });
+      endpointOnlyPush(p1, p2, new Set([HW]));
+      const e2 = eds(p2);
+      const hwNames = [...e1.resources.keys()].filter((n) => n.endsWith(`|${HW}`));
+      assert.ok(hwNames.length >= 4, 'two ports, two subsets');
+      for (const [name, r] of e2.resources) {
+        if (hwNames.includes(name)) continue;
+        assert.equal(r, e1.resources.get(name), `${name}: the previous object`);
+      }
+      assert.ok(hwNames.some((n) => e2.resources.get(n) !== e1.resources.get(n)), 'helloworld moved');
+      const whole = generateEndpoints(p2, client(p2)).map((o) => makeResource(ENDPOINT_TYPE, o));
+      assert.deepEqual([...e2.resources.keys()], whole.map((r) => r.name), 'same names, same order');
+      for (const r of whole) assert.deepEqual(e2.resources.get(r.name)!.any.value, r.any.value, r.name);
+      assert.equal(e2.version, typeVersion(whole));
+    });
+
+    it('builds nothing but the named hosts: a host it was not told about keeps the previous assignment', () => {
+      const p1 = push({ version: 'j1' });
+      const e1 = eds(p1);
+      const p2 = push({ version: 'j2', endpoints: movedHw });
+      // The registry names the hosts whose endpoints moved; told "sleep", helloworld is not rebuilt.
+      endpointOnlyPush(p1, p2, new Set([sleep.hostname]));
+      const e2 = eds(p2);
+      for (const [name, r] of e2.resources) assert.equal(r, e1.resources.get(name), name);
+    });
+
+    it('builds the group whole when rules, services, mesh or gateways differ, or the previous push never built it', () => {
+      const cases: [string, Parameters<typeof push>[0], boolean][] = [
+        ['a new DestinationRule object', { destinationRules: [{ ...helloworldDr }] }, true],
+        ['other east-west gateways', { networkGateways: { network2: [{ address: '127.2.0.101', port: 15443, cluster: 'cluster-2' }] } }, true],
+        ['another mesh network name', { mesh: { trustDomain: 'cluster.local', clusterName: 'cluster-1', network: 'network1', rootNamespace: 'other' } }, true],
+        ['the previous push built no EDS', {}, false],
+      ];
+      for (const [what, over, buildFirst] of cases) {
+        const p1 = push({ version: `k1 ${what}` });
+        if (buildFirst) eds(p1);
+        const p2 = push({ version: `k2 ${what}`, endpoints: movedHw, ...over });
+        endpointOnlyPush(p1, p2, new Set([sleep.hostname]));
+        const e2 = eds(p2);
+        const whole = generateEndpoints(p2, client(p2)).map((o) => makeResource(ENDPOINT_TYPE, o));
+        for (const r of whole) assert.deepEqual(e2.resources.get(r.name)!.any.value, r.any.value, `${what}: ${r.name}`);
+      }
+    });
+  });
+});
