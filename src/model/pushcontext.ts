@@ -54,6 +54,7 @@ export type InboundMtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 /** What the registry view must offer; `Registry` from src/registry satisfies it. */
 export interface RegistryView {
   services(): readonly Service[];
+  /** A host's list is replaced when its endpoints change, never changed in place (see sortedEndpoints). */
   allEndpoints(hostname: string): readonly Endpoint[];
 }
 
@@ -62,7 +63,7 @@ export interface PushContextInput {
   version: string;
   mesh: Partial<MeshInfo> & Pick<MeshInfo, 'trustDomain' | 'clusterName'>;
   services: readonly Service[];
-  /** Every endpoint, or a lookup by hostname (e.g. `registry.allEndpoints`). */
+  /** Every endpoint, or a lookup by hostname (e.g. `registry.allEndpoints`: lists replaced, never changed in place). */
   endpoints: readonly Endpoint[] | ((hostname: string) => readonly Endpoint[]);
   virtualServices?: readonly Resource<VirtualServiceSpec>[];
   destinationRules?: readonly Resource<DestinationRuleSpec>[];
@@ -187,6 +188,45 @@ export function meshInfoFrom(
   };
 }
 
+interface SortedEndpoints {
+  readonly all: readonly Endpoint[];
+  /** Their SPIFFE ids (for `trustDomain`), in order of first appearance. */
+  readonly ids: readonly string[];
+  readonly trustDomain: string;
+  /** Those of one service port, frozen; the same array for the same port. */
+  port(servicePort: number): readonly Endpoint[];
+}
+
+/**
+ * The registry hands out a host's endpoint list as one array and replaces it (never changes it)
+ * when the host's endpoints change, so what a push derives from it — the sort, the per-port lists,
+ * the SPIFFE ids — is kept per array: an endpoint change re-sorts its own host, not ten thousand
+ * endpoints (buildPushContext was 8 % of an endpoint push at 2,000 proxies). Lists built per push
+ * (an array input) are new arrays every time and simply miss.
+ */
+const sortedCache = new WeakMap<readonly Endpoint[], SortedEndpoints>();
+
+function sortedEndpoints(list: readonly Endpoint[], trustDomain: string, spiffeIdOf: (namespace: string, serviceAccount: string) => string): SortedEndpoints {
+  const hit = sortedCache.get(list);
+  if (hit && hit.trustDomain === trustDomain) return hit;
+  const all = [...list].sort(endpointOrder);
+  const ids = new Set<string>();
+  for (const e of all) if (e.serviceAccount.name) ids.add(spiffeIdOf(e.serviceAccount.namespace, e.serviceAccount.name));
+  const ports = new Map<number, readonly Endpoint[]>();
+  const out: SortedEndpoints = {
+    all,
+    ids: [...ids],
+    trustDomain,
+    port: (servicePort) => {
+      let l = ports.get(servicePort);
+      if (!l) ports.set(servicePort, (l = Object.freeze(all.filter((e) => e.servicePort === servicePort))));
+      return l;
+    },
+  };
+  sortedCache.set(list, out);
+  return out;
+}
+
 export function buildPushContext(input: PushContextInput): PushContext {
   const mesh: MeshInfo = Object.freeze({
     trustDomain: input.mesh.trustDomain,
@@ -234,14 +274,13 @@ export function buildPushContext(input: PushContextInput): PushContext {
   const endpointsByAddress = new Map<string, Endpoint[]>();
   const identitiesByHost = new Map<string, readonly string[]>();
   for (const svc of services) {
-    const all = [...lookup(svc.hostname)].sort(endpointOrder);
+    const sorted = sortedEndpoints(lookup(svc.hostname), mesh.trustDomain, spiffeIdOf);
+    const all = sorted.all;
     // A ServiceEntry's subjectAltNames are identities of its endpoints too (Istio adds them).
     const ids = new Set<string>(svc.subjectAltNames ?? []);
-    for (const p of svc.ports) {
-      endpointsByHostPort.set(`${svc.hostname}|${p.port}`, Object.freeze(all.filter((e) => e.servicePort === p.port)));
-    }
+    for (const p of svc.ports) endpointsByHostPort.set(`${svc.hostname}|${p.port}`, sorted.port(p.port));
+    for (const id of sorted.ids) ids.add(id);
     for (const e of all) {
-      if (e.serviceAccount.name) ids.add(spiffeIdOf(e.serviceAccount.namespace, e.serviceAccount.name));
       if (e.address === undefined) continue;
       let l = endpointsByAddress.get(e.address);
       if (!l) endpointsByAddress.set(e.address, (l = []));
