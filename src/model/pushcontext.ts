@@ -227,6 +227,21 @@ function sortedEndpoints(list: readonly Endpoint[], trustDomain: string, spiffeI
   return out;
 }
 
+/**
+ * The service with its auto-allocated VIP, the same object for the same service and VIP across
+ * pushes (the registry keeps a service's object until it changes): later pushes compare services
+ * by identity first (generate/eds.ts `sameEdsInputs`).
+ */
+const autoVipCopies = new WeakMap<Service, Service>();
+
+function withAutoVip(s: Service, vip: string): Service {
+  const hit = autoVipCopies.get(s);
+  if (hit && hit.addresses.length === 1 && hit.addresses[0] === vip) return hit;
+  const copy: Service = Object.freeze({ ...s, addresses: Object.freeze([vip]) });
+  autoVipCopies.set(s, copy);
+  return copy;
+}
+
 export function buildPushContext(input: PushContextInput): PushContext {
   const mesh: MeshInfo = Object.freeze({
     trustDomain: input.mesh.trustDomain,
@@ -244,7 +259,7 @@ export function buildPushContext(input: PushContextInput): PushContext {
   const services = Object.freeze(
     autoVips.size === 0 ? sorted : sorted.map((s) => {
       const vip = autoVips.get(s.hostname);
-      return vip === undefined ? s : Object.freeze({ ...s, addresses: Object.freeze([vip]) });
+      return vip === undefined ? s : withAutoVip(s, vip);
     }),
   );
   const servicesByHost = new Map(services.map((s) => [s.hostname, s] as const));

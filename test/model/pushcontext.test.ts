@@ -47,4 +47,15 @@ describe('buildPushContext per endpoint list', () => {
     assert.deepEqual(build(lists).identitiesByHost.get(sleep.hostname), ['spiffe://cluster.local/ns/sample/sa/sleep']);
     assert.deepEqual(build(lists, 'other.example').identitiesByHost.get(sleep.hostname), ['spiffe://other.example/ns/sample/sa/sleep']);
   });
+
+  it('a service without an address is the same auto-VIP object in every push while it stays the same object', () => {
+    const bare = Object.freeze({ ...sleep, addresses: [] as string[] });
+    const make = (svcs: typeof bare[]) => buildPushContext({ version: 'v', mesh: { trustDomain: 'cluster.local', clusterName: 'cluster-1' }, services: svcs, endpoints: [] });
+    const a = make([bare]).services[0]!;
+    assert.match(a.addresses[0] ?? '', /^240\.240\./);
+    assert.equal(make([bare]).services[0], a);
+    const other = make([{ ...bare }]).services[0]!;
+    assert.notEqual(other, a, 'another object: another copy');
+    assert.deepEqual(other, a);
+  });
 });
