@@ -27,6 +27,11 @@ export class UnlabelledHistogram extends Histogram {
   private readonly counts: Float64Array;
   private sum = 0;
   private count = 0;
+  /**
+   * After reset() or remove() prom-client holds no series, and the export only adds to series it
+   * has: the next observation goes through prom-client, which makes one.
+   */
+  private seriesGone = false;
   private readonly metric: string;
 
   constructor(config: HistogramConfiguration<string>) {
@@ -39,6 +44,10 @@ export class UnlabelledHistogram extends Histogram {
     // prom-client assigns `observe` per instance in its constructor, so replace it here.
     this.observe = ((a: LabelValues<string> | number, b?: number): void => {
       if (typeof a !== 'number') return labelled(a, b!);
+      if (this.seriesGone) {
+        this.seriesGone = false;
+        return labelled({}, a);
+      }
       if (!Number.isFinite(a)) throw new TypeError(`Value is not a valid number: ${a}`);
       let i = 0;
       while (i < this.bounds.length && a > this.bounds[i]!) i++;
@@ -53,7 +62,18 @@ export class UnlabelledHistogram extends Histogram {
     (this.counts as Float64Array | undefined)?.fill(0);
     this.sum = 0;
     this.count = 0;
+    this.seriesGone = true;
     super.reset();
+  }
+
+  override remove(...values: string[]): void;
+  override remove(labels: LabelValues<string>): void;
+  override remove(...args: unknown[]): void {
+    this.counts.fill(0);
+    this.sum = 0;
+    this.count = 0;
+    this.seriesGone = true;
+    (super.remove as (...a: unknown[]) => void)(...args);
   }
 
   /** What the registry formats (`get()` reads it too); not in prom-client's typings. */

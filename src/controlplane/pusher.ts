@@ -153,6 +153,8 @@ export class Pusher {
   private readonly queue = new Map<string, PushRequest>();
   private current: PushContext;
   private seq = 0;
+  /** A build failed since `current`: the hosts its request carried were not pushed. */
+  private hostsLost = false;
   private drainHandle: NodeJS.Immediate | undefined;
   private drainStartedAt: number | undefined;
   private drainFull = false;
@@ -474,8 +476,13 @@ export class Pusher {
       next = this.build();
     } catch (e) {
       this.o.logger.error({ err: e }, 'building the PushContext failed; keeping the previous one');
+      // That request's hosts are gone with it: the next endpoint push must not reuse EDS
+      // assignments from before them (endpointOnlyPush), or they would stay stale.
+      this.hostsLost = true;
       return;
     }
+    const lost = this.hostsLost;
+    this.hostsLost = false;
     this.current = next;
     this.pushCount++;
     // Held: nobody has config to update; settle() pushes everyone from the newest PushContext.
@@ -483,7 +490,7 @@ export class Pusher {
     let cds = change.full;
     let lds = change.full;
     if (!change.full) {
-      endpointOnlyPush(old, next, change.hosts);
+      if (!lost) endpointOnlyPush(old, next, change.hosts);
       // CDS carries each service's expected SPIFFE ids: an endpoint-only change that adds or drops
       // a service account must reach CDS too. Captured sidecars match a VIP-less service's
       // connections by its endpoints' addresses (generate/outbound.ts): a moved address is LDS.

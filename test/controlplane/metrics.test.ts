@@ -43,6 +43,20 @@ describe('UnlabelledHistogram', () => {
     assert.doesNotMatch(await b.metrics(), /_count [1-9]/);
     mine.startTimer()();
     assert.match(await b.metrics(), /^conv_seconds_count 1$/m);
+    // Reset, then plain observations: the series comes back with them.
+    for (const h of [real, mine]) {
+      h.reset();
+      h.observe(0.3);
+      h.observe(0.04);
+    }
+    assert.equal(await b.metrics(), await a.metrics());
+    assert.match(await b.metrics(), /^conv_seconds_count 2$/m);
+    for (const h of [real, mine]) {
+      h.remove({});
+      h.observe(2);
+    }
+    assert.equal(await b.metrics(), await a.metrics());
+    assert.match(await b.metrics(), /^conv_seconds_count 1$/m);
     assert.throws(() => mine.observe(Number.NaN), /not a valid number/);
     assert.throws(() => real.observe(Number.NaN), /not a valid number/);
   });

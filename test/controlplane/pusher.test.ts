@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, type SendEvent } from '../../src/xds/index.js';
 import type { ControlPlaneOptions } from '../../src/controlplane/index.js';
-import { channel, configDir, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
+import { channel, configDir, HELLOWORLD_YAML, inSync, sidecarNode, SimProxy, startPlane, waitUntil, workloadEntryYaml, workloadGroupYaml, type Plane } from './helpers.js';
 import { meshYaml } from '../helpers/config.js';
 import { SotwClient } from '../xds/helpers.js';
 import { carryOver } from '../../src/controlplane/snapshots.js';
@@ -171,6 +171,38 @@ describe('push pipeline', () => {
     assert.match(metrics, /^pilot_total_xds_rejects\{type="cds"\} 1$/m);
     assert.equal(c.pending(), 0, 'not resent');
     c.close();
+  });
+
+  it('after a failed build, the next endpoint push rebuilds every assignment: the failed push\'s hosts are not left stale', async () => {
+    const ECHO = 'outbound|6000||echo.default.svc.cluster.local';
+    writeFileSync(join(plane.configDir, 'echo.yaml'), HELLOWORLD_YAML.replaceAll('helloworld', 'echo').replace('port: 5000', 'port: 6000'));
+    writeFileSync(join(plane.configDir, 'echo-a.yaml'), workloadEntryYaml('echo-a', '127.1.0.90', 'echo', { app: 'echo' }));
+    const p = open(90, 'sotw');
+    const cla = (cluster: string) => JSON.stringify(p.sotw!.state.get(ENDPOINT_TYPE)?.get(cluster) ?? null);
+    await waitUntil(() => cla(ECHO).includes('127.1.0.90') && inSync(plane.cp, p.id) && !plane.cp.pusher.busy, 'echo pushed');
+    const pusher = plane.cp.pusher as unknown as { build: () => unknown };
+    const build = pusher.build;
+    let failed = 0;
+    pusher.build = () => {
+      failed++;
+      throw new Error('build failed for the test');
+    };
+    try {
+      // helloworld's endpoints move; the build for that change fails.
+      writeFileSync(join(plane.configDir, 'hw-lost.yaml'), workloadEntryYaml('helloworld-lost', '127.1.0.91', 'helloworld'));
+      await waitUntil(() => failed > 0 && !plane.cp.pusher.busy, 'the failed build');
+    } finally {
+      pusher.build = build;
+    }
+    assert.ok(!cla(HW).includes('127.1.0.91'), 'not pushed by the failed build');
+    // Only echo's endpoints move next.
+    writeFileSync(join(plane.configDir, 'echo-b.yaml'), workloadEntryYaml('echo-b', '127.1.0.92', 'echo', { app: 'echo' }));
+    await waitUntil(() => cla(ECHO).includes('127.1.0.92') && inSync(plane.cp, p.id), 'echo-b pushed');
+    assert.equal(plane.cp.pusher.recentPushes().at(-1)!.kind, 'eds');
+    assert.match(cla(HW), /127\.1\.0\.91/, "helloworld's endpoint from the failed push is there too");
+    for (const f of ['echo.yaml', 'echo-a.yaml', 'echo-b.yaml', 'hw-lost.yaml']) unlinkSync(join(plane.configDir, f));
+    p.close();
+    await waitUntil(() => !plane.cp.pusher.busy, 'cleaned up');
   });
 });
 
