@@ -14,10 +14,13 @@ import { InboundListener } from '../../../src/proxy/listeners/inbound.js';
 import { FLAG_END, FrameReader, FrameType, INITIAL_WINDOW, MUX_ALPN, prefaceFrame, ResetCode, textFrame, u32Frame } from '../../../src/proxy/mux/frame.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
 import { UpstreamPools } from '../../../src/proxy/upstream/pool.js';
-import { cluster, emptyGraph, endpoint, endpoints, inboundListener, roundRobinPicker, secretsFor, testPki, type Workload } from '../net/fixtures.js';
+import { alpnSelector } from '../../../src/proxy/net/tls.js';
+import { cluster, emptyGraph, endpoint, endpoints, inboundListener, ISTIO_DOWNSTREAM_MTLS, roundRobinPicker, secretsFor, testPki, type Workload } from '../net/fixtures.js';
 
 const SERVER_IP = '127.0.65.5';
 const APP_IP = '127.0.65.6';
+/** A chain with TLS but no client certificate required (one-way TLS): never mux. */
+const ONEWAY_IP = '127.0.65.7';
 const HELLO = 'helloworld.default.svc.cluster.local';
 const SNI = `outbound_.5000_._.${HELLO}`;
 const EARLY_BYTES = 4096;
@@ -35,6 +38,8 @@ let rootPem: string;
 let app: http.Server;
 let server: InboundListener;
 let serverPort: number;
+let oneWay: InboundListener;
+let oneWayPort: number;
 let pools: UpstreamPools;
 const arrived: string[] = [];
 
@@ -61,8 +66,7 @@ class Peer {
   }
 
   static async open(window = INITIAL_WINDOW): Promise<Peer> {
-    const s = tls.connect({ host: SERVER_IP, port: serverPort, servername: SNI, cert: sleepW.certChainPem, key: sleepW.keyPem, ca: rootPem, ALPNProtocols: [MUX_ALPN, 'http/1.1'], checkServerIdentity: () => undefined });
-    await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
+    const s = await connect(SERVER_IP, serverPort);
     assert.equal(s.alpnProtocol, MUX_ALPN);
     s.write(prefaceFrame(window));
     return new Peer(s);
@@ -92,6 +96,12 @@ class Peer {
   }
 }
 
+async function connect(host: string, port: number): Promise<tls.TLSSocket> {
+  const s = tls.connect({ host, port, servername: SNI, cert: sleepW.certChainPem, key: sleepW.keyPem, ca: rootPem, ALPNProtocols: [MUX_ALPN, 'http/1.1'], checkServerIdentity: () => undefined });
+  await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
+  return s;
+}
+
 const request = (flags: number, id: number, head: string): Buffer => textFrame(FrameType.Request, flags, id, `${head}\r\n\r\n`);
 const dataBytes = (frames: Frame[], id: number): number => frames.filter((f) => f.id === id && f.type === FrameType.Data).reduce((n, f) => n + f.payload.length, 0);
 const ended = (frames: Frame[], id: number): Frame | undefined =>
@@ -118,7 +128,7 @@ before(async () => {
   graph.endpoints.set('inbound|5000||', endpoints('inbound|5000||', [endpoint(APP_IP, (app.address() as AddressInfo).port)]));
   const stats = new ProxyStats();
   pools = new UpstreamPools({ stats, secrets: () => graph.secrets, mux: true });
-  server = new InboundListener(inboundListener(SERVER_IP, 0, 5000, 'STRICT'), {
+  const deps = {
     config: () => graph,
     stats,
     pools,
@@ -126,12 +136,16 @@ before(async () => {
     identity: { workload: 'helloworld-v1', namespace: 'default', serviceAccount: 'helloworld', cluster: 'cluster-2', labels: { app: 'helloworld' } },
     log: (m: string) => console.error(m),
     mux: true,
-  });
+  };
+  server = new InboundListener(inboundListener(SERVER_IP, 0, 5000, 'STRICT'), deps);
   serverPort = (await server.listen()).port;
+  const m = inboundListener(ONEWAY_IP, 0, 5000, 'STRICT');
+  oneWay = new InboundListener({ ...m, filterChains: m.filterChains.map((c) => ({ ...c, tls: { ...ISTIO_DOWNSTREAM_MTLS, requireClientCertificate: false } })) }, deps);
+  oneWayPort = (await oneWay.listen()).port;
 });
 
 after(async () => {
-  await server.drain({ timeoutMs: 100 });
+  await Promise.all([server.drain({ timeoutMs: 100 }), oneWay.drain({ timeoutMs: 100 })]);
   pools.close();
   await new Promise((r) => (app.close(r), app.closeAllConnections()));
 });
@@ -186,4 +200,17 @@ test('a PREFACE whose window is out of range is a connection error', async () =>
       p.close();
     }
   }
+});
+
+test('mux only on chains that require a client certificate; no other chain ever echoes isle-mux/1', async () => {
+  const s = await connect(ONEWAY_IP, oneWayPort);
+  try {
+    assert.equal(s.alpnProtocol, 'http/1.1', 'one-way TLS: the client sidecar speaks HTTP/1.1');
+  } finally {
+    s.destroy();
+  }
+  // A chain whose protocols the client does not offer echoes the client's first one, never mux.
+  const pick = alpnSelector(['h2'])!;
+  assert.equal(pick({ protocols: [MUX_ALPN, 'http/1.1'] }), 'http/1.1');
+  assert.equal(pick({ protocols: ['istio-peer-exchange', 'istio'] }), 'istio-peer-exchange');
 });
