@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import type { Headers } from '../../../src/proxy/http1/head.js';
-import { FLAG_END, FrameReader, FrameType, MUX_ALPN, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../../../src/proxy/mux/frame.js';
+import { FLAG_END, FrameReader, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../../../src/proxy/mux/frame.js';
 import type { UpstreamRequest } from '../../../src/proxy/upstream/attempt.js';
 import { ProxyStats } from '../../../src/proxy/stats.js';
 import { UpstreamPools } from '../../../src/proxy/upstream/pool.js';
@@ -176,6 +176,28 @@ test('a server that says isle-mux/1 but does not speak it: the try fails, the en
     assert.equal(first.kind, 'reset');
     assert.deepEqual(await send({ pools, ip: ECHO_IP }), { kind: 'response', body: 'h1' });
     assert.equal(pools.snapshot()[0]?.mux?.http1Endpoints, 1);
+  } finally {
+    pools.close();
+  }
+});
+
+test(`above ${MAX_CONCURRENT_STREAMS} requests in flight to one endpoint the client opens another connection instead of being refused`, { timeout: 20_000 }, async () => {
+  requests.length = 0;
+  const n = MAX_CONCURRENT_STREAMS + 44;
+  const held: Array<() => void> = [];
+  // Nothing is answered until all have arrived: they are all in flight at once.
+  script = (s, id) => {
+    held.push(() => ok(s, id));
+    if (held.length === n) for (const f of held) f();
+  };
+  const pools = newPools();
+  try {
+    const all = await Promise.all(Array.from({ length: n }, () => send({ pools })));
+    assert.ok(all.every((r) => r.kind === 'response' && r.body === 'ok'), 'every request answered');
+    const perConn = new Map<number, number>();
+    for (const r of requests) perConn.set(r.conn, (perConn.get(r.conn) ?? 0) + 1);
+    assert.equal(requests.length, n, 'nothing refused or replayed');
+    assert.deepEqual([...perConn.values()].sort((a, b) => b - a), [MAX_CONCURRENT_STREAMS, n - MAX_CONCURRENT_STREAMS]);
   } finally {
     pools.close();
   }
