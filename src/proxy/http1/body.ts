@@ -13,9 +13,17 @@ export interface BodyData {
 }
 
 const MAX_LINE = 4096;
-const MAX_TRAILER_BYTES = 16 * 1024;
+/** Largest trailer section taken from an upstream (over HTTP/1.1 chunked or isle-mux/1). */
+export const MAX_TRAILER_BYTES = 16 * 1024;
 /** RFC 9110 §6.5.1: fields that framing, routing or the connection need, never taken from a trailer. */
 const NOT_IN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'content-type', 'content-encoding', 'content-range']);
+
+/** Parsed trailer fields without those a trailer must not carry (undefined: none left). */
+export function allowedTrailers(fields: Headers): Headers | undefined {
+  let out: Headers | undefined;
+  for (const name in fields) if (!NOT_IN_TRAILERS.has(name)) (out ??= {})[name] = fields[name]!;
+  return out;
+}
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
 const enum St {

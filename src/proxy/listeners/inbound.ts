@@ -148,8 +148,9 @@ export class InboundListener {
 
   /** One tls.Server per chain and certificate version: rotation gives new handshakes the new cert. */
   private tlsServer(chain: FilterChainModel): TlsServerEntry {
-    // isle-mux/1 only where an HTTP connection manager can take HTTP/1.1 (ADR 0138).
-    const mux = (this.deps.mux ?? muxFromEnv()) && chain.filter.kind === 'http' && chain.filter.hcm.codecType !== 'HTTP2';
+    // isle-mux/1 only where an HTTP connection manager can take HTTP/1.1, and only on mTLS
+    // chains: a peer sidecar always has a verified client certificate (ADR 0138).
+    const mux = (this.deps.mux ?? muxFromEnv()) && chain.tls!.requireClientCertificate && chain.filter.kind === 'http' && chain.filter.hcm.codecType !== 'HTTP2';
     const settings = downstreamTlsSettings(chain.tls!, this.deps.config().secrets, mux);
     const cached = this.tlsServers.get(chain);
     if (cached && cached.id === settings.id) return cached;

@@ -26,9 +26,23 @@ export const HEADER_BYTES = 10;
 /** Largest payload a peer may send; larger is a protocol error (DATA is cut to the window anyway). */
 export const MAX_PAYLOAD = 1024 * 1024;
 /** Per-stream credit each side grants the other for DATA, in bytes. */
-export const INITIAL_WINDOW = 256 * 1024;
+export const INITIAL_WINDOW = 64 * 1024;
 /** A receiver returns credit once this much was consumed (fewer WINDOW frames). */
 export const WINDOW_UPDATE_AT = INITIAL_WINDOW / 4;
+/** The initial window a peer's PREFACE may announce; outside it the preface is bad. */
+export const MIN_WINDOW = 1024;
+export const MAX_WINDOW = 16 * 1024 * 1024;
+/**
+ * Streams one connection may have open at once; more are refused (the client sends them again
+ * once, elsewhere) and a client opens another connection rather than exceed it. With the window
+ * it bounds what one authenticated peer can make a sidecar buffer: 256 × 64 KiB = 16 MiB.
+ */
+export const MAX_CONCURRENT_STREAMS = 256;
+/**
+ * Received DATA whose credit was not yet returned, across the streams of one connection, above
+ * which a server takes no new streams (they are refused and sent elsewhere) until it drops.
+ */
+export const CONNECTION_BUDGET = 8 * 1024 * 1024;
 
 export const enum FrameType {
   /** Stream 0, first frame from each side: magic + u32 initial window. */
@@ -73,10 +87,11 @@ export function prefaceFrame(window: number): Buffer {
   return b;
 }
 
-/** The peer's initial window from its preface, or undefined when it is not an isle-mux/1 preface. */
+/** The peer's initial window from its preface; undefined: not an isle-mux/1 preface, or a window out of range. */
 export function parsePreface(payload: Buffer): number | undefined {
   if (payload.length !== MAGIC.length + 4 || !payload.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-  return payload.readUInt32BE(MAGIC.length);
+  const w = payload.readUInt32BE(MAGIC.length);
+  return w >= MIN_WINDOW && w <= MAX_WINDOW ? w : undefined;
 }
 
 function header(b: Buffer, length: number, type: FrameType, flags: number, id: number): void {

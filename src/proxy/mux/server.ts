@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { DEFAULT_HEAD_LIMITS, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from '../http1/head.js';
 import { RequestBody, type BodySource } from '../http1/requestbody.js';
 import { reasonPhrase, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
-import { FLAG_END, FrameType, INITIAL_WINDOW, parsePreface, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
+import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parsePreface, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from './session.js';
 
 export interface MuxEngineOptions {
@@ -24,13 +24,13 @@ export interface MuxEngineOptions {
 }
 
 const NONE: Framing = { kind: 'none' };
-/**
- * Streams one connection may have open at once; more are refused (the client sends them again
- * once, elsewhere). Well above a client sidecar's circuit breaker (max_requests, 1024 by
- * default): a bound on what one authenticated peer can make this sidecar hold, not a tuning knob.
- */
-export const MAX_CONCURRENT_STREAMS = 4096;
 const UNKNOWN_LENGTH: Framing = { kind: 'chunked' };
+/**
+ * `Content-Length: 0` on a REQUEST without END: the body is declared empty, so any DATA byte on
+ * the stream is a protocol error (reset). As "unknown length" it would be streamed to the app
+ * behind a `content-length: 0` head: a second request no filter saw (ADR 0138, review finding 1).
+ */
+const ZERO_LENGTH: Framing = { kind: 'length', length: 0 };
 
 /** One stream as the filter chain's Downstream. */
 export class MuxExchange implements BodySource, DrainListener {
@@ -116,7 +116,8 @@ export class MuxExchange implements BodySource, DrainListener {
       if (f.kind === 'length' && this.received !== f.length) return 'request body shorter than its Content-Length';
       this.requestComplete = true;
       this.body?.end();
-      if (this.finished) this.leave();
+      // A response still queued behind the peer's window leaves when it is out (sendDrained).
+      if (this.finished && this.out.idle) this.leave();
     }
     return undefined;
   }
@@ -239,6 +240,7 @@ export class MuxExchange implements BodySource, DrainListener {
   private leave(): void {
     if (this.closed) return;
     this.closed = true;
+    this.inb.close();
     this.conn.streamDone(this.id);
   }
 }
@@ -309,8 +311,9 @@ export class MuxServerConn extends MuxSession {
   private onRequest(flags: number, id: number, payload: Buffer): string | undefined {
     if ((id & 1) === 0 || id <= this.lastId) return `isle-mux: stream id ${id} out of order`;
     this.lastId = id;
-    if (this.goneAway || this.streams.size >= MAX_CONCURRENT_STREAMS) {
-      this.send(u32Frame(FrameType.Reset, id, ResetCode.Refused, this.goneAway ? 'draining' : 'too many concurrent streams'));
+    const busy = this.goneAway ? 'draining' : this.streams.size >= MAX_CONCURRENT_STREAMS ? 'too many concurrent streams' : this.held >= CONNECTION_BUDGET ? 'too much buffered on this connection' : undefined;
+    if (busy !== undefined) {
+      this.send(u32Frame(FrameType.Reset, id, ResetCode.Refused, busy));
       return undefined;
     }
     const end = (flags & FLAG_END) !== 0;
@@ -324,7 +327,7 @@ export class MuxServerConn extends MuxSession {
       if ('error' in f) err = f;
       else if (f.kind === 'chunked') err = { error: 400, reason: 'Transfer-Encoding on an isle-mux stream' };
       else if (end && f.kind === 'length') err = { error: 400, reason: 'request ended before its Content-Length' };
-      else framing = end ? NONE : f.kind === 'length' ? f : UNKNOWN_LENGTH;
+      else framing = end ? NONE : f.kind === 'length' ? f : r.head.headers['content-length'] !== undefined ? ZERO_LENGTH : UNKNOWN_LENGTH;
     }
     if (err !== undefined || r === undefined || 'error' in r) return this.refuseHead(id, end, err!);
     const ex = new MuxExchange(this, id, r.head, framing);

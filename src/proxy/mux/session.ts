@@ -19,6 +19,8 @@ export abstract class MuxSession implements FrameSink {
   peerWindow = INITIAL_WINDOW;
   /** The last socket write returned false: senders hold back until 'drain'. */
   blocked = false;
+  /** DATA received on this connection's streams whose credit was not returned yet (ADR 0138). */
+  held = 0;
   private out: Buffer[] = [];
   private outBytes = 0;
   private scheduled = false;
@@ -94,13 +96,15 @@ export abstract class MuxSession implements FrameSink {
     this.blocked = false;
     const w = [...this.waitingDrain];
     this.waitingDrain.clear();
-    for (const o of w) o.maybeDrained();
+    for (const o of w) o.socketDrained();
   }
 }
 
 function flushSession(s: MuxSession): void {
   s.flush();
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Who hears that a sender that was full may write again. */
 export interface DrainListener {
@@ -126,10 +130,18 @@ export class OutStream {
     this.window = session.peerWindow;
   }
 
-  /** Sends body bytes (END with the last); false: hold back until `sendDrained`. */
+  /**
+   * Sends body bytes (END with the last); false: hold back until `sendDrained`. While the socket
+   * is full nothing more is handed to it: the bytes wait here, in the sender's stream, where the
+   * writer was told to stop (a writer that ignores "full" is bounded by its own source).
+   */
   data(chunk: Buffer, end: boolean): boolean {
     if (this.ended) return true;
     if (end) this.ended = true;
+    if (this.queue === null && this.session.blocked) {
+      this.queue = [];
+      this.session.waitDrain(this);
+    }
     if (this.queue !== null) {
       if (chunk.length) this.queue.push(chunk);
       if (end) this.queuedEnd = true;
@@ -189,14 +201,28 @@ export class OutStream {
   /** The peer granted `n` more bytes. */
   credit(n: number): void {
     this.window += n;
+    this.pump();
+  }
+
+  /** The socket took its buffered bytes: what waited for it may go. */
+  socketDrained(): void {
+    if (this.queue !== null) this.pump();
+    else this.maybeDrained();
+  }
+
+  /** Sends what is queued, within the credit, unless the socket is full. */
+  private pump(): void {
     const q = this.queue;
     if (!q) return;
+    if (this.session.blocked) return this.session.waitDrain(this);
+    let sentEnd = false;
     while (q.length && this.window > 0) {
       const c = q[0]!;
       if (c.length <= this.window) {
         q.shift();
         this.window -= c.length;
-        this.emit(c, q.length === 0 && this.queuedEnd);
+        sentEnd = q.length === 0 && this.queuedEnd;
+        this.emit(c, sentEnd);
       } else {
         this.emit(c.subarray(0, this.window), false);
         q[0] = c.subarray(this.window);
@@ -204,6 +230,8 @@ export class OutStream {
       }
     }
     if (q.length === 0) {
+      // An END queued on its own (no bytes with it) still has to go out.
+      if (this.queuedEnd && !sentEnd) this.emit(EMPTY, true);
       this.queue = null;
       const t = this.tail;
       this.tail = null;
@@ -248,6 +276,7 @@ export class InStream {
   allowed = INITIAL_WINDOW;
   private unacked = 0;
   paused = false;
+  private done = false;
 
   constructor(
     private readonly session: MuxSession,
@@ -257,7 +286,16 @@ export class InStream {
   /** DATA of `n` bytes arrived; false: more than the credit (a flow-control error). */
   received(n: number): boolean {
     this.allowed -= n;
+    if (!this.done) this.session.held += n;
     return this.allowed >= 0;
+  }
+
+  /** The stream is gone: what it held no longer counts against the connection. */
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.session.held -= INITIAL_WINDOW - this.allowed;
+    this.unacked = 0;
   }
 
   /** `n` bytes left for the consumer. */
@@ -276,9 +314,11 @@ export class InStream {
   }
 
   private grant(): void {
+    if (this.done) return;
     const n = this.unacked;
     this.unacked = 0;
     this.allowed += n;
+    this.session.held -= n;
     this.session.send(u32Frame(FrameType.Window, this.id, n));
   }
 }

@@ -176,11 +176,13 @@ export interface DownstreamTlsSettings {
  * The server's ALPN choice: the first of `ours` (the context's alpn_protocols, in our order of
  * preference) that the client offers. When none is offered back, the client's first protocol is
  * echoed rather than failing the handshake (Node would send a fatal no_application_protocol
- * alert; Envoy just negotiates nothing): the codec is then chosen by the first bytes.
+ * alert; Envoy just negotiates nothing): the codec is then chosen by the first bytes. Never
+ * `isle-mux/1`, which only a chain that serves it may select (an Isle client offers it first,
+ * and would otherwise speak frames to an HTTP codec).
  */
 export function alpnSelector(ours: readonly string[]): ((a: { protocols: string[] }) => string | undefined) | undefined {
   if (ours.length === 0) return undefined;
-  return ({ protocols }) => ours.find((p) => protocols.includes(p)) ?? protocols[0];
+  return ({ protocols }) => ours.find((p) => protocols.includes(p)) ?? protocols.find((p) => p !== MUX_ALPN) ?? protocols[0];
 }
 
 /**

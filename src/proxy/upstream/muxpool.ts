@@ -14,9 +14,10 @@
  */
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { allowedTrailers, MAX_TRAILER_BYTES } from '../http1/body.js';
 import { parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { FLAG_END, FrameType, MUX_ALPN, parsePreface, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
+import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parsePreface, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
@@ -93,6 +94,16 @@ class MuxClientConn extends MuxSession {
     return !this.goneAway && !this.socket.destroyed && this.failure === undefined;
   }
 
+  /** At the peer's stream limit: new streams take another connection (ADR 0138). */
+  get full(): boolean {
+    return this.streams.size + this.waiting.length >= MAX_CONCURRENT_STREAMS;
+  }
+
+  /** Carrying streams, or still connecting for attempts that wait for it: not idle. */
+  get busy(): boolean {
+    return !this.connected || this.streams.size > 0 || this.waiting.length > 0;
+  }
+
   private failure: string | undefined;
 
   private onConnected(s: tls.TLSSocket, endpoint: EndpointModel): void {
@@ -160,7 +171,10 @@ class MuxClientConn extends MuxSession {
 
   private onData(d: Buffer): void {
     const err = this.reader.feed(d);
-    if (err !== undefined) this.fail('reset', err);
+    if (err === undefined) return;
+    // It said isle-mux/1 in ALPN but does not speak it: HTTP/1.1 from the next try on.
+    if (!this.gotPreface) this.pool.http1Only.add(this.key);
+    this.fail('reset', err);
   }
 
   frame(type: number, flags: number, id: number, payload: Buffer): string | undefined {
@@ -174,8 +188,11 @@ class MuxClientConn extends MuxSession {
     }
     if (id === 0) {
       if (type === FrameType.GoAway) {
+        // Read as "last 0", a truncated GOAWAY would replay every in-flight stream, including
+        // requests the peer may have processed: a broken frame is a connection error instead.
         const g = parseU32Frame(payload);
-        this.goAway(g ? g.value : 0);
+        if (!g) return 'isle-mux: malformed GOAWAY';
+        this.goAway(g.value);
       }
       return undefined;
     }
@@ -293,6 +310,8 @@ export class MuxClusterPool extends ClusterPoolBase<MuxPoolOwner> {
 
   connFor(endpoint: EndpointModel, connectTimeoutMs: number): MuxClientConn {
     let c = this.conns.get(endpoint.key);
+    // A full connection finishes its streams and closes; new ones go to a fresh one.
+    if (c?.usable && c.full) c.retire();
     if (!c || !c.usable) {
       c = new MuxClientConn(this, endpoint.key, endpoint, connectTimeoutMs);
       this.live++;
@@ -315,7 +334,7 @@ export class MuxClusterPool extends ClusterPoolBase<MuxPoolOwner> {
 
   counts(): { connections: number; idle: number } {
     let idle = 0;
-    for (const c of this.conns.values()) if (c.streams.size === 0) idle++;
+    for (const c of this.conns.values()) if (!c.busy) idle++;
     const h = this.http1.counts();
     return { connections: this.live + h.connections, idle: idle + h.idle };
   }
@@ -323,7 +342,7 @@ export class MuxClusterPool extends ClusterPoolBase<MuxPoolOwner> {
   sweep(now: number): number {
     let left = this.http1.sweep(now);
     for (const c of [...this.conns.values()]) {
-      if (c.streams.size === 0 && now - c.idleSince > this.idleTimeoutMs) {
+      if (!c.busy && now - c.idleSince > this.idleTimeoutMs) {
         this.conns.delete(c.key);
         c.end();
       } else left++;
@@ -335,7 +354,7 @@ export class MuxClusterPool extends ClusterPoolBase<MuxPoolOwner> {
     this.http1.retired = this.retired;
     this.http1.closeIdle();
     for (const c of [...this.conns.values()]) {
-      if (c.streams.size > 0) continue;
+      if (c.busy) continue;
       this.conns.delete(c.key);
       c.end();
     }
@@ -371,6 +390,7 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
   private received = 0;
   private retriedOnce = false;
   private timer: NodeJS.Timeout | undefined;
+  private started = 0;
   private bodyStream: Readable | null = null;
   private readonly onAbort = (): void => this.settle({ kind: 'aborted' });
 
@@ -393,7 +413,10 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
       return p;
     }
     req.signal?.addEventListener('abort', this.onAbort);
-    if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) this.timer = setTimeout(onPerTryTimeout, req.perTryTimeoutMs, this);
+    if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) {
+      this.started = performance.now();
+      this.timer = setTimeout(onPerTryTimeout, req.perTryTimeoutMs, this);
+    }
     this.attach();
     return p;
   }
@@ -411,7 +434,11 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
     this.conn = null;
     if (this.timer) clearTimeout(this.timer);
     this.req.signal?.removeEventListener('abort', this.onAbort);
-    void this.pool.http1.send(this.req, this.cluster, this.endpoint).then(this.resolve);
+    // The per-try timeout started with this attempt: the HTTP/1.1 one gets what is left of it.
+    const req = this.req;
+    const t = req.perTryTimeoutMs;
+    const left = t && t > 0 ? Math.max(1, t - (performance.now() - this.started)) : t;
+    void this.pool.http1.send(left === t ? req : { ...req, perTryTimeoutMs: left }, this.cluster, this.endpoint).then(this.resolve);
   }
 
   /** The connection is up: open the stream and send the request. */
@@ -452,6 +479,8 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
     const onError = (): void => {
       cleanup();
       this.resetStream(ResetCode.Cancel, 'request body failed');
+      // Before a response the attempt is over too (after one, the reset broke its body).
+      this.settle({ kind: 'reset', detail: 'request body failed' });
     };
     const cleanup = (): void => {
       body.off('data', onData);
@@ -521,8 +550,14 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
 
   onTrailers(payload: Buffer): string | undefined {
     if (this.st !== St.Response) return 'isle-mux: trailers before the response head';
+    // The same rules as trailers over HTTP/1.1 (http1/body.ts): bounded, no framing or routing fields.
+    if (payload.length > MAX_TRAILER_BYTES) {
+      this.resetStream(ResetCode.Protocol, 'trailers too large');
+      this.bodyBroken('upstream protocol error: trailers too large');
+      return undefined;
+    }
     const r = parseResponseHead(Buffer.concat([TRAILER_LINE, payload]), LIMITS);
-    this.bodyEnd(r !== undefined && !('error' in r) ? r.head.headers : undefined);
+    this.bodyEnd(r !== undefined && !('error' in r) ? allowedTrailers(r.head.headers) : undefined);
     return undefined;
   }
 
@@ -551,6 +586,7 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
     const c = this.conn;
     this.conn = null;
     this.out?.drop();
+    this.inb?.close();
     if (this.bodyStream) this.bodyStream.pause();
     if (c && this.id) {
       if (reset && !c.socket.destroyed) c.send(u32Frame(FrameType.Reset, this.id, code, reason));
@@ -594,6 +630,8 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
     this.conn = null;
     this.out?.drop();
     this.out = null;
+    this.inb?.close();
+    this.inb = null;
     if (this.settled) return;
     if (!this.retriedOnce && (this.req.body === null || Buffer.isBuffer(this.req.body))) {
       this.retriedOnce = true;
@@ -611,6 +649,7 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
    */
   connectionLost(detail: string): void {
     this.conn = null;
+    this.inb?.close();
     if (this.st === St.Response) return this.bodyBroken(detail);
     this.failed('reset', detail);
   }

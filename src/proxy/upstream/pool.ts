@@ -429,13 +429,23 @@ class Attempt implements UpstreamResponse {
     const body = req.body;
     let framing = '';
     let chunked = false;
-    if (Buffer.isBuffer(body)) {
-      if (req.headers['content-length'] === undefined && (body.length > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH')) framing = `content-length: ${body.length}\r\n`;
-    } else if (body !== null && req.headers['content-length'] === undefined) {
+    let headers = req.headers;
+    const declared = headers['content-length'];
+    if (body === null || Buffer.isBuffer(body)) {
+      const n = body === null ? 0 : body.length;
+      // A Content-Length must say what follows; anything else would let the next bytes on the
+      // connection be read as another request (ADR 0138, review finding 1): the body wins.
+      if (declared !== undefined && declared !== String(n)) headers = { ...headers, 'content-length': String(n) };
+      else if (declared === undefined && body !== null && (n > 0 || req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH')) framing = `content-length: ${n}\r\n`;
+    } else if (declared === undefined || !/^\d{1,15}$/.test(String(declared))) {
+      if (declared !== undefined) {
+        headers = { ...headers };
+        delete headers['content-length'];
+      }
       framing = 'transfer-encoding: chunked\r\n';
       chunked = true;
     }
-    const head = `${req.method} ${req.path} HTTP/1.1\r\n${serializeFields(req.headers)}${framing}\r\n`;
+    const head = `${req.method} ${req.path} HTTP/1.1\r\n${serializeFields(headers)}${framing}\r\n`;
     if (body === null || Buffer.isBuffer(body)) {
       if (!body || body.length === 0) socket.write(head, 'latin1');
       else {
@@ -449,13 +459,22 @@ class Attempt implements UpstreamResponse {
       return;
     }
     socket.write(head, 'latin1');
-    this.streamBody(socket, body, chunked);
+    this.streamBody(socket, body, chunked ? -1 : Number(declared));
   }
 
-  private streamBody(socket: net.Socket, body: Readable, chunked: boolean): void {
+  /** `length`: the Content-Length sent (never more is written), or -1: chunked. */
+  private streamBody(socket: net.Socket, body: Readable, length: number): void {
+    const chunked = length < 0;
+    let left = length;
     // Streaming request bodies are rare on the hot path; closures are fine here.
     const onData = (c: Buffer): void => {
       if (this.settled && !this.status) return;
+      if (!chunked && (left -= c.length) < 0) {
+        // More than the Content-Length: the rest would be read as another request.
+        cleanup();
+        body.pause();
+        return this.bodyOverflow();
+      }
       let ok: boolean;
       if (chunked) {
         socket.cork();
@@ -483,6 +502,15 @@ class Attempt implements UpstreamResponse {
     body.once('end', onEnd);
     socket.on('drain', onDrain);
     socket.once('close', cleanup);
+  }
+
+  private bodyOverflow(): void {
+    const reason = 'request body longer than its Content-Length';
+    if (!this.settled) return this.settle({ kind: 'reset', detail: reason });
+    const c = this.conn;
+    if (this.ended || this.broken !== undefined) return c?.abandon();
+    this.bodyBroken(reason);
+    c?.abandon();
   }
 
   gotHead(status: number, reason: string, headers: Headers, framing: Framing): void {

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import type { SecretModel } from '../../../src/proxy/model.js';
@@ -190,4 +191,36 @@ test('plain HTTP keep-alive: a connection the app closed while idle is replaced 
   }
   pools.close();
   await app.close();
+});
+
+test('a Content-Length never goes out with a body of another length (no second request behind it)', async () => {
+  // A raw server that records every byte: what an app behind the pool would parse.
+  let seen = Buffer.alloc(0);
+  const raw = net.createServer((s) => {
+    s.on('data', (d: Buffer) => {
+      seen = Buffer.concat([seen, d]);
+      if (seen.includes('\r\n\r\n')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => raw.listen(0, '127.0.65.20', r));
+  const pools = new UpstreamPools({ stats: new ProxyStats(), secrets: () => new Map() });
+  const ep = endpoint('127.0.65.20', (raw.address() as AddressInfo).port);
+  const c = cluster('raw', { type: 'STATIC' });
+  const smuggled = 'GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n';
+  try {
+    // A streamed body longer than its declared Content-Length: the extra bytes never leave.
+    const o = await pools.send({ method: 'POST', path: '/a', headers: { host: 'x', 'content-length': '0' }, body: Readable.from([Buffer.from(smuggled)]) }, c, ep);
+    if (o.kind === 'response') await body(o);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!seen.includes('/smuggled'), seen.toString());
+    // A buffered body: the Content-Length sent is the body's.
+    seen = Buffer.alloc(0);
+    await body(await pools.send({ method: 'POST', path: '/b', headers: { host: 'x', 'content-length': '0' }, body: Buffer.from(smuggled) }, c, ep));
+    assert.match(seen.toString('latin1'), new RegExp(`content-length: ${smuggled.length}\\r\\n`));
+    assert.doesNotMatch(seen.toString('latin1'), /content-length: 0/);
+  } finally {
+    pools.close();
+    raw.close();
+  }
 });
