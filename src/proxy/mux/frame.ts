@@ -43,6 +43,17 @@ export const MAX_CONCURRENT_STREAMS = 256;
  * which a server takes no new streams (they are refused and sent elsewhere) until it drops.
  */
 export const CONNECTION_BUDGET = 8 * 1024 * 1024;
+/**
+ * Receive-window auto-tuning (ADR 0138, issue 12): a stream whose consumer took a whole window
+ * without pausing had the window, not the consumer, as its bottleneck; its window doubles, up to
+ * this per stream (a fixed 64 KiB caps one stream at 64 KiB per round trip across clusters).
+ */
+export const MAX_STREAM_WINDOW = 16 * 1024 * 1024;
+/**
+ * Credit a receiver may have outstanding (granted, not yet received and consumed) across the
+ * streams of one connection; at it windows stop growing (they never shrink below what was granted).
+ */
+export const CONNECTION_CREDIT = 32 * 1024 * 1024;
 
 export const enum FrameType {
   /** Stream 0, first frame from each side: magic + u32 initial window. */

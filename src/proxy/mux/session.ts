@@ -6,7 +6,7 @@
  * stream holds at most its window in memory and never stalls its siblings.
  */
 import type { Socket } from 'node:net';
-import { dataHeader, FrameReader, FrameType, INITIAL_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_STREAM_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
 
 /** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
 const COPY_LIMIT = 64 * 1024;
@@ -21,6 +21,10 @@ export abstract class MuxSession implements FrameSink {
   blocked = false;
   /** DATA received on this connection's streams whose credit was not returned yet (ADR 0138). */
   held = 0;
+  /** The sum of this connection's open receive windows: credit granted and not yet consumed. */
+  granted = 0;
+  /** Its cap: at it receive windows stop growing. */
+  creditCap = CONNECTION_CREDIT;
   private out: Buffer[] = [];
   private outBytes = 0;
   private scheduled = false;
@@ -270,18 +274,28 @@ export class OutStream {
 /**
  * The receiving half of a stream's flow control: counts what the peer may still send and returns
  * credit as bytes are consumed, unless the consumer paused (then the credit waits for resume).
+ * Auto-tuning: once a whole window was consumed with no pause in between, the window, not the
+ * consumer, limited the stream (one window per round trip); the window doubles, the extra credit
+ * riding on the next WINDOW frame, up to MAX_STREAM_WINDOW and while the connection's granted
+ * credit stays within its cap. A window never shrinks: the peer may already be using the credit.
  */
 export class InStream {
   /** How many more DATA bytes the peer may send now. */
   allowed = INITIAL_WINDOW;
+  /** The stream's window: credit granted and not yet consumed (allowed + received unreturned). */
+  window = INITIAL_WINDOW;
   private unacked = 0;
+  /** Consumed since the window last grew or the consumer last paused. */
+  private run = 0;
   paused = false;
   private done = false;
 
   constructor(
     private readonly session: MuxSession,
     readonly id: number,
-  ) {}
+  ) {
+    session.granted += INITIAL_WINDOW;
+  }
 
   /** DATA of `n` bytes arrived; false: more than the credit (a flow-control error). */
   received(n: number): boolean {
@@ -290,22 +304,26 @@ export class InStream {
     return this.allowed >= 0;
   }
 
-  /** The stream is gone: what it held no longer counts against the connection. */
+  /** The stream is gone: what it held and was granted no longer counts against the connection. */
   close(): void {
     if (this.done) return;
     this.done = true;
-    this.session.held -= INITIAL_WINDOW - this.allowed;
+    this.session.held -= this.window - this.allowed;
+    this.session.granted -= this.window;
     this.unacked = 0;
   }
 
   /** `n` bytes left for the consumer. */
   consumed(n: number): void {
     this.unacked += n;
-    if (!this.paused && this.unacked >= WINDOW_UPDATE_AT) this.grant();
+    if (this.paused) return;
+    this.run += n;
+    if (this.unacked >= WINDOW_UPDATE_AT) this.grant();
   }
 
   pause(): void {
     this.paused = true;
+    this.run = 0;
   }
 
   resume(): void {
@@ -319,6 +337,19 @@ export class InStream {
     this.unacked = 0;
     this.allowed += n;
     this.session.held -= n;
-    this.session.send(u32Frame(FrameType.Window, this.id, n));
+    this.session.send(u32Frame(FrameType.Window, this.id, n + this.grow()));
+  }
+
+  /** Extra credit when the window was the bottleneck (see the class comment); 0 otherwise. */
+  private grow(): number {
+    if (this.run < this.window) return 0;
+    this.run = 0;
+    const s = this.session;
+    const extra = Math.min(this.window, MAX_STREAM_WINDOW - this.window, s.creditCap - s.granted);
+    if (extra <= 0) return 0;
+    this.window += extra;
+    this.allowed += extra;
+    s.granted += extra;
+    return extra;
   }
 }
