@@ -35,7 +35,8 @@ export const MAX_WINDOW = 16 * 1024 * 1024;
 /**
  * Streams one connection may have open at once; more are refused (the client sends them again
  * once, elsewhere) and a client opens another connection rather than exceed it. With the window
- * it bounds what one authenticated peer can make a sidecar buffer: 256 × 64 KiB = 16 MiB.
+ * it bounds the initial credit one authenticated peer gets: 256 × 64 KiB = 16 MiB (grown windows
+ * are bounded by CONNECTION_CREDIT).
  */
 export const MAX_CONCURRENT_STREAMS = 256;
 /**
