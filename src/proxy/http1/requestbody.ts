@@ -10,6 +10,7 @@
 import { Readable } from 'node:stream';
 
 const EMPTY = Buffer.alloc(0);
+const ignore = (): void => undefined;
 /** Body bytes buffered before anybody asked for them; above this the source is paused. */
 const HIGH_WATER = 64 * 1024;
 
@@ -61,6 +62,9 @@ export class RequestBody {
   stream(): Readable {
     if (this.readable) return this.readable;
     const s = new Readable({ read: () => this.source.resumeReading() });
+    // Cut short (`closed`), it is destroyed with an error; whoever reads it may have finished with
+    // it already (an attempt that timed out): unheard, that error would take the process down.
+    s.on('error', ignore);
     this.readable = s;
     this.mode = Mode.Stream;
     for (const b of this.pending ?? []) s.push(b);

@@ -473,7 +473,7 @@ class Attempt implements UpstreamResponse {
         // More than the Content-Length: the rest would be read as another request.
         cleanup();
         body.pause();
-        return this.bodyOverflow();
+        return this.bodyFailed('request body longer than its Content-Length');
       }
       let ok: boolean;
       if (chunked) {
@@ -491,21 +491,28 @@ class Attempt implements UpstreamResponse {
       cleanup();
     };
     const onDrain = (): void => void body.resume();
+    // The downstream went away mid-body: the upstream request cannot be completed.
+    const onError = (): void => {
+      cleanup();
+      this.bodyFailed('request body failed');
+    };
     const cleanup = (): void => {
       body.off('data', onData);
       body.off('end', onEnd);
+      body.off('error', onError);
       socket.off('drain', onDrain);
       // The socket is kept alive for other requests: leave no listener of this one behind.
       socket.off('close', cleanup);
     };
     body.on('data', onData);
     body.once('end', onEnd);
+    body.once('error', onError);
     socket.on('drain', onDrain);
     socket.once('close', cleanup);
   }
 
-  private bodyOverflow(): void {
-    const reason = 'request body longer than its Content-Length';
+  /** The request body cannot be sent whole: the attempt fails, or the connection is abandoned. */
+  private bodyFailed(reason: string): void {
     if (!this.settled) return this.settle({ kind: 'reset', detail: reason });
     const c = this.conn;
     if (this.ended || this.broken !== undefined) return c?.abandon();
