@@ -6,7 +6,7 @@
  * stream holds at most its window in memory and never stalls its siblings.
  */
 import type { Socket } from 'node:net';
-import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_STREAM_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
 
 /** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
 const COPY_LIMIT = 64 * 1024;
@@ -190,8 +190,15 @@ export class OutStream {
 
   private emit(chunk: Buffer, end: boolean): void {
     const s = this.session;
-    s.send(dataHeader(this.id, chunk.length, end));
-    if (chunk.length) s.send(chunk);
+    // A grown window (up to 16 MiB) may let a large chunk go at once: no frame above MAX_PAYLOAD.
+    let at = 0;
+    while (chunk.length - at > MAX_PAYLOAD) {
+      s.send(dataHeader(this.id, MAX_PAYLOAD, false));
+      s.send(chunk.subarray(at, (at += MAX_PAYLOAD)));
+    }
+    const rest = at === 0 ? chunk : chunk.subarray(at);
+    s.send(dataHeader(this.id, rest.length, end));
+    if (rest.length) s.send(rest);
   }
 
   /** Ends the stream with `frame` (trailers) once the queued data is out. */

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_STREAM_WINDOW, prefaceFrame, textFrame, WINDOW_UPDATE_AT } from '../../../src/proxy/mux/frame.js';
+import { dataHeader, FLAG_END, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, prefaceFrame, textFrame, WINDOW_UPDATE_AT } from '../../../src/proxy/mux/frame.js';
 import { MuxEngine } from '../../../src/proxy/mux/server.js';
-import { InStream, MuxSession } from '../../../src/proxy/mux/session.js';
+import { InStream, MuxSession, OutStream } from '../../../src/proxy/mux/session.js';
 
 const IP = '127.0.66.10';
 const KiB = 1024;
@@ -20,11 +20,14 @@ class Recording extends MuxSession {
   /** Credit sent per stream id (the sum of its WINDOW frames). */
   readonly credited = new Map<number, number>();
   private readonly parser = new FrameReader({
-    frame: (type, _flags, id, payload) => {
+    frame: (type, flags, id, payload) => {
+      if (type === FrameType.Data) this.data.push({ id, n: payload.length, end: (flags & FLAG_END) !== 0 });
       if (type === FrameType.Window) this.credited.set(id, (this.credited.get(id) ?? 0) + payload.readUInt32BE(0));
       return undefined;
     },
   });
+  /** DATA frames sent: stream id, payload length, END. */
+  readonly data: { id: number; n: number; end: boolean }[] = [];
   constructor() {
     super(new net.Socket());
   }
@@ -115,6 +118,20 @@ test('a consumer that pauses never grows its window', () => {
   assert.equal(inb.window, INITIAL_WINDOW);
   assert.equal(peerCredit(s, 1, sent), INITIAL_WINDOW);
   assert.equal(s.granted, INITIAL_WINDOW);
+});
+
+test('with a grown window a large chunk leaves in DATA frames no larger than MAX_PAYLOAD', () => {
+  const s = new Recording();
+  const out = new OutStream(s, 1, { sendDrained: () => undefined });
+  out.credit(4 * MiB);
+  const chunk = Buffer.alloc(3 * MiB + 5);
+  assert.equal(out.data(chunk, true), true);
+  assert.deepEqual(s.data, [
+    { id: 1, n: MAX_PAYLOAD, end: false },
+    { id: 1, n: MAX_PAYLOAD, end: false },
+    { id: 1, n: MAX_PAYLOAD, end: false },
+    { id: 1, n: 5, end: true },
+  ]);
 });
 
 let engine: MuxEngine;
