@@ -16,7 +16,8 @@ import type { Framing, Headers } from '../http1/head.js';
 import { h2Fields } from '../http2/server.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
-import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, isTlsError, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { AttemptBase } from './attemptbody.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -210,7 +211,7 @@ const enum St {
 }
 
 /** One request attempt on an HTTP/2 stream: also the UpstreamResponse handed to the caller. */
-class H2Attempt implements UpstreamResponse {
+class H2Attempt extends AttemptBase implements UpstreamResponse {
   status = 0;
   statusMessage = '';
   headers: Headers = {};
@@ -219,22 +220,17 @@ class H2Attempt implements UpstreamResponse {
   private st = St.Waiting;
   private conn: H2Conn | null = null;
   private stream: ClientHttp2Stream | null = null;
-  private settled = false;
   private resolve!: (o: AttemptOutcome) => void;
-  private sink: ResponseSink | null = null;
-  private early: Buffer[] | null = null;
-  private ended = false;
-  private trailers: Headers | undefined;
-  private broken: string | undefined;
   private refusedRetried = false;
-  private readonly onAbort = (): void => this.settle({ kind: 'aborted' });
 
   constructor(
     readonly pool: H2ClusterPool,
     readonly req: UpstreamRequest,
     readonly cluster: ClusterModel,
     readonly endpoint: EndpointModel,
-  ) {}
+  ) {
+    super();
+  }
 
   get secure(): boolean {
     return this.pool.secure;
@@ -350,27 +346,16 @@ class H2Attempt implements UpstreamResponse {
     this.pool.owner.release(this.cluster.name);
   }
 
-  pipe(sink: ResponseSink): void {
-    this.sink = sink;
-    const early = this.early;
-    this.early = null;
-    if (early) for (const c of early) if (!sink.data(c)) this.stream?.pause();
-    if (this.broken !== undefined) sink.abort(this.broken);
-    else if (this.ended) sink.end(this.trailers);
+  protected pauseBody(): void {
+    this.stream?.pause();
   }
 
   flow(): void {
     this.stream?.resume();
   }
 
-  resume(): void {
-    this.pipe(DROP);
-  }
-
-  destroy(): void {
-    this.sink = null;
-    if (this.ended || this.broken !== undefined) return;
-    this.broken = 'destroyed';
+  protected dropped(live: boolean): void {
+    if (!live) return;
     const s = this.stream;
     if (s && !s.destroyed) s.close(NGHTTP2_CANCEL);
     if (this.st !== St.Done) {
@@ -379,18 +364,12 @@ class H2Attempt implements UpstreamResponse {
     }
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    return bodyChunks(this);
-  }
-
   failed(kind: 'connect-failure' | 'reset', detail: string): void {
     this.settle(kind === 'connect-failure' ? { kind, detail } : { kind: 'reset', detail });
   }
 
   settle(o: AttemptOutcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.req.signal?.removeEventListener('abort', this.onAbort);
+    if (!this.beginSettle()) return;
     if (o.kind !== 'response') {
       const body = this.req.body;
       if (body && !Buffer.isBuffer(body)) body.pause();

@@ -21,7 +21,8 @@ import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parsePreface, pa
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
-import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, isTlsError, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { AttemptBase } from './attemptbody.js';
 
 /** What the mux pool needs from `UpstreamPools`. */
 export interface MuxPoolOwner {
@@ -369,7 +370,7 @@ const enum St {
 }
 
 /** One request attempt on a stream: also the UpstreamResponse handed to the caller. */
-class MuxAttempt implements UpstreamResponse, DrainListener {
+class MuxAttempt extends AttemptBase implements UpstreamResponse, DrainListener {
   status = 0;
   statusMessage = '';
   headers: Headers = {};
@@ -380,26 +381,20 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
   private st = St.Waiting;
   private conn: MuxClientConn | null = null;
   private id = 0;
-  private settled = false;
   private resolve!: (o: AttemptOutcome) => void;
-  private sink: ResponseSink | null = null;
-  private early: Buffer[] | null = null;
-  private ended = false;
-  private trailers: Headers | undefined;
-  private broken: string | undefined;
   private received = 0;
   private retriedOnce = false;
-  private timer: NodeJS.Timeout | undefined;
   private started = 0;
   private bodyStream: Readable | null = null;
-  private readonly onAbort = (): void => this.settle({ kind: 'aborted' });
 
   constructor(
     readonly pool: MuxClusterPool,
     readonly req: UpstreamRequest,
     readonly cluster: ClusterModel,
     readonly endpoint: EndpointModel,
-  ) {}
+  ) {
+    super();
+  }
 
   get secure(): boolean {
     return true;
@@ -429,11 +424,8 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
 
   /** The peer does not speak mux: this attempt goes the HTTP/1.1 way instead (nothing was sent). */
   fallBack(): void {
-    if (this.settled) return;
-    this.settled = true;
+    if (!this.beginSettle()) return;
     this.conn = null;
-    if (this.timer) clearTimeout(this.timer);
-    this.req.signal?.removeEventListener('abort', this.onAbort);
     // The per-try timeout started with this attempt: the HTTP/1.1 one gets what is left of it.
     const req = this.req;
     const t = req.perTryTimeoutMs;
@@ -654,37 +646,20 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
     this.failed('reset', detail);
   }
 
-  pipe(sink: ResponseSink): void {
-    this.sink = sink;
-    const early = this.early;
-    this.early = null;
-    if (early) {
-      for (const c of early) {
-        if (!sink.data(c)) this.inb?.pause();
-        this.inb?.consumed(c.length);
-      }
-    }
-    if (this.broken !== undefined) sink.abort(this.broken);
-    else if (this.ended) sink.end(this.trailers);
+  protected pauseBody(): void {
+    this.inb?.pause();
+  }
+
+  protected override replayed(bytes: number): void {
+    this.inb?.consumed(bytes);
   }
 
   flow(): void {
     this.inb?.resume();
   }
 
-  resume(): void {
-    this.pipe(DROP);
-  }
-
-  destroy(): void {
-    this.sink = null;
-    if (this.ended || this.broken !== undefined) return;
-    this.broken = 'destroyed';
-    this.resetStream(ResetCode.Cancel, 'response dropped');
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    return bodyChunks(this);
+  protected dropped(live: boolean): void {
+    if (live) this.resetStream(ResetCode.Cancel, 'response dropped');
   }
 
   failed(kind: 'connect-failure' | 'reset', detail: string): void {
@@ -692,10 +667,7 @@ class MuxAttempt implements UpstreamResponse, DrainListener {
   }
 
   settle(o: AttemptOutcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.req.signal?.removeEventListener('abort', this.onAbort);
+    if (!this.beginSettle()) return;
     if (o.kind !== 'response') {
       const c = this.conn;
       if (c && this.st === St.Waiting) {

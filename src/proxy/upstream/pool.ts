@@ -23,7 +23,8 @@ import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
 import { MuxClusterPool } from './muxpool.js';
 import { muxFromEnv } from '../mux/frame.js';
-import { bodyChunks, ClusterPoolBase, DROP, isTlsError, type AttemptOutcome, type ResponseSink, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, isTlsError, type AttemptOutcome, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { AttemptBase } from './attemptbody.js';
 
 export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
 
@@ -376,7 +377,7 @@ class ClusterPool extends ClusterPoolBase<UpstreamPools> {
 }
 
 /** One request attempt: also the UpstreamResponse handed to the caller. */
-class Attempt implements UpstreamResponse {
+class Attempt extends AttemptBase implements UpstreamResponse {
   conn: UpstreamConn | null = null;
   status = 0;
   statusMessage = '';
@@ -384,15 +385,8 @@ class Attempt implements UpstreamResponse {
   framing: Framing = { kind: 'none' };
   peerId: string | undefined | null = undefined;
   requestSent = false;
-  private settled = false;
   private staleRetried = false;
-  private timer: NodeJS.Timeout | undefined;
   private resolve!: (o: AttemptOutcome) => void;
-  private sink: ResponseSink | null = null;
-  private early: Buffer[] | null = null;
-  private ended = false;
-  private broken: string | undefined;
-  private readonly onAbort: () => void;
   readonly endpointKey: string;
 
   constructor(
@@ -402,8 +396,8 @@ class Attempt implements UpstreamResponse {
     readonly cluster: ClusterModel,
     readonly endpoint: EndpointModel,
   ) {
+    super();
     this.endpointKey = endpoint.key;
-    this.onAbort = () => this.settle({ kind: 'aborted' });
   }
 
   get secure(): boolean {
@@ -540,9 +534,6 @@ class Attempt implements UpstreamResponse {
     } else (this.early ??= []).push(chunk);
   }
 
-  /** Chunked trailers, if the upstream sent some (handed on like HTTP/2's). */
-  private trailers: Headers | undefined;
-
   bodyEnd(trailers?: Headers): void {
     this.ended = true;
     this.trailers = trailers;
@@ -557,35 +548,21 @@ class Attempt implements UpstreamResponse {
     if (this.sink) this.sink.abort(reason);
   }
 
-  pipe(sink: ResponseSink): void {
-    this.sink = sink;
-    const early = this.early;
-    this.early = null;
-    if (early) for (const c of early) if (!sink.data(c)) this.conn?.socket.pause();
-    if (this.broken !== undefined) sink.abort(this.broken);
-    else if (this.ended) sink.end(this.trailers);
+  protected pauseBody(): void {
+    this.conn?.socket.pause();
   }
 
   flow(): void {
     this.conn?.socket.resume();
   }
 
-  destroy(): void {
-    this.sink = null;
+  protected dropped(live: boolean): void {
+    // Even after the body ended the connection is no longer this attempt's (a later flow() must not touch it).
     const c = this.conn;
     this.conn = null;
-    if (this.ended || this.broken !== undefined) return;
-    this.broken = 'destroyed';
+    if (!live) return;
     c?.abandon();
     this.pools.release(this.cluster.name);
-  }
-
-  resume(): void {
-    this.pipe(DROP);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    return bodyChunks(this);
   }
 
   /** How an attempt ended before a response (or the stale-connection case). */
@@ -609,10 +586,7 @@ class Attempt implements UpstreamResponse {
   }
 
   settle(o: AttemptOutcome): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.req.signal?.removeEventListener('abort', this.onAbort);
+    if (!this.beginSettle()) return;
     if (o.kind !== 'response') {
       const body = this.req.body;
       if (body && !Buffer.isBuffer(body)) body.pause();
