@@ -79,6 +79,22 @@ export interface ExchangeOwner {
 /** How the response body will be delimited. */
 export type ResponseFraming = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'none' };
 
+/** What `respondWhole` needs of a downstream exchange (HTTP/1.1, HTTP/2 or isle-mux). */
+export interface WholeResponder {
+  readonly headersSent: boolean;
+  writeHead(status: number, reason: string | undefined, headers: Headers, framing: ResponseFraming): void;
+  end(chunk?: Buffer, trailers?: Headers): void;
+  reset(): void;
+}
+
+/** A complete response from memory (local replies). Resets the exchange if a response already started. */
+export function respondWhole(x: WholeResponder, status: number, headers: Headers, body: string | Buffer): void {
+  if (x.headersSent) return x.reset();
+  const buf = typeof body === 'string' ? Buffer.from(body) : body;
+  x.writeHead(status, undefined, headers, { kind: 'length', length: buf.length });
+  x.end(buf);
+}
+
 /** One request on a connection and its response. */
 export class ServerExchange implements BodyData {
   readonly head: RequestHead;
@@ -259,12 +275,8 @@ export class ServerExchange implements BodyData {
     this.conn.exchangeDone(this);
   }
 
-  /** A complete response from memory (local replies). Resets the connection if one already started. */
   respond(status: number, headers: Headers, body: string | Buffer): void {
-    if (this.headersSent) return this.reset();
-    const buf = typeof body === 'string' ? Buffer.from(body) : body;
-    this.writeHead(status, undefined, headers, { kind: 'length', length: buf.length });
-    this.end(buf);
+    respondWhole(this, status, headers, body);
   }
 
   /** The response cannot be completed honestly: close the connection. */

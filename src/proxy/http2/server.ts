@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Headers, RequestHead } from '../http1/head.js';
 import { RequestBody, type BodySource } from '../http1/requestbody.js';
-import type { ExchangeOwner, ResponseFraming } from '../http1/server.js';
+import { respondWhole, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
 
 const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM, NGHTTP2_NO_ERROR } = http2.constants;
 /** HTTP/2 forbids these in a header block (RFC 9113 §8.2.2); node:http2 throws on them. */
@@ -200,10 +200,7 @@ export class H2Exchange implements BodySource {
   }
 
   respond(status: number, headers: Headers, body: string | Buffer): void {
-    if (this.headersSent) return this.reset();
-    const buf = typeof body === 'string' ? Buffer.from(body) : body;
-    this.writeHead(status, undefined, headers, { kind: 'length', length: buf.length });
-    this.end(buf);
+    respondWhole(this, status, headers, body);
   }
 
   /** The response cannot be completed honestly: RST_STREAM (the connection and its other streams live on). */

@@ -9,8 +9,8 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { DEFAULT_HEAD_LIMITS, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from '../http1/head.js';
 import { RequestBody, type BodySource } from '../http1/requestbody.js';
-import { reasonPhrase, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
-import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parsePreface, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
+import { reasonPhrase, respondWhole, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
+import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from './session.js';
 
 export interface MuxEngineOptions {
@@ -219,10 +219,7 @@ export class MuxExchange implements BodySource, DrainListener {
   }
 
   respond(status: number, headers: Headers, body: string | Buffer): void {
-    if (this.headersSent) return this.reset();
-    const buf = typeof body === 'string' ? Buffer.from(body) : body;
-    this.writeHead(status, undefined, headers, { kind: 'length', length: buf.length });
-    this.end(buf);
+    respondWhole(this, status, headers, body);
   }
 
   /** The response cannot be completed honestly: reset this stream (its siblings live on). */
@@ -272,14 +269,7 @@ export class MuxServerConn extends MuxSession {
   }
 
   frame(type: number, flags: number, id: number, payload: Buffer): string | undefined {
-    if (!this.gotPreface) {
-      if (type !== FrameType.Preface) return 'isle-mux: the peer did not start with a preface';
-      const w = parsePreface(payload);
-      if (w === undefined) return 'isle-mux: bad preface';
-      this.gotPreface = true;
-      this.peerWindow = w;
-      return undefined;
-    }
+    if (!this.gotPreface) return this.takePreface(type, payload);
     if (id === 0) {
       // The client's GOAWAY: it opens nothing more; what is in flight finishes.
       if (type === FrameType.GoAway && this.streams.size === 0) this.end();

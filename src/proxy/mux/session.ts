@@ -6,7 +6,7 @@
  * stream holds at most its window in memory and never stalls its siblings.
  */
 import type { Socket } from 'node:net';
-import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, parsePreface, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
 
 /** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
 const COPY_LIMIT = 64 * 1024;
@@ -37,6 +37,16 @@ export abstract class MuxSession implements FrameSink {
   }
 
   private readonly onDrainBound = (): void => this.onSocketDrain();
+
+  /** The first frame from the peer, which must be its preface: the error if it is not one. */
+  protected takePreface(type: number, payload: Buffer): string | undefined {
+    if (type !== FrameType.Preface) return 'isle-mux: the peer did not start with a preface';
+    const w = parsePreface(payload);
+    if (w === undefined) return 'isle-mux: bad preface';
+    this.gotPreface = true;
+    this.peerWindow = w;
+    return undefined;
+  }
 
   /** The socket goes to another codec: stop listening to it. */
   detach(): void {

@@ -17,7 +17,7 @@ import tls from 'node:tls';
 import { allowedTrailers, MAX_TRAILER_BYTES } from '../http1/body.js';
 import { parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parsePreface, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
+import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
@@ -179,14 +179,7 @@ class MuxClientConn extends MuxSession {
   }
 
   frame(type: number, flags: number, id: number, payload: Buffer): string | undefined {
-    if (!this.gotPreface) {
-      if (type !== FrameType.Preface) return 'isle-mux: the peer did not start with a preface';
-      const w = parsePreface(payload);
-      if (w === undefined) return 'isle-mux: bad preface';
-      this.gotPreface = true;
-      this.peerWindow = w;
-      return undefined;
-    }
+    if (!this.gotPreface) return this.takePreface(type, payload);
     if (id === 0) {
       if (type === FrameType.GoAway) {
         // Read as "last 0", a truncated GOAWAY would replay every in-flight stream, including
