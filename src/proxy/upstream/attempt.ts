@@ -136,6 +136,11 @@ export function isTlsError(err: NodeJS.ErrnoException): boolean {
   return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || code === 'ISLE_ERR_SAN_MISMATCH' || /SSL|TLS|certificate/i.test(err.message);
 }
 
+/** What a connection error that came before the connection was up is reported as. */
+export function connectErrorDetail(err: NodeJS.ErrnoException): string {
+  return isTlsError(err) ? `TLS error: ${err.message}` : `${err.code ?? 'error'}: ${err.message}`;
+}
+
 /** A response body as an async iterator (tests, mirrors): pipes it into a queue. */
 export async function* bodyChunks(res: Pick<UpstreamResponse, 'pipe'>): AsyncGenerator<Buffer> {
   const chunks: Buffer[] = [];

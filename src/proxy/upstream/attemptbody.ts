@@ -16,6 +16,8 @@ export abstract class AttemptBase {
   protected trailers: Headers | undefined;
   protected broken: string | undefined;
   protected readonly onAbort = (): void => this.settle({ kind: 'aborted' });
+  /** Settles the attempt's promise (set by `begin`). */
+  protected resolve!: (o: AttemptOutcome) => void;
 
   abstract readonly req: UpstreamRequest;
   abstract settle(o: AttemptOutcome): void;
@@ -36,6 +38,18 @@ export abstract class AttemptBase {
     if (this.timer) clearTimeout(this.timer);
     this.req.signal?.removeEventListener('abort', this.onAbort);
     return true;
+  }
+
+  /**
+   * The attempt's promise, and the request's cancellation followed; when the request was
+   * cancelled already, the attempt is settled ('aborted') before this returns.
+   */
+  protected begin(): Promise<AttemptOutcome> {
+    const p = new Promise<AttemptOutcome>((r) => (this.resolve = r));
+    const signal = this.req.signal;
+    if (signal?.aborted) this.settle({ kind: 'aborted' });
+    else signal?.addEventListener('abort', this.onAbort);
+    return p;
   }
 
   pipe(sink: ResponseSink): void {

@@ -16,7 +16,7 @@ import type { Framing, Headers } from '../http1/head.js';
 import { h2Fields } from '../http2/server.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
-import { ClusterPoolBase, isTlsError, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 import { AttemptBase } from './attemptbody.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -128,7 +128,7 @@ class H2Conn {
   private onError(e: NodeJS.ErrnoException): void {
     if (!this.connected) {
       this.pool.stats.upstreamCxConnectFail.inc(this.pool.label);
-      return this.fail('connect-failure', isTlsError(e) ? `TLS error: ${e.message}` : `${e.code ?? 'error'}: ${e.message}`);
+      return this.fail('connect-failure', connectErrorDetail(e));
     }
     this.fail('reset', `${e.code ?? 'error'}: ${e.message}`);
   }
@@ -220,7 +220,6 @@ class H2Attempt extends AttemptBase implements UpstreamResponse {
   private st = St.Waiting;
   private conn: H2Conn | null = null;
   private stream: ClientHttp2Stream | null = null;
-  private resolve!: (o: AttemptOutcome) => void;
   private refusedRetried = false;
 
   constructor(
@@ -237,12 +236,8 @@ class H2Attempt extends AttemptBase implements UpstreamResponse {
   }
 
   run(): Promise<AttemptOutcome> {
-    const p = new Promise<AttemptOutcome>((r) => (this.resolve = r));
-    if (this.req.signal?.aborted) {
-      this.settle({ kind: 'aborted' });
-      return p;
-    }
-    this.req.signal?.addEventListener('abort', this.onAbort);
+    const p = this.begin();
+    if (this.settled) return p;
     this.conn = this.pool.connFor(this.endpoint, this.cluster.connectTimeoutMs);
     this.conn.assign(this);
     return p;

@@ -21,7 +21,7 @@ import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, p
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
-import { ClusterPoolBase, isTlsError, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 import { AttemptBase } from './attemptbody.js';
 
 /** What the mux pool needs from `UpstreamPools`. */
@@ -248,7 +248,7 @@ class MuxClientConn extends MuxSession {
   private onError(e: NodeJS.ErrnoException): void {
     if (!this.connected && this.failure === undefined) {
       this.pool.stats.upstreamCxConnectFail.inc(this.pool.label);
-      return this.fail('connect-failure', isTlsError(e) ? `TLS error: ${e.message}` : `${e.code ?? 'error'}: ${e.message}`);
+      return this.fail('connect-failure', connectErrorDetail(e));
     }
     this.fail('reset', `${e.code ?? 'error'}: ${e.message}`);
   }
@@ -374,7 +374,6 @@ class MuxAttempt extends AttemptBase implements UpstreamResponse, DrainListener 
   private st = St.Waiting;
   private conn: MuxClientConn | null = null;
   private id = 0;
-  private resolve!: (o: AttemptOutcome) => void;
   private received = 0;
   private retriedOnce = false;
   private started = 0;
@@ -394,13 +393,9 @@ class MuxAttempt extends AttemptBase implements UpstreamResponse, DrainListener 
   }
 
   run(): Promise<AttemptOutcome> {
-    const p = new Promise<AttemptOutcome>((r) => (this.resolve = r));
+    const p = this.begin();
+    if (this.settled) return p;
     const req = this.req;
-    if (req.signal?.aborted) {
-      this.settle({ kind: 'aborted' });
-      return p;
-    }
-    req.signal?.addEventListener('abort', this.onAbort);
     if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) {
       this.started = performance.now();
       this.timer = setTimeout(onPerTryTimeout, req.perTryTimeoutMs, this);

@@ -23,7 +23,7 @@ import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
 import { MuxClusterPool } from './muxpool.js';
 import { muxFromEnv } from '../mux/frame.js';
-import { ClusterPoolBase, isTlsError, type AttemptOutcome, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 import { AttemptBase } from './attemptbody.js';
 
 export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
@@ -215,7 +215,7 @@ class UpstreamConn implements BodyData {
     }
     if (!this.connected) {
       this.pool.stats.upstreamCxConnectFail.inc(this.pool.label);
-      a.failed('connect-failure', isTlsError(e) ? `TLS error: ${e.message}` : `${e.code ?? 'error'}: ${e.message}`);
+      a.failed('connect-failure', connectErrorDetail(e));
     } else a.failed(this.uses > 0 && e.code === 'ECONNRESET' ? 'stale' : 'reset', `${e.code ?? 'error'}: ${e.message}`);
   }
 
@@ -386,7 +386,6 @@ class Attempt extends AttemptBase implements UpstreamResponse {
   peerId: string | undefined | null = undefined;
   requestSent = false;
   private staleRetried = false;
-  private resolve!: (o: AttemptOutcome) => void;
   readonly endpointKey: string;
 
   constructor(
@@ -405,13 +404,9 @@ class Attempt extends AttemptBase implements UpstreamResponse {
   }
 
   run(): Promise<AttemptOutcome> {
-    const p = new Promise<AttemptOutcome>((r) => (this.resolve = r));
+    const p = this.begin();
+    if (this.settled) return p;
     const req = this.req;
-    if (req.signal?.aborted) {
-      this.settle({ kind: 'aborted' });
-      return p;
-    }
-    req.signal?.addEventListener('abort', this.onAbort);
     if (req.perTryTimeoutMs && req.perTryTimeoutMs > 0) this.timer = setTimeout(onPerTryTimeout, req.perTryTimeoutMs, this);
     this.pool.acquire(this);
     return p;
