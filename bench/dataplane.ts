@@ -26,7 +26,8 @@
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
  * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
  * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
- * evaluated per request). ISLE_BENCH_DP_TRACING (e.g. `off,0.01,1`): after the other rows, the sidecar
+ * evaluated per request). ISLE_BENCH_DP_WARMUP (5: seconds of the same load right before each row,
+ * reported separately for the fixed rate — ADR 0149). ISLE_BENCH_DP_TRACING (e.g. `off,0.01,1`): after the other rows, the sidecar
  * pair again at the fixed rate with MeshConfig tracing at each sampling (spans exported over
  * OTLP/HTTP to a local receiver), and each sidecar's CPU per request. `--smoke`: 1 s runs at 200 rps.
  */
@@ -49,6 +50,13 @@ export interface DataplaneOptions extends CommonOptions {
   install: boolean;
   /** AuthorizationPolicy rules on the server sidecar (ISLE_BENCH_DP_RBAC_RULES; 0 = none): the per-request cost of RBAC. */
   rbacRules: number;
+  /**
+   * Seconds of the same load right before each measured row (ISLE_BENCH_DP_WARMUP; 0 = none), so
+   * a row measures the steady state rather than the JIT and heap warming up after the path sat
+   * idle through the other rows (ADR 0149). The fixed-rate warm-up is reported too: it is what
+   * the first seconds after an idle stretch cost.
+   */
+  warmup: number;
 }
 
 /**
@@ -72,6 +80,7 @@ export function dataplaneDefaults(smoke: boolean, env: NodeJS.ProcessEnv = proce
     connections: num('ISLE_BENCH_DP_CONNECTIONS', 16),
     install: !smoke && env['ISLE_BENCH_NO_INSTALL'] === undefined,
     rbacRules: num('ISLE_BENCH_DP_RBAC_RULES', 0),
+    warmup: num('ISLE_BENCH_DP_WARMUP', smoke ? 0 : 5),
   };
 }
 
@@ -102,6 +111,8 @@ export interface PathRow {
   result?: LoadResult;
   skipped?: string;
   proxies: Record<string, ProxyUsage>;
+  /** The same load for `warmup` seconds right before the row, after the path sat idle. */
+  warmup?: { seconds: number; result?: LoadResult; proxies: Record<string, ProxyUsage> };
 }
 
 /** `0.0012 secs` → ms; hey prints 4 decimals (0.1 ms resolution). */
@@ -334,19 +345,26 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
           rows.push({ path: p.path, load, skipped: 'wrk missing', proxies: {} });
           continue;
         }
-        const before = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
-        const t0 = performance.now();
-        log(`  ${p.path}, ${load === 'fixed' ? `${o.rate} requests/s` : 'maximum rate'}, ${o.seconds} s`);
-        let result: LoadResult | undefined;
-        let skipped: string | undefined;
-        try {
-          result = load === 'fixed' ? await fixedRate(p.url, p.host, o, tools['hey'] === true) : await maxRate(p.url, p.host, o);
-        } catch (e) {
-          skipped = e instanceof Error ? e.message.split('\n')[0] : String(e);
-        }
-        const secs = (performance.now() - t0) / 1000;
-        const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
-        rows.push({ path: p.path, load, ...(result ? { result } : {}), ...(skipped ? { skipped } : {}), proxies });
+        const measure = async (seconds: number): Promise<{ result?: LoadResult; skipped?: string; proxies: Record<string, ProxyUsage> }> => {
+          const before = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+          const t0 = performance.now();
+          let result: LoadResult | undefined;
+          let skipped: string | undefined;
+          try {
+            result = load === 'fixed' ? await fixedRate(p.url, p.host, { ...o, seconds }, tools['hey'] === true) : await maxRate(p.url, p.host, { ...o, seconds });
+          } catch (e) {
+            skipped = e instanceof Error ? e.message.split('\n')[0] : String(e);
+          }
+          const secs = (performance.now() - t0) / 1000;
+          const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
+          return { ...(result ? { result } : {}), ...(skipped ? { skipped } : {}), proxies };
+        };
+        // The maximum rate warms any path within its first second: a short warm-up is enough there.
+        const warmSecs = load === 'fixed' ? o.warmup : Math.min(o.warmup, 2);
+        log(`  ${p.path}, ${load === 'fixed' ? `${o.rate} requests/s` : 'maximum rate'}, ${warmSecs > 0 ? `${warmSecs} s warm-up + ` : ''}${o.seconds} s`);
+        const warm = warmSecs > 0 ? await measure(warmSecs) : undefined;
+        const m = await measure(o.seconds);
+        rows.push({ path: p.path, load, ...(m.result ? { result: m.result } : {}), ...(m.skipped ? { skipped: m.skipped } : {}), proxies: m.proxies, ...(warm ? { warmup: { seconds: warmSecs, ...(warm.result ? { result: warm.result } : {}), proxies: warm.proxies } } : {}) });
         await sleep(300);
       }
     }
@@ -434,7 +452,7 @@ function nginxWorkerPid(master: number): number {
   }
 }
 
-export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'>, idle: { client: number; server: number }, after: { client: number; server: number; quiet?: { client: number; server: number } }, versions: Record<string, string>, notes: string[]): string {
+export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'> & { warmup?: number }, idle: { client: number; server: number }, after: { client: number; server: number; quiet?: { client: number; server: number } }, versions: Record<string, string>, notes: string[]): string {
   const direct = (load: string) => rows.find((r) => r.path === 'direct' && r.load === load)?.result;
   const cell = (r: PathRow, k: 'p50' | 'p90' | 'p99') => (r.result ? fmt(r.result[k], 2) : '—');
   const added = (r: PathRow, k: 'p50' | 'p99') => {
@@ -442,7 +460,7 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
     if (!r.result || !d || r.path === 'direct') return '';
     return ` (+${fmt(r.result[k] - d[k], 2)})`;
   };
-  const usage = (r: PathRow) =>
+  const usage = (r: Pick<PathRow, 'proxies' | 'result'>) =>
     Object.entries(r.proxies)
       .filter(([k]) => k !== 'app')
       // CPU per request (ADR 0128): steadier than the rate when the machine is shared.
@@ -459,14 +477,25 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
     r.result ? fmt(r.result.errors) : '—',
     usage(r),
   ]);
-  const fixedSidecar = rows.find((r) => r.load === 'fixed' && r.path.startsWith('isle'))?.result;
+  // The fixed-rate warm-up windows: what each path costs in its first seconds after sitting idle.
+  const warmRows = rows.filter((r) => r.load === 'fixed' && r.warmup);
+  const directWarm = warmRows.find((r) => r.path === 'direct')?.warmup?.result;
+  const warmAdded = (r: LoadResult | undefined, k: 'p50' | 'p99') => (r && directWarm && r !== directWarm ? ` (+${fmt(r[k] - directWarm[k], 2)})` : '');
+  const warmBody = warmRows.map((r) => {
+    const w = r.warmup!;
+    return [r.path, w.result ? fmt(w.result.rps) : '—', w.result ? fmt(w.result.p50, 2) + warmAdded(w.result, 'p50') : '—', w.result ? fmt(w.result.p99, 2) + warmAdded(w.result, 'p99') : '—', w.result ? fmt(w.result.errors) : '—', usage({ proxies: w.proxies, ...(w.result ? { result: w.result } : {}) })];
+  });
+  const fixedSidecarRow = rows.find((r) => r.load === 'fixed' && r.path.startsWith('isle'));
+  const fixedSidecar = fixedSidecarRow?.result;
+  const coldSidecar = fixedSidecarRow?.warmup?.result;
+  const cold = (k: 'p50' | 'p99') => (coldSidecar && directWarm ? ` (first ${fmt(fixedSidecarRow!.warmup!.seconds)} s after idle: ${fmt(coldSidecar[k] - directWarm[k], 2)} ms)` : '');
   const maxSidecar = rows.find((r) => r.load === 'max' && r.path.startsWith('isle'))?.result;
   const d1 = direct('fixed');
   const dmax = direct('max');
   const rss = (k: 'client' | 'server') => `${fmt(idle[k])} idle / ${fmt(after[k])} right after load${after.quiet ? ` / ${fmt(after.quiet[k])} 5 s later` : ''}`;
   const vs = [
-    ['two-sidecar added latency at 1,000 rps, p50', '≤ 1.0 ms (§8: 0.5)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p50 - d1.p50, 2)} ms` : '—'],
-    ['two-sidecar added latency at 1,000 rps, p99', '≤ 3.0 ms (§8: 2)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p99 - d1.p99, 2)} ms` : '—'],
+    ['two-sidecar added latency at 1,000 rps, p50', '≤ 1.0 ms (§8: 0.5)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p50 - d1.p50, 2)} ms${cold('p50')}` : '—'],
+    ['two-sidecar added latency at 1,000 rps, p99', '≤ 3.0 ms (§8: 2)', fixedSidecar && d1 ? `${fmt(fixedSidecar.p99 - d1.p99, 2)} ms${cold('p99')}` : '—'],
     ['sidecar pair throughput vs direct (max rate)', '≥ 25 % (§8: 60)', maxSidecar && dmax ? `${fmt((maxSidecar.rps / dmax.rps) * 100)} %` : '—'],
     ['sidecar memory (RSS)', '≤ 50 MB idle, ≤ 60 MB after load', `client ${rss('client')}, server ${rss('server')} MB`],
     ['errors in every row', '0', fmt(rows.reduce((n, r) => n + (r.result?.errors ?? 0), 0))],
@@ -476,11 +505,13 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
     ...notes,
     ...short.map((r) => `${r.path} did not sustain ${fmt(o.rate)} requests/s (${fmt(r.result!.rps)}): hey's workers wait for each response, so latency above ${fmt(10_000 / o.rate, 0)} ms caps the rate and the percentiles understate the queueing an open-loop client would see.`),
   ];
+  const warmNote = o.warmup ? ` Each row follows ${fmt(o.warmup)} s of the same load (${fmt(Math.min(o.warmup, 2))} s at the maximum rate) on the same path: the rows are the steady state; the path's first ${fmt(o.warmup)} s at ${fmt(o.rate)}/s after sitting idle through the other rows are the second table.` : '';
   return [
-    `1 KB responses, keep-alive, ${o.seconds} s per run; the app, nginx (1 worker), each proxy of every pair and both sidecars are separate processes on the same 2 cores as the load generator. ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
+    `1 KB responses, keep-alive, ${o.seconds} s per run; the app, nginx (1 worker), each proxy of every pair and both sidecars are separate processes on the same 2 cores as the load generator.${warmNote} ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
     '',
     table(head, body),
     '',
+    ...(warmBody.length ? [`First ${fmt(o.warmup ?? 0)} s at ${fmt(o.rate)}/s after sitting idle (the warm-up before each fixed-rate row; added latency against direct's warm-up):`, '', table(['path', 'requests/s', 'p50 ms', 'p99 ms', 'errors', 'proxy CPU and RSS'], warmBody), ''] : []),
     table(['issue 12 target', 'target', 'measured'], vs),
     ...(allNotes.length ? ['', ...allNotes.map((n) => `- ${n}`)] : []),
   ].join('\n');
