@@ -24,7 +24,11 @@
  * wrk, hey, nginx and haproxy are installed from Debian when missing and running as root (printed);
  * else their rows or columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
- * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both).
+ * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both;
+ * repeated, e.g. `fixed,fixed,fixed`, runs that many rows back to back: the sidecars' warm-up, ADR 0146).
+ * ISLE_BENCH_SIDECAR_NODE_ARGS adds node flags to both sidecars only (space-separated, e.g. `--trace-opt` or
+ * `--require scripts/v8-timeline.cjs`); ISLE_BENCH_SIDECAR_OUT=<dir> writes each sidecar's stdout there at the end
+ * (what V8's trace flags printed).
  * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
  * evaluated per request). ISLE_BENCH_DP_WARMUP (5: seconds of the same load right before each row,
  * reported separately for the fixed rate — ADR 0149). ISLE_BENCH_DP_TRACING (e.g. `off,0.01,1`): after the other rows, the sidecar
@@ -234,6 +238,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
   const { dir, remove } = tempDir('dataplane-');
   const procs: Child[] = [];
   const rows: PathRow[] = [];
+  const sidecars: Record<string, Child> = {};
   try {
     const { caDir, cfg, token } = await sidecarPairSetup(dir, `${NET}.0/24`);
     writeGrpcConfig(cfg, `${NET}.0/24`);
@@ -249,10 +254,13 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     const cp = await startControlPlane({ configDir: cfg, caDir, logLevel: 'error' });
     procs.push(cp.child);
     const common = ['--control-plane', cp.mtls, '--ca-bundle', join(caDir, 'root-cert.pem'), '--namespace', 'default', '--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--log-level', 'error'];
-    const server = await startIsle(['proxy', ...common, '--ip', SERVER_IP, '--service-account', 'helloworld', '--labels', 'app=helloworld', '--token', token('helloworld'), '--app-port', `5000=${appPort}`], /listener \S+ inbound /);
+    const nodeArgs = (process.env['ISLE_BENCH_SIDECAR_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const server = await startIsle(['proxy', ...common, '--ip', SERVER_IP, '--service-account', 'helloworld', '--labels', 'app=helloworld', '--token', token('helloworld'), '--app-port', `5000=${appPort}`], /listener \S+ inbound /, { nodeArgs });
     procs.push(server);
-    const client = await startIsle(['proxy', ...common, '--ip', CLIENT_IP, '--service-account', 'sleep', '--labels', 'app=sleep', '--token', token('sleep'), '--outbound-port', '0'], /ready/);
+    const client = await startIsle(['proxy', ...common, '--ip', CLIENT_IP, '--service-account', 'sleep', '--labels', 'app=sleep', '--token', token('sleep'), '--outbound-port', '0'], /ready/, { nodeArgs });
     procs.push(client);
+    sidecars.client = client;
+    sidecars.server = server;
     const outbound = /listener virtualOutbound outbound (\S+)/.exec(client.out())![1]!;
     const sidecarUrl = `http://${outbound}/`;
     await waitHttp(sidecarUrl, HOST);
@@ -385,6 +393,9 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     return { name: 'dataplane', markdown, data: { options: { ...o, log: undefined }, rows, grpc, sidecarRssMb: { idle, after, quiet }, versions }, notes };
   } finally {
     for (const p of procs.reverse()) await p.stop();
+    // What V8 trace flags (ISLE_BENCH_SIDECAR_NODE_ARGS) printed, for a look after the run.
+    const outDir = process.env['ISLE_BENCH_SIDECAR_OUT'];
+    if (outDir) for (const [name, c] of Object.entries(sidecars)) writeFileSync(join(outDir, `${name}-sidecar.out`), c.out());
     remove();
   }
 }
