@@ -25,10 +25,10 @@
  * else their rows or columns are skipped. Flags (env): ISLE_BENCH_DP_SECONDS (10), ISLE_BENCH_DP_RATE (1000),
  * ISLE_BENCH_DP_CONNECTIONS (16), ISLE_BENCH_DP_PATHS (only the paths whose names contain one of these
  * comma-separated words, e.g. `direct,isle`; `grpc` for the gRPC rows, bench/dataplane-grpc.ts), ISLE_BENCH_DP_LOADS (`fixed`, `max` or both;
- * repeated, e.g. `fixed,fixed,fixed`, runs that many rows back to back: the sidecars' warm-up, ADR 0146).
- * ISLE_BENCH_SIDECAR_NODE_ARGS adds node flags to both sidecars only (space-separated, e.g. `--trace-opt` or
- * `--require scripts/v8-timeline.cjs`); ISLE_BENCH_SIDECAR_OUT=<dir> writes each sidecar's stdout there at the end
- * (what V8's trace flags printed).
+ * repeated, e.g. `fixed,fixed,fixed` with ISLE_BENCH_DP_WARMUP=0, runs that many rows back to back: the
+ * sidecars' warm-up, ADR 0146). ISLE_BENCH_SIDECAR_NODE_ARGS adds node flags to both sidecars only
+ * (space-separated, e.g. `--import /abs/path/scripts/v8-timeline.mjs --trace-opt --redirect-code-traces`);
+ * ISLE_BENCH_SIDECAR_OUT=<dir> writes each sidecar's stdout there at the end (what V8's trace flags printed).
  * ISLE_BENCH_DP_RBAC_RULES (0: an AuthorizationPolicy of that many rules on the server sidecar, all
  * evaluated per request). ISLE_BENCH_DP_WARMUP (5: seconds of the same load right before each row,
  * reported separately for the fixed rate — ADR 0149). ISLE_BENCH_DP_TRACING (e.g. `off,0.01,1`): after the other rows, the sidecar
