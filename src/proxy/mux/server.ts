@@ -12,6 +12,7 @@ import { RequestBody, type BodySource } from '../http1/requestbody.js';
 import { reasonPhrase, respondWhole, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
 import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from './session.js';
+import { StreamTable } from './streamtable.js';
 
 export interface MuxEngineOptions {
   /** One stream: the codec-neutral exchange and the socket it arrived on (for ConnInfo). */
@@ -244,7 +245,8 @@ export class MuxExchange implements BodySource, DrainListener {
 
 /** One `isle-mux/1` connection from a peer sidecar. */
 export class MuxServerConn extends MuxSession {
-  readonly streams = new Map<number, MuxExchange>();
+  /** Not a Map: see StreamTable (ADR 0150). */
+  readonly streams = new StreamTable<MuxExchange>();
   private lastId = 0;
   goneAway = false;
   lastActive = performance.now();
@@ -355,7 +357,7 @@ export class MuxServerConn extends MuxSession {
 
   private onClose(): void {
     this.engine.conns.delete(this);
-    for (const ex of [...this.streams.values()]) ex.peerGone('downstream closed');
+    for (const ex of this.streams.values()) ex.peerGone('downstream closed');
     this.streams.clear();
   }
 }

@@ -19,6 +19,7 @@ import { parseResponseHead, responseFraming, serializeFields, type Framing, type
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
+import { StreamTable } from '../mux/streamtable.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
@@ -61,7 +62,8 @@ class MuxClientConn extends MuxSession {
   goneAway = false;
   /** Streams above this id were not processed by the peer (GOAWAY). */
   lastAccepted = MAX_STREAM_ID;
-  readonly streams = new Map<number, MuxAttempt>();
+  /** Not a Map: see StreamTable (ADR 0150). */
+  readonly streams = new StreamTable<MuxAttempt>();
   private nextId = 1;
   private waiting: MuxAttempt[] = [];
   private connectTimer: NodeJS.Timeout | undefined;
@@ -223,7 +225,7 @@ class MuxClientConn extends MuxSession {
     this.goneAway = true;
     this.lastAccepted = last;
     this.pool.forget(this);
-    for (const [id, a] of [...this.streams]) if (id > last) a.refused('the peer went away before taking the stream (GOAWAY)');
+    for (const [id, a] of this.streams.entries()) if (id > last) a.refused('the peer went away before taking the stream (GOAWAY)');
     if (this.streams.size === 0) this.end();
   }
 
@@ -238,7 +240,7 @@ class MuxClientConn extends MuxSession {
     const w = this.waiting;
     this.waiting = [];
     for (const a of w) a.failed(kind, detail);
-    for (const [id, a] of [...this.streams]) {
+    for (const [id, a] of this.streams.entries()) {
       this.streams.delete(id);
       if (this.goneAway && id > this.lastAccepted) a.refused(detail);
       else a.connectionLost(detail);

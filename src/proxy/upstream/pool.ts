@@ -624,6 +624,7 @@ export class UpstreamPools {
       if (!clusters.has(name)) {
         this.retire(e);
         this.entries.delete(name);
+        if (!this.inflight.get(name)) this.inflight.delete(name);
       }
     }
   }
@@ -735,8 +736,10 @@ export class UpstreamPools {
   /** @internal An attempt is over (response body done, or no response). */
   release(cluster: string): void {
     const n = (this.inflight.get(cluster) ?? 1) - 1;
-    if (n <= 0) this.inflight.delete(cluster);
-    else this.inflight.set(cluster, n);
+    // A count of 0 stays (until the cluster goes, retain): a delete and an insert per request
+    // would make V8 rebuild the Map's table every few requests, in old space (ADR 0150).
+    if (n <= 0 && !this.entries.has(cluster)) this.inflight.delete(cluster);
+    else this.inflight.set(cluster, Math.max(0, n));
   }
 
   /** @internal */
