@@ -28,8 +28,12 @@ export abstract class MuxSession implements FrameSink {
   private out: Buffer[] = [];
   private outBytes = 0;
   private scheduled = false;
-  /** Senders that were told "full" and want to hear when they may write again. */
-  private readonly waitingDrain = new Set<OutStream>();
+  /**
+   * Senders that were told "full" and want to hear when they may write again. An array emptied
+   * in place, not a Set: clearing a Set that sits in old space leaves an obsolete table there
+   * that keeps its streams alive across scavenges (ADR 0150).
+   */
+  private readonly waitingDrain: OutStream[] = [];
 
   constructor(readonly socket: Socket) {
     this.reader = new FrameReader(this);
@@ -99,18 +103,23 @@ export abstract class MuxSession implements FrameSink {
   }
 
   waitDrain(o: OutStream): void {
-    this.waitingDrain.add(o);
+    if (!this.waitingDrain.includes(o)) this.waitingDrain.push(o);
   }
 
   forgetDrain(o: OutStream): void {
-    this.waitingDrain.delete(o);
+    const w = this.waitingDrain;
+    if (w.length === 0) return;
+    const i = w.indexOf(o);
+    if (i >= 0) w.splice(i, 1);
   }
 
   private onSocketDrain(): void {
     this.blocked = false;
-    const w = [...this.waitingDrain];
-    this.waitingDrain.clear();
-    for (const o of w) o.socketDrained();
+    const w = this.waitingDrain;
+    if (w.length === 0) return;
+    const now = w.slice();
+    w.length = 0;
+    for (const o of now) o.socketDrained();
   }
 }
 
