@@ -118,7 +118,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   // Attempts.
   attempt = 0;
   maxAttempts = 1;
-  readonly tried = new Set<string>();
+  /** Endpoints tried so far; kept only when a retry may follow (maxAttempts > 1). */
+  tried: Set<string> | null = null;
   last: AttemptOutcome | undefined;
   /** The upstream filter found nothing more to try (no endpoint on a retry). */
   exhausted = false;

@@ -21,8 +21,15 @@ import { formatGrpcTimeout, grpcDeadlineMs, httpToGrpcStatus } from './grpc.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
-  return parseOutboundName(name)?.hostname;
+  // Consecutive requests name the same cluster: two regexes per request otherwise.
+  if (name !== lastCluster) {
+    lastService = parseOutboundName(name)?.hostname;
+    lastCluster = name;
+  }
+  return lastService;
 }
+let lastCluster: string | undefined;
+let lastService: string | undefined;
 
 /** `host:port` / `[v6]:port` → host. */
 function hostOnly(authority: string): string {
