@@ -17,7 +17,7 @@ import tls from 'node:tls';
 import { allowedTrailers, MAX_TRAILER_BYTES } from '../http1/body.js';
 import { parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
+import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, u32Frame } from '../mux/frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
@@ -440,12 +440,12 @@ class MuxAttempt extends AttemptBase implements UpstreamResponse, DrainListener 
     const out = (this.out = new OutStream(conn, id, this));
     if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
       out.ended = true;
-      conn.send(textFrame(FrameType.Request, FLAG_END, id, head));
+      conn.sendText(FrameType.Request, FLAG_END, id, head);
     } else if (Buffer.isBuffer(body) && body.length <= 16 * 1024 && body.length <= out.window) {
-      conn.send(textDataFrames(FrameType.Request, id, head, body, true));
+      conn.sendTextData(FrameType.Request, id, head, body, true);
       out.sentWithHead(body.length, true);
     } else {
-      conn.send(textFrame(FrameType.Request, 0, id, head));
+      conn.sendText(FrameType.Request, 0, id, head);
       if (Buffer.isBuffer(body)) out.data(body, true);
       else this.streamBody(body!);
     }
