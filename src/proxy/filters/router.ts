@@ -39,6 +39,7 @@ function hostOnly(authority: string): string {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+const NO_FLAGS: readonly string[] = [];
 
 /**
  * A plain function returning the attempts' promise with a callback on it, not an async function:
@@ -241,7 +242,7 @@ function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
   if (ctx.extraResponseHeaders) Object.assign(h, ctx.extraResponseHeaders);
   h['x-envoy-upstream-service-time'] = String(Math.round(ctx.timers.now() - ctx.started));
   onUpstreamResponse(ctx, up, h);
-  const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : [];
+  const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : NO_FLAGS;
   let framing: ResponseFraming;
   if (ctx.req.method === 'HEAD' || status === 204 || status === 304 || status < 200) framing = { kind: 'none' };
   else {
