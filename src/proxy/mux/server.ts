@@ -11,7 +11,7 @@ import { DEFAULT_HEAD_LIMITS, parseRequestHead, requestFraming, serializeFields,
 import { RequestBody, type BodySource } from '../http1/requestbody.js';
 import { reasonPhrase, respondWhole, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
 import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parseU32Frame, prefaceFrame, ResetCode, textFrame, u32Frame } from './frame.js';
-import { InStream, MuxSession, OutStream, type DrainListener } from './session.js';
+import { InStream, MuxSession, OutStream, renewed, type DrainListener } from './session.js';
 
 export interface MuxEngineOptions {
   /** One stream: the codec-neutral exchange and the socket it arrived on (for ConnInfo). */
@@ -244,7 +244,8 @@ export class MuxExchange implements BodySource, DrainListener {
 
 /** One `isle-mux/1` connection from a peer sidecar. */
 export class MuxServerConn extends MuxSession {
-  readonly streams = new Map<number, MuxExchange>();
+  streams = new Map<number, MuxExchange>();
+  private opened = 0;
   private lastId = 0;
   goneAway = false;
   lastActive = performance.now();
@@ -321,6 +322,7 @@ export class MuxServerConn extends MuxSession {
     }
     if (err !== undefined || r === undefined || 'error' in r) return this.refuseHead(id, end, err!);
     const ex = new MuxExchange(this, id, r.head, framing);
+    this.streams = renewed(this.streams, ++this.opened);
     this.streams.set(id, ex);
     this.engine.opts.onStream(ex, this.socket);
     return undefined;

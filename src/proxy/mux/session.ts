@@ -15,6 +15,22 @@ const ARENA_BYTES = 16 * 1024;
 const COPY_SMALL = 1024;
 const EMPTY = Buffer.alloc(0);
 
+/** How many streams a connection opens before its stream table is renewed (see `renewed`). */
+const RENEW_EVERY = 1024;
+
+/**
+ * A connection's stream table, renewed every RENEW_EVERY opened streams. V8 allocates a Map's
+ * rehashed table in the generation of the table it replaces: once a table reached the old
+ * generation (a connection idle for a few scavenges, e.g. before load), every later rehash left
+ * a dead old-generation table whose slots kept the streams of that moment (finished exchanges,
+ * their request heads) alive until a full GC. On the server sidecar that promoted ≈ 1 KB per
+ * request and doubled its scavenge pauses (ADR 0143). A new Map's table is young again, and it
+ * stays young while entries churn (each rehash replaces it within a few milliseconds).
+ */
+export function renewed<K, V>(m: Map<K, V>, opened: number): Map<K, V> {
+  return opened % RENEW_EVERY === 0 ? new Map(m) : m;
+}
+
 export abstract class MuxSession implements FrameSink {
   readonly reader: FrameReader;
   /** The peer's preface arrived (nothing else is accepted before it). */
@@ -33,7 +49,7 @@ export abstract class MuxSession implements FrameSink {
   private outBytes = 0;
   private scheduled = false;
   /** Senders that were told "full" and want to hear when they may write again. */
-  private readonly waitingDrain = new Set<OutStream>();
+  private waitingDrain = new Set<OutStream>();
 
   constructor(readonly socket: Socket) {
     this.reader = new FrameReader(this);
@@ -165,8 +181,11 @@ export abstract class MuxSession implements FrameSink {
 
   private onSocketDrain(): void {
     this.blocked = false;
-    const w = [...this.waitingDrain];
-    this.waitingDrain.clear();
+    // A new Set rather than clear(): clear() allocates the empty table in the generation of the
+    // old one, whose slots keep the waiting streams alive until a full GC (see `renewed`).
+    const w = this.waitingDrain;
+    if (w.size === 0) return;
+    this.waitingDrain = new Set();
     for (const o of w) o.socketDrained();
   }
 }

@@ -18,7 +18,7 @@ import { allowedTrailers, MAX_TRAILER_BYTES } from '../http1/body.js';
 import { parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
 import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, u32Frame } from '../mux/frame.js';
-import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
+import { InStream, MuxSession, OutStream, renewed, type DrainListener } from '../mux/session.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
 import { ClusterPoolBase, connectErrorDetail, UpstreamReads, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
@@ -64,7 +64,8 @@ class MuxClientConn extends MuxSession {
   goneAway = false;
   /** Streams above this id were not processed by the peer (GOAWAY). */
   lastAccepted = MAX_STREAM_ID;
-  readonly streams = new Map<number, MuxAttempt>();
+  streams = new Map<number, MuxAttempt>();
+  private opened = 0;
   private nextId = 1;
   private waiting: MuxAttempt[] = [];
   private connectTimer: NodeJS.Timeout | undefined;
@@ -162,6 +163,7 @@ class MuxClientConn extends MuxSession {
       this.goneAway = true;
       this.pool.forget(this);
     }
+    this.streams = renewed(this.streams, ++this.opened);
     this.streams.set(id, a);
     return id;
   }
