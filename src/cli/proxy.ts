@@ -42,29 +42,47 @@ interface ProxyFlags extends CaptureFlags {
  * 8 MB each, 16 MB committed) mostly buys RSS. `--max-semi-space-size` cannot be changed once the
  * isolate exists, but the growth factor is read at every resize (ADR 0017): growth stays off
  * (factor 1) unless one more doubling keeps the young generation (both semi-spaces) within
- * YOUNG_GEN_CAP_MB. The check runs after every garbage collection (a `gc` performance observer),
- * not on a timer: under load V8 doubles several times within any timer period, and the 250 ms
+ * YOUNG_GEN_CAP_MB. Below the cap the check runs after every garbage collection (a `gc` performance
+ * observer), not on a timer: under load V8 doubles several times within any timer period, and the 250 ms
  * timer this replaces let it reach 16 MB (ADR 0105). Pinning it at the initial 1 MB semi-space
  * took ~8x the scavenges of the default (≈ +5–7 % CPU under load). An explicit choice wins: any
  * semi-space flag in the node flags or NODE_OPTIONS, or ISLE_PROXY_YOUNG_GEN=default, leaves
  * V8's sizing alone.
  */
 const YOUNG_GEN_CAP_MB = 8;
+/** At the cap, how often to look for V8 having shrunk the young generation (then GCs are watched again). */
+const YOUNG_GEN_POLL_MS = 2000;
 
 function capYoungGeneration(): void {
   const flags = [...process.execArgv, process.env['NODE_OPTIONS'] ?? ''].join(' ');
   if (/semi[-_]space/.test(flags) || process.env['ISLE_PROXY_YOUNG_GEN'] === 'default') return;
   let factor = 0;
+  let observer: PerformanceObserver | undefined;
+  let poll: NodeJS.Timeout | undefined;
   const check = (): void => {
     const young = (v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0) / 1048576;
     // V8 also shrinks the young generation when allocation slows down (an idle sidecar), so growth is re-allowed below the cap.
     const want = young * 2 <= YOUNG_GEN_CAP_MB ? 2 : 1;
-    if (want === factor) return;
-    factor = want;
-    v8.setFlagsFromString(`--semi-space-growth-factor=${want}`);
+    if (want !== factor) {
+      factor = want;
+      v8.setFlagsFromString(`--semi-space-growth-factor=${want}`);
+    }
+    if (want === 1) {
+      // At the cap nothing can grow, so no GC needs watching (node builds a performance entry
+      // for each, ADR 0143); only a shrink matters now, and a slow poll notices it.
+      observer?.disconnect();
+      observer = undefined;
+      poll ??= setInterval(check, YOUNG_GEN_POLL_MS).unref();
+    } else {
+      if (poll) clearInterval(poll);
+      poll = undefined;
+      if (!observer) {
+        observer = new PerformanceObserver(check);
+        observer.observe({ entryTypes: ['gc'] });
+      }
+    }
   };
   check();
-  new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
 }
 
 /**

@@ -23,6 +23,7 @@ import { tracerOf } from '../tracing/tracer.js';
 import { parseOutboundName } from '../../mesh/names.js';
 
 const NO_BODY: ResponseFraming = { kind: 'none' };
+const NO_FLAGS: readonly string[] = [];
 
 /**
  * The downstream half of an exchange as the filters see it: the HTTP/1.1 codec's ServerExchange,
@@ -94,8 +95,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   readonly inbound: boolean;
   readonly random: () => number;
   readonly record: RequestRecord;
-  /** Response flags gathered on the way (DI from the fault filter, URX from retries). */
-  readonly flags: string[] = [];
+  /** Response flags gathered on the way (DI from the fault filter); null until one is. */
+  flags: string[] | null = null;
 
   /** A sampled request's span (tracing filter), ended and exported by finish(). */
   span: ActiveSpan | undefined;
@@ -118,7 +119,8 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   // Attempts.
   attempt = 0;
   maxAttempts = 1;
-  readonly tried = new Set<string>();
+  /** Endpoints tried so far; kept only when a retry may follow (maxAttempts > 1). */
+  tried: Set<string> | null = null;
   last: AttemptOutcome | undefined;
   /** The upstream filter found nothing more to try (no endpoint on a retry). */
   exhausted = false;
@@ -230,7 +232,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
       this.timers.clearTimeout(this.deadlineTimer);
       this.deadlineTimer = undefined;
     }
-    const all = this.flags.length ? [...this.flags, ...flags] : flags;
+    const all = this.flags ? [...this.flags, ...flags] : flags;
     this.record.responseCode = status;
     this.record.responseFlags = all.length ? all.join(',') : '-';
     this.record.durationMs = this.timers.now() - this.started;
@@ -382,7 +384,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
   }
 
   /** Streams an upstream response downstream; records the request when it completes. */
-  streamResponse(up: UpstreamResponse, status: number, headers: Headers, framing: ResponseFraming, flags: string[]): void {
+  streamResponse(up: UpstreamResponse, status: number, headers: Headers, framing: ResponseFraming, flags: readonly string[]): void {
     this.responded = true;
     this.upstream = up;
     this.status = status;
@@ -430,7 +432,7 @@ export class HttpContext implements ExchangeOwner, ResponseSink {
     this.cancel('downstream');
   }
   responseFinished(): void {
-    if (this.status) this.finish(this.status, this.finalFlags ? this.finalFlags.split(',') : []);
+    if (this.status) this.finish(this.status, this.finalFlags ? this.finalFlags.split(',') : NO_FLAGS);
   }
 
   /** The endpoint an attempt is going to (set by the upstream filter, for logs/tests). */

@@ -17,7 +17,7 @@ export const faultFilter: Filter = (ctx, next) => {
 
 async function inject(ctx: HttpContext, next: Next, d: FaultDecision): Promise<void> {
   if (d.delayMs > 0) {
-    ctx.flags.push(DELAY_INJECTED);
+    (ctx.flags ??= []).push(DELAY_INJECTED);
     await ctx.sleep(d.delayMs);
   }
   if (d.abortStatus !== undefined) return ctx.reply('fault-abort', undefined, [], undefined, d.abortStatus, d.abortGrpcStatus);

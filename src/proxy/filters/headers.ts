@@ -3,11 +3,11 @@
  * missing, `x-forwarded-proto`, and the forward-client-cert policy (XFCC). Route and virtual-host
  * mutations come later, in the router filter, as in Envoy.
  */
-import { randomUUID } from 'node:crypto';
 import type { Headers } from '../http1/head.js';
 import type { ConnInfo } from '../listeners/context.js';
 import type { Filter } from './context.js';
 import { dropHeader } from './hop.js';
+import { requestId } from './requestid.js';
 
 const XFCC = 'x-forwarded-client-cert';
 
@@ -31,7 +31,7 @@ export function applyXfcc(headers: Headers, conn: ConnInfo): void {
 
 export const headersFilter: Filter = (ctx, next) => {
   const h = ctx.req.headers;
-  if (!h['x-request-id']) h['x-request-id'] = randomUUID();
+  if (!h['x-request-id']) h['x-request-id'] = requestId();
   h['x-forwarded-proto'] ??= ctx.conn.mtls || ctx.req.scheme === 'https' ? 'https' : 'http';
   applyXfcc(h, ctx.conn);
   return next(ctx);

@@ -21,8 +21,15 @@ import { formatGrpcTimeout, grpcDeadlineMs, httpToGrpcStatus } from './grpc.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
-  return parseOutboundName(name)?.hostname;
+  // Consecutive requests name the same cluster: two regexes per request otherwise.
+  if (name !== lastCluster) {
+    lastService = parseOutboundName(name)?.hostname;
+    lastCluster = name;
+  }
+  return lastService;
 }
+let lastCluster: string | undefined;
+let lastService: string | undefined;
 
 /** `host:port` / `[v6]:port` → host. */
 function hostOnly(authority: string): string {
@@ -32,6 +39,7 @@ function hostOnly(authority: string): string {
 }
 
 const DONE: Promise<void> = Promise.resolve();
+const NO_FLAGS: readonly string[] = [];
 
 /**
  * A plain function returning the attempts' promise with a callback on it, not an async function:
@@ -234,7 +242,7 @@ function forwardResponse(ctx: HttpContext, up: UpstreamResponse): void {
   if (ctx.extraResponseHeaders) Object.assign(h, ctx.extraResponseHeaders);
   h['x-envoy-upstream-service-time'] = String(Math.round(ctx.timers.now() - ctx.started));
   onUpstreamResponse(ctx, up, h);
-  const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : [];
+  const flags = ctx.attempt > 1 && ctx.attempt >= ctx.maxAttempts && status >= 500 ? [RETRIES_EXHAUSTED] : NO_FLAGS;
   let framing: ResponseFraming;
   if (ctx.req.method === 'HEAD' || status === 204 || status === 304 || status < 200) framing = { kind: 'none' };
   else {

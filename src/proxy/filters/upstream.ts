@@ -5,11 +5,13 @@
  */
 import type { Filter } from './context.js';
 
+const NONE_TRIED: ReadonlySet<string> = new Set();
+
 export const upstreamFilter: Filter = (ctx) => {
   const cluster = ctx.cluster!;
   const fwd = ctx.forward!;
   const policy = fwd.retryPolicy;
-  const ep = ctx.deps.pick(cluster, ctx.graph.endpoints.get(cluster.name), { previous: ctx.tried, avoidPrevious: policy?.avoidPreviousHosts ?? false, attempt: ctx.attempt });
+  const ep = ctx.deps.pick(cluster, ctx.graph.endpoints.get(cluster.name), { previous: ctx.tried ?? NONE_TRIED, avoidPrevious: policy?.avoidPreviousHosts ?? false, attempt: ctx.attempt });
   if (!ep) {
     if (ctx.last) ctx.exhausted = true;
     else {
@@ -19,7 +21,8 @@ export const upstreamFilter: Filter = (ctx) => {
     return Promise.resolve();
   }
   ctx.endpoint = ep;
-  ctx.tried.add(ep.key);
+  // Only a retry reads it: a single-attempt request allocates no Set.
+  if (ctx.maxAttempts > 1) (ctx.tried ??= new Set()).add(ep.key);
   const headers = ctx.req.headers;
   if (ctx.maxAttempts > 1) headers['x-envoy-attempt-count'] = String(ctx.attempt);
   if (fwd.action.autoHostRewrite && ep.hostname && fwd.hostRewrite === undefined) headers['host'] = ep.hostname;

@@ -240,9 +240,36 @@ export function single(h: Headers, name: string): string | undefined | HeadError
 export function hasToken(v: string | string[] | undefined, token: string): boolean {
   if (v === undefined) return false;
   const s = typeof v === 'string' ? v : v.join(',');
-  if (s.length === token.length) return s.toLowerCase() === token;
-  for (const t of s.split(',')) if (t.trim().toLowerCase() === token) return true;
+  // Walks the list by index: no array, trimmed copies or lower-cased strings per call (every
+  // response's `Connection: keep-alive` comes through here, ADR 0143).
+  let at = 0;
+  while (at <= s.length) {
+    let end = s.indexOf(',', at);
+    if (end < 0) end = s.length;
+    let a = at;
+    let b = end;
+    while (a < b && isTrimmed(s.charCodeAt(a))) a++;
+    while (b > a && isTrimmed(s.charCodeAt(b - 1))) b--;
+    if (b - a === token.length && sameLower(s, a, token)) return true;
+    at = end + 1;
+  }
   return false;
+}
+
+/** What `trim()` removed around a list element (JS whitespace and line terminators). */
+function isTrimmed(c: number): boolean {
+  if (c <= 0xff) return c === 32 || (c >= 9 && c <= 13) || c === 0xa0;
+  return /\s/.test(String.fromCharCode(c));
+}
+
+/** `s` from `at` equals the lower-case `token`, ASCII case-insensitively. */
+function sameLower(s: string, at: number, token: string): boolean {
+  for (let i = 0; i < token.length; i++) {
+    const c = s.charCodeAt(at + i);
+    const t = token.charCodeAt(i);
+    if (c !== t && !(c >= 65 && c <= 90 && c + 32 === t)) return false;
+  }
+  return true;
 }
 
 /** How the body of a message is delimited (RFC 9112 §6.3). */
@@ -252,10 +279,20 @@ const NONE: Framing = { kind: 'none' };
 const CHUNKED: Framing = { kind: 'chunked' };
 const CLOSE: Framing = { kind: 'close' };
 
+/** 1 to 15 ASCII digits (what `/^\d{1,15}$/` accepted), without a regex per message. */
+function isDigits(s: string): boolean {
+  if (s.length === 0 || s.length > 15) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
 function lengthFraming(cl: string | undefined | HeadError): Framing | HeadError | undefined {
   if (cl === undefined) return undefined;
   if (typeof cl !== 'string') return cl;
-  if (!/^\d{1,15}$/.test(cl)) return { error: 400, reason: 'invalid Content-Length' };
+  if (!isDigits(cl)) return { error: 400, reason: 'invalid Content-Length' };
   const n = Number(cl);
   return n === 0 ? NONE : { kind: 'length', length: n };
 }

@@ -35,6 +35,8 @@ export type PickResult =
     }
   | { readonly kind: 'no-healthy-upstream' };
 
+const NO_HEALTHY: PickResult = Object.freeze({ kind: 'no-healthy-upstream' });
+
 export interface PickOptions {
   /** Hosts to avoid (retry previous_hosts); re-picked up to `maxAttempts` times. */
   avoid?: ReadonlySet<string>;
@@ -168,7 +170,7 @@ export class ClusterLoadBalancer {
 
   pick(opts: PickOptions = {}): PickResult {
     const attempts = Math.max(1, opts.maxAttempts ?? 1);
-    let last: PickResult = { kind: 'no-healthy-upstream' };
+    let last: PickResult = NO_HEALTHY;
     for (let i = 0; i < attempts; i++) {
       last = this.pickOnce();
       if (last.kind !== 'endpoint' || !opts.avoid?.has(last.endpoint.key)) return last;
@@ -180,26 +182,31 @@ export class ClusterLoadBalancer {
     const st = this.current();
     const x = Math.floor(this.random() * 100);
     let acc = 0;
-    let chosen: { p: number; degraded: boolean } | undefined;
-    for (let p = 0; p < st.load.healthy.length && !chosen; p++) {
+    // The priority level and whether it is its degraded share (-1: none), without an object per pick.
+    let chosen = -1;
+    let degraded = false;
+    for (let p = 0; p < st.load.healthy.length && chosen < 0; p++) {
       acc += st.load.healthy[p]!;
-      if (x < acc) chosen = { p, degraded: false };
+      if (x < acc) chosen = p;
     }
-    for (let p = 0; p < st.load.degraded.length && !chosen; p++) {
+    for (let p = 0; p < st.load.degraded.length && chosen < 0; p++) {
       acc += st.load.degraded[p]!;
-      if (x < acc) chosen = { p, degraded: true };
+      if (x < acc) {
+        chosen = p;
+        degraded = true;
+      }
     }
-    if (!chosen) return { kind: 'no-healthy-upstream' };
-    const ps = st.priorities[chosen.p]!;
-    const panic = st.load.panic[chosen.p]!;
+    if (chosen < 0) return NO_HEALTHY;
+    const ps = st.priorities[chosen]!;
+    const panic = st.load.panic[chosen]!;
     let source: Source;
     if (panic) source = ps.all;
     else {
-      const sched = chosen.degraded ? ps.degradedLocalities : ps.healthyLocalities;
-      source = (sched && sched.size > 0 ? sched.pick() : undefined) ?? (chosen.degraded ? ps.degraded : ps.healthy);
+      const sched = degraded ? ps.degradedLocalities : ps.healthyLocalities;
+      source = (sched && sched.size > 0 ? sched.pick() : undefined) ?? (degraded ? ps.degraded : ps.healthy);
     }
     const host = source.pick(this.settings.lbPolicy, this, this.random);
-    if (!host) return { kind: 'no-healthy-upstream' };
+    if (!host) return NO_HEALTHY;
     return { kind: 'endpoint', endpoint: host.ep, priority: host.priority, locality: host.locality, panic };
   }
 

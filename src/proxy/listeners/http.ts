@@ -31,7 +31,7 @@ import type { HeadError, RequestHead } from '../http1/head.js';
 import type { InflightTracker } from '../net/drain.js';
 import { MUX_ALPN } from '../mux/frame.js';
 import { MuxEngine, type MuxExchange } from '../mux/server.js';
-import { route as defaultRoute, type RouteResult } from '../routing/router.js';
+import { route as defaultRoute, type RouteOptions, type RouteResult } from '../routing/router.js';
 import type { RouteRequest } from '../routing/match.js';
 import type { ConnInfo, ListenerDeps } from './context.js';
 
@@ -165,6 +165,8 @@ export function handleRequest(deps: ListenerDeps, conn: ConnInfo, head: RequestH
   void runChain(ctx);
 }
 
+const NO_ROUTE_OPTIONS: RouteOptions = {};
+
 /** Envoy's route cache: the decision every filter sees. */
 function routeOnce(ctx: HttpContext): void {
   const source = ctx.conn.hcm.routeSource;
@@ -173,9 +175,9 @@ function routeOnce(ctx: HttpContext): void {
     ctx.routeConfigName = source.kind === 'rds' ? source.routeConfigName : '(inline)';
     return;
   }
-  const r = ctx.req;
-  const routeReq: RouteRequest = { authority: r.authority, path: r.path, method: r.method, headers: r.headers, scheme: r.scheme };
+  // The request info is itself a RouteRequest: no copy of it, and no options object without an injected random.
+  const routeReq: RouteRequest = ctx.req;
   const deps = ctx.deps;
-  const decision: RouteResult = deps.router ? deps.router(config, routeReq) : defaultRoute(config, routeReq, { random: deps.random });
+  const decision: RouteResult = deps.router ? deps.router(config, routeReq) : defaultRoute(config, routeReq, deps.random ? { random: deps.random } : NO_ROUTE_OPTIONS);
   ctx.route = decision;
 }

@@ -107,34 +107,45 @@ export function parsePreface(payload: Buffer): number | undefined {
 }
 
 function header(b: Buffer, length: number, type: FrameType, flags: number, id: number): void {
-  b.writeUInt32BE(length, 0);
-  b[4] = type;
-  b[5] = flags;
-  b.writeUInt32BE(id, 6);
+  headerAt(b, 0, length, type, flags, id);
+}
+
+function headerAt(b: Buffer, at: number, length: number, type: FrameType, flags: number, id: number): void {
+  b.writeUInt32BE(length, at);
+  b[at + 4] = type;
+  b[at + 5] = flags;
+  b.writeUInt32BE(id, at + 6);
 }
 
 /** A frame whose payload is latin1 text (heads): one allocation, no copy of the text. */
 export function textFrame(type: FrameType, flags: number, id: number, text: string): Buffer {
-  const n = Buffer.byteLength(text, 'latin1');
-  const b = Buffer.allocUnsafe(HEADER_BYTES + n);
-  header(b, n, type, flags, id);
-  b.write(text, HEADER_BYTES, 'latin1');
+  const b = Buffer.allocUnsafe(HEADER_BYTES + text.length);
+  writeTextFrame(b, 0, type, flags, id, text);
   return b;
 }
 
 /** A head frame with a small body in the same buffer (the common request or response). */
 export function textDataFrames(type: FrameType, id: number, text: string, body: Buffer, end: boolean): Buffer {
-  const n = Buffer.byteLength(text, 'latin1');
-  const b = Buffer.allocUnsafe(2 * HEADER_BYTES + n + body.length);
-  header(b, n, type, 0, id);
-  b.write(text, HEADER_BYTES, 'latin1');
-  const at = HEADER_BYTES + n;
-  b.writeUInt32BE(body.length, at);
-  b[at + 4] = FrameType.Data;
-  b[at + 5] = end ? FLAG_END : 0;
-  b.writeUInt32BE(id, at + 6);
-  body.copy(b, at + HEADER_BYTES);
+  const b = Buffer.allocUnsafe(2 * HEADER_BYTES + text.length + body.length);
+  writeTextDataFrames(b, 0, type, id, text, body, end);
   return b;
+}
+
+/** `textFrame` written into `b` at `at` (room checked by the caller): the offset after it. */
+export function writeTextFrame(b: Buffer, at: number, type: FrameType, flags: number, id: number, text: string): number {
+  // latin1: one byte per character (what Buffer.byteLength(text, 'latin1') says too).
+  const n = text.length;
+  headerAt(b, at, n, type, flags, id);
+  b.write(text, at + HEADER_BYTES, n, 'latin1');
+  return at + HEADER_BYTES + n;
+}
+
+/** `textDataFrames` written into `b` at `at` (room checked by the caller): the offset after them. */
+export function writeTextDataFrames(b: Buffer, at: number, type: FrameType, id: number, text: string, body: Buffer, end: boolean): number {
+  at = writeTextFrame(b, at, type, 0, id, text);
+  headerAt(b, at, body.length, FrameType.Data, end ? FLAG_END : 0, id);
+  body.copy(b, at + HEADER_BYTES);
+  return at + HEADER_BYTES + body.length;
 }
 
 /** The header of a DATA frame (its payload is written after it, uncopied). */

@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { DEFAULT_HEAD_LIMITS, parseRequestHead, requestFraming, serializeFields, type Framing, type HeadError, type HeadLimits, type Headers, type RequestHead } from '../http1/head.js';
 import { RequestBody, type BodySource } from '../http1/requestbody.js';
 import { reasonPhrase, respondWhole, type ExchangeOwner, type ResponseFraming } from '../http1/server.js';
-import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parseU32Frame, prefaceFrame, ResetCode, textDataFrames, textFrame, u32Frame } from './frame.js';
+import { CONNECTION_BUDGET, FLAG_END, FrameType, INITIAL_WINDOW, MAX_CONCURRENT_STREAMS, parseU32Frame, prefaceFrame, ResetCode, textFrame, u32Frame } from './frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from './session.js';
 import { StreamTable } from './streamtable.js';
 
@@ -159,7 +159,7 @@ export class MuxExchange implements BodySource, DrainListener {
     if (this.noBody || chunk.length === 0) {
       if (head !== null) {
         this.headText = null;
-        this.conn.send(textFrame(FrameType.Response, 0, this.id, head));
+        this.conn.sendText(FrameType.Response, 0, this.id, head);
       }
       return true;
     }
@@ -167,10 +167,10 @@ export class MuxExchange implements BodySource, DrainListener {
       this.headText = null;
       const out = this.out;
       if (chunk.length <= 16 * 1024 && chunk.length <= out.window) {
-        this.conn.send(textDataFrames(FrameType.Response, this.id, head, chunk, false));
+        this.conn.sendTextData(FrameType.Response, this.id, head, chunk, false);
         return out.sentWithHead(chunk.length, false);
       }
-      this.conn.send(textFrame(FrameType.Response, 0, this.id, head));
+      this.conn.sendText(FrameType.Response, 0, this.id, head);
     }
     return this.out.data(chunk, false);
   }
@@ -184,10 +184,10 @@ export class MuxExchange implements BodySource, DrainListener {
     if (head !== null && tail === '' && body === undefined) {
       this.headText = null;
       out.ended = true;
-      this.conn.send(textFrame(FrameType.Response, FLAG_END, this.id, head));
+      this.conn.sendText(FrameType.Response, FLAG_END, this.id, head);
     } else if (head !== null && tail === '' && body !== undefined && body.length <= 16 * 1024 && body.length <= out.window) {
       this.headText = null;
-      this.conn.send(textDataFrames(FrameType.Response, this.id, head, body, true));
+      this.conn.sendTextData(FrameType.Response, this.id, head, body, true);
       out.sentWithHead(body.length, true);
     } else {
       if (body) this.write(body);

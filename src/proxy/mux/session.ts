@@ -6,10 +6,14 @@
  * stream holds at most its window in memory and never stalls its siblings.
  */
 import type { Socket } from 'node:net';
-import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, parsePreface, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, HEADER_BYTES, writeTextDataFrames, writeTextFrame, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, parsePreface, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
 
 /** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
 const COPY_LIMIT = 64 * 1024;
+/** Frames are written into arenas of this size (ADR 0143); smaller frames built elsewhere are copied in. */
+const ARENA_BYTES = 16 * 1024;
+const COPY_SMALL = 1024;
+const EMPTY = Buffer.alloc(0);
 
 export abstract class MuxSession implements FrameSink {
   readonly reader: FrameReader;
@@ -59,10 +63,62 @@ export abstract class MuxSession implements FrameSink {
 
   abstract frame(type: number, flags: number, id: number, payload: Buffer): string | undefined;
 
+  /**
+   * Frames are written into this arena where they can be (heads, small frames): one buffer for a
+   * turn's frames instead of one per frame plus their concatenation (ADR 0143). What was handed to
+   * the socket is never written again: the next frames go after it, or into a fresh arena.
+   */
+  private arena: Buffer = EMPTY;
+  private arenaAt = 0;
+  /** Where this turn's bytes in the arena start. */
+  private arenaStart = 0;
+
+  /** Makes room for `n` bytes at `arenaAt`. */
+  private room(n: number): void {
+    if (this.arena.length - this.arenaAt >= n) return;
+    this.cutArena();
+    this.arena = Buffer.allocUnsafe(Math.max(ARENA_BYTES, n));
+    this.arenaAt = this.arenaStart = 0;
+  }
+
+  /** This turn's arena bytes become an entry of `out` (before a frame that is not copied, or the write). */
+  private cutArena(): void {
+    if (this.arenaAt === this.arenaStart) return;
+    this.out.push(this.arena.subarray(this.arenaStart, this.arenaAt));
+    this.arenaStart = this.arenaAt;
+  }
+
   /** Queues a frame for this turn's write. */
   send(b: Buffer): void {
-    this.out.push(b);
-    this.outBytes += b.length;
+    if (b.length <= COPY_SMALL) {
+      this.room(b.length);
+      b.copy(this.arena, this.arenaAt);
+      this.arenaAt += b.length;
+    } else {
+      this.cutArena();
+      this.out.push(b);
+    }
+    this.queued(b.length);
+  }
+
+  /** Queues a frame of latin1 text (a head), written straight into the arena. */
+  sendText(type: FrameType, flags: number, id: number, text: string): void {
+    const n = HEADER_BYTES + text.length;
+    this.room(n);
+    this.arenaAt = writeTextFrame(this.arena, this.arenaAt, type, flags, id, text);
+    this.queued(n);
+  }
+
+  /** Queues a head frame and a small body's DATA frame, written straight into the arena. */
+  sendTextData(type: FrameType, id: number, text: string, body: Buffer, end: boolean): void {
+    const n = 2 * HEADER_BYTES + text.length + body.length;
+    this.room(n);
+    this.arenaAt = writeTextDataFrames(this.arena, this.arenaAt, type, id, text, body, end);
+    this.queued(n);
+  }
+
+  private queued(n: number): void {
+    this.outBytes += n;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(flushSession, this);
@@ -71,6 +127,7 @@ export abstract class MuxSession implements FrameSink {
 
   flush(): void {
     this.scheduled = false;
+    this.cutArena();
     const out = this.out;
     const bytes = this.outBytes;
     this.out = [];
@@ -127,7 +184,6 @@ function flushSession(s: MuxSession): void {
   s.flush();
 }
 
-const EMPTY = Buffer.alloc(0);
 
 /** Who hears that a sender that was full may write again. */
 export interface DrainListener {

@@ -163,3 +163,27 @@ export async function* bodyChunks(res: Pick<UpstreamResponse, 'pipe'>): AsyncGen
 
 /** Drops a response body. */
 export const DROP: ResponseSink = { data: () => true, end: () => undefined, abort: () => undefined };
+
+/**
+ * Every upstream connection reads into this one buffer (node's `onread`): no 64 KiB allocation,
+ * ArrayBuffer and Readable `push`/`data` event (with its `nextTick(maybeReadMore)`) per read
+ * (ADRs 0128, 0143). The JS thread reads one socket at a time.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * The `onread` option of an upstream connection. The bytes are copied once into a buffer of their
+ * own (from node's 8 KiB pool when small): body slices travel on to the downstream socket, whose
+ * write may queue them, and a partial head or frame waits for the next read. `sink` may change
+ * once: an isle-mux connection whose peer chose HTTP/1.1 goes on reading for the HTTP/1.1 pool.
+ */
+export class UpstreamReads {
+  readonly buffer = READ_BUFFER;
+  constructor(public sink: (d: Buffer) => void) {}
+  readonly callback = (n: number, b: Uint8Array): boolean => {
+    const d = Buffer.allocUnsafe(n);
+    d.set(b.subarray(0, n));
+    this.sink(d);
+    return true;
+  };
+}

@@ -17,12 +17,12 @@ import tls from 'node:tls';
 import { allowedTrailers, MAX_TRAILER_BYTES } from '../http1/body.js';
 import { parseResponseHead, responseFraming, serializeFields, type Framing, type Headers } from '../http1/head.js';
 import type { ClusterModel, EndpointModel } from '../model.js';
-import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, textDataFrames, textFrame, u32Frame } from '../mux/frame.js';
+import { FLAG_END, FrameType, MAX_CONCURRENT_STREAMS, MUX_ALPN, parseU32Frame, prefaceFrame, INITIAL_WINDOW, ResetCode, u32Frame } from '../mux/frame.js';
 import { InStream, MuxSession, OutStream, type DrainListener } from '../mux/session.js';
 import { StreamTable } from '../mux/streamtable.js';
 import { upstreamPeerSpiffeId } from '../net/tls.js';
 import type { ProxyStats } from '../stats.js';
-import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, connectErrorDetail, UpstreamReads, type AttemptOutcome, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 import { AttemptBase } from './attemptbody.js';
 
 /** What the mux pool needs from `UpstreamPools`. */
@@ -37,7 +37,7 @@ export interface MuxPoolOwner {
 export interface Http1Fallback {
   send(req: UpstreamRequest, cluster: ClusterModel, endpoint: EndpointModel): Promise<AttemptOutcome>;
   /** A connection that negotiated HTTP/1.1: kept as one of the pool's keep-alive connections. */
-  adopt(socket: tls.TLSSocket, endpoint: EndpointModel): void;
+  adopt(socket: tls.TLSSocket, endpoint: EndpointModel, reads: UpstreamReads): void;
   readonly total: number;
   readonly waiters: { settle(o: AttemptOutcome): void }[];
   retired: boolean;
@@ -52,6 +52,9 @@ const LIMITS = { maxHeaders: 100, maxHeadBytes: 60 * 1024 };
 const TRAILER_LINE = Buffer.from('HTTP/1.1 200 T\r\n', 'latin1');
 
 const MAX_STREAM_ID = 0x7fffffff;
+
+/** Before the connection's reader is set (nothing is read before the handshake). */
+function ignoreBytes(): void {}
 
 /** One `isle-mux/1` connection to one endpoint. */
 class MuxClientConn extends MuxSession {
@@ -76,12 +79,14 @@ class MuxClientConn extends MuxSession {
     connectTimeoutMs: number,
   ) {
     const p = pool;
-    const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true } as tls.ConnectionOptions);
+    const reads = new UpstreamReads(ignoreBytes);
+    const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true, onread: reads } as tls.ConnectionOptions);
     super(s);
+    this.reads = reads;
+    reads.sink = this.onDataBound;
     s.setNoDelay(true);
     s.once('secureConnect', () => this.onConnected(s, endpoint));
     s.on('session', (session: Buffer) => (p.session = session));
-    s.on('data', this.onDataBound);
     s.on('error', this.onErrorBound);
     s.once('close', this.onCloseBound);
     this.connectTimer = setTimeout(onConnectTimeout, connectTimeoutMs, this, connectTimeoutMs);
@@ -89,6 +94,7 @@ class MuxClientConn extends MuxSession {
     p.stats.upstreamCxActive.inc(p.label);
   }
 
+  private readonly reads: UpstreamReads;
   private readonly onDataBound = (d: Buffer): void => this.onData(d);
   private readonly onErrorBound = (e: NodeJS.ErrnoException): void => this.onError(e);
   private readonly onCloseBound = (): void => this.onClose();
@@ -121,13 +127,12 @@ class MuxClientConn extends MuxSession {
       pool.uncount(this);
       this.failure = 'peer does not speak isle-mux/1';
       this.goneAway = true;
-      s.off('data', this.onDataBound);
       s.off('error', this.onErrorBound);
       s.off('close', this.onCloseBound);
       this.detach();
       const w = this.waiting;
       this.waiting = [];
-      pool.http1.adopt(s, endpoint);
+      pool.http1.adopt(s, endpoint, this.reads);
       for (const a of w) a.fallBack();
       pool.owner.poolEmptied(pool);
       return;
@@ -437,12 +442,12 @@ class MuxAttempt extends AttemptBase implements UpstreamResponse, DrainListener 
     const out = (this.out = new OutStream(conn, id, this));
     if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
       out.ended = true;
-      conn.send(textFrame(FrameType.Request, FLAG_END, id, head));
+      conn.sendText(FrameType.Request, FLAG_END, id, head);
     } else if (Buffer.isBuffer(body) && body.length <= 16 * 1024 && body.length <= out.window) {
-      conn.send(textDataFrames(FrameType.Request, id, head, body, true));
+      conn.sendTextData(FrameType.Request, id, head, body, true);
       out.sentWithHead(body.length, true);
     } else {
-      conn.send(textFrame(FrameType.Request, 0, id, head));
+      conn.sendText(FrameType.Request, 0, id, head);
       if (Buffer.isBuffer(body)) out.data(body, true);
       else this.streamBody(body!);
     }

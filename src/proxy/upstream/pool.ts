@@ -23,7 +23,7 @@ import type { ProxyStats } from '../stats.js';
 import { H2ClusterPool } from './h2pool.js';
 import { MuxClusterPool } from './muxpool.js';
 import { muxFromEnv } from '../mux/frame.js';
-import { ClusterPoolBase, connectErrorDetail, type AttemptOutcome, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
+import { ClusterPoolBase, connectErrorDetail, UpstreamReads, type AttemptOutcome, type ResultSink, type UpstreamRequest, type UpstreamResponse } from './attempt.js';
 import { AttemptBase } from './attemptbody.js';
 
 export { Cancellation, type AttemptOutcome, type CancelSignal, type ResponseSink, type UpstreamRequest, type UpstreamResponse, type ResultSink, type UpstreamResult } from './attempt.js';
@@ -44,13 +44,6 @@ export interface PoolOptions {
 
 
 const EMPTY = Buffer.alloc(0);
-
-/**
- * Every upstream connection reads into this one buffer (node's `onread`): no 64 KiB allocation,
- * ArrayBuffer and Readable `push`/`data` event per read (ADR 0128). What a connection keeps past
- * the read is copied out of it (`UpstreamConn.onRead`); the JS thread reads one socket at a time.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** One connection to one endpoint. */
 class UpstreamConn implements BodyData {
@@ -74,21 +67,22 @@ class UpstreamConn implements BodyData {
     readonly key: string,
     endpoint: EndpointModel,
     connectTimeoutMs: number,
-    adopted?: tls.TLSSocket,
+    adopted?: { socket: tls.TLSSocket; reads: UpstreamReads },
   ) {
     const p = pool;
-    const onread = { buffer: READ_BUFFER, callback: (n: number, b: Uint8Array) => this.onRead(n, b) };
     if (adopted) {
       // A connection the mux pool opened to a peer that chose HTTP/1.1 (ADR 0138): already up
-      // and counted; it reads through 'data' (onread can only be given at connect).
-      this.socket = adopted;
-      adopted.on('data', (d: Buffer) => this.onData(d));
-      adopted.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
-      adopted.once('close', () => this.onClose());
+      // and counted; its reads (onread can only be given at connect) come here from now on.
+      const s = adopted.socket;
+      this.socket = s;
+      adopted.reads.sink = (d: Buffer) => this.onData(d);
+      s.on('error', (e: NodeJS.ErrnoException) => this.onError(e));
+      s.once('close', () => this.onClose());
       this.connected = true;
-      this.peerId = upstreamPeerSpiffeId(adopted);
+      this.peerId = upstreamPeerSpiffeId(s);
       return;
     }
+    const onread = new UpstreamReads((d: Buffer) => this.onData(d));
     if (p.tlsOptions) {
       const s = tls.connect({ ...p.tlsOptions, host: endpoint.address, port: endpoint.port, session: p.session, noDelay: true, onread } as tls.ConnectionOptions);
       s.once('secureConnect', () => this.onConnected());
@@ -121,18 +115,6 @@ class UpstreamConn implements BodyData {
     this.buf = EMPTY;
     a.conn = this;
     a.writeRequest(this.socket);
-  }
-
-  /**
-   * Bytes read into the shared READ_BUFFER. They are copied once into a buffer of their own (from
-   * node's 8 KiB pool when small): body slices travel on to the downstream socket, whose write
-   * may queue them, and a partial head waits for the next read.
-   */
-  private onRead(n: number, b: Uint8Array): boolean {
-    const d = Buffer.allocUnsafe(n);
-    d.set(b.subarray(0, n));
-    this.onData(d);
-    return true;
   }
 
   private onData(d: Buffer): void {
@@ -261,9 +243,9 @@ class ClusterPool extends ClusterPoolBase<UpstreamPools> {
    * Takes over a TLS connection that negotiated HTTP/1.1 for the mux pool (ADR 0138): it becomes
    * an idle keep-alive connection of this pool (or serves a waiter).
    */
-  adopt(socket: tls.TLSSocket, endpoint: EndpointModel): void {
+  adopt(socket: tls.TLSSocket, endpoint: EndpointModel, reads: UpstreamReads): void {
     this.total++;
-    const c = new UpstreamConn(this, endpoint.key, endpoint, 0, socket);
+    const c = new UpstreamConn(this, endpoint.key, endpoint, 0, { socket, reads });
     this.release(c, true);
   }
 
