@@ -338,7 +338,7 @@ function clusterSpecifier(r: Reader): ClusterSpecifierModel | undefined {
           name,
           weight: c.int('weight', 0),
           mutations: headerMutations(c),
-          hostRewriteLiteral: c.str('host_rewrite_literal'),
+          hostRewriteLiteral: c.wire('host_rewrite_literal'),
         });
       }
       if (clusters.length === 0) w.errs.add(w.p('clusters'), 'at least one cluster is required');
@@ -411,14 +411,14 @@ function forwardAction(r: Reader, match: RouteMatchModel | undefined): ForwardAc
   if (timeoutMs < 0) r.errs.add(r.p('timeout'), 'must not be negative');
   const idleTimeoutMs = r.durationMs('idle_timeout') ?? 0;
   const rp = r.obj_('retry_policy');
-  const prefixRewrite = r.str('prefix_rewrite');
+  const prefixRewrite = r.wire('prefix_rewrite');
   let regexRewrite: ForwardActionModel['regexRewrite'];
   const rr = r.obj_('regex_rewrite');
   if (rr) {
     const p = rr.obj_('pattern');
     const regex = p ? compileSearchRegex(p.raw('regex'), p.p('regex'), rr.errs) : undefined;
     if (!p) rr.errs.add(rr.p('pattern'), 'missing pattern');
-    if (regex) regexRewrite = { regex, substitution: rr.str('substitution') ?? '' };
+    if (regex) regexRewrite = { regex, substitution: rr.wire('substitution') ?? '' };
   }
   if (prefixRewrite !== undefined && rr) r.errs.add(r.path, 'cannot specify both prefix_rewrite and regex_rewrite');
   if (prefixRewrite !== undefined && match && match.path.kind === 'regex') {
@@ -435,7 +435,7 @@ function forwardAction(r: Reader, match: RouteMatchModel | undefined): ForwardAc
     retryPolicy: rp ? retryPolicy(rp) : null,
     prefixRewrite,
     regexRewrite,
-    hostRewriteLiteral: r.str('host_rewrite_literal'),
+    hostRewriteLiteral: r.wire('host_rewrite_literal'),
     autoHostRewrite: r.bool('auto_host_rewrite', false),
     clusterNotFoundResponseCode: NOT_FOUND_CODES[nf],
     mirrorPolicies: mirrorPolicies(r),
@@ -478,11 +478,11 @@ function redirectAction(r: Reader): RedirectActionModel {
   const port = r.has('port_redirect') ? r.int('port_redirect', 0, 0, 65535) : undefined;
   return {
     kind: 'redirect',
-    scheme: scheme === 'https_redirect' ? (r.bool('https_redirect', false) ? 'https' : undefined) : r.str('scheme_redirect')?.toLowerCase(),
-    host: r.str('host_redirect'),
+    scheme: scheme === 'https_redirect' ? (r.bool('https_redirect', false) ? 'https' : undefined) : r.wire('scheme_redirect')?.toLowerCase(),
+    host: r.wire('host_redirect'),
     port: port === 0 ? undefined : port,
-    path: r.str('path_redirect'),
-    prefixRewrite: r.str('prefix_rewrite'),
+    path: r.wire('path_redirect'),
+    prefixRewrite: r.wire('prefix_rewrite'),
     responseCode: REDIRECT_CODES[code],
     stripQuery: r.bool('strip_query', false),
   };

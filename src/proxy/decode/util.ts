@@ -90,6 +90,17 @@ export class Reader {
     return v;
   }
 
+  /**
+   * A string that goes into a request or response head (header value, host, path, scheme): as its
+   * UTF-8 bytes, one character per byte — how heads are written (latin1) and what Envoy sends —
+   * and without CR, LF or NUL (Envoy's HTTP_HEADER_VALUE rule). Written as the string's own
+   * characters, U+010D U+010A would leave as the bytes CR LF: a header injected by config.
+   */
+  wire(key: string): string | undefined {
+    const v = this.str(key);
+    return v === undefined ? undefined : wireBytes(v, this.p(key), this.errs);
+  }
+
   bool(key: string, dflt: boolean): boolean {
     const v = this.raw(key);
     if (v === undefined) return dflt;
@@ -402,6 +413,14 @@ const APPEND_ACTIONS: readonly HeaderAppendAction[] = [
   'OVERWRITE_IF_EXISTS',
 ];
 
+/** `v` as the one-byte-per-character string of its UTF-8 bytes; CR, LF and NUL are errors at `path`. */
+export function wireBytes(v: string, path: string, errs: Errors): string {
+  // eslint-disable-next-line no-control-regex
+  const bytes = /[^\x00-\x7f]/.test(v) ? Buffer.from(v, 'utf8').toString('latin1') : v;
+  if (/[\r\n\0]/.test(bytes)) errs.add(path, 'must not contain CR, LF or NUL');
+  return bytes;
+}
+
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
 export function headerValueOptions(r: Reader, key: string): HeaderValueOptionModel[] {
@@ -415,10 +434,11 @@ export function headerValueOptions(r: Reader, key: string): HeaderValueOptionMod
     const name = (h.str('key') ?? '').toLowerCase();
     if (!HEADER_NAME.test(name)) h.errs.add(h.p('key'), `invalid header name ${JSON.stringify(name)}`);
     else if (name.startsWith(':') || name === 'host') h.errs.add(h.p('key'), `${name} cannot be modified this way`);
-    const value = h.has('raw_value')
-      ? Buffer.from(h.str('raw_value') ?? '', 'base64').toString('latin1')
-      : (h.str('value') ?? '');
-    if (/[\r\n\0]/.test(value)) h.errs.add(h.p('value'), 'header value must not contain CR, LF or NUL');
+    let value: string;
+    if (h.has('raw_value')) {
+      value = Buffer.from(h.str('raw_value') ?? '', 'base64').toString('latin1');
+      if (/[\r\n\0]/.test(value)) h.errs.add(h.p('raw_value'), 'must not contain CR, LF or NUL');
+    } else value = h.wire('value') ?? '';
     // Legacy `append` (BoolValue, default true) maps onto append_action, as Envoy does.
     let appendAction: HeaderAppendAction;
     if (o.has('append')) {

@@ -13,24 +13,27 @@ import type { UpstreamPools } from '../upstream/pool.js';
 import type { Timers } from '../../mesh/timers.js';
 import type { RateLimitClients } from '../ratelimit/client.js';
 
-/** What a listener learned about a downstream connection before HTTP started. */
+/**
+ * What a listener learned about a downstream connection before HTTP started. The identity and
+ * address facts are readonly: the RBAC filter builds its view of them once per ConnInfo (ADR 0143).
+ */
 export interface ConnInfo {
-  listener: string;
-  direction: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
+  readonly listener: string;
+  readonly direction: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
   chain: FilterChainModel;
   hcm: HttpConnectionManagerModel;
   /** TLS with a verified client certificate. */
-  mtls: boolean;
+  readonly mtls: boolean;
   /** The verified peer's SPIFFE id. */
-  peerId: string | undefined;
+  readonly peerId: string | undefined;
   /** SHA-256 of the peer certificate (DER), hex: XFCC `Hash=`. */
   peerCertHash: string | undefined;
   /** Our own SPIFFE id (the certificate this chain serves): XFCC `By=`. */
   ownId: string | undefined;
   /** The TLS SNI the client sent, if any. */
-  sni?: string | undefined;
+  readonly sni?: string | undefined;
   /** The listener port the connection arrived on. */
-  destinationPort?: number | undefined;
+  readonly destinationPort?: number | undefined;
   /**
    * The chain's RBAC filters as the listener has them now (AuthorizationPolicy changes apply to
    * the next request of a kept-alive connection). Absent: the HCM's own.

@@ -148,6 +148,23 @@ const BAD: { name: string; decode: (o: unknown) => DecodeResult<unknown>; input:
     errors: ['route_config "5000": virtual_hosts[0].routes[2].match.safe_regex.regex: invalid regular expression: Unterminated group'],
   },
   {
+    name: 'CR, LF or NUL in anything that goes into a head',
+    decode: decodeRouteConfig,
+    input: vh([
+      { match: { prefix: '/a' }, route: { cluster: 'a', host_rewrite_literal: 'x\r\nevil: 1', prefix_rewrite: '/b\n' }, request_headers_to_add: [{ header: { key: 'x-a', value: 'v\r\nevil: 1' } }] },
+      { match: { prefix: '/b' }, redirect: { host_redirect: 'h\0', path_redirect: '/p\r\n' } },
+      { match: { prefix: '/c' }, route: { cluster: 'a' }, response_headers_to_add: [{ header: { key: 'x-b', raw_value: Buffer.from('v\nw').toString('base64') } }] },
+    ]),
+    errors: [
+      'route_config "r": virtual_hosts[0].routes[0].route.prefix_rewrite: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[0].route.host_rewrite_literal: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[1].redirect.host_redirect: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[1].redirect.path_redirect: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[2].response_headers_to_add[0].header.raw_value: must not contain CR, LF or NUL',
+    ],
+  },
+  {
     name: 'RE2-incompatible regexes: backreference and lookahead',
     decode: decodeRouteConfig,
     input: vh([
@@ -338,4 +355,19 @@ test('resolveGraph: wrong secret kind and duplicate names', () => {
     'route_config "r": duplicate name',
     'listener "l": filter_chains[0].transport_socket: secret "ROOTCA" is not a tls_certificate',
   ]);
+});
+
+test('config strings go into heads as their UTF-8 bytes: U+010D U+010A cannot become CR LF', () => {
+  const rc = ok(
+    decodeRouteConfig(
+      vh([{ match: { prefix: '/' }, route: { cluster: 'a', host_rewrite_literal: 'h\u010d\u010a.example' }, request_headers_to_add: [{ header: { key: 'x-a', value: 'caf\u00e9 \u010d\u010a' } }] }]),
+    ),
+  );
+  const route = rc.virtualHosts[0]!.routes[0]!;
+  const a = route.action;
+  assert.equal(a.kind, 'route');
+  if (a.kind === 'route') assert.equal(a.hostRewriteLiteral, Buffer.from('h\u010d\u010a.example', 'utf8').toString('latin1'));
+  const v = route.mutations.requestHeadersToAdd[0]!.value;
+  assert.deepEqual([...Buffer.from(v, 'latin1')], [...Buffer.from('caf\u00e9 \u010d\u010a', 'utf8')]);
+  assert.doesNotMatch(v, /[\r\n]/);
 });
