@@ -39,7 +39,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds, fmt, rssBytes, sidecarPairSetup, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
+import { cpuSeconds, fmt, rssBytes, sidecarNodeArgs, sidecarPairSetup, sleep, startControlPlane, startIsle, startProcess, table, tempDir, type Child, type CommonOptions, type PartResult } from './lib/common.js';
 import { haproxyCerts, haproxyClientConf, haproxyServerConf, startHaproxy } from './lib/haproxy.js';
 import { ensureTools, has, version } from './lib/tools.js';
 import { grpcMarkdown, runGrpcRows, writeGrpcConfig, type GrpcRow } from './dataplane-grpc.js';
@@ -254,7 +254,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
     const cp = await startControlPlane({ configDir: cfg, caDir, logLevel: 'error' });
     procs.push(cp.child);
     const common = ['--control-plane', cp.mtls, '--ca-bundle', join(caDir, 'root-cert.pem'), '--namespace', 'default', '--admin', '127.0.0.1:0', '--health', '127.0.0.1:0', '--log-level', 'error'];
-    const nodeArgs = (process.env['ISLE_BENCH_SIDECAR_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const nodeArgs = sidecarNodeArgs();
     const server = await startIsle(['proxy', ...common, '--ip', SERVER_IP, '--service-account', 'helloworld', '--labels', 'app=helloworld', '--token', token('helloworld'), '--app-port', `5000=${appPort}`], /listener \S+ inbound /, { nodeArgs });
     procs.push(server);
     const client = await startIsle(['proxy', ...common, '--ip', CLIENT_IP, '--service-account', 'sleep', '--labels', 'app=sleep', '--token', token('sleep'), '--outbound-port', '0'], /ready/, { nodeArgs });
@@ -367,8 +367,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<PartResult> {
           const proxies = Object.fromEntries(Object.entries(p.pids).map(([k, pid]) => [k, { cpu: (cpuSeconds(pid) - before[k]!) / secs, rssMb: rssBytes(pid) / 2 ** 20 }]));
           return { ...(result ? { result } : {}), ...(skipped ? { skipped } : {}), proxies };
         };
-        // The maximum rate warms any path within its first second: a short warm-up is enough there.
-        const warmSecs = load === 'fixed' ? o.warmup : Math.min(o.warmup, 2);
+        const warmSecs = load === 'fixed' ? o.warmup : maxRateWarmup(o.warmup);
         log(`  ${p.path}, ${load === 'fixed' ? `${o.rate} requests/s` : 'maximum rate'}, ${warmSecs > 0 ? `${warmSecs} s warm-up + ` : ''}${o.seconds} s`);
         const warm = warmSecs > 0 ? await measure(warmSecs) : undefined;
         const m = await measure(o.seconds);
@@ -463,6 +462,11 @@ function nginxWorkerPid(master: number): number {
   }
 }
 
+/** The maximum rate warms any path within its first second: a short warm-up is enough there. */
+function maxRateWarmup(warmup: number): number {
+  return Math.min(warmup, 2);
+}
+
 export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'rate' | 'seconds' | 'connections'> & { warmup?: number }, idle: { client: number; server: number }, after: { client: number; server: number; quiet?: { client: number; server: number } }, versions: Record<string, string>, notes: string[]): string {
   const direct = (load: string) => rows.find((r) => r.path === 'direct' && r.load === load)?.result;
   const cell = (r: PathRow, k: 'p50' | 'p90' | 'p99') => (r.result ? fmt(r.result[k], 2) : '—');
@@ -516,7 +520,7 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
     ...notes,
     ...short.map((r) => `${r.path} did not sustain ${fmt(o.rate)} requests/s (${fmt(r.result!.rps)}): hey's workers wait for each response, so latency above ${fmt(10_000 / o.rate, 0)} ms caps the rate and the percentiles understate the queueing an open-loop client would see.`),
   ];
-  const warmNote = o.warmup ? ` Each row follows ${fmt(o.warmup)} s of the same load (${fmt(Math.min(o.warmup, 2))} s at the maximum rate) on the same path: the rows are the steady state; the path's first ${fmt(o.warmup)} s at ${fmt(o.rate)}/s after sitting idle through the other rows are the second table.` : '';
+  const warmNote = o.warmup ? ` Each row follows ${fmt(o.warmup)} s of the same load (${fmt(maxRateWarmup(o.warmup))} s at the maximum rate) on the same path: the rows are the steady state; the path's first ${fmt(o.warmup)} s at ${fmt(o.rate)}/s after sitting idle through the other rows are the second table.` : '';
   return [
     `1 KB responses, keep-alive, ${o.seconds} s per run; the app, nginx (1 worker), each proxy of every pair and both sidecars are separate processes on the same 2 cores as the load generator.${warmNote} ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
     '',

@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { loadavg } from 'node:os';
-import { ISLE_CLI, sidecarPairSetup, sleep, startProcess, tempDir, type Child } from './lib/common.js';
+import { ISLE_CLI, sidecarNodeArgs, sidecarPairSetup, sleep, startProcess, tempDir, type Child } from './lib/common.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,7 +45,7 @@ function run(cmd: string, args: string[]): Promise<string> {
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 10);
   const cli = process.env['ISLE_BENCH_CLI'] ?? ISLE_CLI;
-  const nodeArgs = (process.env['ISLE_BENCH_SIDECAR_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const nodeArgs = sidecarNodeArgs();
   const { dir, remove } = tempDir('sidecar-mem-');
   const procs: Child[] = [];
   try {

@@ -121,6 +121,11 @@ export function startIsle(args: string[], until: RegExp, opts: { nodeArgs?: stri
   return startProcess(process.execPath, [...(opts.nodeArgs ?? []), ...prof, ISLE_CLI, ...args], until, opts.timeoutMs);
 }
 
+/** ISLE_BENCH_SIDECAR_NODE_ARGS: node flags for the benches' sidecars only (space-separated). */
+export function sidecarNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['ISLE_BENCH_SIDECAR_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+}
+
 export function startProcess(cmd: string, args: string[], until: RegExp, timeoutMs = 60_000): Promise<Child> {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);

@@ -553,6 +553,8 @@ export interface ClusterModel {
   readonly name: string;
   /** The one service an inbound cluster serves (Istio's `filter_metadata.istio.services`). */
   readonly service?: string;
+  /** The service an outbound cluster (`outbound|port|subset|fqdn`) stands for: its FQDN. */
+  readonly outboundService?: string;
   readonly type: ClusterType;
   /** EDS resource name to subscribe to (eds_cluster_config.service_name, default = name). */
   readonly edsServiceName: string;

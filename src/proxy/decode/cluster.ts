@@ -9,6 +9,7 @@ import type {
   OutlierDetectionModel,
   UpstreamTlsModel,
 } from '../model.js';
+import { parseOutboundName } from '../../mesh/names.js';
 import { endpointsBody } from './endpoints.js';
 import { Errors, Reader, commonTlsContext, describe, isObj } from './util.js';
 
@@ -150,12 +151,15 @@ export function decodeCluster(obj: unknown): DecodeResult<ClusterModel> {
   // serves, for destination_service. Only read when it names exactly one service, as Istio does.
   const services = r.obj_('metadata')?.obj_('filter_metadata')?.obj_('istio')?.objs('services') ?? [];
   const service = services.length === 1 ? services[0]!.str('host') : undefined;
+  // Parsed once per config rather than per request (destination_service of outbound requests).
+  const outboundService = parseOutboundName(name)?.hostname;
 
   if (errs.any) return { errors: errs.list };
   return {
     ok: {
       name,
       ...(service ? { service } : {}),
+      ...(outboundService ? { outboundService } : {}),
       type: type as ClusterType,
       edsServiceName,
       loadAssignment,

@@ -470,6 +470,13 @@ const REDIRECT_CODES = {
   PERMANENT_REDIRECT: 308,
 } as const;
 
+/** RFC 3986 §3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), compared case-insensitively. */
+function redirectScheme(r: Reader): string | undefined {
+  const s = r.str('scheme_redirect')?.toLowerCase();
+  if (s !== undefined && !/^[a-z][a-z0-9+.-]*$/.test(s)) r.errs.add(r.p('scheme_redirect'), `invalid scheme ${JSON.stringify(s)}`);
+  return s;
+}
+
 function redirectAction(r: Reader): RedirectActionModel {
   const scheme = r.oneof(['https_redirect', 'scheme_redirect']);
   const pathWhich = r.oneof(['path_redirect', 'prefix_rewrite', 'regex_rewrite']);
@@ -478,7 +485,7 @@ function redirectAction(r: Reader): RedirectActionModel {
   const port = r.has('port_redirect') ? r.int('port_redirect', 0, 0, 65535) : undefined;
   return {
     kind: 'redirect',
-    scheme: scheme === 'https_redirect' ? (r.bool('https_redirect', false) ? 'https' : undefined) : r.wire('scheme_redirect')?.toLowerCase(),
+    scheme: scheme === 'https_redirect' ? (r.bool('https_redirect', false) ? 'https' : undefined) : redirectScheme(r),
     host: r.wire('host_redirect'),
     port: port === 0 ? undefined : port,
     path: r.wire('path_redirect'),

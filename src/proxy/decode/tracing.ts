@@ -93,7 +93,7 @@ export function decodeTracing(r: Reader): TracingModel | undefined {
     const hv = h.obj_('header');
     const key = hv?.str('key') ?? '';
     if (!hv || !key) h.errs.add(h.p('header.key'), 'must not be empty');
-    else headers.push([key.toLowerCase(), hv.str('value') ?? '']);
+    else headers.push([key.toLowerCase(), hv.wire('value') ?? '']);
   }
   const serviceName = tc.str('service_name') || 'unknown_service:envoy';
   if (!where || !cluster) return undefined;

@@ -414,11 +414,15 @@ const APPEND_ACTIONS: readonly HeaderAppendAction[] = [
 ];
 
 /** `v` as the one-byte-per-character string of its UTF-8 bytes; CR, LF and NUL are errors at `path`. */
-export function wireBytes(v: string, path: string, errs: Errors): string {
+function wireBytes(v: string, path: string, errs: Errors): string {
   // eslint-disable-next-line no-control-regex
   const bytes = /[^\x00-\x7f]/.test(v) ? Buffer.from(v, 'utf8').toString('latin1') : v;
-  if (/[\r\n\0]/.test(bytes)) errs.add(path, 'must not contain CR, LF or NUL');
+  noCrLfNul(bytes, path, errs);
   return bytes;
+}
+
+function noCrLfNul(bytes: string, path: string, errs: Errors): void {
+  if (/[\r\n\0]/.test(bytes)) errs.add(path, 'must not contain CR, LF or NUL');
 }
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
@@ -437,7 +441,7 @@ export function headerValueOptions(r: Reader, key: string): HeaderValueOptionMod
     let value: string;
     if (h.has('raw_value')) {
       value = Buffer.from(h.str('raw_value') ?? '', 'base64').toString('latin1');
-      if (/[\r\n\0]/.test(value)) h.errs.add(h.p('raw_value'), 'must not contain CR, LF or NUL');
+      noCrLfNul(value, h.p('raw_value'), h.errs);
     } else value = h.wire('value') ?? '';
     // Legacy `append` (BoolValue, default true) maps onto append_action, as Envoy does.
     let appendAction: HeaderAppendAction;

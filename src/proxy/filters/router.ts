@@ -21,15 +21,8 @@ import { formatGrpcTimeout, grpcDeadlineMs, httpToGrpcStatus } from './grpc.js';
 
 /** The service a cluster name stands for: the FQDN of `outbound|port|subset|fqdn`. */
 export function serviceOfCluster(name: string): string | undefined {
-  // Consecutive requests name the same cluster: two regexes per request otherwise.
-  if (name !== lastCluster) {
-    lastService = parseOutboundName(name)?.hostname;
-    lastCluster = name;
-  }
-  return lastService;
+  return parseOutboundName(name)?.hostname;
 }
-let lastCluster: string | undefined;
-let lastService: string | undefined;
 
 /** `host:port` / `[v6]:port` → host. */
 function hostOnly(authority: string): string {
@@ -109,7 +102,8 @@ function forwardSetup(ctx: HttpContext): number {
   record.upstreamCluster = clusterName;
   const cluster = ctx.graph.clusters.get(clusterName);
   // Inbound: the service the inbound cluster says it serves (Istio's cluster metadata), else the Host.
-  record.destinationService = (ctx.inbound ? cluster?.service : serviceOfCluster(clusterName)) ?? hostOnly(req.authority);
+  // Outbound: the FQDN in the cluster's name (decoded once; parsed here only for a missing cluster).
+  record.destinationService = (ctx.inbound ? cluster?.service : cluster ? cluster.outboundService : serviceOfCluster(clusterName)) ?? hostOnly(req.authority);
   if (!cluster) {
     const what = clusterName ? `no cluster "${clusterName}"` : 'no cluster named by the cluster header';
     ctx.reply('no-cluster', what, [], undefined, decision.action.clusterNotFoundResponseCode);

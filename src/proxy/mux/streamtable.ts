@@ -19,9 +19,8 @@ export class StreamTable<T> {
   private mask: number;
   private count = 0;
 
-  constructor(capacity = 16) {
-    let c = 16;
-    while (c < capacity) c *= 2;
+  constructor() {
+    const c = 16;
     this.ids = new Uint32Array(c);
     this.vals = new Array<T | undefined>(c).fill(undefined);
     this.mask = c - 1;
@@ -39,13 +38,10 @@ export class StreamTable<T> {
   }
 
   get(id: number): T | undefined {
-    if (this.count === 0) return undefined;
+    // 0 marks an empty slot (and is the connection's id, never a stream's).
+    if (this.count === 0 || id === 0) return undefined;
     const i = this.slot(id);
     return this.ids[i] === id ? this.vals[i] : undefined;
-  }
-
-  has(id: number): boolean {
-    return this.get(id) !== undefined;
   }
 
   /** `id` is a stream id as on the wire: a u32 other than 0 (the connection's). */
@@ -61,7 +57,7 @@ export class StreamTable<T> {
   }
 
   delete(id: number): boolean {
-    if (this.count === 0) return false;
+    if (this.count === 0 || id === 0) return false;
     const ids = this.ids;
     const vals = this.vals;
     const mask = this.mask;

@@ -152,13 +152,14 @@ const BAD: { name: string; decode: (o: unknown) => DecodeResult<unknown>; input:
     decode: decodeRouteConfig,
     input: vh([
       { match: { prefix: '/a' }, route: { cluster: 'a', host_rewrite_literal: 'x\r\nevil: 1', prefix_rewrite: '/b\n' }, request_headers_to_add: [{ header: { key: 'x-a', value: 'v\r\nevil: 1' } }] },
-      { match: { prefix: '/b' }, redirect: { host_redirect: 'h\0', path_redirect: '/p\r\n' } },
+      { match: { prefix: '/b' }, redirect: { scheme_redirect: 'h\nttp', host_redirect: 'h\0', path_redirect: '/p\r\n' } },
       { match: { prefix: '/c' }, route: { cluster: 'a' }, response_headers_to_add: [{ header: { key: 'x-b', raw_value: Buffer.from('v\nw').toString('base64') } }] },
     ]),
     errors: [
       'route_config "r": virtual_hosts[0].routes[0].route.prefix_rewrite: must not contain CR, LF or NUL',
       'route_config "r": virtual_hosts[0].routes[0].route.host_rewrite_literal: must not contain CR, LF or NUL',
       'route_config "r": virtual_hosts[0].routes[0].request_headers_to_add[0].header.value: must not contain CR, LF or NUL',
+      'route_config "r": virtual_hosts[0].routes[1].redirect.scheme_redirect: invalid scheme "h\\nttp"',
       'route_config "r": virtual_hosts[0].routes[1].redirect.host_redirect: must not contain CR, LF or NUL',
       'route_config "r": virtual_hosts[0].routes[1].redirect.path_redirect: must not contain CR, LF or NUL',
       'route_config "r": virtual_hosts[0].routes[2].response_headers_to_add[0].header.raw_value: must not contain CR, LF or NUL',

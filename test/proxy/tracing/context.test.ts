@@ -98,3 +98,16 @@ test('ids: 16/32 hex digits from a pooled buffer, never all zero', () => {
   assert.equal(seen.size, 1000);
   for (const t of seen) assert.match(t, /^[0-9a-f]{32}$/);
 });
+
+test('uuid: version 4 and the RFC 9562 variant over the pooled bytes, formatted as randomUUID does', () => {
+  const fixed = new IdSource((b) => b.fill(0xff));
+  assert.equal(fixed.uuid(), 'ffffffff-ffff-4fff-bfff-ffffffffffff');
+  const zero = new IdSource((b) => b.fill(0));
+  assert.equal(zero.uuid(), '00000000-0000-4000-8000-000000000000');
+  const ids = new IdSource();
+  const seen = new Set<string>();
+  // More than one pool's worth (4,096 bytes = 256 ids): the refill path too.
+  for (let i = 0; i < 1000; i++) seen.add(ids.uuid());
+  assert.equal(seen.size, 1000);
+  for (const u of seen) assert.match(u, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
