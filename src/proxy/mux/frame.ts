@@ -93,7 +93,7 @@ const MAGIC = Buffer.from('isle-mux/1\n', 'latin1');
 
 export function prefaceFrame(window: number): Buffer {
   const b = Buffer.allocUnsafe(HEADER_BYTES + MAGIC.length + 4);
-  header(b, MAGIC.length + 4, FrameType.Preface, 0, 0);
+  headerAt(b, 0, MAGIC.length + 4, FrameType.Preface, 0, 0);
   MAGIC.copy(b, HEADER_BYTES);
   b.writeUInt32BE(window, HEADER_BYTES + MAGIC.length);
   return b;
@@ -106,11 +106,8 @@ export function parsePreface(payload: Buffer): number | undefined {
   return w >= MIN_WINDOW && w <= MAX_WINDOW ? w : undefined;
 }
 
-function header(b: Buffer, length: number, type: FrameType, flags: number, id: number): void {
-  headerAt(b, 0, length, type, flags, id);
-}
-
-function headerAt(b: Buffer, at: number, length: number, type: FrameType, flags: number, id: number): void {
+/** A frame header written into `b` at `at`. */
+export function headerAt(b: Buffer, at: number, length: number, type: FrameType, flags: number, id: number): void {
   b.writeUInt32BE(length, at);
   b[at + 4] = type;
   b[at + 5] = flags;
@@ -151,14 +148,14 @@ export function writeTextDataFrames(b: Buffer, at: number, type: FrameType, id: 
 /** The header of a DATA frame (its payload is written after it, uncopied). */
 export function dataHeader(id: number, length: number, end: boolean): Buffer {
   const b = Buffer.allocUnsafe(HEADER_BYTES);
-  header(b, length, FrameType.Data, end ? FLAG_END : 0, id);
+  headerAt(b, 0, length, FrameType.Data, end ? FLAG_END : 0, id);
   return b;
 }
 
 export function u32Frame(type: FrameType, id: number, value: number, reason = ''): Buffer {
   const n = Buffer.byteLength(reason, 'utf8');
   const b = Buffer.allocUnsafe(HEADER_BYTES + 4 + n);
-  header(b, 4 + n, type, 0, id);
+  headerAt(b, 0, 4 + n, type, 0, id);
   b.writeUInt32BE(value, HEADER_BYTES);
   if (n) b.write(reason, HEADER_BYTES + 4, 'utf8');
   return b;

@@ -6,7 +6,7 @@
  * stream holds at most its window in memory and never stalls its siblings.
  */
 import type { Socket } from 'node:net';
-import { CONNECTION_CREDIT, dataHeader, FrameReader, FrameType, HEADER_BYTES, writeTextDataFrames, writeTextFrame, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, parsePreface, u32Frame, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
+import { CONNECTION_CREDIT, FLAG_END, FrameReader, FrameType, HEADER_BYTES, headerAt, writeTextDataFrames, writeTextFrame, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, parsePreface, WINDOW_UPDATE_AT, type FrameSink } from './frame.js';
 
 /** Gathered bytes above this are written as separate buffers under cork instead of copied into one. */
 const COPY_LIMIT = 64 * 1024;
@@ -115,6 +115,24 @@ export abstract class MuxSession implements FrameSink {
     this.room(n);
     this.arenaAt = writeTextDataFrames(this.arena, this.arenaAt, type, id, text, body, end);
     this.queued(n);
+  }
+
+  /** Queues a DATA frame's header (its payload follows with `send`), written straight into the arena. */
+  sendDataHeader(id: number, length: number, end: boolean): void {
+    this.room(HEADER_BYTES);
+    headerAt(this.arena, this.arenaAt, length, FrameType.Data, end ? FLAG_END : 0, id);
+    this.arenaAt += HEADER_BYTES;
+    this.queued(HEADER_BYTES);
+  }
+
+  /** Queues a WINDOW frame granting `n` more bytes on stream `id`, written straight into the arena. */
+  sendWindow(id: number, n: number): void {
+    const size = HEADER_BYTES + 4;
+    this.room(size);
+    headerAt(this.arena, this.arenaAt, 4, FrameType.Window, 0, id);
+    this.arena.writeUInt32BE(n, this.arenaAt + HEADER_BYTES);
+    this.arenaAt += size;
+    this.queued(size);
   }
 
   private queued(n: number): void {
@@ -268,11 +286,11 @@ export class OutStream {
     // A grown window (up to 16 MiB) may let a large chunk go at once: no frame above MAX_PAYLOAD.
     let at = 0;
     while (chunk.length - at > MAX_PAYLOAD) {
-      s.send(dataHeader(this.id, MAX_PAYLOAD, false));
+      s.sendDataHeader(this.id, MAX_PAYLOAD, false);
       s.send(chunk.subarray(at, (at += MAX_PAYLOAD)));
     }
     const rest = at === 0 ? chunk : chunk.subarray(at);
-    s.send(dataHeader(this.id, rest.length, end));
+    s.sendDataHeader(this.id, rest.length, end);
     if (rest.length) s.send(rest);
   }
 
@@ -419,7 +437,7 @@ export class InStream {
     this.unacked = 0;
     this.allowed += n;
     this.session.held -= n;
-    this.session.send(u32Frame(FrameType.Window, this.id, n + this.grow()));
+    this.session.sendWindow(this.id, n + this.grow());
   }
 
   /** Extra credit when the window was the bottleneck (see the class comment); 0 otherwise. */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { dataHeader, FLAG_END, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, prefaceFrame, textFrame, WINDOW_UPDATE_AT } from '../../../src/proxy/mux/frame.js';
+import { dataHeader, FLAG_END, FrameReader, FrameType, INITIAL_WINDOW, MAX_PAYLOAD, MAX_STREAM_WINDOW, prefaceFrame, textFrame, u32Frame, WINDOW_UPDATE_AT } from '../../../src/proxy/mux/frame.js';
 import { MuxEngine } from '../../../src/proxy/mux/server.js';
 import { InStream, MuxSession, OutStream } from '../../../src/proxy/mux/session.js';
 
@@ -36,6 +36,13 @@ class Recording extends MuxSession {
   }
   override send(b: Buffer): void {
     assert.equal(this.parser.feed(b), undefined);
+  }
+  // The frames the session writes straight into its arena, as the bytes they are on the wire.
+  override sendDataHeader(id: number, length: number, end: boolean): void {
+    this.send(dataHeader(id, length, end));
+  }
+  override sendWindow(id: number, n: number): void {
+    this.send(u32Frame(FrameType.Window, id, n));
   }
 }
 

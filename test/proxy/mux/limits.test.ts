@@ -134,6 +134,13 @@ class Recording extends MuxSession {
   override send(b: Buffer): void {
     this.sent.push(b);
   }
+  // The frames the session writes straight into its arena, as the bytes they are on the wire.
+  override sendDataHeader(id: number, length: number, end: boolean): void {
+    this.send(dataHeader(id, length, end));
+  }
+  override sendWindow(id: number, n: number): void {
+    this.send(u32Frame(FrameType.Window, id, n));
+  }
 }
 
 test('while the socket is full a sender hands nothing more to it; the data leaves on drain', () => {
