@@ -97,11 +97,44 @@ function badHeadByte(buf: Buffer, end: number): boolean {
 
 /**
  * Header names as sent → their lower-case key, for names seen before (the same dozen names on
- * every request): saves the token check, the lower-casing and V8's string internalization of a
- * fresh key per field. Bounded, so hostile clients cannot grow it.
+ * every request), found without slicing the name out of the head: a fresh name string per field
+ * had to be hashed for the lookup and compared char by char, which with the megamorphic stores
+ * into the headers object was most of a head's parsing (ADR 0151). A direct-mapped table: the
+ * slot comes from the name's length and three of its characters, the entry is confirmed with
+ * `startsWith` at the name's offset. A hostile client sending many names only evicts entries
+ * (a slower parse), it cannot grow anything.
  */
-const knownNames = new Map<string, string>();
-const KNOWN_NAMES_MAX = 512;
+interface NameEntry {
+  /** The name as it appears on the wire (case as sent); a valid token. */
+  raw: string;
+  info: KeyInfo;
+}
+
+/** One per lower-case key: the interned key and the last head it was stored into. */
+interface KeyInfo {
+  key: string;
+  /** `generation` of the head that last stored this key: equal means "already in this head". */
+  seen: number;
+}
+
+const NAME_SLOTS = 512;
+const nameSlots: (NameEntry | undefined)[] = new Array<NameEntry | undefined>(NAME_SLOTS).fill(undefined);
+/** Every KeyInfo a slot can point at, so a key has one stamp however its name was cased. Bounded. */
+const keyInfos = new Map<string, KeyInfo>();
+const KEY_INFOS_MAX = 512;
+/** Bumped per head parsed; a KeyInfo stamped with the current value is in the current head. */
+let generation = 0;
+
+function nameSlot(text: string, pos: number, len: number): number {
+  return (len * 31 + text.charCodeAt(pos) * 7 + text.charCodeAt(pos + (len >> 1)) * 3 + text.charCodeAt(pos + len - 1)) & (NAME_SLOTS - 1);
+}
+
+/** The internalized copy of `s` (property keys are internalized; a fresh string would be looked up on every store). */
+function internalize(s: string): string {
+  const o: Record<string, number> = {};
+  o[s] = 0;
+  return Object.keys(o)[0]!;
+}
 
 /** Index of the blank line ending a head (`\r\n\r\n`), searching from `from`; -1 if not there. */
 function headEnd(buf: Buffer, from: number): number {
@@ -127,6 +160,7 @@ function isOws(c: number): boolean {
 function parseFields(text: string, pos: number, limits: HeadLimits): Headers | HeadError {
   const headers: Headers = {};
   const n = text.length;
+  const gen = (generation = (generation + 1) | 0);
   let count = 0;
   while (pos < n) {
     let eol = text.indexOf('\r\n', pos);
@@ -134,14 +168,6 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
     if (++count > limits.maxHeaders) return { error: 431, reason: `more than ${limits.maxHeaders} header fields` };
     const colon = text.indexOf(':', pos);
     if (colon <= pos || colon > eol) return { error: 400, reason: 'malformed header line' };
-    const name = text.slice(pos, colon);
-    let key = knownNames.get(name);
-    if (key === undefined) {
-      // obs-fold (a line starting with SP/HTAB) and spaces before the colon are errors (RFC 9112 §5).
-      if (!TOKEN.test(name)) return { error: 400, reason: `invalid header name ${JSON.stringify(name.slice(0, 40))}` };
-      key = name.toLowerCase();
-      if (knownNames.size < KNOWN_NAMES_MAX) knownNames.set(name, key);
-    }
     // Control characters were refused for the whole head already (badHeadByte); what is left
     // to drop around the value is SP and HTAB.
     let vs = colon + 1;
@@ -149,18 +175,56 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
     let ve = eol;
     while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
     const value = text.slice(vs, ve);
-    const prev = headers[key];
-    if (prev === undefined) headers[key] = value;
-    else if (typeof prev === 'string') headers[key] = [prev, value];
-    else prev.push(value);
+    const len = colon - pos;
+    const slot = nameSlot(text, pos, len);
+    const entry = nameSlots[slot];
+    if (entry !== undefined && entry.raw.length === len && text.startsWith(entry.raw, pos)) {
+      const info = entry.info;
+      // Not yet in this head (the common case): a store without reading the key first.
+      if (info.seen !== gen) {
+        info.seen = gen;
+        headers[info.key] = value;
+      } else addValue(headers, info.key, value);
+    } else {
+      const name = text.slice(pos, colon);
+      // obs-fold (a line starting with SP/HTAB) and spaces before the colon are errors (RFC 9112 §5).
+      if (!TOKEN.test(name)) return { error: 400, reason: `invalid header name ${JSON.stringify(name.slice(0, 40))}` };
+      const lower = name.toLowerCase();
+      let info = keyInfos.get(lower);
+      if (info === undefined && keyInfos.size < KEY_INFOS_MAX) keyInfos.set(lower, (info = { key: internalize(lower), seen: 0 }));
+      if (info !== undefined) {
+        info.seen = gen;
+        nameSlots[slot] = { raw: name, info };
+      }
+      // Names not tabled (the table is full) always take the reading path.
+      addValue(headers, info?.key ?? lower, value);
+    }
     pos = eol + 2;
   }
   return headers;
 }
 
-/** The minor version of `HTTP/1.x` (0 or 1), or -1. */
-function httpMinor(version: string): number {
-  return version === 'HTTP/1.1' ? 1 : version === 'HTTP/1.0' ? 0 : -1;
+/** Adds a value under `key`, which may already hold one (a repeated header becomes an array). */
+function addValue(headers: Headers, key: string, value: string): void {
+  const prev = headers[key];
+  if (prev === undefined) headers[key] = value;
+  else if (typeof prev === 'string') headers[key] = [prev, value];
+  else prev.push(value);
+}
+
+/** The minor version of the `HTTP/1.x` at `text[at..end)` (0 or 1), or -1; no slice to compare. */
+function versionAt(text: string, at: number, end: number): number {
+  if (end - at !== 8 || !text.startsWith('HTTP/1.', at)) return -1;
+  const c = text.charCodeAt(at + 7);
+  return c === 49 ? 1 : c === 48 ? 0 : -1;
+}
+
+/** The common methods as constants, so a request line's method is neither sliced nor token-checked. */
+const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
+
+function commonMethod(text: string, len: number): string | undefined {
+  for (const m of METHODS) if (m.length === len && text.startsWith(m)) return m;
+  return undefined;
 }
 
 /**
@@ -181,13 +245,22 @@ export function parseRequestHead(buf: Buffer, limits: HeadLimits = DEFAULT_HEAD_
   if (sp2 < 0 || sp2 >= eol) return { error: 400, reason: 'malformed request line' };
   const sp3 = text.indexOf(' ', sp2 + 1);
   if (sp3 >= 0 && sp3 < eol) return { error: 400, reason: 'malformed request line' };
-  const method = text.slice(0, sp1);
+  const common = commonMethod(text, sp1);
+  const method = common ?? text.slice(0, sp1);
   const target = text.slice(sp1 + 1, sp2);
-  const minor = httpMinor(text.slice(sp2 + 1, eol));
-  if (minor < 0 || !TOKEN.test(method) || target === '') return { error: 400, reason: 'malformed request line' };
+  const minor = versionAt(text, sp2 + 1, eol);
+  if (minor < 0 || (common === undefined && !TOKEN.test(method)) || target === '') return { error: 400, reason: 'malformed request line' };
   const headers = parseFields(text, eol + 2, limits);
   if (isHeadError(headers)) return headers;
   return { head: { method, target, minor, headers }, length: end + 4 };
+}
+
+/** The three digits at offset 9 of a status line as a number, or NaN. */
+function statusAt(text: string): number {
+  const a = text.charCodeAt(9) - 48;
+  const b = text.charCodeAt(10) - 48;
+  const c = text.charCodeAt(11) - 48;
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 && c >= 0 && c <= 9 ? a * 100 + b * 10 + c : NaN;
 }
 
 /** Parses a response head (from an upstream). Same limits. */
@@ -200,8 +273,8 @@ export function parseResponseHead(buf: Buffer, limits: HeadLimits = DEFAULT_HEAD
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = text.length;
   // `HTTP/1.1 200 OK`; the reason phrase may be empty or contain spaces.
-  const minor = httpMinor(text.slice(0, 8));
-  const status = Number(text.slice(9, 12));
+  const minor = versionAt(text, 0, 8);
+  const status = statusAt(text);
   if (minor < 0 || eol < 12 || text.charCodeAt(8) !== 32 || !(status >= 100 && status <= 999) || (eol > 12 && text.charCodeAt(12) !== 32)) return { error: 400, reason: 'malformed status line' };
   const headers = parseFields(text, eol + 2, limits);
   if (isHeadError(headers)) return headers;

@@ -65,6 +65,44 @@ test('header names: a field named Error is a field; names seen before are still 
   assert.equal(resp.head.headers['error'], 'x');
 });
 
+test('repeated fields are found however the names are cased, and past the name table filling up or evicting', () => {
+  // Pairs of each name in one head, in several heads with fresh names each: more names than the
+  // table's slots and than its key cap, so later heads parse with evictions and untabled names.
+  for (let round = 0; round < 14; round++) {
+    const names = Array.from({ length: 50 }, (_, i) => `X-R${round}-${i}${'q'.repeat(i % 7)}`);
+    const fields = [...names.map((n) => `${n}: a\r\n`), ...names.map((n, i) => `${i % 2 ? n.toLowerCase() : n}: b\r\n`)].join('');
+    const r = parseRequestHead(b(`GET / HTTP/1.1\r\n${fields}\r\n`));
+    assert.ok(r && 'head' in r, `round ${round}`);
+    assert.equal(Object.keys(r.head.headers).length, 50);
+    for (const n of names) assert.deepEqual(r.head.headers[n.toLowerCase()], ['a', 'b'], `round ${round} ${n}`);
+  }
+  // The same name in one head and again in the next: one value each time, never carried over.
+  for (let i = 0; i < 3; i++) {
+    const r = parseRequestHead(b('GET / HTTP/1.1\r\nHost: x\r\nhOST: x\r\n\r\n'));
+    assert.ok(r && 'head' in r);
+    assert.deepEqual(r.head.headers, { host: ['x', 'x'] });
+    const one = parseRequestHead(b('GET / HTTP/1.1\r\nHOST: y\r\n\r\n'));
+    assert.ok(one && 'head' in one);
+    assert.deepEqual(one.head.headers, { host: 'y' });
+  }
+});
+
+test('request and status lines: common methods and other tokens, versions and status digits checked without slicing', () => {
+  const m = (line: string) => parseRequestHead(b(`${line}\r\nHost: x\r\n\r\n`));
+  for (const [line, method, minor] of [['GET / HTTP/1.1', 'GET', 1], ['OPTIONS * HTTP/1.0', 'OPTIONS', 0], ['GETS / HTTP/1.1', 'GETS', 1], ['get / HTTP/1.1', 'get', 1], ['PURGE /x HTTP/1.1', 'PURGE', 1]] as const) {
+    const r = m(line);
+    assert.ok(r && 'head' in r, line);
+    assert.equal(r.head.method, method);
+    assert.equal(r.head.minor, minor);
+  }
+  for (const bad of ['G(T / HTTP/1.1', 'GET / HTTP/1.2', 'GET / HTTP/1.10', 'GET / HTTP/1.', 'GET / http/1.1']) assert.equal((m(bad) as { error: number }).error, 400, bad);
+  const s = (line: string) => parseResponseHead(b(`${line}\r\ncontent-length: 0\r\n\r\n`));
+  const ok = s('HTTP/1.0 204 No Content');
+  assert.ok(ok && 'head' in ok);
+  assert.deepEqual([ok.head.status, ok.head.minor, ok.head.reason], [204, 0, 'No Content']);
+  for (const bad of ['HTTP/1.1 1e2 X', 'HTTP/1.1 +20 X', 'HTTP/1.1 099 X', 'HTTP/1.1 20 X', 'HTTP/1.1 2000 X', 'HTTP/1.2 200 OK']) assert.equal((s(bad) as { error: number }).error, 400, bad);
+});
+
 test('response head and framing (HEAD, 204, 304, chunked, until close)', () => {
   const r = parseResponseHead(b('HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc'));
   assert.ok(r && 'head' in r);
