@@ -31,6 +31,7 @@ interface ProxyFlags extends CaptureFlags {
   certTtl?: string;
   drainTimeout: string;
   compactWhenQuiet: string;
+  cpuScheduling: string;
   logLevel: string;
   dns: boolean;
   dnsPort?: string;
@@ -124,6 +125,27 @@ async function compactWhenQuiet(quietMs: number | undefined, log: { debug: (o: o
   };
 }
 
+/** The scheduling policy controller (ADR 0152) on the real clock, CPU time and `chrt`. */
+async function cpuSchedulingFor(
+  mode: 'auto' | 'batch',
+  start: typeof import('../proxy/cpusched.js').startCpuScheduling,
+  chrt: typeof import('../proxy/cpusched.js').chrtPolicy,
+  log: { debug: (o: object, msg: string) => void; warn: (o: object, msg: string) => void },
+): Promise<{ stop: () => void }> {
+  const { realTimers } = await import('../mesh/timers.js');
+  return start({
+    mode,
+    timers: realTimers,
+    cpuMicros: () => {
+      const u = process.cpuUsage();
+      return u.user + u.system;
+    },
+    apply: chrt(process.pid),
+    onChange: (policy) => log.debug({ policy }, 'cpu scheduling policy set'),
+    onError: (e) => log.warn({ err: String(e instanceof Error ? e.message : e), mode }, 'cpu scheduling policy left as it was'),
+  });
+}
+
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 function collect(v: string, prev: string[]): string[] {
@@ -163,6 +185,7 @@ export function registerProxy(program: Command, io: CliIO): void {
     .option('--cert-ttl <duration>', 'certificate lifetime to ask for (e.g. 24h, 30m, 20s); the CA may give less')
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests at shutdown', '5s')
     .option('--compact-when-quiet <duration|off>', 'give memory back (a memory-reducing GC) once the sidecar has been quiet this long after traffic grew its heap; off also skips the one at ready (env ISLE_PROXY_QUIET_GC overrides)', '5m')
+    .option('--cpu-scheduling <mode>', "the event loop's Linux scheduling policy: auto (SCHED_BATCH while the sidecar uses ≥ 30 % of a core, so the processes it wakes do not cut its turns short; SCHED_OTHER otherwise), batch or normal (docs/performance.md; env ISLE_PROXY_CPU_SCHEDULING overrides)", 'auto')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .option('--dns-port <port>', 'sidecar DNS proxy port, UDP and TCP on the workload address (mesh names from the control plane, the rest forwarded); 0 = off', String(DNS_PROXY_PORT))
     .option('--no-dns', 'do not run the DNS proxy')
@@ -224,6 +247,9 @@ export function registerProxy(program: Command, io: CliIO): void {
       const drainTimeout = seconds(o.drainTimeout, '--drain-timeout');
       const quietSetting = process.env['ISLE_PROXY_QUIET_GC'] ?? o.compactWhenQuiet;
       const compactQuietMs = quietSetting === 'off' ? undefined : seconds(quietSetting, '--compact-when-quiet') * 1000;
+      const cpuScheduling = process.env['ISLE_PROXY_CPU_SCHEDULING'] ?? o.cpuScheduling;
+      const { CPU_SCHEDULING_MODES, startCpuScheduling, chrtPolicy } = await import('../proxy/cpusched.js');
+      if (!(CPU_SCHEDULING_MODES as readonly string[]).includes(cpuScheduling)) usage(`--cpu-scheduling: must be ${CPU_SCHEDULING_MODES.join(', ')} (got ${JSON.stringify(cpuScheduling)})`);
       const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
       const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
       const health = o.health ?? formatHostPort(o.ip, 15021);
@@ -326,9 +352,11 @@ export function registerProxy(program: Command, io: CliIO): void {
         await quietGc!.compactNow();
         io.out('ready\n');
       }
+      const sched = first === 'ready' && cpuScheduling !== 'normal' ? await cpuSchedulingFor(cpuScheduling as 'auto' | 'batch', startCpuScheduling, chrtPolicy, logger.child({ component: 'sched' })) : undefined;
       const signal = first === 'ready' ? await signalled : first;
       logger.info({ signal }, 'stopping: draining listeners');
       quietGc?.stop();
+      sched?.stop();
       await proxy.stop();
       await uninstall();
       io.out('stopped\n');

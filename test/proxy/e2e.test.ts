@@ -27,6 +27,7 @@ import {
   type ProxyChild,
 } from './helpers.js';
 import { runIsle } from '../helpers/cli.js';
+import { policyOf } from '../../src/proxy/cpusched.js';
 
 const SLEEP_IP = '127.1.77.9';
 const SLEEP2_IP = '127.1.77.8';
@@ -98,8 +99,10 @@ describe('isle proxy end to end', () => {
   });
 
   test('SotW mode: a sidecar with --xds sotw serves the same traffic', async () => {
-    const p = await startProxy({ mesh, controlPlane: cpAddress, ip: SLEEP2_IP, serviceAccount: 'sleep', labels: { app: 'sleep' }, extra: ['--xds', 'sotw', '--outbound-port', '0'] });
+    const p = await startProxy({ mesh, controlPlane: cpAddress, ip: SLEEP2_IP, serviceAccount: 'sleep', labels: { app: 'sleep' }, extra: ['--xds', 'sotw', '--outbound-port', '0', '--cpu-scheduling', 'batch'] });
     try {
+      // --cpu-scheduling batch: the event loop's thread runs SCHED_BATCH (3) once ready (ADR 0152).
+      if (process.platform === 'linux') await waitFor('the sidecar runs SCHED_BATCH', () => policyOf(p.child.proc.pid!) === 3);
       const addr = p.listeners.get('virtualOutbound')!;
       assert.match(addr, /^127\.1\.77\.8:\d+$/);
       const r = await waitFor('a 200 through the SotW sidecar', async () => {
@@ -192,6 +195,9 @@ describe('isle proxy end to end', () => {
     const badIp = await runIsle([...base.map((a) => (a === '127.1.77.30' ? 'not-an-ip' : a)), '--token', token]);
     assert.equal(badIp.code, 2);
     assert.match(badIp.stderr, /--ip: "not-an-ip" is not an IP address/);
+    const badSched = await runIsle([...base, '--token', token, '--cpu-scheduling', 'realtime']);
+    assert.equal(badSched.code, 2);
+    assert.match(badSched.stderr, /^isle: --cpu-scheduling: must be auto, normal, batch \(got "realtime"\)$/m);
     const badQuiet = await runIsle([...base, '--token', token, '--compact-when-quiet', 'soon']);
     assert.equal(badQuiet.code, 2);
     assert.match(badQuiet.stderr, /^isle: --compact-when-quiet: invalid duration "soon"/m);

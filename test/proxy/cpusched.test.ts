@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { ManualTimers } from '../../src/mesh/timers.js';
+import { chrtPolicy, policyOf, startCpuScheduling, type CpuPolicy, type CpuSchedulingMode } from '../../src/proxy/cpusched.js';
+
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+/** A fake process: CPU time moves only when the test says so; every applied policy is recorded. */
+function fixture(mode: CpuSchedulingMode, fail = false) {
+  const timers = new ManualTimers();
+  const s = { cpu: 0, applied: [] as CpuPolicy[], errors: [] as unknown[] };
+  const c = startCpuScheduling({
+    mode,
+    timers,
+    cpuMicros: () => s.cpu,
+    apply: async (p) => {
+      if (fail) throw new Error('not permitted');
+      s.applied.push(p);
+    },
+    periodMs: 1000,
+    busyShare: 0.3,
+    quietShare: 0.1,
+    quietPeriods: 3,
+    onError: (e) => s.errors.push(e),
+  });
+  const period = async (cpuMs: number) => {
+    s.cpu += cpuMs * 1000;
+    timers.advance(1000);
+    await new Promise((r) => setImmediate(r));
+  };
+  return { s, c, period };
+}
+
+test('auto: batch from the first busy period, normal again after three quiet ones; in between holds', async () => {
+  const { s, c, period } = fixture('auto');
+  await period(50); // 5 % of a core: light traffic
+  await period(290);
+  assert.deepEqual(s.applied, [], 'below the busy share nothing changes');
+  await period(450);
+  assert.deepEqual(s.applied, ['batch']);
+  assert.equal(c.policy, 'batch');
+  await period(150); // neither busy nor quiet: holds
+  await period(50);
+  await period(50);
+  await period(200); // not quiet: the quiet run starts over
+  await period(20);
+  await period(20);
+  assert.deepEqual(s.applied, ['batch']);
+  await period(20);
+  assert.deepEqual(s.applied, ['batch', 'normal']);
+  assert.equal(c.policy, 'normal');
+  await period(600);
+  assert.deepEqual(s.applied, ['batch', 'normal', 'batch'], 'the next burst switches again');
+  c.stop();
+  await period(0);
+  await period(0);
+  await period(0);
+  assert.equal(s.applied.length, 3, 'stopped: no more periods');
+});
+
+test('fixed modes: batch is applied once at start, normal never touches the policy', async () => {
+  const batch = fixture('batch');
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 5; i++) await batch.period(i % 2 ? 900 : 0);
+  assert.deepEqual(batch.s.applied, ['batch']);
+  batch.c.stop();
+  const normal = fixture('normal');
+  for (let i = 0; i < 5; i++) await normal.period(900);
+  assert.deepEqual(normal.s.applied, []);
+  normal.c.stop();
+});
+
+test('a policy that cannot be set is reported once and the controller stops where it is', async () => {
+  const { s, c, period } = fixture('auto', true);
+  await period(900);
+  await period(900);
+  await period(0);
+  assert.equal(s.errors.length, 1);
+  assert.match(String(s.errors[0]), /not permitted/);
+  assert.equal(c.policy, 'normal');
+});
+
+test('chrt sets a real thread to SCHED_BATCH and back, as /proc reports it', { skip: process.platform !== 'linux' ? 'scheduling policies are Linux-only' : false }, async () => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  try {
+    const apply = chrtPolicy(child.pid!);
+    assert.equal(policyOf(child.pid!), SCHED_OTHER);
+    await apply('batch');
+    assert.equal(policyOf(child.pid!), SCHED_BATCH);
+    await apply('normal');
+    assert.equal(policyOf(child.pid!), SCHED_OTHER);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  // A process that is gone: the error names chrt and the policy.
+  await once(child, 'exit');
+  await assert.rejects(chrtPolicy(child.pid!)('batch'), /chrt batch: /);
+  assert.equal(policyOf(child.pid!), undefined);
+});
