@@ -130,8 +130,14 @@ async function cpuSchedulingFor(
   mode: 'auto' | 'batch',
   start: typeof import('../proxy/cpusched.js').startCpuScheduling,
   chrt: typeof import('../proxy/cpusched.js').chrtPolicy,
-  log: { debug: (o: object, msg: string) => void; warn: (o: object, msg: string) => void },
+  current: number | undefined,
+  log: { info: (o: object, msg: string) => void; debug: (o: object, msg: string) => void; warn: (o: object, msg: string) => void },
 ): Promise<{ stop: () => void }> {
+  // Started under another policy (e.g. `chrt -b isle proxy …`): the operator chose; leave it.
+  if (current !== undefined && current !== 0) {
+    log.info({ policy: current, mode }, 'cpu scheduling policy set before start: left alone');
+    return { stop: () => undefined };
+  }
   const { realTimers } = await import('../mesh/timers.js');
   return start({
     mode,
@@ -185,7 +191,7 @@ export function registerProxy(program: Command, io: CliIO): void {
     .option('--cert-ttl <duration>', 'certificate lifetime to ask for (e.g. 24h, 30m, 20s); the CA may give less')
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests at shutdown', '5s')
     .option('--compact-when-quiet <duration|off>', 'give memory back (a memory-reducing GC) once the sidecar has been quiet this long after traffic grew its heap; off also skips the one at ready (env ISLE_PROXY_QUIET_GC overrides)', '5m')
-    .option('--cpu-scheduling <mode>', "the event loop's Linux scheduling policy: auto (SCHED_BATCH while the sidecar uses ≥ 30 % of a core, so the processes it wakes do not cut its turns short; SCHED_OTHER otherwise), batch or normal (docs/performance.md; env ISLE_PROXY_CPU_SCHEDULING overrides)", 'auto')
+    .option('--cpu-scheduling <mode>', "the event loop's Linux scheduling policy: auto (SCHED_BATCH while the sidecar uses ≥ 30 % of a core, so the processes it wakes do not cut its turns short; SCHED_OTHER otherwise), batch or normal (README Proxy section, ADR 0152; env ISLE_PROXY_CPU_SCHEDULING overrides)", 'auto')
     .option('--log-level <level>', `log level (${LEVELS.join(', ')})`, 'info')
     .option('--dns-port <port>', 'sidecar DNS proxy port, UDP and TCP on the workload address (mesh names from the control plane, the rest forwarded); 0 = off', String(DNS_PROXY_PORT))
     .option('--no-dns', 'do not run the DNS proxy')
@@ -248,8 +254,11 @@ export function registerProxy(program: Command, io: CliIO): void {
       const quietSetting = process.env['ISLE_PROXY_QUIET_GC'] ?? o.compactWhenQuiet;
       const compactQuietMs = quietSetting === 'off' ? undefined : seconds(quietSetting, '--compact-when-quiet') * 1000;
       const cpuScheduling = process.env['ISLE_PROXY_CPU_SCHEDULING'] ?? o.cpuScheduling;
-      const { CPU_SCHEDULING_MODES, startCpuScheduling, chrtPolicy } = await import('../proxy/cpusched.js');
-      if (!(CPU_SCHEDULING_MODES as readonly string[]).includes(cpuScheduling)) usage(`--cpu-scheduling: must be ${CPU_SCHEDULING_MODES.join(', ')} (got ${JSON.stringify(cpuScheduling)})`);
+      const { CPU_SCHEDULING_MODES, startCpuScheduling, chrtPolicy, policyOf } = await import('../proxy/cpusched.js');
+      if (!(CPU_SCHEDULING_MODES as readonly string[]).includes(cpuScheduling)) {
+        const from = process.env['ISLE_PROXY_CPU_SCHEDULING'] !== undefined ? 'ISLE_PROXY_CPU_SCHEDULING' : '--cpu-scheduling';
+        usage(`${from}: must be ${CPU_SCHEDULING_MODES.join(', ')} (got ${JSON.stringify(cpuScheduling)})`);
+      }
       const outboundPort = o.outboundPort !== undefined ? port(o.outboundPort, '--outbound-port', true) : undefined;
       const gatewayPort = o.gatewayPort !== undefined ? port(o.gatewayPort, '--gateway-port', true) : undefined;
       const health = o.health ?? formatHostPort(o.ip, 15021);
@@ -352,7 +361,7 @@ export function registerProxy(program: Command, io: CliIO): void {
         await quietGc!.compactNow();
         io.out('ready\n');
       }
-      const sched = first === 'ready' && cpuScheduling !== 'normal' ? await cpuSchedulingFor(cpuScheduling as 'auto' | 'batch', startCpuScheduling, chrtPolicy, logger.child({ component: 'sched' })) : undefined;
+      const sched = first === 'ready' && cpuScheduling !== 'normal' ? await cpuSchedulingFor(cpuScheduling as 'auto' | 'batch', startCpuScheduling, chrtPolicy, policyOf(process.pid), logger.child({ component: 'sched' })) : undefined;
       const signal = first === 'ready' ? await signalled : first;
       logger.info({ signal }, 'stopping: draining listeners');
       quietGc?.stop();

@@ -7,12 +7,14 @@
  * the running task (it runs when that one blocks or its slice ends). At the maximum rate that
  * lets each process finish its turn, which raised the sidecar pair's throughput by ~10 %; but on
  * cores kept busy by other work, a batch sidecar woken for a request waits out the other task's
- * slice, which added ~0.7 ms p50 and ~2.6 ms p99 at 1,000 req/s next to two CPU hogs.
+ * slice: in the first seconds after idle at 1,000 req/s next to two CPU hogs, p99 was +6–10 ms
+ * with batch against +5–7 without.
  *
  * So `auto` (the default) is SCHED_BATCH only while the sidecar itself is busy: a period that
  * used at least `busyShare` of a core switches to batch, `quietPeriods` periods under
  * `quietShare` switch back. `batch` and `normal` fix the policy. It is the event-loop thread's
- * policy (V8's and libuv's helper threads keep theirs).
+ * policy: helper threads V8 and libuv started before a switch keep theirs, threads started after
+ * it inherit it. A sidecar started under another policy (`chrt -b isle proxy …`) is left alone.
  *
  * Pure logic with injected clock, readings and action; the real action is `chrtPolicy`.
  */
@@ -29,7 +31,10 @@ export interface CpuSchedulingOptions {
   timers: Timers;
   /** Process CPU time so far, in microseconds (user + system). */
   cpuMicros: () => number;
-  /** Sets the policy; rejects when it cannot (then the controller stops where it is). */
+  /**
+   * Sets the policy. A rejection with a `CpuPolicyError` whose `permanent` is set (no chrt, not
+   * permitted, not Linux) stops the controller where it is; any other is retried next period.
+   */
   apply: (policy: CpuPolicy) => Promise<void>;
   periodMs?: number;
   /** A period at or above this share of one core (0..1) is busy: batch. */
@@ -39,6 +44,16 @@ export interface CpuSchedulingOptions {
   quietPeriods?: number;
   onChange?: (policy: CpuPolicy) => void;
   onError?: (e: unknown) => void;
+}
+
+/** Why a policy could not be set; `permanent`: trying again cannot help. */
+export class CpuPolicyError extends Error {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+  ) {
+    super(message);
+  }
 }
 
 export interface CpuScheduling {
@@ -57,18 +72,23 @@ export function startCpuScheduling(o: CpuSchedulingOptions): CpuScheduling {
   let handle: unknown;
   let quietRun = 0;
   let lastCpu = o.cpuMicros();
+  /** A transient failure was reported and none has succeeded since: do not report every period. */
+  let failing = false;
 
-  const set = async (p: CpuPolicy): Promise<boolean> => {
+  const set = async (p: CpuPolicy): Promise<void> => {
     try {
       await o.apply(p);
     } catch (e) {
-      stopped = true;
-      o.onError?.(e);
-      return false;
+      const permanent = e instanceof CpuPolicyError && e.permanent;
+      if (permanent) stopped = true;
+      if (permanent || !failing) o.onError?.(e);
+      failing = !permanent;
+      return;
     }
+    failing = false;
     policy = p;
-    o.onChange?.(p);
-    return true;
+    // A switch that was under way when the proxy stopped is not news.
+    if (!stopped) o.onChange?.(p);
   };
   const schedule = (): void => {
     if (!stopped) handle = o.timers.setTimeout(tick, period);
@@ -79,17 +99,18 @@ export function startCpuScheduling(o: CpuSchedulingOptions): CpuScheduling {
     lastCpu = cpu;
     quietRun = used < quiet ? quietRun + 1 : 0;
     let want: CpuPolicy = policy;
-    if (policy === 'normal' && used >= busy) want = 'batch';
+    if (o.mode === 'batch' || (policy === 'normal' && used >= busy)) want = 'batch';
     else if (policy === 'batch' && quietRun >= quietPeriods) want = 'normal';
-    if (want === policy) return schedule();
+    if (want === policy) return o.mode === 'batch' ? undefined : schedule();
     void set(want).then(() => {
       // The spawn that applied it is not the sidecar's traffic.
       lastCpu = o.cpuMicros();
-      schedule();
+      // `batch` is done once it holds; a failed attempt is tried again next period.
+      if (o.mode === 'auto' || policy !== 'batch') schedule();
     });
   };
 
-  if (o.mode === 'batch') void set('batch');
+  if (o.mode === 'batch') tick();
   else if (o.mode === 'auto') schedule();
   return {
     get policy() {
@@ -102,7 +123,7 @@ export function startCpuScheduling(o: CpuSchedulingOptions): CpuScheduling {
   };
 }
 
-const CHRT = ['/usr/bin/chrt', '/bin/chrt'];
+const CHRT = ['/usr/bin/chrt', '/bin/chrt', '/usr/sbin/chrt', '/sbin/chrt'];
 
 /**
  * Sets the policy of thread `pid` (the main thread's id is the process id) with util-linux's
@@ -113,14 +134,18 @@ const CHRT = ['/usr/bin/chrt', '/bin/chrt'];
 export function chrtPolicy(pid: number): (policy: CpuPolicy) => Promise<void> {
   const chrt = CHRT.find((p) => existsSync(p));
   return async (policy) => {
-    if (process.platform !== 'linux') throw new Error(`CPU scheduling policies are Linux's (this is ${process.platform})`);
-    if (!chrt) throw new Error('chrt (util-linux) not found in /usr/bin or /bin');
+    if (process.platform !== 'linux') throw new CpuPolicyError(`CPU scheduling policies are Linux's (this is ${process.platform})`, true);
+    if (!chrt) throw new CpuPolicyError(`chrt (util-linux) not found in ${CHRT.join(', ')}`, true);
     // Loaded on the first switch: a sidecar that never gets busy never maps child_process.
     const { execFile } = await import('node:child_process');
     return new Promise((resolve, reject) => {
-      execFile(chrt, [policy === 'batch' ? '--batch' : '--other', '--pid', '0', String(pid)], { timeout: 5000 }, (err, _out, stderr) => {
-        if (err) reject(new Error(`chrt ${policy}: ${stderr.trim() || err.message}`));
-        else resolve();
+      // Short options: BusyBox's chrt has no long ones.
+      execFile(chrt, [policy === 'batch' ? '-b' : '-o', '-p', '0', String(pid)], { timeout: 5000 }, (err, _out, stderr) => {
+        if (!err) return resolve();
+        // chrt ran and refused (an exit status: not permitted, no such thread) is for good; a
+        // spawn that failed (EAGAIN, EMFILE) or timed out may work next time.
+        const ran = typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' && !err.killed;
+        reject(new CpuPolicyError(`chrt ${policy}: ${stderr.trim() || err.message}`, ran));
       });
     });
   };

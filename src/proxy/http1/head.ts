@@ -131,7 +131,9 @@ function nameSlot(text: string, pos: number, len: number): number {
 
 /** The internalized copy of `s` (property keys are internalized; a fresh string would be looked up on every store). */
 function internalize(s: string): string {
-  const o: Record<string, number> = {};
+  // No prototype: `__proto__` would be the prototype setter on a plain object (it is refused
+  // before this, but the key table must never hold anything but the name given).
+  const o = Object.create(null) as Record<string, number>;
   o[s] = 0;
   return Object.keys(o)[0]!;
 }
@@ -190,6 +192,10 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
       // obs-fold (a line starting with SP/HTAB) and spaces before the colon are errors (RFC 9112 §5).
       if (!TOKEN.test(name)) return { error: 400, reason: `invalid header name ${JSON.stringify(name.slice(0, 40))}` };
       const lower = name.toLowerCase();
+      // The one name a plain object cannot hold as a field (assigning it sets the prototype):
+      // refused rather than dropped. Inherited names such as `constructor` are fields like any
+      // other (addValue reads own properties only).
+      if (lower === '__proto__') return { error: 400, reason: 'header name __proto__ is not accepted' };
       let info = keyInfos.get(lower);
       if (info === undefined && keyInfos.size < KEY_INFOS_MAX) keyInfos.set(lower, (info = { key: internalize(lower), seen: 0 }));
       if (info !== undefined) {
@@ -204,9 +210,12 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
   return headers;
 }
 
+const hasOwn = Object.prototype.hasOwnProperty;
+
 /** Adds a value under `key`, which may already hold one (a repeated header becomes an array). */
 function addValue(headers: Headers, key: string, value: string): void {
-  const prev = headers[key];
+  // Own properties only: `constructor`, `toString`, … would read Object.prototype's functions.
+  const prev = hasOwn.call(headers, key) ? headers[key] : undefined;
   if (prev === undefined) headers[key] = value;
   else if (typeof prev === 'string') headers[key] = [prev, value];
   else prev.push(value);

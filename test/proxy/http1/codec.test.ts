@@ -87,6 +87,23 @@ test('repeated fields are found however the names are cased, and past the name t
   }
 });
 
+test('names Object.prototype has are fields; __proto__ is refused (a plain object cannot hold it)', () => {
+  // Fresh spellings each time: a name not in the table yet takes the reading path.
+  for (const spelling of ['Constructor', 'constructor', 'cONSTRUCTOR', 'toString', 'HasOwnProperty', 'valueOf']) {
+    const r = parseRequestHead(b(`GET / HTTP/1.1\r\n${spelling}: a\r\n${spelling}: b\r\n${spelling.toUpperCase()}: c\r\n\r\n`));
+    assert.ok(r && 'head' in r, spelling);
+    assert.deepEqual(Object.keys(r.head.headers), [spelling.toLowerCase()]);
+    assert.deepEqual(r.head.headers[spelling.toLowerCase()], ['a', 'b', 'c']);
+  }
+  for (const spelling of ['__proto__', '__PROTO__', '__proto__']) {
+    assert.deepEqual(parseRequestHead(b(`GET / HTTP/1.1\r\n${spelling}: x\r\n\r\n`)), { error: 400, reason: 'header name __proto__ is not accepted' });
+    assert.deepEqual(parseResponseHead(b(`HTTP/1.1 200 OK\r\nundefined: a\r\n${spelling}: b\r\n\r\n`)), { error: 400, reason: 'header name __proto__ is not accepted' });
+  }
+  const u = parseRequestHead(b('GET / HTTP/1.1\r\nundefined: a\r\nundefined: b\r\n\r\n'));
+  assert.ok(u && 'head' in u);
+  assert.deepEqual(u.head.headers, { undefined: ['a', 'b'] });
+});
+
 test('request and status lines: common methods and other tokens, versions and status digits checked without slicing', () => {
   const m = (line: string) => parseRequestHead(b(`${line}\r\nHost: x\r\n\r\n`));
   for (const [line, method, minor] of [['GET / HTTP/1.1', 'GET', 1], ['OPTIONS * HTTP/1.0', 'OPTIONS', 0], ['GETS / HTTP/1.1', 'GETS', 1], ['get / HTTP/1.1', 'get', 1], ['PURGE /x HTTP/1.1', 'PURGE', 1]] as const) {
