@@ -86,6 +86,12 @@ function capYoungGeneration(): void {
   check();
 }
 
+/** This process's CPU time so far (user + system), µs: what both controllers sample. */
+function processCpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 /**
  * A memory-reducing GC once start-up is over and again whenever the sidecar has been quiet for
  * `quietMs` after traffic grew its heap (ADR 0125; the wait: ADR 0141). The GC is V8's LowMemoryNotification (what the inspector's
@@ -108,10 +114,7 @@ async function compactWhenQuiet(quietMs: number | undefined, log: { debug: (o: o
   const q = startQuietGc({
     timers: realTimers,
     quietMs,
-    cpuMicros: () => {
-      const u = process.cpuUsage();
-      return u.user + u.system;
-    },
+    cpuMicros: processCpuMicros,
     heapBytes: () => v8.getHeapStatistics().total_heap_size,
     compact: () => new Promise((resolve) => session.post('HeapProfiler.collectGarbage', () => resolve())),
     onCompact: (e) => log.debug({ tookMs: Math.round(e.tookMs), heapBeforeMb: +(e.before / 1048576).toFixed(1), heapAfterMb: +(e.after / 1048576).toFixed(1) }, 'heap compacted'),
@@ -142,10 +145,7 @@ async function cpuSchedulingFor(
   return start({
     mode,
     timers: realTimers,
-    cpuMicros: () => {
-      const u = process.cpuUsage();
-      return u.user + u.system;
-    },
+    cpuMicros: processCpuMicros,
     apply: chrt(process.pid),
     onChange: (policy) => log.debug({ policy }, 'cpu scheduling policy set'),
     onError: (e) => log.warn({ err: String(e instanceof Error ? e.message : e), mode }, 'cpu scheduling policy left as it was'),
