@@ -522,7 +522,7 @@ export function dataplaneMarkdown(rows: PathRow[], o: Pick<DataplaneOptions, 'ra
   ];
   const warmNote = o.warmup ? ` Each row follows ${fmt(o.warmup)} s of the same load (${fmt(maxRateWarmup(o.warmup))} s at the maximum rate) on the same path: the rows are the steady state; the path's first ${fmt(o.warmup)} s at ${fmt(o.rate)}/s after sitting idle through the other rows are the second table.` : '';
   return [
-    `1 KB responses, keep-alive, ${o.seconds} s per run; the app, nginx (1 worker), each proxy of every pair and both sidecars are separate processes on the same 2 cores as the load generator.${warmNote} ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
+    `1 KB responses, keep-alive, ${o.seconds} s per run; the app, nginx (1 worker), each proxy of every pair and both sidecars are separate processes on the same 2 cores as the load generator.${warmNote} The sidecars' CPU scheduling is ${process.env['ISLE_PROXY_CPU_SCHEDULING'] ?? 'auto'} (--cpu-scheduling; auto: SCHED_BATCH while a sidecar uses ≥ 30 % of a core, ADR 0152); every other process keeps the default policy. ${Object.entries(versions).map(([k, v]) => `${k}: ${v}`).join('; ')}.`,
     '',
     table(head, body),
     '',
