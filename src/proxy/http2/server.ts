@@ -237,6 +237,12 @@ export class Http2Engine {
     this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
       const st = stream.session ? this.state.get(stream.session) : undefined;
       if (!st) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+      // The head becomes a plain object, which cannot hold this field (assigning it sets the
+      // prototype): refused as the HTTP/1.1 parser refuses it, not dropped (ADR 0151).
+      if (Object.prototype.hasOwnProperty.call(headers, '__proto__')) {
+        stream.respond({ ':status': 400, 'content-type': 'text/plain' });
+        return void stream.end('header name __proto__ is not accepted\n');
+      }
       st.active++;
       stream.once('close', () => st.active--);
       this.opts.onStream(new H2Exchange(stream, headers, flags, st.socket.remoteAddress), st.socket);

@@ -299,6 +299,10 @@ describe('h2c and codec selection', () => {
       assert.equal(nf.headers[':status'], 404);
       const connect = await h2Response(s.request({ ':method': 'CONNECT', ':authority': 'example.com:443' }, { endStream: false }));
       assert.equal(connect.headers[':status'], 405);
+      // A field named __proto__ (an own key, as JSON makes it): refused, as over HTTP/1.1.
+      const proto = await h2Response(s.request(JSON.parse(`{":path":"/x",":authority":"${ECHO}","__proto__":"x"}`) as http2.OutgoingHttpHeaders));
+      assert.equal(proto.headers[':status'], 400);
+      assert.equal(proto.body.toString(), 'header name __proto__ is not accepted\n');
       const ok = s.request({ ':method': 'POST', ':path': '/test.Echo/Say', ':authority': ECHO, 'content-type': 'application/grpc', te: 'trailers' });
       ok.end(Buffer.from([0, 0, 0, 0, 1, 0x7a]));
       assert.equal((await h2Response(ok)).trailers['grpc-status'], '0');
