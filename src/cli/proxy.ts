@@ -361,7 +361,8 @@ export function registerProxy(program: Command, io: CliIO): void {
         await quietGc!.compactNow();
         io.out('ready\n');
       }
-      const sched = first === 'ready' && cpuScheduling !== 'normal' ? await cpuSchedulingFor(cpuScheduling as 'auto' | 'batch', startCpuScheduling, chrtPolicy, policyOf(process.pid), logger.child({ component: 'sched' })) : undefined;
+      // `auto` is Linux's alone (elsewhere it would only warn at the first busy second); `batch` asked for says it cannot.
+      const sched = first === 'ready' && cpuScheduling !== 'normal' && (cpuScheduling === 'batch' || process.platform === 'linux') ? await cpuSchedulingFor(cpuScheduling as 'auto' | 'batch', startCpuScheduling, chrtPolicy, policyOf(process.pid), logger.child({ component: 'sched' })) : undefined;
       const signal = first === 'ready' ? await signalled : first;
       logger.info({ signal }, 'stopping: draining listeners');
       quietGc?.stop();

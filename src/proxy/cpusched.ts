@@ -80,15 +80,24 @@ export function startCpuScheduling(o: CpuSchedulingOptions): CpuScheduling {
       await o.apply(p);
     } catch (e) {
       const permanent = e instanceof CpuPolicyError && e.permanent;
+      const report = !stopped && (permanent || !failing);
       if (permanent) stopped = true;
-      if (permanent || !failing) o.onError?.(e);
       failing = !permanent;
+      if (report) notify(() => o.onError?.(e));
       return;
     }
     failing = false;
     policy = p;
     // A switch that was under way when the proxy stopped is not news.
-    if (!stopped) o.onChange?.(p);
+    if (!stopped) notify(() => o.onChange?.(p));
+  };
+  // A throwing callback (a logger) must not leave a rejected promise or the periods unscheduled.
+  const notify = (f: () => void): void => {
+    try {
+      f();
+    } catch {
+      // nothing to do: the controller's state is already updated
+    }
   };
   const schedule = (): void => {
     if (!stopped) handle = o.timers.setTimeout(tick, period);
@@ -124,6 +133,8 @@ export function startCpuScheduling(o: CpuSchedulingOptions): CpuScheduling {
 }
 
 const CHRT = ['/usr/bin/chrt', '/bin/chrt', '/usr/sbin/chrt', '/sbin/chrt'];
+/** Spawn errors that mean chrt cannot be run here at all. */
+const CANNOT_RUN = new Set(['ENOENT', 'EACCES', 'ENOEXEC', 'EPERM']);
 
 /**
  * Sets the policy of thread `pid` (the main thread's id is the process id) with util-linux's
@@ -131,21 +142,23 @@ const CHRT = ['/usr/bin/chrt', '/bin/chrt', '/usr/sbin/chrt', '/sbin/chrt'];
  * a sidecar should pay for a call made a few times in its life. Lowering SCHED_OTHER to
  * SCHED_BATCH and back needs no privilege.
  */
-export function chrtPolicy(pid: number): (policy: CpuPolicy) => Promise<void> {
-  const chrt = CHRT.find((p) => existsSync(p));
+export function chrtPolicy(pid: number, candidates: readonly string[] = CHRT): (policy: CpuPolicy) => Promise<void> {
+  const chrt = candidates.find((p) => existsSync(p));
   return async (policy) => {
     if (process.platform !== 'linux') throw new CpuPolicyError(`CPU scheduling policies are Linux's (this is ${process.platform})`, true);
-    if (!chrt) throw new CpuPolicyError(`chrt (util-linux) not found in ${CHRT.join(', ')}`, true);
+    if (!chrt) throw new CpuPolicyError(`chrt (util-linux) not found in ${candidates.join(', ')}`, true);
     // Loaded on the first switch: a sidecar that never gets busy never maps child_process.
     const { execFile } = await import('node:child_process');
     return new Promise((resolve, reject) => {
       // Short options: BusyBox's chrt has no long ones.
       execFile(chrt, [policy === 'batch' ? '-b' : '-o', '-p', '0', String(pid)], { timeout: 5000 }, (err, _out, stderr) => {
         if (!err) return resolve();
-        // chrt ran and refused (an exit status: not permitted, no such thread) is for good; a
-        // spawn that failed (EAGAIN, EMFILE) or timed out may work next time.
-        const ran = typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' && !err.killed;
-        reject(new CpuPolicyError(`chrt ${policy}: ${stderr.trim() || err.message}`, ran));
+        // chrt ran and refused (an exit status: not permitted, no such thread), or cannot be run
+        // at all (gone, not executable), is for good; a spawn that failed for want of resources
+        // (EAGAIN, EMFILE, ENOMEM) or a chrt that timed out may work next time.
+        const code = (err as { code?: unknown }).code;
+        const permanent = (typeof code === 'number' && !err.killed) || (typeof code === 'string' && CANNOT_RUN.has(code));
+        reject(new CpuPolicyError(`chrt ${policy}: ${stderr.trim() || err.message}`, permanent));
       });
     });
   };

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { ManualTimers } from '../../src/mesh/timers.js';
 import { chrtPolicy, CpuPolicyError, policyOf, startCpuScheduling, type CpuPolicy, type CpuSchedulingMode } from '../../src/proxy/cpusched.js';
@@ -144,4 +147,10 @@ test('chrt sets a real thread to SCHED_BATCH and back, as /proc reports it', { s
   await once(child, 'exit');
   await assert.rejects(chrtPolicy(child.pid!)('batch'), (e: unknown) => e instanceof CpuPolicyError && e.permanent && /^chrt batch: /.test(e.message));
   assert.equal(policyOf(child.pid!), undefined);
+  // A chrt that cannot be run at all (not executable) is permanent too: no respawn every second.
+  const dir = mkdtempSync(join(tmpdir(), 'isle-chrt-'));
+  const notExec = join(dir, 'chrt');
+  writeFileSync(notExec, '#!/bin/sh\n', { mode: 0o644 });
+  await assert.rejects(chrtPolicy(process.pid, [notExec])('batch'), (e: unknown) => e instanceof CpuPolicyError && e.permanent && /EACCES/.test(e.message));
+  await assert.rejects(chrtPolicy(process.pid, [join(dir, 'none')])('batch'), (e: unknown) => e instanceof CpuPolicyError && e.permanent && /not found/.test(e.message));
 });

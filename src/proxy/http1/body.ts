@@ -5,7 +5,7 @@
  * Chunked trailers are parsed into `trailers` (the upstream codec hands them on, ADR 0116);
  * fields a trailer must not carry (framing, routing, hop-by-hop) are dropped.
  */
-import type { Framing, Headers } from './head.js';
+import { addHeaderValue, type Framing, type Headers } from './head.js';
 
 export interface BodyData {
   /** A slice of the body, in order. Valid only during the call unless kept. */
@@ -155,9 +155,10 @@ export class BodyDecoder {
     const name = line.slice(0, colon).toLowerCase();
     if (!FIELD_NAME.test(name) || NOT_IN_TRAILERS.has(name)) return;
     const value = line.slice(colon + 1).trim();
-    const t = (this.trailers ??= {});
-    const prev = t[name];
-    t[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+    // A plain object cannot hold `__proto__` (assigning it sets the prototype): dropped like a
+    // malformed line. Repeats are read as own properties only (`constructor` is a field).
+    if (name === '__proto__') return;
+    addHeaderValue((this.trailers ??= {}), name, value);
   }
 
   private fail(reason: string): number {

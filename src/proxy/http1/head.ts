@@ -102,7 +102,8 @@ function badHeadByte(buf: Buffer, end: number): boolean {
  * into the headers object was most of a head's parsing (ADR 0151). A direct-mapped table: the
  * slot comes from the name's length and three of its characters, the entry is confirmed with
  * `startsWith` at the name's offset. A hostile client sending many names only evicts entries
- * (a slower parse), it cannot grow anything.
+ * (a slower parse); the keys behind them are bounded (512 names of at most 64 characters, the
+ * first ones seen; later names parse on the slower reading path).
  */
 interface NameEntry {
   /** The name as it appears on the wire (case as sent); a valid token. */
@@ -122,6 +123,8 @@ const nameSlots: (NameEntry | undefined)[] = new Array<NameEntry | undefined>(NA
 /** Every KeyInfo a slot can point at, so a key has one stamp however its name was cased. Bounded. */
 const keyInfos = new Map<string, KeyInfo>();
 const KEY_INFOS_MAX = 512;
+/** Longest name tabled (the longest standard field name is 32 characters). */
+const TABLED_NAME_MAX = 64;
 /** Bumped per head parsed; a KeyInfo stamped with the current value is in the current head. */
 let generation = 0;
 
@@ -186,7 +189,7 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
       if (info.seen !== gen) {
         info.seen = gen;
         headers[info.key] = value;
-      } else addValue(headers, info.key, value);
+      } else addHeaderValue(headers, info.key, value);
     } else {
       const name = text.slice(pos, colon);
       // obs-fold (a line starting with SP/HTAB) and spaces before the colon are errors (RFC 9112 §5).
@@ -194,16 +197,18 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
       const lower = name.toLowerCase();
       // The one name a plain object cannot hold as a field (assigning it sets the prototype):
       // refused rather than dropped. Inherited names such as `constructor` are fields like any
-      // other (addValue reads own properties only).
+      // other (addHeaderValue reads own properties only).
       if (lower === '__proto__') return { error: 400, reason: 'header name __proto__ is not accepted' };
       let info = keyInfos.get(lower);
-      if (info === undefined && keyInfos.size < KEY_INFOS_MAX) keyInfos.set(lower, (info = { key: internalize(lower), seen: 0 }));
+      // Only short names are tabled: the table lives as long as the process, and 512 names of
+      // 60 KB each would pin 30 MB. Untabled names always take the reading path.
+      if (info === undefined && keyInfos.size < KEY_INFOS_MAX && len <= TABLED_NAME_MAX) keyInfos.set(lower, (info = { key: internalize(lower), seen: 0 }));
       if (info !== undefined) {
         info.seen = gen;
         nameSlots[slot] = { raw: name, info };
       }
       // Names not tabled (the table is full) always take the reading path.
-      addValue(headers, info?.key ?? lower, value);
+      addHeaderValue(headers, info?.key ?? lower, value);
     }
     pos = eol + 2;
   }
@@ -212,10 +217,18 @@ function parseFields(text: string, pos: number, limits: HeadLimits): Headers | H
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
+/**
+ * The field `name` of a head, own properties only: a head is a plain object, so `h['constructor']`
+ * would be Object.prototype's function for a request without that field (ADR 0151). For names
+ * not known in advance (from the wire or from config).
+ */
+export function ownHeader<V>(h: Readonly<Record<string, V>>, name: string): V | undefined {
+  return hasOwn.call(h, name) ? h[name] : undefined;
+}
+
 /** Adds a value under `key`, which may already hold one (a repeated header becomes an array). */
-function addValue(headers: Headers, key: string, value: string): void {
-  // Own properties only: `constructor`, `toString`, … would read Object.prototype's functions.
-  const prev = hasOwn.call(headers, key) ? headers[key] : undefined;
+export function addHeaderValue(headers: Headers, key: string, value: string): void {
+  const prev = ownHeader(headers, key);
   if (prev === undefined) headers[key] = value;
   else if (typeof prev === 'string') headers[key] = [prev, value];
   else prev.push(value);

@@ -5,7 +5,7 @@
  * when every action yields its entry (a missing header drops the whole descriptor, unless the
  * action says `skip_if_absent`).
  */
-import type { Headers } from '../http1/head.js';
+import { ownHeader, type Headers } from '../http1/head.js';
 import type { RateLimitActionModel, RateLimitPolicyModel, RouteModel, VirtualHostModel } from '../model.js';
 import { matchHeader, type RouteRequest } from '../routing/match.js';
 import type { RlsDescriptor, RlsEntry } from '../../xds/rls.js';
@@ -35,7 +35,7 @@ function headerValue(req: DescriptorRequest, name: string): string | undefined {
     case ':scheme':
       return req.scheme;
   }
-  const v = req.headers[name];
+  const v = ownHeader(req.headers, name);
   return Array.isArray(v) ? v.join(',') : v;
 }
 

@@ -1,4 +1,5 @@
 /** Envoy RouteMatch semantics: path specifiers, headers, query parameters, string matchers. */
+import { ownHeader } from '../http1/head.js';
 import type {
   HeaderMatcherModel,
   QueryParameterMatcherModel,
@@ -52,7 +53,8 @@ function headerValue(req: RouteRequest, name: string): string | undefined {
     case ':scheme':
       return req.scheme ?? 'http';
   }
-  const v = req.headers[name];
+  // Own fields only: a matcher named `constructor` must not find Object.prototype's (ADR 0151).
+  const v = ownHeader(req.headers, name);
   if (v === undefined) return undefined;
   return typeof v === 'string' ? v : v.length ? v.join(',') : undefined;
 }

@@ -99,6 +99,11 @@ test('header matching: every kind, invert, missing headers, multiple values', ()
   assert.ok(h({ exact_match: 'jason', invert_match: true, treat_missing_header_as_empty: true }, {}));
   assert.ok(h({ exact_match: 'a,b' }, { 'end-user': ['a', 'b'] }), 'multiple values are joined with ","');
   assert.ok(one({ prefix: '/', headers: [{ name: ':method', exact_match: 'POST' }] }, '/', {}) === false);
+  // A matcher named after an Object.prototype member finds the field, never the prototype's.
+  const c = (m: object, headers: RouteRequest['headers']) => one({ prefix: '/', headers: [{ name: 'constructor', ...m }] }, '/', headers);
+  assert.ok(!c({ present_match: true }, {}));
+  assert.ok(!c({ exact_match: 'x' }, {}));
+  assert.ok(c({ exact_match: 'x' }, { constructor: 'x' }));
 });
 
 test('query parameter matching', () => {
