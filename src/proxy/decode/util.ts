@@ -438,6 +438,8 @@ export function headerValueOptions(r: Reader, key: string): HeaderValueOptionMod
     const name = (h.str('key') ?? '').toLowerCase();
     if (!HEADER_NAME.test(name)) h.errs.add(h.p('key'), `invalid header name ${JSON.stringify(name)}`);
     else if (name.startsWith(':') || name === 'host') h.errs.add(h.p('key'), `${name} cannot be modified this way`);
+    // A head is a plain object, which cannot hold this field (ADR 0151): a NACK, not a silent no-op.
+    else if (name === '__proto__') h.errs.add(h.p('key'), 'header name __proto__ is not supported');
     let value: string;
     if (h.has('raw_value')) {
       value = Buffer.from(h.str('raw_value') ?? '', 'base64').toString('latin1');

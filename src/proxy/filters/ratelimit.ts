@@ -11,7 +11,7 @@
  *   A failed call (service or Redis down, timeout) → `status_on_error` (500, flag RLSE) with
  *   failure_mode_deny, else the request goes on; either way counted and logged at most every 10 s.
  */
-import type { Headers } from '../http1/head.js';
+import { ownHeader, type Headers } from '../http1/head.js';
 import type { GlobalRateLimitModel, HeaderValueOptionModel, HttpRateLimitFilterModel, LocalRateLimitModel } from '../model.js';
 import { TokenBucket } from '../ratelimit/bucket.js';
 import { RateLimitClients } from '../ratelimit/client.js';
@@ -59,7 +59,7 @@ function bucketFor(ctx: HttpContext, cfg: LocalRateLimitModel): TokenBucket | un
 
 function addHeaders(h: Headers, list: readonly HeaderValueOptionModel[]): void {
   for (const o of list) {
-    const cur = h[o.key];
+    const cur = ownHeader(h, o.key);
     if (cur !== undefined && o.appendAction === 'APPEND_IF_EXISTS_OR_ADD') h[o.key] = Array.isArray(cur) ? [...cur, o.value] : [cur, o.value];
     else if (cur !== undefined && o.appendAction === 'ADD_IF_ABSENT') continue;
     else if (cur === undefined && o.appendAction === 'OVERWRITE_IF_EXISTS') continue;

@@ -1,4 +1,5 @@
 /** Request/response header add/remove with Envoy's append_action semantics. */
+import { ownHeader } from '../http1/head.js';
 import type { HeaderMutationsModel, HeaderValueOptionModel } from '../model.js';
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -19,7 +20,8 @@ export function substitute(value: string, vars: Readonly<Record<string, string>>
 function addOne(h: HeaderMap, o: HeaderValueOptionModel, vars: Readonly<Record<string, string>>): void {
   const value = substitute(o.value, vars);
   if (value === '' && !o.keepEmptyValue) return;
-  const cur = h[o.key];
+  // Own fields only: a mutation of `constructor` must not find Object.prototype's (ADR 0151).
+  const cur = ownHeader(h, o.key);
   const present = cur !== undefined && (!Array.isArray(cur) || cur.length > 0);
   switch (o.appendAction) {
     case 'APPEND_IF_EXISTS_OR_ADD':

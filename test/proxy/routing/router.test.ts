@@ -258,4 +258,14 @@ test('header mutations: append vs overwrite, remove, level order (config level w
   assert.deepEqual(h, { 'x-multi': ['one', 'two'], 'x-vh': 'keep', 'x-level': 'config', 'x-peer': '10.0.0.1:5555' });
   assert.deepEqual(applyHeaderMutations({}, r.mutations, 'response'), {});
   assert.deepEqual(applyHeaderMutations({ 'x-served-by': 'app' }, r.mutations, 'response'), { 'x-served-by': 'isle' });
+  // Names Object.prototype has: appended to nothing is added, not appended to its member.
+  const proto = config({ virtual_hosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'a' }, request_headers_to_add: [{ header: { key: 'constructor', value: 'c' } }, { header: { key: 'toString', value: 't' }, append_action: 'ADD_IF_ABSENT' }] }] }] });
+  const pr = route(proto, req('h'));
+  assert.ok(pr.kind === 'route');
+  if (pr.kind !== 'route') return;
+  assert.deepEqual(applyHeaderMutations({}, pr.mutations, 'request', {}), { constructor: 'c', tostring: 't' });
+  // __proto__ cannot be a field of a head: the route config is NACKed naming it.
+  const bad = decodeRouteConfig({ name: 'r', request_headers_to_add: [{ header: { key: '__proto__', value: 'x' } }], virtual_hosts: [] });
+  assert.ok('errors' in bad);
+  assert.match(bad.errors.join('\n'), /request_headers_to_add\[0\]\.header\.key: header name __proto__ is not supported/);
 });
